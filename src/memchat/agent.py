@@ -1,0 +1,343 @@
+"""The agent: one turn = append the user's message → build the context → stream → persist.
+
+Every interface (library, REPL, one-shot CLI, HTTP) goes through ``Agent.stream`` or
+``Agent.astream``. A failed call removes the turn (the lesson's rule: history stays as if
+it never happened); an interrupted one keeps what streamed, marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Usage
+from memchat.errors import MemchatError, SessionNotFound, StreamError
+from memchat.memory.context import ContextEntry, build_context
+from memchat.providers.base import ChatOptions, Provider
+from memchat.stores.base import Store, TurnHandle
+
+SessionKey = str | int | SessionInfo | None
+
+#: seconds between saves of a streaming reply (a crash loses at most this much text)
+CHECKPOINT_EVERY = 1.0
+
+
+class _TurnState:
+    """Bookkeeping of one turn, shared by the sync and async paths (no I/O of its own
+    except through the store)."""
+
+    def __init__(self, agent: Agent, info: SessionInfo, text: str, model: str | None, replaces: list[int]) -> None:
+        self.agent = agent
+        self.info = info
+        self.model = model or info.model or agent.provider.model
+        tokens, method = agent.provider.count_tokens(text)
+        self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
+        history = agent.store.messages(info.id)
+        if replaces:
+            history = [m for m in history if m.id not in set(replaces)]
+        self.context = build_context(info.persona, [*history, self.user], count=agent._count)
+        self.replaces = replaces
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.turn: TurnHandle | None = None
+        self.saved_at = time.monotonic()
+        self.reply: Reply | None = None
+
+    @property
+    def wire(self) -> list[dict[str, Any]]:
+        return [e.to_wire() for e in self.context]
+
+    def begin(self) -> None:
+        self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
+
+    def feed(self, chunk: Chunk) -> bool:
+        """Record a chunk; True when it is time to checkpoint."""
+        if chunk.text:
+            self.parts.append(chunk.text)
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+        now = time.monotonic()
+        if now - self.saved_at >= self.agent.checkpoint_every:
+            self.saved_at = now
+            return True
+        return False
+
+    def checkpoint(self) -> None:
+        assert self.turn is not None
+        self.agent.store.checkpoint_turn(self.turn, "".join(self.parts))
+
+    def finish(self, status: Status = Status.COMPLETE) -> Reply:
+        assert self.turn is not None
+        text = "".join(self.parts)
+        if status is Status.COMPLETE and not text:
+            raise StreamError("the model returned an empty reply; try again")
+        if self.usage is not None and self.usage.completion_tokens and status is Status.COMPLETE:
+            tokens, method = self.usage.completion_tokens, "usage"
+        else:
+            tokens, method = self.agent.provider.count_tokens(text)
+        store = self.agent.store
+        msg = store.finish_turn(
+            self.turn,
+            text,
+            status=status,
+            tokens=tokens,
+            token_method=method,
+            usage=self.usage,
+            model=self.model,
+            replaces=self.replaces,
+        )
+        self.reply = Reply(
+            text=text,
+            session=self.info.name,
+            status=status,
+            usage=self.usage,
+            reasoning="".join(self.reasoning),
+            finish_reason=self.finish_reason,
+            model=self.model,
+            message_id=msg.id,
+        )
+        return self.reply
+
+    def abort(self) -> None:
+        if self.turn is not None:
+            self.agent.store.abort_turn(self.turn)
+            self.turn = None
+
+    def interrupt(self) -> None:
+        """Keep what streamed as ``interrupted``; with nothing streamed, drop the turn."""
+        if self.turn is None:
+            return
+        if self.parts:
+            self.finish(Status.INTERRUPTED)
+        else:
+            self.abort()
+
+
+class Turn:
+    """A streaming turn: iterate for ``Chunk`` objects; ``reply`` is set when it ends.
+
+    Closing it early (``close()``, ``break`` inside ``with``, Ctrl-C) keeps the text
+    streamed so far, stored as ``interrupted``.
+    """
+
+    def __init__(self, state: _TurnState, options: ChatOptions | None) -> None:
+        self._state = state
+        self._options = options
+        self._gen = self._run()
+
+    @property
+    def reply(self) -> Reply | None:
+        return self._state.reply
+
+    @property
+    def context(self) -> list[ContextEntry]:
+        return self._state.context
+
+    def _run(self) -> Iterator[Chunk]:
+        st = self._state
+        provider = st.agent.provider
+        st.begin()
+        try:
+            for chunk in provider.stream(st.wire, model=st.model, options=self._options):
+                if st.feed(chunk):
+                    st.checkpoint()
+                yield chunk
+            st.finish()
+        except (GeneratorExit, KeyboardInterrupt):
+            st.interrupt()
+            raise
+        except BaseException:
+            st.abort()
+            raise
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self._gen
+
+    def __next__(self) -> Chunk:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def __enter__(self) -> Turn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncTurn:
+    """Async twin of ``Turn``: ``async for chunk in turn``; cancellation keeps the partial reply."""
+
+    def __init__(self, state: _TurnState | None, options: ChatOptions | None, setup: Any = None) -> None:
+        self._state = state
+        self._setup = setup
+        self._options = options
+        self._gen = self._run()
+
+    @property
+    def reply(self) -> Reply | None:
+        return self._state.reply if self._state else None
+
+    async def _run(self) -> AsyncIterator[Chunk]:
+        if self._state is None:
+            self._state = await asyncio.to_thread(self._setup)
+        st = self._state
+        provider = st.agent.provider
+        await asyncio.to_thread(st.begin)
+        try:
+            async for chunk in provider.astream(st.wire, model=st.model, options=self._options):
+                if st.feed(chunk):
+                    await asyncio.to_thread(st.checkpoint)
+                yield chunk
+            await asyncio.to_thread(st.finish)
+        except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
+            st.interrupt()
+            raise
+        except BaseException:
+            st.abort()
+            raise
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._gen
+
+    async def __anext__(self) -> Chunk:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def __aenter__(self) -> AsyncTurn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Agent:
+    """A chat agent with memory: a ``Store`` for sessions and a ``Provider`` for replies."""
+
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        *,
+        model: str | None = None,
+        persona: str = "",
+        options: ChatOptions | None = None,
+        checkpoint_every: float = CHECKPOINT_EVERY,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.model = model
+        self.persona = persona
+        self.options = options
+        self.checkpoint_every = checkpoint_every
+
+    @classmethod
+    def from_env(cls, **flags: Any) -> Agent:
+        """An agent configured from flags > environment > config file > defaults."""
+        from memchat.config import resolve
+        from memchat.factory import make_provider, open_store
+
+        settings = resolve(flags)
+        return cls(
+            store=open_store(settings.db),
+            provider=make_provider(settings),
+            model=settings.model or None,
+            persona=settings.system or "",
+        )
+
+    def close(self) -> None:
+        self.provider.close()
+        self.store.close()
+
+    def _count(self, text: str) -> int:
+        return self.provider.count_tokens(text)[0]
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def session(self, session: SessionKey = None, *, persona: str | None = None) -> SessionInfo:
+        """The session ``session`` (name, id or info), created if it does not exist yet.
+
+        ``None`` creates a fresh session with a generated name.
+        """
+        if isinstance(session, SessionInfo):
+            return session
+        if session is not None:
+            info = self.store.find_session(session)
+            if info is not None:
+                return info
+            if isinstance(session, int):
+                raise SessionNotFound(f"no session with id {session}")
+        persona = self.persona if persona is None else persona
+        try:
+            return self.store.create_session(session, persona=persona, model=self.model)
+        except MemchatError:
+            if session is None:
+                raise
+            return self.store.get_session(session)  # created meanwhile by another process
+
+    def context(self, session: SessionKey) -> list[ContextEntry]:
+        """The exact messages the next call will send (before the new user message)."""
+        info = self.session(session)
+        return build_context(info.persona, self.store.messages(info.id), count=self._count)
+
+    # -- turns ------------------------------------------------------------------------
+
+    def _state(self, session: SessionKey, text: str, model: str | None, replaces: list[int] | None = None) -> _TurnState:
+        if not text or not text.strip():
+            raise MemchatError("the message is empty")
+        info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
+        return _TurnState(self, info, text, model or self.model, replaces or [])
+
+    def stream(
+        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Turn:
+        """Start a turn and stream its reply (iterate the result for chunks)."""
+        return Turn(self._state(session, text, model), options or self.options)
+
+    def ask(
+        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Reply:
+        """One whole turn; returns the reply with its usage."""
+        turn = self.stream(session, text, model=model, options=options)
+        for _ in turn:
+            pass
+        assert turn.reply is not None
+        return turn.reply
+
+    def retry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> Turn:
+        """Regenerate the last reply. The old turn is replaced only when the new one ends."""
+        info = self.session(session)
+        history = self.store.messages(info.id)
+        last_user = max((i for i, m in enumerate(history) if m.role is Role.USER), default=None)
+        if last_user is None:
+            raise MemchatError("there is no reply to regenerate yet")
+        old = [m.id for m in history[last_user:] if m.id is not None]
+        return Turn(self._state(info, history[last_user].content, model, old), options or self.options)
+
+    def astream(
+        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> AsyncTurn:
+        """Async twin of ``stream``: ``async for chunk in agent.astream(...)``."""
+        return AsyncTurn(None, options or self.options, setup=lambda: self._state(session, text, model))
+
+    async def aask(
+        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Reply:
+        """Async twin of ``ask``."""
+        turn = self.astream(session, text, model=model, options=options)
+        async for _ in turn:
+            pass
+        assert turn.reply is not None
+        return turn.reply
+

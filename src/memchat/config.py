@@ -1,0 +1,191 @@
+"""Settings, resolved once: flags > environment > config file > preset defaults.
+
+Environment: ``MEMCHAT_PROVIDER``, ``MEMCHAT_BASE_URL``, ``MEMCHAT_API_KEY`` (else the
+preset's own variable, e.g. ``MODELSCOPE_API_KEY``), ``MEMCHAT_MODEL``, ``MEMCHAT_HOME``
+(all data and config under it), ``MEMCHAT_DB``, ``MEMCHAT_LANG``, ``MEMCHAT_MODEL_PATH``.
+The config file is TOML (``config.toml`` in the config directory). A file that holds an
+``api_key`` must be private to its owner (mode 0600), or it is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from memchat.errors import ConfigError
+from memchat.presets import LOCAL, PRESETS, Preset
+
+APP = "memchat"
+_KEYS = ("provider", "base_url", "api_key", "model", "db", "lang", "model_path", "system", "context_window")
+
+
+def home_dir() -> Path | None:
+    home = os.environ.get("MEMCHAT_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def config_dir() -> Path:
+    home = home_dir()
+    if home is not None:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def data_dir() -> Path:
+    home = home_dir()
+    if home is not None:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def default_db_path() -> Path:
+    db = os.environ.get("MEMCHAT_DB")
+    return Path(db).expanduser() if db else data_dir() / "memchat.db"
+
+
+def mask(secret: str | None) -> str:
+    if not secret:
+        return "(not set)"
+    if len(secret) <= 8:
+        return "****"
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str = LOCAL
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    model: str = ""
+    db: str = ""
+    lang: str | None = None
+    model_path: str | None = None
+    system: str | None = None
+    context_window: int | None = None
+    #: where each value came from: flag, env, config, default
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.provider]
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(provider={self.provider!r}, base_url={self.base_url!r}, api_key={mask(self.api_key)!r}, "
+            f"model={self.model!r}, db={self.db!r})"
+        )
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) rows with the key masked, for ``memchat config``."""
+        rows = []
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            shown = mask(value) if f.name == "api_key" else ("" if value is None else str(value))
+            rows.append((f.name, shown, self.sources.get(f.name, "default")))
+        rows.append(("config_file", str(config_path()), "-"))
+        return rows
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    if "api_key" in data and os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"{path} holds an api_key but is readable by others (mode {mode:o}); run: chmod 600 {path}"
+            )
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    return data
+
+
+def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings with the documented precedence."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    file = read_config_file()
+    sources: dict[str, str] = {}
+
+    def pick(name: str, env_name: str | None = None) -> Any:
+        if name in flags:
+            sources[name] = "flag"
+            return flags[name]
+        if env_name and env.get(env_name):
+            sources[name] = f"env {env_name}"
+            return env[env_name]
+        if name in file:
+            sources[name] = "config"
+            return file[name]
+        return None
+
+    base_url = pick("base_url", "MEMCHAT_BASE_URL")
+    provider = pick("provider", "MEMCHAT_PROVIDER")
+    if provider is None:
+        provider = "compat" if base_url else LOCAL
+        sources["provider"] = "default"
+    provider = str(provider).strip().lower()
+    if provider not in PRESETS:
+        raise ConfigError(f"unknown provider {provider!r}; choose one of: {', '.join(PRESETS)}")
+    preset = PRESETS[provider]
+
+    api_key = pick("api_key", "MEMCHAT_API_KEY")
+    if api_key is None and preset.key_env and env.get(preset.key_env):
+        api_key = env[preset.key_env]
+        sources["api_key"] = f"env {preset.key_env}"
+
+    if base_url is None and preset.base_url:
+        base_url = preset.base_url
+    if provider != LOCAL and not base_url:
+        raise ConfigError(f"provider {provider!r} needs a base URL: set MEMCHAT_BASE_URL or --base-url")
+
+    model = pick("model", "MEMCHAT_MODEL") or preset.model
+    db = pick("db", "MEMCHAT_DB") or str(default_db_path())
+    lang = pick("lang", "MEMCHAT_LANG")
+    model_path = pick("model_path", "MEMCHAT_MODEL_PATH")
+    system = pick("system")
+    window = pick("context_window", "MEMCHAT_CONTEXT_WINDOW")
+    try:
+        context_window = int(window) if window is not None else preset.context_window
+    except ValueError as exc:
+        raise ConfigError(f"context_window must be a number of tokens, not {window!r}") from exc
+    return Settings(
+        provider=provider,
+        base_url=str(base_url).rstrip("/") if base_url else None,
+        api_key=str(api_key) if api_key else None,
+        model=str(model),
+        db=str(db),
+        lang=lang,
+        model_path=model_path,
+        system=system,
+        context_window=context_window,
+        sources=sources,
+    )

@@ -1,0 +1,124 @@
+"""Plain values of the conversation: no identity beyond what the store assigns, no I/O.
+
+A ``Message`` is one row of a session's history (the store fills ``id``/``seq``);
+a ``Chunk`` is one piece of a streamed reply; ``Reply`` is a finished turn.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Role(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """Life of a stored message: ``streaming`` → ``complete`` | ``interrupted`` | ``stopped``."""
+
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage reported by a provider for one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage | None:
+        if not data:
+            return None
+        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a session. ``id``/``seq``/``created`` belong to the store."""
+
+    role: Role
+    content: str
+    status: Status = Status.COMPLETE
+    tokens: int | None = None
+    token_method: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: int | None = None
+    seq: int | None = None
+    created: datetime | None = None
+
+    def to_wire(self) -> dict[str, str]:
+        """The OpenAI chat-completions shape of this message."""
+        return {"role": self.role.value, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One streamed piece of a reply. ``usage``/``finish_reason`` come with the last ones."""
+
+    text: str = ""
+    reasoning: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A stored conversation: its name, persona (system prompt) and defaults."""
+
+    id: int
+    name: str
+    persona: str = ""
+    model: str | None = None
+    provider: str | None = None
+    memory: str = "full"
+    settings: dict[str, Any] = field(default_factory=dict)
+    parent_id: int | None = None
+    fork_at: int | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    message_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The outcome of one turn."""
+
+    text: str
+    session: str
+    status: Status = Status.COMPLETE
+    usage: Usage | None = None
+    reasoning: str = ""
+    finish_reason: str | None = None
+    model: str | None = None
+    message_id: int | None = None
+
+    def __str__(self) -> str:
+        return self.text

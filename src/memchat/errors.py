@@ -1,0 +1,117 @@
+"""The errors memchat raises. Interfaces turn them into one line (CLI) or a status (HTTP).
+
+::
+
+    MemchatError
+    ├── ConfigError                 bad or missing setting (unknown provider, key file mode…)
+    ├── StoreError
+    │   ├── SessionNotFound
+    │   ├── SessionExists
+    │   └── ImportFormatError       a file to import is not a memchat export
+    ├── TurnInProgress              another turn of this session is still streaming (server)
+    └── ProviderError               the model call failed; the turn was rolled back
+        ├── ProviderUnavailable     cannot connect / DNS / connection refused
+        ├── ProviderTimeout         no answer in time, or the stream stalled
+        ├── AuthenticationError     401/403: bad, missing or unbound key
+        ├── RateLimited             429: ``quota`` (do not retry) or throttled (``retry_after``)
+        ├── BadRequest              400/404/422: the server refused the request
+        │   └── ContextLengthExceeded
+        ├── ServerError             5xx after bounded retries
+        └── StreamError             the stream was cut or malformed after it started
+
+Every error has ``kind`` (a stable identifier the interfaces translate) and ``detail``
+(the server's own words, never containing a key).
+"""
+
+from __future__ import annotations
+
+
+class MemchatError(Exception):
+    kind = "error"
+
+    def __init__(self, detail: str = "", **info: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.info = info
+
+    def __str__(self) -> str:
+        return self.detail or self.kind
+
+
+class ConfigError(MemchatError):
+    kind = "config"
+
+
+class StoreError(MemchatError):
+    kind = "store"
+
+
+class SessionNotFound(StoreError):
+    kind = "session_not_found"
+
+
+class SessionExists(StoreError):
+    kind = "session_exists"
+
+
+class ImportFormatError(StoreError):
+    kind = "import_format"
+
+
+class TurnInProgress(MemchatError):
+    kind = "turn_in_progress"
+
+
+class ProviderError(MemchatError):
+    kind = "provider"
+
+    def __init__(self, detail: str = "", *, status: int | None = None, **info: object) -> None:
+        super().__init__(detail, **info)
+        self.status = status
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+
+
+class AuthenticationError(ProviderError):
+    kind = "auth"
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        status: int | None = 429,
+        quota: bool = False,
+        retry_after: float | None = None,
+        **info: object,
+    ) -> None:
+        super().__init__(detail, status=status, **info)
+        self.quota = quota
+        self.retry_after = retry_after
+        if quota:
+            self.kind = "quota"
+
+
+class BadRequest(ProviderError):
+    kind = "bad_request"
+
+
+class ContextLengthExceeded(BadRequest):
+    kind = "context_length"
+
+
+class ServerError(ProviderError):
+    kind = "server"
+
+
+class StreamError(ProviderError):
+    kind = "stream"

@@ -1,0 +1,108 @@
+"""UI strings in English and Chinese.
+
+The language comes from ``MEMCHAT_LANG`` (``en``/``zh``), else the locale (``LC_ALL``,
+``LC_MESSAGES``, ``LANG``): any ``zh*`` locale gives Chinese. Modules add their strings
+with ``add(en={...}, zh={...})``; ``t(key, **fields)`` formats one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from memchat.errors import MemchatError, RateLimited
+
+_CATALOG: dict[str, dict[str, str]] = {"en": {}, "zh": {}}
+_lang: str | None = None
+
+
+def detect_lang(env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
+    explicit = (env.get("MEMCHAT_LANG") or "").strip().lower()
+    if explicit:
+        return "zh" if explicit.startswith(("zh", "cn")) else "en"
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def lang() -> str:
+    global _lang
+    if _lang is None:
+        _lang = detect_lang()
+    return _lang
+
+
+def set_lang(value: str | None) -> None:
+    global _lang
+    _lang = None if value is None else ("zh" if value.lower().startswith(("zh", "cn")) else "en")
+
+
+def add(en: dict[str, str], zh: dict[str, str]) -> None:
+    missing = set(en) ^ set(zh)
+    if missing:
+        raise ValueError(f"i18n keys missing a translation: {sorted(missing)}")
+    _CATALOG["en"].update(en)
+    _CATALOG["zh"].update(zh)
+
+
+def t(key: str, **fields: object) -> str:
+    text = _CATALOG[lang()].get(key) or _CATALOG["en"].get(key) or key
+    return text.format(**fields) if fields else text
+
+
+add(
+    en={
+        "err.error": "{detail}",
+        "err.config": "configuration: {detail}",
+        "err.store": "{detail}",
+        "err.session_not_found": "{detail} (see: memchat sessions list)",
+        "err.session_exists": "{detail}; choose another name",
+        "err.import_format": "cannot import: {detail}",
+        "err.turn_in_progress": "{detail}",
+        "err.provider": "the model call failed: {detail}",
+        "err.unavailable": "cannot reach the model server ({detail}); check the network or MEMCHAT_BASE_URL",
+        "err.timeout": "the model server did not answer in time ({detail}); try again",
+        "err.auth": "the API key was refused ({detail}); check MEMCHAT_API_KEY or the provider's key variable",
+        "err.rate_limited": "rate limited by the provider ({detail}); wait a little and try again",
+        "err.quota": "the provider's quota is used up ({detail}); wait for the reset or switch model/provider",
+        "err.bad_request": "the server refused the request ({detail})",
+        "err.context_length": "the conversation is longer than the model's context window ({detail}); "
+        "use /undo, /clear or a new session",
+        "err.server": "the model server had an error ({detail}); try again later",
+        "err.stream": "the reply stream broke ({detail}); try again",
+        "err.retry_after": " (retry after {seconds:.0f} s)",
+        "err.dropped": "your message was not kept; send it again when ready",
+    },
+    zh={
+        "err.error": "{detail}",
+        "err.config": "配置错误：{detail}",
+        "err.store": "{detail}",
+        "err.session_not_found": "{detail}（查看：memchat sessions list）",
+        "err.session_exists": "{detail}；请换一个名字",
+        "err.import_format": "无法导入：{detail}",
+        "err.turn_in_progress": "{detail}",
+        "err.provider": "模型调用失败：{detail}",
+        "err.unavailable": "无法连接模型服务（{detail}）；请检查网络或 MEMCHAT_BASE_URL",
+        "err.timeout": "模型服务响应超时（{detail}）；请重试",
+        "err.auth": "API 密钥被拒绝（{detail}）；请检查 MEMCHAT_API_KEY 或服务商的密钥变量",
+        "err.rate_limited": "请求过于频繁，被服务商限流（{detail}）；请稍后重试",
+        "err.quota": "服务商额度已用完（{detail}）；请等待额度重置，或换模型/服务商",
+        "err.bad_request": "服务端拒绝了请求（{detail}）",
+        "err.context_length": "对话超出了模型的上下文窗口（{detail}）；可用 /undo、/clear 或新建会话",
+        "err.server": "模型服务出错（{detail}）；请稍后再试",
+        "err.stream": "回复流中断（{detail}）；请重试",
+        "err.retry_after": "（{seconds:.0f} 秒后可重试）",
+        "err.dropped": "这条消息没有保留；准备好后请重新发送",
+    },
+)
+
+
+def describe_error(exc: MemchatError) -> str:
+    """One line for the user: what went wrong and what to do."""
+    detail = " ".join(str(exc.detail or exc.kind).split())
+    line = t(f"err.{exc.kind}", detail=detail)
+    if isinstance(exc, RateLimited) and exc.retry_after and not exc.quota:
+        line += t("err.retry_after", seconds=exc.retry_after)
+    return line

@@ -1,0 +1,101 @@
+"""The ``Provider`` port: one abstract method that streams the chunks of a reply.
+
+Adapters (``openai_compat``, ``local_llama``) subclass ``Provider``. Anything else that
+streams ``Chunk`` objects for a list of OpenAI-shaped messages can too (see
+``memchat.testing.ScriptedProvider``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memchat.domain import Chunk
+from memchat.tokens import estimate_tokens
+
+WireMessage = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """Per-call generation options, passed through to the provider."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+
+class Provider(abc.ABC):
+    """Streams a reply for a conversation. Subclasses implement ``stream``.
+
+    ``name`` identifies the provider (``local``, ``modelscope``, …) and ``model`` is the
+    default model id used when a call names none.
+    """
+
+    name: str = "provider"
+    model: str = ""
+    #: the model's context window in tokens, when known
+    context_window: int | None = None
+
+    @abc.abstractmethod
+    def stream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Iterator[Chunk]:
+        """Yield the reply's chunks as they arrive; raise ``ProviderError`` on failure."""
+
+    async def astream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Async twin of ``stream``. The default runs ``stream`` in a worker thread."""
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for chunk in self.stream(messages, model=model, options=options):
+                    if stop.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+            except BaseException as exc:  # handed to the event loop, re-raised there
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+        thread = threading.Thread(target=work, name="memchat-provider", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "chunk":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+
+    def count_tokens(self, text: str) -> tuple[int, str]:
+        """Tokens in ``text`` and how they were counted (``exact:…`` or ``estimate``)."""
+        return estimate_tokens(text), "estimate"
+
+    def list_models(self) -> list[str]:
+        """Model ids this provider offers."""
+        return [self.model] if self.model else []
+
+    def close(self) -> None:
+        """Release connections or memory held by the provider."""

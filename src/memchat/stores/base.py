@@ -1,0 +1,127 @@
+"""The ``Store`` port: sessions and their messages, written one turn at a time.
+
+``Store`` is a runtime-checkable Protocol for outside implementations; memchat's own
+adapters live beside it (``sqlite``; PostgreSQL later). Sessions are addressed by name
+(unique per owner) or by id; messages are returned in ``seq`` order.
+
+A turn is written in three steps so that a crash never leaves half a turn:
+``begin_turn`` stores the user message and an empty assistant row marked ``streaming``
+in one transaction, ``checkpoint_turn`` saves streamed text now and then, and
+``finish_turn`` (one transaction) or ``abort_turn`` (deletes both rows) ends it.
+A store that opens and finds a ``streaming`` row whose writer is gone marks it
+``interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from memchat.domain import Message, SessionInfo, Status, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class TurnHandle:
+    session_id: int
+    user_id: int
+    assistant_id: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    # sessions
+    def create_session(
+        self,
+        name: str | None = None,
+        *,
+        persona: str = "",
+        model: str | None = None,
+        provider: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> SessionInfo: ...
+    def get_session(self, name: str | int) -> SessionInfo: ...
+    def find_session(self, name: str | int) -> SessionInfo | None: ...
+    def list_sessions(self) -> list[SessionInfo]: ...
+    def update_session(
+        self,
+        session: str | int,
+        *,
+        name: str | None = None,
+        persona: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> SessionInfo: ...
+    def fork_session(
+        self, session: str | int, new_name: str | None = None, *, at: int | None = None
+    ) -> SessionInfo: ...
+    def delete_session(self, session: str | int) -> None: ...
+
+    # messages
+    def messages(self, session: str | int, *, include_streaming: bool = False) -> list[Message]: ...
+    def append_messages(self, session: str | int, messages: Sequence[Message]) -> list[Message]: ...
+    def truncate(self, session: str | int, keep: int) -> int: ...
+    def remove_last_turn(self, session: str | int) -> list[Message]: ...
+    def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> SessionInfo: ...
+
+    # one turn
+    def begin_turn(self, session: str | int, user: Message, *, model: str | None = None) -> TurnHandle: ...
+    def checkpoint_turn(self, turn: TurnHandle, content: str) -> None: ...
+    def finish_turn(
+        self,
+        turn: TurnHandle,
+        content: str,
+        *,
+        status: Status = Status.COMPLETE,
+        tokens: int | None = None,
+        token_method: str | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+        replaces: Sequence[int] = (),
+    ) -> Message: ...
+    def abort_turn(self, turn: TurnHandle) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SessionRef:
+    """A session bound to its store: read and edit one conversation's messages.
+
+    ``store.session(name)`` returns one (creating the session if it does not exist yet).
+    """
+
+    def __init__(self, store: Store, name: str | int) -> None:
+        self._store = store
+        self._key = name
+
+    @property
+    def info(self) -> SessionInfo:
+        return self._store.get_session(self._key)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def id(self) -> int:
+        return self.info.id
+
+    @property
+    def persona(self) -> str:
+        return self.info.persona
+
+    def messages(self) -> list[Message]:
+        return self._store.messages(self.id)
+
+    def add_messages(self, messages: Sequence[Message]) -> list[Message]:
+        return self._store.append_messages(self.id, messages)
+
+    def truncate(self, keep: int) -> int:
+        return self._store.truncate(self.id, keep)
+
+    def clear(self) -> int:
+        return self._store.truncate(self.id, 0)
+
+    def __repr__(self) -> str:
+        return f"SessionRef({self._key!r})"

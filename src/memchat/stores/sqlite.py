@@ -1,0 +1,582 @@
+"""SQLite store: the embedded default.
+
+WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE`` for every write, so several
+processes can write one database file; a write that still meets "database is locked" is
+retried a bounded number of times. One connection per store, guarded by a lock, so a
+store may be shared by threads (the async API runs store calls in worker threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from memchat.domain import Message, Role, SessionInfo, Status, Usage
+from memchat.errors import SessionExists, SessionNotFound, StoreError
+from memchat.stores.base import SessionRef, TurnHandle
+from memchat.stores.migrations import MIGRATIONS
+from memchat.tokens import estimate_tokens
+
+LOCAL_USER = 1
+BUSY_TIMEOUT_MS = 15_000
+LOCK_RETRIES = 8
+#: a streaming row from another host is presumed dead after this long without a heartbeat
+STALE_AFTER = timedelta(minutes=10)
+CHECKPOINT_EVERY = 1.0  # seconds between saves of streamed text
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _format_time(value: datetime | None) -> str:
+    if value is None:
+        return _now()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _writer_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_SESSION_COLUMNS = (
+    "s.id, s.name, s.persona, s.model, s.provider, s.memory, s.settings, s.parent_id, "
+    "s.fork_at, s.created, s.updated, "
+    "(SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.status != 'streaming')"
+)
+_MESSAGE_COLUMNS = "id, seq, role, content, status, tokens, token_method, usage, model, created"
+
+
+class SQLiteStore:
+    """Sessions and messages in one SQLite file (or ``":memory:"``)."""
+
+    def __init__(self, path: str | Path = ":memory:", *, connection: sqlite3.Connection | None = None) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        if connection is None:
+            if self.path != ":memory:":
+                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        self._db = connection
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            self._retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
+            self._db.execute("PRAGMA synchronous = NORMAL")
+        self._writer = _writer_id()
+        self.migrate()
+        self.recover()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        for prefix in ("sqlite:///", "sqlite://"):
+            if url.startswith(prefix):
+                return cls(url[len(prefix) :] or ":memory:")
+        return cls(url)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _retry(self, fn: Any) -> Any:
+        for attempt in range(LOCK_RETRIES):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt == LOCK_RETRIES - 1:
+                    raise StoreError(f"the database stayed locked: {self.path}") from exc
+                time.sleep(0.05 * 2**attempt)
+        return None  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error."""
+        with self._lock:
+            self._retry(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._retry(lambda: self._db.execute("COMMIT"))
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._retry(lambda: self._db.execute(sql, params).fetchall()))
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied now."""
+        applied_now: list[str] = []
+        with self._write() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+            )
+            done = {row[0] for row in db.execute("SELECT name FROM _memchat_migrations")}
+            for name, fn in MIGRATIONS:
+                if name in done:
+                    continue
+                fn(db)
+                db.execute("INSERT INTO _memchat_migrations (name, applied) VALUES (?, ?)", (name, _now()))
+                applied_now.append(name)
+        return applied_now
+
+    def recover(self) -> int:
+        """Mark ``streaming`` rows whose writer is gone as ``interrupted``; return how many."""
+        rows = self._read("SELECT id, writer, heartbeat FROM messages WHERE status = 'streaming'")
+        host = socket.gethostname()
+        stale: list[int] = []
+        now = datetime.now(UTC)
+        for msg_id, writer, heartbeat in rows:
+            w_host, _, w_pid = (writer or "").rpartition(":")
+            if w_host == host and w_pid.isdigit():
+                if int(w_pid) == os.getpid() or _pid_alive(int(w_pid)):
+                    continue
+            else:
+                beat = _parse_time(heartbeat)
+                if beat is not None and now - beat < STALE_AFTER:
+                    continue
+            stale.append(msg_id)
+        if stale:
+            with self._write() as db:
+                db.executemany(
+                    "UPDATE messages SET status = 'interrupted', writer = NULL WHERE id = ? AND status = 'streaming'",
+                    [(i,) for i in stale],
+                )
+        return len(stale)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    @staticmethod
+    def _session(row: Sequence[Any]) -> SessionInfo:
+        return SessionInfo(
+            id=row[0],
+            name=row[1],
+            persona=row[2],
+            model=row[3],
+            provider=row[4],
+            memory=row[5],
+            settings=json.loads(row[6] or "{}"),
+            parent_id=row[7],
+            fork_at=row[8],
+            created=_parse_time(row[9]),
+            updated=_parse_time(row[10]),
+            message_count=row[11],
+        )
+
+    def _session_id(self, db: sqlite3.Connection, session: str | int | SessionInfo) -> int:
+        if isinstance(session, SessionInfo):
+            session = session.id
+        if isinstance(session, int):
+            row = db.execute("SELECT id FROM sessions WHERE id = ?", (session,)).fetchone()
+        else:
+            row = db.execute(
+                "SELECT id FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, session)
+            ).fetchone()
+        if row is None:
+            raise SessionNotFound(f"no session named {session!r}", name=session)
+        return int(row[0])
+
+    def find_session(self, name: str | int | SessionInfo) -> SessionInfo | None:
+        if isinstance(name, SessionInfo):
+            name = name.id
+        where = "s.id = ?" if isinstance(name, int) else "s.owner_id = ? AND s.name = ?"
+        params: tuple[Any, ...] = (name,) if isinstance(name, int) else (LOCAL_USER, name)
+        rows = self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE {where}", params)
+        return self._session(rows[0]) if rows else None
+
+    def get_session(self, name: str | int | SessionInfo) -> SessionInfo:
+        info = self.find_session(name)
+        if info is None:
+            raise SessionNotFound(f"no session named {name!r}", name=name)
+        return info
+
+    def session(self, name: str, *, persona: str = "") -> SessionRef:
+        """The session ``name`` bound to this store, created (with ``persona``) if new."""
+        if self.find_session(name) is None:
+            with contextlib.suppress(SessionExists):
+                self.create_session(name, persona=persona)
+        return SessionRef(self, name)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        rows = self._read(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.owner_id = ? ORDER BY s.updated DESC, s.id DESC",
+            (LOCAL_USER,),
+        )
+        return [self._session(r) for r in rows]
+
+    def _free_name(self, db: sqlite3.Connection, base: str) -> str:
+        name, n = base, 1
+        while db.execute(
+            "SELECT 1 FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, name)
+        ).fetchone():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    @staticmethod
+    def _check_name(name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise StoreError("a session name cannot be empty")
+        if len(name) > 200:
+            raise StoreError("a session name is at most 200 characters")
+        return name
+
+    def create_session(
+        self,
+        name: str | None = None,
+        *,
+        persona: str = "",
+        model: str | None = None,
+        provider: str | None = None,
+        memory: str = "full",
+        settings: dict[str, Any] | None = None,
+    ) -> SessionInfo:
+        with self._write() as db:
+            sid = self._insert_session(db, name, persona, model, provider, memory, settings, None, None)
+        return self.get_session(sid)
+
+    def _insert_session(
+        self,
+        db: sqlite3.Connection,
+        name: str | None,
+        persona: str,
+        model: str | None,
+        provider: str | None,
+        memory: str,
+        settings: dict[str, Any] | None,
+        created: str | None,
+        updated: str | None,
+        parent_id: int | None = None,
+        fork_at: int | None = None,
+    ) -> int:
+        if name is None:
+            name = self._free_name(db, datetime.now().strftime("chat-%Y%m%d-%H%M%S"))
+        name = self._check_name(name)
+        now = _now()
+        try:
+            cur = db.execute(
+                "INSERT INTO sessions (owner_id, name, persona, model, provider, memory, settings, "
+                "parent_id, fork_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    LOCAL_USER,
+                    name,
+                    persona or "",
+                    model,
+                    provider,
+                    memory,
+                    json.dumps(settings or {}, ensure_ascii=False, sort_keys=True),
+                    parent_id,
+                    fork_at,
+                    created or now,
+                    updated or now,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise SessionExists(f"a session named {name!r} already exists", name=name) from exc
+        return int(cur.lastrowid or 0)
+
+    def update_session(
+        self,
+        session: str | int | SessionInfo,
+        *,
+        name: str | None = None,
+        persona: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> SessionInfo:
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = self._check_name(name)
+        if persona is not None:
+            changes["persona"] = persona
+        if model is not None:
+            changes["model"] = model or None
+        if provider is not None:
+            changes["provider"] = provider or None
+        if settings is not None:
+            changes["settings"] = json.dumps(settings, ensure_ascii=False, sort_keys=True)
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            if changes:
+                sets = ", ".join(f"{k} = ?" for k in changes)
+                try:
+                    db.execute(
+                        f"UPDATE sessions SET {sets}, updated = ? WHERE id = ?",
+                        (*changes.values(), _now(), sid),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise SessionExists(f"a session named {name!r} already exists", name=name) from exc
+        return self.get_session(sid)
+
+    def rename_session(self, old: str | int, new: str) -> SessionInfo:
+        return self.update_session(old, name=new)
+
+    def fork_session(
+        self, session: str | int | SessionInfo, new_name: str | None = None, *, at: int | None = None
+    ) -> SessionInfo:
+        """Copy a session (its first ``at`` messages, or all) under a new name."""
+        with self._write() as db:
+            src = self._session_id(db, session)
+            row = db.execute(
+                "SELECT name, persona, model, provider, memory, settings FROM sessions WHERE id = ?", (src,)
+            ).fetchone()
+            count = db.execute(
+                "SELECT COUNT(*) FROM messages WHERE session_id = ? AND status != 'streaming'", (src,)
+            ).fetchone()[0]
+            if at is not None and not 0 <= at <= count:
+                raise StoreError(f"--at must be between 0 and {count}")
+            cut = count if at is None else at
+            name = new_name if new_name is not None else self._free_name(db, f"{row[0]}-fork")
+            sid = self._insert_session(
+                db, name, row[1], row[2], row[3], row[4], json.loads(row[5]), None, None, src, cut
+            )
+            db.execute(
+                "INSERT INTO messages (session_id, seq, role, content, tool_calls, tool_call_id, attachments, "
+                "status, tokens, token_method, usage, model, created) "
+                "SELECT ?, ROW_NUMBER() OVER (ORDER BY seq), role, content, tool_calls, tool_call_id, attachments, "
+                "status, tokens, token_method, usage, model, created FROM messages "
+                "WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT ?",
+                (sid, src, cut),
+            )
+        return self.get_session(sid)
+
+    def delete_session(self, session: str | int | SessionInfo) -> None:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+    # -- messages ---------------------------------------------------------------------
+
+    @staticmethod
+    def _message(row: Sequence[Any]) -> Message:
+        return Message(
+            id=row[0],
+            seq=row[1],
+            role=Role(row[2]),
+            content=row[3],
+            status=Status(row[4]),
+            tokens=row[5],
+            token_method=row[6],
+            usage=Usage.from_dict(json.loads(row[7])) if row[7] else None,
+            model=row[8],
+            created=_parse_time(row[9]),
+        )
+
+    def messages(self, session: str | int | SessionInfo, *, include_streaming: bool = False) -> list[Message]:
+        with self._lock:
+            sid = self._session_id(self._db, session)
+            where = "" if include_streaming else " AND status != 'streaming'"
+            rows = self._read(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ?{where} ORDER BY seq", (sid,)
+            )
+        return [self._message(r) for r in rows]
+
+    @staticmethod
+    def _next_seq(db: sqlite3.Connection, sid: int) -> int:
+        return int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?", (sid,)).fetchone()[0])
+
+    def _insert_message(self, db: sqlite3.Connection, sid: int, msg: Message, writer: str | None = None) -> int:
+        tokens, method = msg.tokens, msg.token_method
+        if tokens is None:
+            tokens, method = estimate_tokens(msg.content), "estimate"
+        now = _now()
+        cur = db.execute(
+            "INSERT INTO messages (session_id, seq, role, content, status, tokens, token_method, usage, model, "
+            "writer, heartbeat, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sid,
+                self._next_seq(db, sid),
+                Role(msg.role).value,
+                msg.content,
+                Status(msg.status).value,
+                tokens,
+                method,
+                json.dumps(msg.usage.to_dict()) if msg.usage else None,
+                msg.model,
+                writer,
+                now if writer else None,
+                _format_time(msg.created) if msg.created else now,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _touch(self, db: sqlite3.Connection, sid: int) -> None:
+        db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (_now(), sid))
+
+    def append_messages(self, session: str | int | SessionInfo, messages: Sequence[Message]) -> list[Message]:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            ids = [self._insert_message(db, sid, m) for m in messages]
+            self._touch(db, sid)
+        return [m for m in self.messages(sid) if m.id in set(ids)]
+
+    def truncate(self, session: str | int | SessionInfo, keep: int) -> int:
+        """Keep the first ``keep`` messages; return how many were removed."""
+        if keep < 0:
+            raise StoreError("--keep must be 0 or more")
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            row = db.execute(
+                "SELECT seq FROM messages WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT 1 OFFSET ?",
+                (sid, keep),
+            ).fetchone()
+            if row is None:
+                return 0
+            cur = db.execute(
+                "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
+            )
+            self._touch(db, sid)
+            return cur.rowcount
+
+    def remove_last_turn(self, session: str | int | SessionInfo) -> list[Message]:
+        """Remove the last user message and everything after it; return what was removed."""
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            row = db.execute(
+                "SELECT MAX(seq) FROM messages WHERE session_id = ? AND role = 'user' AND status != 'streaming'",
+                (sid,),
+            ).fetchone()
+            if row[0] is None:
+                return []
+            removed = [
+                self._message(r)
+                for r in db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND seq >= ? "
+                    "AND status != 'streaming' ORDER BY seq",
+                    (sid, row[0]),
+                )
+            ]
+            db.execute(
+                "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
+            )
+            self._touch(db, sid)
+        return removed
+
+    def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> SessionInfo:
+        """Create a session with its messages in one transaction (all or nothing)."""
+        with self._write() as db:
+            sid = self._insert_session(
+                db,
+                info.name,
+                info.persona,
+                info.model,
+                info.provider,
+                info.memory,
+                info.settings,
+                _format_time(info.created) if info.created else None,
+                None,
+            )
+            for m in messages:
+                self._insert_message(db, sid, m)
+            updated = _format_time(info.updated) if info.updated else _now()
+            db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (updated, sid))
+        return self.get_session(sid)
+
+    # -- one turn ---------------------------------------------------------------------
+
+    def begin_turn(self, session: str | int | SessionInfo, user: Message, *, model: str | None = None) -> TurnHandle:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            uid = self._insert_message(db, sid, user)
+            aid = self._insert_message(
+                db,
+                sid,
+                Message(Role.ASSISTANT, "", status=Status.STREAMING, tokens=0, token_method="estimate", model=model),
+                writer=self._writer,
+            )
+            self._touch(db, sid)
+        return TurnHandle(sid, uid, aid)
+
+    def checkpoint_turn(self, turn: TurnHandle, content: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET content = ?, heartbeat = ? WHERE id = ? AND status = 'streaming'",
+                (content, _now(), turn.assistant_id),
+            )
+
+    def finish_turn(
+        self,
+        turn: TurnHandle,
+        content: str,
+        *,
+        status: Status = Status.COMPLETE,
+        tokens: int | None = None,
+        token_method: str | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+        replaces: Sequence[int] = (),
+    ) -> Message:
+        """End a turn in one transaction; ``replaces`` are message ids it supersedes (retry)."""
+        if tokens is None:
+            tokens, token_method = estimate_tokens(content), "estimate"
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
+                "model = COALESCE(?, model), writer = NULL, heartbeat = NULL WHERE id = ?",
+                (
+                    content,
+                    Status(status).value,
+                    tokens,
+                    token_method,
+                    json.dumps(usage.to_dict()) if usage else None,
+                    model,
+                    turn.assistant_id,
+                ),
+            )
+            db.executemany(
+                "DELETE FROM messages WHERE id = ? AND session_id = ?", [(i, turn.session_id) for i in replaces]
+            )
+            self._touch(db, turn.session_id)
+            row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (turn.assistant_id,)).fetchone()
+        if row is None:
+            raise StoreError("the reply's row disappeared while it streamed (was the session deleted?)")
+        return self._message(row)
+
+    def abort_turn(self, turn: TurnHandle) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM messages WHERE id IN (?, ?)", (turn.user_id, turn.assistant_id))
