@@ -26,12 +26,12 @@ def make_provider(settings: Settings) -> Provider:
         from memchat.providers.local_llama import LocalLlama
 
         return LocalLlama(model_path=settings.model_path, context_window=settings.context_window)
-    from memchat.providers.openai_compat import OpenAICompatible
-
     preset = settings.preset
     if preset.needs_key and not settings.api_key:
         hint = f"MEMCHAT_API_KEY or {preset.key_env}" if preset.key_env else "MEMCHAT_API_KEY"
         raise ConfigError(f"provider {settings.provider!r} needs an API key: set {hint}")
+    from memchat.providers.openai_compat import OpenAICompatible
+
     assert settings.base_url is not None
     return OpenAICompatible(
         base_url=settings.base_url,

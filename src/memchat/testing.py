@@ -66,6 +66,7 @@ class ScriptedProvider(Provider):
             raise script
         items: Sequence[Any] = _words(script) if isinstance(script, str) else script
         completion = 0
+        reported = False
         for i, item in enumerate(items):
             if isinstance(item, BaseException):
                 raise item
@@ -73,7 +74,10 @@ class ScriptedProvider(Provider):
                 self.gate.wait(10)
             chunk = item if isinstance(item, Chunk) else Chunk(text=item)
             completion += 1 if chunk.text else 0
+            reported = reported or chunk.usage is not None
             yield chunk
+        if reported:
+            return
         prompt = sum(self.count_tokens(str(m.get("content", "")))[0] for m in messages)
         yield Chunk(finish_reason="stop", usage=Usage(prompt, completion))
 

@@ -1,0 +1,29 @@
+"""Shared fixtures. Every test runs with MEMCHAT_HOME in a temporary directory and without
+ambient provider keys, base URLs or proxies, so nothing reaches a real service or the
+user's own data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_STRIP_PREFIXES = ("MEMCHAT_", "OPENAI_", "MODELSCOPE_", "DEEPSEEK_")
+_STRIP_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith(_STRIP_PREFIXES) or name in _STRIP_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "memchat-home"
+    monkeypatch.setenv("MEMCHAT_HOME", str(home))
+    monkeypatch.setenv("MEMCHAT_LANG", "en")
+    from memchat import i18n
+
+    i18n.set_lang(None)
+    yield home
+    i18n.set_lang(None)

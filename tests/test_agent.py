@@ -1,0 +1,216 @@
+"""The turn: append → context → stream → persist, and the lesson's rollback rule."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from memchat import Agent, open_store
+from memchat.domain import Chunk, Role, Status, Usage
+from memchat.errors import AuthenticationError, MemchatError, ServerError, StreamError
+from memchat.stores.sqlite import SQLiteStore
+from memchat.testing import ScriptedProvider
+
+
+@pytest.fixture
+def store() -> SQLiteStore:
+    return open_store(":memory:")
+
+
+def wire(store: SQLiteStore, name: str) -> list[tuple[str, str, str]]:
+    return [(m.role.value, m.content, m.status.value) for m in store.messages(name)]
+
+
+def test_each_turn_sends_the_whole_conversation(store: SQLiteStore) -> None:
+    provider = ScriptedProvider(["Apples are red.", "You said apples."])
+    agent = Agent(store=store, provider=provider)
+    store.create_session("fruit", persona="你是言简意赅的回答者。")
+    assert agent.ask("fruit", "apples?").text == "Apples are red."
+    reply = agent.ask("fruit", "what did I say?")
+    assert reply.text == "You said apples." and reply.usage is not None
+    assert provider.calls[1] == [
+        {"role": "system", "content": "你是言简意赅的回答者。"},
+        {"role": "user", "content": "apples?"},
+        {"role": "assistant", "content": "Apples are red."},
+        {"role": "user", "content": "what did I say?"},
+    ]
+    stored = store.messages("fruit")
+    assert [m.status for m in stored] == [Status.COMPLETE] * 4
+    assert stored[-1].usage == reply.usage and stored[-1].model == "scripted-model"
+
+
+def test_stream_yields_chunks_as_they_arrive(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider(["one two three"]))
+    turn = agent.stream("s", "count")
+    texts = [c.text for c in turn if c.text]
+    assert texts == ["one", " two", " three"]
+    assert turn.reply is not None and turn.reply.text == "one two three"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AuthenticationError("bad key", status=401),
+        ["Half an ans", StreamError("connection cut")],
+        ServerError("boom", status=500),
+    ],
+    ids=["before-any-token", "mid-stream", "server"],
+)
+def test_a_failed_call_removes_the_user_message(store: SQLiteStore, failure: object) -> None:
+    provider = ScriptedProvider(["first answer", failure, "second answer"])  # type: ignore[list-item]
+    agent = Agent(store=store, provider=provider)
+    agent.ask("s", "first")
+    before = wire(store, "s")
+    with pytest.raises(MemchatError):
+        agent.ask("s", "this one fails")
+    assert wire(store, "s") == before
+    assert store.messages("s", include_streaming=True) == store.messages("s")
+    agent.ask("s", "again")
+    assert "this one fails" not in str(provider.calls[-1])
+
+
+def test_an_empty_reply_is_a_failure(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider([[Chunk(finish_reason="stop")]]))
+    with pytest.raises(StreamError):
+        agent.ask("s", "hello?")
+    assert store.messages("s") == []
+
+
+def test_closing_a_turn_early_keeps_what_streamed(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider(["a long story about dragons"]))
+    turn = agent.stream("s", "story")
+    shown = next(iter(turn)).text + next(iter(turn)).text
+    turn.close()
+    assert wire(store, "s") == [("user", "story", "complete"), ("assistant", shown, "interrupted")]
+    assert turn.reply is not None and turn.reply.status is Status.INTERRUPTED
+
+
+def test_ctrl_c_mid_stream_keeps_the_partial_reply(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider([["Once", " upon", KeyboardInterrupt()]]))
+    with pytest.raises(KeyboardInterrupt):
+        agent.ask("s", "story")
+    assert wire(store, "s")[-1] == ("assistant", "Once upon", "interrupted")
+
+
+def test_interrupted_before_any_text_drops_the_turn(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider([[KeyboardInterrupt()]]))
+    with pytest.raises(KeyboardInterrupt):
+        agent.ask("s", "story")
+    assert wire(store, "s") == []
+
+
+def test_interrupted_replies_are_sent_as_context(store: SQLiteStore) -> None:
+    provider = ScriptedProvider([["Once", " upon", KeyboardInterrupt()], "ok"])
+    agent = Agent(store=store, provider=provider)
+    with pytest.raises(KeyboardInterrupt):
+        agent.ask("s", "story")
+    agent.ask("s", "go on")
+    assert provider.calls[-1][1] == {"role": "assistant", "content": "Once upon"}
+
+
+def test_streamed_text_is_checkpointed(store: SQLiteStore) -> None:
+    gate = threading.Event()
+    provider = ScriptedProvider(["alpha beta gamma"], gate=gate)
+    agent = Agent(store=store, provider=provider, checkpoint_every=0)
+    turn = agent.stream("s", "go")
+    it = iter(turn)
+    next(it)
+    gate.set()
+    next(it)
+    # the second chunk has been recorded and saved before the turn ends
+    row = store.messages("s", include_streaming=True)[-1]
+    assert row.status is Status.STREAMING and row.content.startswith("alpha")
+    for _ in it:
+        pass
+    assert store.messages("s")[-1].content == "alpha beta gamma"
+
+
+def test_retry_replaces_the_last_reply_only_on_success(store: SQLiteStore) -> None:
+    provider = ScriptedProvider(["first try", ServerError("down", status=503), "second try"])
+    agent = Agent(store=store, provider=provider)
+    agent.ask("s", "question")
+    with pytest.raises(ServerError):
+        list(agent.retry("s"))
+    assert wire(store, "s") == [("user", "question", "complete"), ("assistant", "first try", "complete")]
+    list(agent.retry("s"))
+    assert wire(store, "s") == [("user", "question", "complete"), ("assistant", "second try", "complete")]
+    # the retried call did not see the old answer
+    assert provider.calls[-1] == [{"role": "user", "content": "question"}]
+
+
+def test_retry_without_a_reply_is_a_clear_error(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider())
+    with pytest.raises(MemchatError, match="no reply"):
+        agent.retry("empty")
+
+
+def test_empty_messages_are_refused(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider())
+    with pytest.raises(MemchatError):
+        agent.ask("s", "   ")
+
+
+def test_a_fresh_session_per_call_without_a_name(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider(default="ok"), persona="helper")
+    a, b = agent.ask(None, "one"), agent.ask(None, "two")
+    assert a.session != b.session
+    assert store.get_session(a.session).persona == "helper"
+
+
+def test_usage_is_stored_and_reply_tokens_come_from_it(store: SQLiteStore) -> None:
+    agent = Agent(store=store, provider=ScriptedProvider([[Chunk(text="hey"), Chunk(usage=Usage(40, 7))]]))
+    agent.ask("s", "hi")
+    reply = store.messages("s")[-1]
+    assert reply.usage == Usage(40, 7) and reply.tokens == 7 and reply.token_method == "usage"
+
+
+def test_context_is_what_the_next_call_sends(store: SQLiteStore) -> None:
+    provider = ScriptedProvider(["a1", "a2"])
+    agent = Agent(store=store, provider=provider)
+    store.create_session("s", persona="sys")
+    agent.ask("s", "q1")
+    ctx = agent.context("s")
+    assert [(e.role, e.content) for e in ctx] == [(Role.SYSTEM, "sys"), (Role.USER, "q1"), (Role.ASSISTANT, "a1")]
+    agent.ask("s", "q2")
+    assert provider.calls[-1][:-1] == [e.to_wire() for e in ctx]
+
+
+def test_async_twins(store: SQLiteStore) -> None:
+    provider = ScriptedProvider(["async hello", "async again"])
+    agent = Agent(store=store, provider=provider)
+
+    async def main() -> tuple[str, list[str]]:
+        reply = await agent.aask("s", "hi")
+        chunks = [c.text async for c in agent.astream("s", "more") if c.text]
+        return reply.text, chunks
+
+    text, chunks = asyncio.run(main())
+    assert text == "async hello" and "".join(chunks) == "async again"
+    assert len(provider.calls[-1]) == 3
+
+
+def test_async_cancellation_keeps_the_partial_reply(store: SQLiteStore) -> None:
+    gate = threading.Event()
+    agent = Agent(store=store, provider=ScriptedProvider(["never ending story"], gate=gate))
+
+    async def main() -> None:
+        async def consume() -> None:
+            async for _ in agent.astream("s", "tell"):
+                pass
+
+        task = asyncio.create_task(consume())
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if store.messages("s", include_streaming=True)[-1:] and agent.store.messages("s", include_streaming=True)[-1].status is Status.STREAMING:
+                break
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.set()
+
+    asyncio.run(main())
+    last = store.messages("s")[-1]
+    assert last.status is Status.INTERRUPTED and last.content == "never"

@@ -1,0 +1,87 @@
+"""Settings precedence (flag > env > config file > default) and key secrecy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from memchat.config import config_path, resolve
+from memchat.errors import ConfigError
+from memchat.factory import make_provider
+
+
+def write_config(text: str, mode: int = 0o600) -> Path:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def test_nothing_configured_means_the_embedded_model(clean_env: Path) -> None:
+    s = resolve()
+    assert s.provider == "local" and s.api_key is None
+    assert Path(s.db) == clean_env / "memchat.db"
+
+
+def test_modelscope_preset_and_its_key_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMCHAT_PROVIDER", "modelscope")
+    monkeypatch.setenv("MODELSCOPE_API_KEY", "ms-abcdef123456")
+    s = resolve()
+    assert s.base_url == "https://api-inference.modelscope.cn/v1"
+    assert s.model == "Qwen/Qwen3-Next-80B-A3B-Instruct"
+    assert s.api_key == "ms-abcdef123456" and s.sources["api_key"] == "env MODELSCOPE_API_KEY"
+    assert "abcdef123456" not in repr(s)
+    assert all("abcdef123456" not in v for _, v, _ in s.describe())
+
+
+def test_precedence_flag_env_file_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config('provider = "openai"\nmodel = "from-file"\napi_key = "sk-file-key-0000"\n')
+    assert resolve().model == "from-file"
+    monkeypatch.setenv("MEMCHAT_MODEL", "from-env")
+    assert resolve().model == "from-env"
+    s = resolve({"model": "from-flag"})
+    assert s.model == "from-flag" and s.sources["model"] == "flag"
+    assert s.api_key == "sk-file-key-0000" and s.sources["api_key"] == "config"
+    monkeypatch.setenv("MEMCHAT_API_KEY", "sk-env-key-1111")
+    assert resolve().api_key == "sk-env-key-1111"
+
+
+def test_a_key_in_a_world_readable_config_file_is_refused() -> None:
+    write_config('api_key = "sk-secret-999999"\n', mode=0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as info:
+        resolve()
+    assert "sk-secret" not in str(info.value)
+
+
+def test_bad_config_files_give_one_clear_error() -> None:
+    write_config("provider = [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        resolve()
+    write_config('colour = "blue"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        resolve()
+
+
+def test_unknown_provider_and_missing_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="unknown provider"):
+        resolve({"provider": "skynet"})
+    with pytest.raises(ConfigError, match="base URL"):
+        resolve({"provider": "compat"})
+    with pytest.raises(ConfigError, match="MODELSCOPE_API_KEY"):
+        make_provider(resolve({"provider": "modelscope"}))
+    monkeypatch.setenv("MEMCHAT_BASE_URL", "http://127.0.0.1:9/v1/")
+    s = resolve()
+    assert s.provider == "compat" and s.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_language_from_memchat_lang_or_locale() -> None:
+    from memchat.i18n import detect_lang
+
+    assert detect_lang({"MEMCHAT_LANG": "zh"}) == "zh"
+    assert detect_lang({"LANG": "zh_CN.UTF-8"}) == "zh"
+    assert detect_lang({"LANG": "en_US.UTF-8", "LC_ALL": "zh_TW.UTF-8"}) == "zh"
+    assert detect_lang({"LANG": "de_DE.UTF-8"}) == "en"
+    assert detect_lang({}) == "en"

@@ -1,0 +1,199 @@
+"""Store contract: the same behaviour from every backend (SQLite in memory and on disk)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memchat.domain import Message, Role, Status, Usage
+from memchat.errors import SessionExists, SessionNotFound, StoreError
+from memchat.factory import open_store
+from memchat.stores.base import SessionRef, Store
+from memchat.stores.migrations import MIGRATIONS
+from memchat.stores.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+    target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
+    s = open_store(target)
+    yield s
+    s.close()
+
+
+def turn(store: SQLiteStore, session: str, user: str, reply: str) -> None:
+    handle = store.begin_turn(session, Message(Role.USER, user))
+    store.finish_turn(handle, reply, usage=Usage(3, 2))
+
+
+def test_satisfies_the_store_protocol(store: SQLiteStore) -> None:
+    assert isinstance(store, Store)
+
+
+def test_sessions_create_list_rename_delete(store: SQLiteStore) -> None:
+    a = store.create_session("alpha", persona="你是孙悟空", model="m1")
+    store.create_session("beta")
+    assert a.persona == "你是孙悟空" and a.model == "m1"
+    turn(store, "alpha", "hi", "hello")  # alpha is now the most recently updated
+    assert [s.name for s in store.list_sessions()] == ["alpha", "beta"]
+    assert store.list_sessions()[0].message_count == 2
+    store.rename_session("alpha", "gamma")
+    assert store.find_session("alpha") is None
+    assert [m.content for m in store.messages("gamma")] == ["hi", "hello"]
+    with pytest.raises(SessionExists):
+        store.rename_session("gamma", "beta")
+    store.delete_session("gamma")
+    with pytest.raises(SessionNotFound):
+        store.messages("gamma")
+    assert [s.name for s in store.list_sessions()] == ["beta"]
+
+
+def test_duplicate_and_empty_names_are_refused(store: SQLiteStore) -> None:
+    store.create_session("x")
+    with pytest.raises(SessionExists):
+        store.create_session("x")
+    with pytest.raises(StoreError):
+        store.create_session("   ")
+
+
+def test_generated_names_are_unique(store: SQLiteStore) -> None:
+    names = {store.create_session().name for _ in range(3)}
+    assert len(names) == 3 and all(n.startswith("chat-") for n in names)
+
+
+def test_turn_lifecycle_and_sequence(store: SQLiteStore) -> None:
+    store.create_session("s")
+    handle = store.begin_turn("s", Message(Role.USER, "q1"))
+    # while streaming, the reply is not part of the history
+    assert [m.content for m in store.messages("s")] == ["q1"]
+    streaming = store.messages("s", include_streaming=True)
+    assert streaming[-1].status is Status.STREAMING
+    store.checkpoint_turn(handle, "partial")
+    assert store.messages("s", include_streaming=True)[-1].content == "partial"
+    msg = store.finish_turn(handle, "full answer", usage=Usage(10, 2), model="m")
+    assert msg.status is Status.COMPLETE and msg.usage == Usage(10, 2) and msg.model == "m"
+    turn(store, "s", "q2", "a2")
+    seqs = [m.seq for m in store.messages("s")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+
+
+def test_abort_turn_leaves_no_trace(store: SQLiteStore) -> None:
+    store.create_session("s")
+    turn(store, "s", "q1", "a1")
+    before = store.messages("s")
+    handle = store.begin_turn("s", Message(Role.USER, "doomed"))
+    store.abort_turn(handle)
+    assert store.messages("s", include_streaming=True) == before
+
+
+def test_truncate_fork_and_remove_last_turn(store: SQLiteStore) -> None:
+    store.create_session("s", persona="p")
+    for i in range(3):
+        turn(store, "s", f"q{i}", f"a{i}")
+    fork = store.fork_session("s", "f", at=3)
+    assert fork.persona == "p" and fork.parent_id is not None and fork.fork_at == 3
+    assert [m.content for m in store.messages("f")] == ["q0", "a0", "q1"]
+    assert [m.content for m in store.messages("s")][-1] == "a2"  # the source is untouched
+    with pytest.raises(StoreError):
+        store.fork_session("s", "g", at=99)
+    whole = store.fork_session("s")
+    assert whole.name == "s-fork" and whole.message_count == 6
+    removed = store.remove_last_turn("s")
+    assert [m.content for m in removed] == ["q2", "a2"]
+    assert store.truncate("s", 1) == 3
+    assert [m.content for m in store.messages("s")] == ["q0"]
+    assert store.truncate("s", 5) == 0
+    with pytest.raises(StoreError):
+        store.truncate("s", -1)
+
+
+def test_session_ref(store: SQLiteStore) -> None:
+    ref = store.session("lib", persona="be brief")
+    assert isinstance(ref, SessionRef) and ref.persona == "be brief"
+    ref.add_messages([Message(Role.USER, "a"), Message(Role.ASSISTANT, "b")])
+    assert [m.content for m in ref.messages()] == ["a", "b"]
+    assert all(m.tokens and m.tokens > 0 for m in ref.messages())
+    assert ref.truncate(1) == 1
+    assert store.session("lib").persona == "be brief"  # existing session: not recreated
+
+
+def test_deleting_a_session_deletes_its_messages(store: SQLiteStore) -> None:
+    turn(store, store.create_session("s").name, "q", "a")
+    store.delete_session("s")
+    assert store._read("SELECT COUNT(*) FROM messages") == [(0,)]
+
+
+def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
+    path = tmp_path / "blank.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    applied = [r[0] for r in db.execute("SELECT name FROM _memchat_migrations ORDER BY name")]
+    assert applied == [name for name, _ in MIGRATIONS]
+    cols = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+    assert {"session_id", "seq", "role", "content", "status", "tokens", "usage", "tool_calls"} <= cols
+    fks = {(r[2], r[3]) for r in db.execute("PRAGMA foreign_key_list(messages)")}
+    assert ("sessions", "session_id") in fks
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    # opening again applies nothing
+    again = SQLiteStore(path)
+    assert again.migrate() == []
+    again.close()
+
+
+def test_a_reply_cut_by_kill_9_is_found_interrupted(tmp_path: Path) -> None:
+    """The writer dies mid-reply: the next open marks the row interrupted, text kept."""
+    path = tmp_path / "crash.db"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from memchat.domain import Message, Role
+        from memchat.stores.sqlite import SQLiteStore
+        s = SQLiteStore({str(path)!r})
+        s.create_session("s")
+        h = s.begin_turn("s", Message(Role.USER, "tell me a story"))
+        s.checkpoint_turn(h, "Once upon a")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -9
+    s = SQLiteStore(path)
+    msgs = s.messages("s")
+    assert [(m.role, m.content, m.status) for m in msgs] == [
+        (Role.USER, "tell me a story", Status.COMPLETE),
+        (Role.ASSISTANT, "Once upon a", Status.INTERRUPTED),
+    ]
+    s.close()
+
+
+def test_a_live_writers_streaming_row_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    writer = SQLiteStore(path)
+    writer.create_session("s")
+    writer.begin_turn("s", Message(Role.USER, "q"))
+    reader = SQLiteStore(path)  # same process: the writer is alive
+    assert reader.messages("s", include_streaming=True)[-1].status is Status.STREAMING
+    reader.close()
+    writer.close()
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = SQLiteStore(tmp_path / "t.db")
+    s.create_session("s")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: turn(s, "s", f"q{i}", f"a{i}"), range(40)))
+    msgs = s.messages("s")
+    assert len(msgs) == 80
+    # each reply directly follows its question
+    for q, a in zip(msgs[::2], msgs[1::2], strict=True):
+        assert q.content[1:] == a.content[1:]
+    s.close()
