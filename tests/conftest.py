@@ -7,8 +7,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fakeserver import FakeServer
 
 _STRIP_PREFIXES = ("MEMCHAT_", "OPENAI_", "MODELSCOPE_", "DEEPSEEK_")
 _STRIP_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy")
@@ -27,3 +31,24 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     i18n.set_lang(None)
     yield home
     i18n.set_lang(None)
+
+
+# -- fake OpenAI-compatible server (tests/fakeserver.py) ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeServer]:
+    """One real fake OpenAI-compatible HTTP server on 127.0.0.1 for the whole session."""
+    from fakeserver import FakeServer
+
+    server = FakeServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake(fake_server: FakeServer) -> Iterator[FakeServer]:
+    """The session's fake server with no scripts or records left from earlier tests."""
+    fake_server.reset()
+    yield fake_server
+    fake_server.reset()

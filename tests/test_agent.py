@@ -214,3 +214,30 @@ def test_async_cancellation_keeps_the_partial_reply(store: SQLiteStore) -> None:
     asyncio.run(main())
     last = store.messages("s")[-1]
     assert last.status is Status.INTERRUPTED and last.content == "never"
+
+
+def test_history_stays_exact_when_another_process_changes_the_session(tmp_path: object) -> None:
+    """Two agents on one database file (as two processes would be) interleave turns, undo
+    and truncate: each call still sends exactly what is stored."""
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "shared.db"
+    pa, pb = ScriptedProvider(default="from A"), ScriptedProvider(default="from B")
+    a = Agent(store=open_store(path), provider=pa)
+    b = Agent(store=open_store(path), provider=pb)
+
+    def expected(store: SQLiteStore) -> list[dict[str, str]]:
+        return [m.to_wire() for m in store.messages("s")]
+
+    a.ask("s", "a1")
+    b.ask("s", "b1")
+    assert pb.calls[-1][:-1] == expected(a.store)[:2]
+    a.ask("s", "a2")
+    assert [m["content"] for m in pa.calls[-1]] == ["a1", "from A", "b1", "from B", "a2"]
+    b.store.remove_last_turn("s")
+    a.ask("s", "a3")
+    assert [m["content"] for m in pa.calls[-1]] == ["a1", "from A", "b1", "from B", "a3"]
+    b.store.truncate("s", 2)
+    b.store.append_messages("s", [m for m in a.store.messages("s")[:2]])  # same count, new rows
+    a.ask("s", "a4")
+    assert pa.calls[-1][:-1] == expected(b.store)[:-2]

@@ -14,7 +14,8 @@ from typing import Any
 
 from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Usage
 from memchat.errors import MemchatError, SessionNotFound, StreamError
-from memchat.memory.context import ContextEntry, build_context
+from memchat.memory.context import ContextEntry, build_context, included, wire_context
+from memchat.memory.history import HistoryCache
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
 
@@ -34,10 +35,12 @@ class _TurnState:
         self.model = model or info.model or agent.provider.model
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
-        history = agent.store.messages(info.id)
+        history, wire = agent._history.get(info.id)
         if replaces:
             history = [m for m in history if m.id not in set(replaces)]
-        self.context = build_context(info.persona, [*history, self.user], count=agent._count)
+            wire = [m.to_wire() for m in history if included(m)]
+        self.history = history
+        self.wire = wire_context(info.persona, wire, self.user)
         self.replaces = replaces
         self.parts: list[str] = []
         self.reasoning: list[str] = []
@@ -48,8 +51,9 @@ class _TurnState:
         self.reply: Reply | None = None
 
     @property
-    def wire(self) -> list[dict[str, Any]]:
-        return [e.to_wire() for e in self.context]
+    def context(self) -> list[ContextEntry]:
+        """The messages of this call with their token counts (for display)."""
+        return build_context(self.info.persona, [*self.history, self.user], count=self.agent._count)
 
     def begin(self) -> None:
         self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
@@ -241,6 +245,7 @@ class Agent:
         self.persona = persona
         self.options = options
         self.checkpoint_every = checkpoint_every
+        self._history = HistoryCache(store)
 
     @classmethod
     def from_env(cls, **flags: Any) -> Agent:
@@ -289,7 +294,7 @@ class Agent:
     def context(self, session: SessionKey) -> list[ContextEntry]:
         """The exact messages the next call will send (before the new user message)."""
         info = self.session(session)
-        return build_context(info.persona, self.store.messages(info.id), count=self._count)
+        return build_context(info.persona, self._history.get(info.id)[0], count=self._count)
 
     # -- turns ------------------------------------------------------------------------
 

@@ -35,13 +35,26 @@ def build_context(
     if persona:
         entries.append(ContextEntry(Role.SYSTEM, persona, count(persona)))
     for m in history:
-        if m.status is Status.STREAMING:
-            continue  # another writer's reply still in flight
-        if m.role is Role.ASSISTANT and not m.content:
-            continue
-        tokens = m.tokens if m.tokens is not None else count(m.content)
-        entries.append(ContextEntry(m.role, m.content, tokens))
+        if included(m):
+            tokens = m.tokens if m.tokens is not None else count(m.content)
+            entries.append(ContextEntry(m.role, m.content, tokens))
     return entries
+
+
+def included(m: Message) -> bool:
+    """Whether a stored message goes into the context."""
+    if m.status is Status.STREAMING:
+        return False  # another writer's reply still in flight
+    return not (m.role is Role.ASSISTANT and not m.content)
+
+
+def wire_context(persona: str, wire: Sequence[dict[str, Any]], new: Message) -> list[dict[str, Any]]:
+    """The request's messages from the ready-made wire dicts of the included history (the
+    fast path of ``build_context`` for the call itself)."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": persona}] if persona else []
+    out.extend(wire)
+    out.append(new.to_wire())
+    return out
 
 
 def context_tokens(entries: Sequence[ContextEntry]) -> int:

@@ -41,7 +41,7 @@ def _now() -> str:
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)
 
 
 def _format_time(value: datetime | None) -> str:
@@ -407,14 +407,29 @@ class SQLiteStore:
             created=_parse_time(row[9]),
         )
 
-    def messages(self, session: str | int | SessionInfo, *, include_streaming: bool = False) -> list[Message]:
+    def messages(
+        self, session: str | int | SessionInfo, *, include_streaming: bool = False, after: int | None = None
+    ) -> list[Message]:
+        """The session's messages in order; ``after`` gives only those with a greater ``seq``."""
         with self._lock:
             sid = self._session_id(self._db, session)
             where = "" if include_streaming else " AND status != 'streaming'"
+            if after is not None:
+                where += f" AND seq > {int(after)}"
             rows = self._read(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ?{where} ORDER BY seq", (sid,)
             )
         return [self._message(r) for r in rows]
+
+    def message_stats(self, session: str | int | SessionInfo) -> tuple[int, int]:
+        """(count, last seq) of the session's settled (not streaming) messages."""
+        with self._lock:
+            sid = self._session_id(self._db, session)
+            row = self._read(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ? AND status != 'streaming'",
+                (sid,),
+            )[0]
+        return int(row[0]), int(row[1])
 
     @staticmethod
     def _next_seq(db: sqlite3.Connection, sid: int) -> int:

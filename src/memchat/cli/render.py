@@ -1,0 +1,209 @@
+"""Everything the REPL shows, written through one injectable rich ``Console``.
+
+On a terminal a reply streams inside a transient ``Live`` (only its last screenful is
+redrawn) and, when it ends or is stopped, is printed once for good as markdown. Elsewhere
+(a pipe, a file, tests) the text chunks are written as they arrive, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
+
+from memchat.cli.repl_strings import t
+from memchat.domain import Chunk, Message, Role, SessionInfo, Status
+from memchat.memory.context import ContextEntry, context_tokens
+from memchat.tokens import MESSAGE_OVERHEAD
+
+ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
+#: seconds between redraws of a streaming reply on a terminal
+REFRESH_EVERY = 1 / 12
+
+
+class _Tail:
+    """Renders only the last lines of a renderable that fit the screen, so a long reply
+    can be redrawn while it streams (rich cannot redraw lines scrolled off the screen)."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options.update(height=None), pad=False)
+        keep = max(1, console.size.height - 1)
+        for line in lines[-keep:]:
+            yield from line
+            yield Segment.line()
+
+
+class ReplyView:
+    """Shows one streaming reply: ``with view: view.add(chunk)…``. Leaving the block by an
+    exception (Ctrl-C, a failed call) keeps on screen what was shown."""
+
+    def __init__(self, console: Console, *, markdown: bool) -> None:
+        self.console = console
+        self.markdown = markdown
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self._live: Live | None = None
+        self._drawn_at = 0.0
+        self._written = False  # plain mode: something is on the current line
+        self._in_reasoning = False
+
+    def __enter__(self) -> ReplyView:
+        if self.markdown:
+            self._live = Live(
+                self._renderable(final=False),
+                console=self.console,
+                auto_refresh=False,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start(refresh=True)
+            self._drawn_at = time.monotonic()
+        return self
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+        if chunk.text:
+            self.text.append(chunk.text)
+        if self._live is not None:
+            now = time.monotonic()
+            if (chunk.text or chunk.reasoning) and now - self._drawn_at >= REFRESH_EVERY:
+                self._drawn_at = now
+                self._live.update(self._renderable(final=False), refresh=True)
+            return
+        if chunk.reasoning:
+            self._write(chunk.reasoning, style="dim")
+            self._in_reasoning = True
+        if chunk.text:
+            if self._in_reasoning:
+                self.console.out("")
+                self._in_reasoning = False
+            self._write(chunk.text)
+
+    def _write(self, text: str, style: str | None = None) -> None:
+        if not self._written:
+            self.console.out(t("repl.assistant"), end="", style="bold", highlight=False)
+            self._written = True
+        self.console.out(text, end="", style=style, highlight=False)
+
+    def _renderable(self, *, final: bool) -> RenderableType:
+        parts: list[RenderableType] = [Text(t("repl.assistant").strip(), style="bold")]
+        if self.reasoning:
+            parts.append(Text("".join(self.reasoning).strip(), style="dim"))
+        if self.text:
+            parts.append(Markdown("".join(self.text)))
+        elif not final:
+            parts.append(Text("…", style="dim"))
+        group = Group(*parts)
+        return group if final else _Tail(group)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            if self.text or self.reasoning:
+                self.console.print(self._renderable(final=True))
+        elif self._written:
+            self.console.out("")
+
+
+class Renderer:
+    """The REPL's output: banner, notes, errors, replies, context/history/session tables."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+
+    @property
+    def markdown(self) -> bool:
+        return self.console.is_terminal and not self.console.is_dumb_terminal
+
+    def reply(self) -> ReplyView:
+        return ReplyView(self.console, markdown=self.markdown)
+
+    def line(self, text: str, style: str | None = None) -> None:
+        self.console.print(Text(text, style=style or ""), soft_wrap=True)
+
+    def info(self, text: str) -> None:
+        self.line(text)
+
+    def note(self, text: str) -> None:
+        self.line(text, "dim")
+
+    def error(self, text: str) -> None:
+        self.line(t("repl.error", line=text), "bold red")
+
+    def banner(self, info: SessionInfo, provider: str, model: str, *, resumed: bool) -> None:
+        key = "repl.banner_resumed" if resumed else "repl.banner"
+        self.line(t(key, session=info.name, count=info.message_count, provider=provider, model=model), "bold")
+        self.note(t("repl.banner_help"))
+
+    def context(self, entries: Sequence[ContextEntry]) -> None:
+        """The messages of a call, numbered and coloured by role, with tokens and a total."""
+        self.console.rule(Text(t("repl.context_title", count=len(entries))), style="dim")
+        if not entries:
+            self.note(t("repl.context_empty"))
+        else:
+            table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+            table.add_column("#", justify="right", style="dim")
+            table.add_column(t("repl.col_role"))
+            table.add_column(t("repl.col_tokens"), justify="right")
+            table.add_column(t("repl.col_content"), overflow="fold")
+            for i, e in enumerate(entries, 1):
+                table.add_row(str(i), e.role.value, str(e.tokens), Text(e.content), style=ROLE_STYLES.get(e.role))
+            self.console.print(table)
+        total = t("repl.context_total", tokens=context_tokens(entries), overhead=MESSAGE_OVERHEAD)
+        self.console.rule(Text(total), style="dim")
+
+    def history(self, info: SessionInfo, messages: Sequence[Message]) -> None:
+        self.line(t("repl.history_title", session=info.name, count=len(messages)), "bold")
+        if info.persona:
+            self.line(t("repl.history_persona", persona=info.persona), ROLE_STYLES[Role.SYSTEM])
+        if not messages:
+            self.note(t("repl.history_empty"))
+            return
+        for i, m in enumerate(messages, 1):
+            text = Text(f"{i:>3} ", style="dim")
+            text.append(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
+            text.append(m.content, style=ROLE_STYLES.get(m.role, ""))
+            if m.status is not Status.COMPLETE:
+                text.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
+            self.console.print(text, soft_wrap=True)
+
+    def sessions(self, sessions: Iterable[SessionInfo], current: int) -> None:
+        rows = list(sessions)
+        if not rows:
+            self.note(t("repl.sessions_empty"))
+            return
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("")
+        table.add_column(t("repl.col_name"))
+        table.add_column(t("repl.col_messages"), justify="right")
+        table.add_column(t("repl.col_model"))
+        table.add_column(t("repl.col_updated"))
+        for s in rows:
+            updated = s.updated.astimezone().strftime("%Y-%m-%d %H:%M") if s.updated else ""
+            mark = "*" if s.id == current else ""
+            table.add_row(mark, s.name, str(s.message_count), s.model or "", updated, style="bold" if mark else None)
+        self.console.print(table)
+
+    def help(self, rows: Iterable[tuple[str, str]]) -> None:
+        self.line(t("repl.help_title"), "bold")
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(style="cyan", no_wrap=True)
+        table.add_column()
+        for usage, text in rows:
+            table.add_row(usage, text)
+        self.console.print(table)
+        self.note(t("repl.help_footer"))

