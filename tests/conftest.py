@@ -7,12 +7,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-
-if TYPE_CHECKING:
-    from fakeserver import FakeServer
 
 _STRIP_PREFIXES = ("MEMCHAT_", "OPENAI_", "MODELSCOPE_", "DEEPSEEK_")
 _STRIP_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy")
@@ -35,12 +31,12 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 # -- fake OpenAI-compatible server (tests/fakeserver.py) ------------------------------------
 
+from fakeserver import FakeServer  # noqa: E402  (tests/ is on sys.path: pytest rootdir-less conftest)
+
 
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[FakeServer]:
     """One real fake OpenAI-compatible HTTP server on 127.0.0.1 for the whole session."""
-    from fakeserver import FakeServer
-
     server = FakeServer().start()
     yield server
     server.close()

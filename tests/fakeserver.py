@@ -123,7 +123,9 @@ class FakeReply:
         )
 
     @classmethod
-    def throttled(cls, retry_after: float | None = 1, *, ms: bool = False, message: str = "Request limit exceeded.") -> FakeReply:
+    def throttled(
+        cls, retry_after: float | None = 1, *, ms: bool = False, message: str = "Request limit exceeded."
+    ) -> FakeReply:
         """429 throttling (ModelScope body); ``Retry-After`` in seconds, or ``retry-after-ms`` with ``ms``."""
         headers = {"modelscope-ratelimit-requests-remaining": "1500"}
         if retry_after is not None:
@@ -154,7 +156,9 @@ class FakeReply:
         )
 
     @classmethod
-    def server_error(cls, status: int = 500, message: str = "The server had an error processing your request.") -> FakeReply:
+    def server_error(
+        cls, status: int = 500, message: str = "The server had an error processing your request."
+    ) -> FakeReply:
         return cls.error_response(status, {"error": {"message": message, "type": "server_error", "code": None}})
 
     @classmethod
@@ -186,7 +190,9 @@ class FakeReply:
     @classmethod
     def stream_error(cls, message: str = "upstream model failed", after: int = 1, **kw: Any) -> FakeReply:
         kw.setdefault("chunks", ["one ", "two ", "three"])
-        return cls(error_after=after, error={"message": message, "type": "server_error", "code": "internal_error"}, **kw)
+        return cls(
+            error_after=after, error={"message": message, "type": "server_error", "code": "internal_error"}, **kw
+        )
 
     @classmethod
     def empty(cls) -> FakeReply:
@@ -234,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
@@ -248,13 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.server.fake._track(self.connection, False)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
@@ -467,7 +473,9 @@ class FakeServer:
             self._seq += 1
             cid = f"chatcmpl-fake-{self._seq}"
         usage = reply.usage or {
-            "prompt_tokens": sum(_words(m.get("content")) + 1 for m in req.get("messages") or [] if isinstance(m, dict)),
+            "prompt_tokens": sum(
+                _words(m.get("content")) + 1 for m in req.get("messages") or [] if isinstance(m, dict)
+            ),
             "completion_tokens": len(chunks) + len(reply.reasoning),
         }
         usage = {**usage, "total_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)}
@@ -478,7 +486,11 @@ class FakeServer:
         self._stream(h, reply, cid, model, chunks, usage, include_usage, abort)
 
     def _default_chunks(self, req: dict[str, Any]) -> list[str]:
-        text = self.default_reply if self.default_reply is not None else "echo: " + _last_user_text(req.get("messages") or [])
+        text = (
+            self.default_reply
+            if self.default_reply is not None
+            else "echo: " + _last_user_text(req.get("messages") or [])
+        )
         return split_text(text)
 
     def _plain(
@@ -545,8 +557,10 @@ class FakeServer:
             end()
             return
 
-        head = f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{self._created},"model":{json.dumps(model)},"choices":'
-        head_b = head.encode()
+        head_b = (
+            f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{self._created},'
+            f'"model":{json.dumps(model)},"choices":'
+        ).encode()
 
         def frame(choices: Any, usage_obj: Any = None) -> bytes:
             return head_b + _dumps(choices) + b',"usage":' + _dumps(usage_obj) + b"}\n\n"
@@ -557,7 +571,9 @@ class FakeServer:
             zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
             items.append(("tail", frame(None, zero)))
         else:
-            items.append(("head", frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])))
+            items.append(
+                ("head", frame([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
+            )
             for r in reply.reasoning:
                 delta = {"content": "", "reasoning_content": r}
                 items.append(("delta", frame([{"index": 0, "delta": delta, "finish_reason": None}])))
@@ -573,7 +589,10 @@ class FakeServer:
 
         delay = self.delay if reply.delay is None else reply.delay
         simple = not (
-            delay or reply.stall or reply.cut_after is not None or reply.malformed_after is not None
+            delay
+            or reply.stall
+            or reply.cut_after is not None
+            or reply.malformed_after is not None
             or reply.error_after is not None
         )
         if simple:  # one write: the fast path the benchmark takes

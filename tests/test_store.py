@@ -197,3 +197,14 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
     for q, a in zip(msgs[::2], msgs[1::2], strict=True):
         assert q.content[1:] == a.content[1:]
     s.close()
+
+
+def test_sequence_numbers_are_never_reused(store: SQLiteStore) -> None:
+    store.create_session("s")
+    for i in range(3):
+        turn(store, "s", f"q{i}", f"a{i}")
+    highest = store.messages("s")[-1].seq or 0
+    store.truncate("s", 1)
+    turn(store, "s", "again", "ok")
+    assert [m.seq for m in store.messages("s")][1] > highest
+    assert store.message_stats("s") == (3, store.messages("s")[-1].seq)

@@ -51,6 +51,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
             settings TEXT NOT NULL DEFAULT '{}',
             parent_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
             fork_at INTEGER,
+            last_seq INTEGER NOT NULL DEFAULT 0,
             created TEXT NOT NULL,
             updated TEXT NOT NULL,
             UNIQUE (owner_id, name)

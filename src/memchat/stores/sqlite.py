@@ -383,6 +383,8 @@ class SQLiteStore:
                 "WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT ?",
                 (sid, src, cut),
             )
+            db.execute("UPDATE sessions SET last_seq = (SELECT COUNT(*) FROM messages WHERE session_id = ?) "
+                       "WHERE id = ?", (sid, sid))
         return self.get_session(sid)
 
     def delete_session(self, session: str | int | SessionInfo) -> None:
@@ -433,7 +435,9 @@ class SQLiteStore:
 
     @staticmethod
     def _next_seq(db: sqlite3.Connection, sid: int) -> int:
-        return int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?", (sid,)).fetchone()[0])
+        """The next sequence number: strictly increasing per session, never reused after a delete."""
+        row = db.execute("UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (sid,))
+        return int(row.fetchone()[0])
 
     def _insert_message(self, db: sqlite3.Connection, sid: int, msg: Message, writer: str | None = None) -> int:
         tokens, method = msg.tokens, msg.token_method

