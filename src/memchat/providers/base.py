@@ -64,16 +64,22 @@ class Provider(abc.ABC):
         loop = asyncio.get_running_loop()
         stop = threading.Event()
 
+        def post(item: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed after the consumer left: nobody is listening
+                stop.set()
+
         def work() -> None:
             try:
                 for chunk in self.stream(messages, model=model, options=options):
                     if stop.is_set():
                         break
-                    loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+                    post(("chunk", chunk))
             except BaseException as exc:  # handed to the event loop, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+                post(("error", exc))
             else:
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+                post(("end", None))
 
         thread = threading.Thread(target=work, name="memchat-provider", daemon=True)
         thread.start()

@@ -21,6 +21,7 @@ tokens, and the final chunk must carry both.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -153,6 +154,11 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool) -> _Load
             stop_token_ids=[eos_id] if eos_id != -1 else None,
         )
         loaded = _Loaded(llama=llama, formatter=formatter, eos=eos, lock=threading.Lock())
+        if not _MODELS:
+            # free the models before interpreter teardown, while llama_cpp's functions still exist
+            # (Llama.__del__ during module cleanup prints "TypeError: 'NoneType' object is not callable")
+            atexit.unregister(_free_at_exit)
+            atexit.register(_free_at_exit)
         _MODELS[key] = loaded
         return loaded
 
@@ -165,6 +171,19 @@ def unload_models() -> None:
     for loaded in models:
         with loaded.lock:
             loaded.llama.close()
+
+
+def _free_at_exit() -> None:
+    with _LOAD_LOCK:
+        models = list(_MODELS.values())
+        _MODELS.clear()
+    for loaded in models:
+        # a daemon thread may still be generating: never wait for it at exit
+        if loaded.lock.acquire(timeout=1.0):
+            try:
+                loaded.llama.close()
+            finally:
+                loaded.lock.release()
 
 
 class LocalLlama(Provider):
