@@ -31,7 +31,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 # -- fake OpenAI-compatible server (tests/fakeserver.py) ------------------------------------
 
-from fakeserver import FakeServer  # noqa: E402  (tests/ is on sys.path: pytest rootdir-less conftest)
+from fakeserver import FakeServer  # noqa: E402  (tests/ has no __init__.py, so pytest puts it on sys.path)
 
 
 @pytest.fixture(scope="session")

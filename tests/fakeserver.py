@@ -58,6 +58,7 @@ class Recorded:
     headers: dict[str, str]
     body: Any  # parsed JSON, or None when the body was empty or not JSON
     raw: bytes = b""
+    peer: tuple[str, int] = ("", 0)  # the client's address: the same port means a reused connection
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -292,6 +293,12 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     fake: FakeServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, _IO_ERRORS):
+            return  # the client went away (closed a pooled connection, timed out): not news
+        super().handle_error(request, client_address)
+
 
 class FakeServer:
     """The fake server. Thread-safe; ``start()`` before use, ``close()`` after."""
@@ -428,7 +435,8 @@ class FakeServer:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        rec = Recorded(method, h.path, {k.lower(): v for k, v in h.headers.items()}, body, raw)
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        rec = Recorded(method, h.path, headers, body, raw, (h.client_address[0], h.client_address[1]))
         with self._lock:
             self._requests.append(rec)
             abort = self._abort

@@ -1,0 +1,610 @@
+"""Any OpenAI-compatible chat-completions server (ModelScope, OpenAI, DeepSeek, vLLM, Ollama…).
+
+Speaks the wire protocol with httpx directly (the openai SDK costs too much start-up time):
+``POST {base_url}/chat/completions`` with ``stream: true`` and
+``stream_options: {"include_usage": true}``, read as Server-Sent Events, and
+``GET {base_url}/models``. HTTP failures become ``memchat.errors`` with the server's own
+message as ``detail``; connect errors, 5xx and short throttling 429s are retried a few times,
+but only before the first token arrived. The API key never appears in an error or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from memchat import __version__
+from memchat.domain import Chunk, Usage
+from memchat.errors import (
+    AuthenticationError,
+    BadRequest,
+    ContextLengthExceeded,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    StreamError,
+)
+from memchat.providers.base import ChatOptions, Provider, WireMessage
+from memchat.providers.sse import Event, SSEDecoder
+
+__all__ = ["OpenAICompatible"]
+
+#: a throttled 429 asking to wait longer than this is raised at once, not slept through
+MAX_RETRY_AFTER = 10.0
+#: longest pause between two attempts
+MAX_BACKOFF = 8.0
+
+#: 429 codes/types that will not clear on retry (insufficient_quota, credit_balance_exhausted…)
+_QUOTA_CODE = re.compile(r"quota|balance|billing|spend_limit|credit", re.IGNORECASE)
+#: and messages ("insufficient balance (1008)", "quota exceeded"); OpenAI's throttling text
+#: mentions billing, so that word alone is not enough here
+_QUOTA_TEXT = re.compile(r"quota|balance", re.IGNORECASE)
+#: close() called inside the loop schedules aclose(); keep the tasks alive until they finish
+_CLOSING: set[asyncio.Task[None]] = set()
+_CONTEXT = re.compile(r"context[_ ]length|context window|maximum context", re.IGNORECASE)
+
+
+class OpenAICompatible(Provider):
+    """A chat model behind an OpenAI-compatible HTTP API.
+
+    ``timeout`` bounds every read (so a stream that stalls that long fails with
+    ``ProviderTimeout``); ``connect_timeout`` bounds connecting. ``max_retries`` extra
+    attempts are made, ``backoff`` seconds apart at first, doubling, with jitter.
+    ``transport`` (an httpx transport, e.g. ``httpx.MockTransport``) replaces the network;
+    ``extra_body`` adds top-level JSON fields (``{"enable_thinking": False}``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str = "",
+        *,
+        name: str = "compat",
+        context_window: int | None = None,
+        timeout: float | None = 60.0,
+        connect_timeout: float | None = 10.0,
+        max_retries: int = 2,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        backoff: float = 0.5,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = name
+        self.context_window = context_window
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_retries = max(0, int(max_retries))
+        self.backoff = backoff
+        self.extra_body = dict(extra_body or {})
+        self._api_key = api_key or None
+        self._transport = transport
+        self._headers = {
+            "Accept": "text/event-stream, application/json",
+            "User-Agent": f"memchat/{__version__}",
+            **(headers or {}),
+        }
+        if self._api_key:
+            self._headers["Authorization"] = f"Bearer {self._api_key}"
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._aclients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]] = {}
+
+    def __repr__(self) -> str:
+        key = "'***'" if self._api_key else "None"
+        return f"OpenAICompatible(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+
+    # -- clients ----------------------------------------------------------------------
+
+    @property
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
+
+    def _verify(self) -> bool:
+        """False for a plain-http endpoint reached without an https proxy: no TLS handshake can
+        happen there, and skipping the CA bundle saves ~30 ms of start-up (local servers)."""
+        if not self.base_url.lower().startswith("http://"):
+            return True
+        proxies = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+        return any(os.environ.get(n, "").lower().startswith("https://") for n in proxies)
+
+    def _sync_client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+                self._client = httpx.Client(
+                    headers=self._headers, timeout=self._timeout, transport=transport, verify=self._verify()
+                )
+            return self._client
+
+    async def _async_client(self) -> httpx.AsyncClient:
+        """The pooled async client of the running event loop.
+
+        An ``httpx.AsyncClient`` belongs to one loop. Each gets a keeper: a started async
+        generator the loop tracks, so that ``asyncio.run`` (or any ``Runner``) closes the
+        client's connections in ``shutdown_asyncgens`` before the loop closes.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._aclients.get(loop)
+            if entry is not None:
+                return entry[0]
+            for old in [lp for lp in self._aclients if lp.is_closed()]:
+                del self._aclients[old]
+            transport = self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
+            client = httpx.AsyncClient(
+                headers=self._headers, timeout=self._timeout, transport=transport, verify=self._verify()
+            )
+            keeper = _close_with_loop(client)
+            self._aclients[loop] = (client, keeper)
+        await keeper.__anext__()
+        return client
+
+    def close(self) -> None:
+        """Close the connections. An async client is closed here when its loop is idle or runs
+        in another thread; inside the loop itself prefer ``await provider.aclose()``."""
+        with self._lock:
+            client, self._client = self._client, None
+            aclients, self._aclients = self._aclients, {}
+        if client is not None:
+            client.close()
+        for loop, (_, keeper) in aclients.items():
+            if loop.is_closed():
+                continue
+            with contextlib.suppress(RuntimeError):
+                if not loop.is_running():
+                    loop.run_until_complete(keeper.aclose())
+                elif _running_loop() is loop:
+                    task = loop.create_task(keeper.aclose())
+                    _CLOSING.add(task)
+                    task.add_done_callback(_CLOSING.discard)
+                else:
+                    asyncio.run_coroutine_threadsafe(keeper.aclose(), loop).result(5)
+
+    async def aclose(self) -> None:
+        """Close the connections, from inside the event loop that used ``astream``."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._aclients.pop(loop, None)
+        if entry is not None:
+            await entry[1].aclose()
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _payload(self, messages: Sequence[WireMessage], model: str | None, options: ChatOptions | None) -> bytes:
+        body: dict[str, Any] = {}
+        chosen = model or self.model
+        if chosen:
+            body["model"] = chosen
+        body["messages"] = list(messages)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        if options is not None:
+            for key in ("max_tokens", "temperature", "top_p", "seed"):
+                value = getattr(options, key)
+                if value is not None:
+                    body[key] = value
+        if self.extra_body:
+            body.update(self.extra_body)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, method: str, path: str, content: bytes | None
+    ) -> httpx.Request:
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        return client.build_request(method, self.base_url + path, content=content, headers=headers)
+
+    def _delay(self, exc: ProviderError, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``exc``, or None to raise it."""
+        if attempt >= self.max_retries:
+            return None
+        if isinstance(exc, RateLimited):
+            if exc.quota:
+                return None
+            if exc.retry_after is not None:
+                return None if exc.retry_after > MAX_RETRY_AFTER else max(0.0, exc.retry_after)
+        elif not isinstance(exc, ProviderUnavailable | ServerError):
+            return None
+        return min(MAX_BACKOFF, self.backoff * 2.0**attempt) * random.uniform(0.75, 1.0)
+
+    def _send(self, client: httpx.Client, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                err = self._transport_error(exc)
+                wait = self._delay(err, attempt)
+                if wait is None:
+                    raise err from exc
+            else:
+                if response.is_success:
+                    return response
+                try:
+                    response.read()
+                except httpx.HTTPError:
+                    pass
+                finally:
+                    response.close()
+                err = self._status_error(response)
+                wait = self._delay(err, attempt)
+                if wait is None:
+                    raise err
+            attempt += 1
+            time.sleep(wait)
+
+    async def _asend(self, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                err = self._transport_error(exc)
+                wait = self._delay(err, attempt)
+                if wait is None:
+                    raise err from exc
+            else:
+                if response.is_success:
+                    return response
+                try:
+                    await response.aread()
+                except httpx.HTTPError:
+                    pass
+                finally:
+                    await response.aclose()
+                err = self._status_error(response)
+                wait = self._delay(err, attempt)
+                if wait is None:
+                    raise err
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    # -- streaming --------------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Iterator[Chunk]:
+        client = self._sync_client()
+        request = self._request(client, "POST", "/chat/completions", self._payload(messages, model, options))
+        response = self._send(client, request)
+        reader = _Reader(self, response)
+        try:
+            if not reader.is_sse:
+                response.read()
+                yield from reader.plain(response.content)
+                return
+            for data in response.iter_bytes():
+                if not reader.done:  # after [DONE], read on to the body's end: the connection is reused
+                    yield from reader.feed(data)
+            if not reader.done:
+                yield from reader.end()
+        except httpx.HTTPError as exc:
+            tail = reader.broken(exc)
+            if tail is None:
+                raise reader.stream_error(exc) from exc
+            yield from tail
+        finally:
+            response.close()
+
+    async def astream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncIterator[Chunk]:
+        client = await self._async_client()
+        request = self._request(client, "POST", "/chat/completions", self._payload(messages, model, options))
+        response = await self._asend(client, request)
+        reader = _Reader(self, response)
+        try:
+            if not reader.is_sse:
+                await response.aread()
+                for chunk in reader.plain(response.content):
+                    yield chunk
+                return
+            async for data in response.aiter_bytes():
+                if not reader.done:  # after [DONE], read on to the body's end: the connection is reused
+                    for chunk in reader.feed(data):
+                        yield chunk
+            if not reader.done:
+                for chunk in reader.end():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            tail = reader.broken(exc)
+            if tail is None:
+                raise reader.stream_error(exc) from exc
+            for chunk in tail:
+                yield chunk
+        finally:
+            await response.aclose()
+
+    def list_models(self) -> list[str]:
+        """Model ids from ``GET /models`` (ModelScope answers it even without a valid key)."""
+        client = self._sync_client()
+        response = self._send(client, self._request(client, "GET", "/models", None))
+        try:
+            response.read()
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            response.close()
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            raise BadRequest(self._scrub(f"GET /models did not return JSON: {response.text[:200]}")) from exc
+        items = data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            return []
+        ids = [str(m.get("id")) if isinstance(m, dict) else str(m) for m in items]
+        return [i for i in ids if i and i != "None"]
+
+    # -- error mapping ----------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    def _where(self) -> str:
+        url = httpx.URL(self.base_url)
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{url.host}{port}"
+
+    def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
+        """An error raised before a response arrived."""
+        reason = self._scrub(str(exc)) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            return ProviderUnavailable(f"timed out connecting to {self._where()} after {self.connect_timeout} s")
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(f"no answer from {self._where()} within {self.timeout} s ({reason})")
+        if isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return ProviderUnavailable(f"cannot connect to {self._where()}: {reason}")
+        if isinstance(exc, httpx.TransportError):
+            return ProviderUnavailable(f"cannot reach {self._where()}: {reason}")
+        return ProviderError(f"request to {self._where()} failed: {reason}")
+
+    def _status_error(self, response: httpx.Response) -> ProviderError:
+        """The ``memchat.errors`` exception for a non-2xx response."""
+        status = response.status_code
+        message, code, kind, request_id = _error_fields(response)
+        detail = self._scrub(message or f"HTTP {status} {response.reason_phrase}".strip())
+        info: dict[str, Any] = {}
+        if request_id:
+            info["request_id"] = request_id
+        if code:
+            info["code"] = code
+        words = " ".join(str(x) for x in (message, code, kind) if x)
+        if status in (401, 403):
+            return AuthenticationError(detail, status=status, **info)
+        if status == 429:
+            headers = response.headers
+            exhausted = any(k.lower().endswith("-remaining") and v.strip() == "0" for k, v in headers.items())
+            quota = (
+                exhausted
+                or bool(_QUOTA_CODE.search(" ".join(str(x) for x in (code, kind) if x)))
+                or bool(_QUOTA_TEXT.search(message))
+            )
+            return RateLimited(detail, status=status, quota=quota, retry_after=_retry_after(headers), **info)
+        if status == 400 and (code == "context_length_exceeded" or _CONTEXT.search(words)):
+            return ContextLengthExceeded(detail, status=status, **info)
+        if status == 413 and _CONTEXT.search(words):
+            return ContextLengthExceeded(detail, status=status, **info)
+        if 400 <= status < 500:
+            return BadRequest(detail, status=status, **info)
+        if status >= 500:
+            return ServerError(detail, status=status, **info)
+        return ProviderError(detail, status=status, **info)
+
+
+class _Reader:
+    """Turns the bytes of one streamed response into ``Chunk`` objects (shared by sync and async)."""
+
+    __slots__ = ("_decoder", "_provider", "_status", "done", "finished", "is_sse")
+
+    def __init__(self, provider: OpenAICompatible, response: httpx.Response) -> None:
+        self._provider = provider
+        self._decoder = SSEDecoder()
+        self._status = response.status_code
+        ctype = response.headers.get("content-type", "").lower()
+        self.is_sse = "json" not in ctype  # SSE unless the server plainly answered with JSON
+        self.done = False  # [DONE] seen
+        self.finished = False  # a finish_reason seen
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        out: list[Chunk] = []
+        for event in self._decoder.feed(data):
+            self._event(event, out)
+            if self.done:
+                break
+        return out
+
+    def end(self) -> list[Chunk]:
+        """The stream closed; what was left, or ``StreamError`` if it was cut short."""
+        out: list[Chunk] = []
+        for event in self._decoder.flush():
+            if not self.done:
+                self._event(event, out)
+        if not self.done and not self.finished:
+            raise StreamError("the connection closed before the reply was complete; try again", status=self._status)
+        return out
+
+    def broken(self, exc: httpx.HTTPError) -> list[Chunk] | None:
+        """The transport failed mid-body: the remaining chunks if the reply had already finished."""
+        if not (self.finished or self.done):
+            return None
+        out: list[Chunk] = []
+        with contextlib.suppress(ProviderError):
+            for event in self._decoder.flush():
+                if not self.done:
+                    self._event(event, out)
+        return out
+
+    def stream_error(self, exc: httpx.HTTPError) -> ProviderError:
+        p = self._provider
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeout(f"the stream stalled: no data for {p.timeout} s", status=self._status)
+        reason = p._scrub(str(exc)) or type(exc).__name__
+        return StreamError(f"the connection was cut mid-reply ({reason}); try again", status=self._status)
+
+    def plain(self, body: bytes) -> list[Chunk]:
+        """A non-streaming ``chat.completion`` body (a server that ignored ``stream``)."""
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            raise StreamError(f"the server sent a malformed response: {body[:200]!r}", status=self._status) from exc
+        out: list[Chunk] = []
+        if isinstance(data, dict):
+            self._check_error(data)
+            self._chunk(data, out, key="message")
+        self.done = True
+        return out
+
+    def _event(self, event: Event, out: list[Chunk]) -> None:
+        data = event.data.strip()
+        if not data:
+            return
+        if data == "[DONE]":
+            self.done = True
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise StreamError(f"the server sent a malformed stream event: {data[:200]}", status=self._status) from exc
+        if not isinstance(obj, dict):
+            raise StreamError(f"the server sent an unexpected stream event: {data[:200]}", status=self._status)
+        if event.event == "error" and "error" not in obj:
+            obj = {"error": obj}
+        self._check_error(obj)
+        self._chunk(obj, out, key="delta")
+
+    def _check_error(self, obj: dict[str, Any]) -> None:
+        err = obj.get("error") or obj.get("errors")
+        if not err:
+            return
+        if isinstance(err, dict):
+            message = str(err.get("message") or err.get("msg") or json.dumps(err, ensure_ascii=False))
+            code = err.get("code")
+        else:
+            message, code = str(err), None
+        info = {"code": code} if code else {}
+        raise StreamError(self._provider._scrub(message), status=self._status, **info)
+
+    def _chunk(self, obj: dict[str, Any], out: list[Chunk], *, key: str) -> None:
+        text = reasoning = ""
+        finish: str | None = None
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices:
+            choice = next(
+                (c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0),
+                choices[0] if isinstance(choices[0], dict) else {},
+            )
+            delta = choice.get(key) or choice.get("delta") or {}
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                text = content if isinstance(content, str) else ""
+                thought = delta.get("reasoning_content") or delta.get("reasoning")
+                reasoning = thought if isinstance(thought, str) else ""
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason and reason != "null":
+                finish = reason
+                self.finished = True
+        raw_usage = obj.get("usage")
+        usage = Usage.from_dict(raw_usage) if isinstance(raw_usage, dict) else None
+        if text or reasoning or finish or usage is not None:
+            out.append(Chunk(text=text, reasoning=reasoning, usage=usage, finish_reason=finish))
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None, str | None]:
+    """(message, code, type, request_id) from either error envelope, or the raw text."""
+    request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+    try:
+        text = response.text
+    except httpx.ResponseNotRead:  # the body could not be read
+        text = ""
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        if "html" in response.headers.get("content-type", "").lower():
+            return "", None, None, request_id  # a proxy's error page says nothing useful
+        return text.strip()[:500], None, None, request_id
+    request_id = str(body.get("request_id") or request_id or "") or None
+    err = body.get("error") if body.get("error") is not None else body.get("errors")
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("msg") or ""
+        code = err.get("code")
+        kind = err.get("type")
+        request_id = str(err.get("request_id") or request_id or "") or None
+        return (
+            str(message) or json.dumps(err, ensure_ascii=False)[:500],
+            None if code is None else str(code),
+            None if kind is None else str(kind),
+            request_id,
+        )
+    if isinstance(err, str):
+        return err, None, None, request_id
+    message = body.get("message") or body.get("detail") or json.dumps(body, ensure_ascii=False)[:500]
+    code = body.get("code")
+    return str(message), None if code is None else str(code), None, request_id
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    import email.utils  # rare (an HTTP date): not worth its import time at start-up
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
