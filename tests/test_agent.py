@@ -241,3 +241,19 @@ def test_history_stays_exact_when_another_process_changes_the_session(tmp_path: 
     b.store.append_messages("s", [m for m in a.store.messages("s")[:2]])  # same count, new rows
     a.ask("s", "a4")
     assert pa.calls[-1][:-1] == expected(b.store)[:-2]
+
+
+def test_model_precedence_and_switching_provider(store: SQLiteStore) -> None:
+    a = ScriptedProvider(default="ok", model="a-default")
+    Agent(store=store, provider=a, model="a-chosen").ask("s", "hi")
+    assert a.models[-1] == "a-chosen"
+    # the session remembers the model chosen for it on this provider
+    Agent(store=store, provider=a).ask("s", "again")
+    assert a.models[-1] == "a-chosen"
+    # another provider does not receive a model name that belongs to the first one
+    b = ScriptedProvider(default="ok", model="b-default")
+    b.name = "other"
+    Agent(store=store, provider=b).ask("s", "elsewhere")
+    assert b.models[-1] == "b-default"
+    Agent(store=store, provider=b).ask("s", "per call", model="b-special")
+    assert b.models[-1] == "b-special"

@@ -7,7 +7,6 @@ it never happened); an interrupted one keeps what streamed, marked ``interrupted
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,7 +31,9 @@ class _TurnState:
     def __init__(self, agent: Agent, info: SessionInfo, text: str, model: str | None, replaces: list[int]) -> None:
         self.agent = agent
         self.info = info
-        self.model = model or info.model or agent.provider.model
+        provider = agent.provider
+        stored = info.model if info.provider in (None, provider.name) else None  # a model of this provider
+        self.model = model or stored or provider.model
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
         history, wire = agent._history.get(info.id)
@@ -192,6 +193,8 @@ class AsyncTurn:
         return self._state.reply if self._state else None
 
     async def _run(self) -> AsyncIterator[Chunk]:
+        import asyncio  # imported here: `memchat ask` never needs it and it costs ~40 ms
+
         if self._state is None:
             self._state = await asyncio.to_thread(self._setup)
         st = self._state
@@ -257,7 +260,7 @@ class Agent:
         return cls(
             store=open_store(settings.db),
             provider=make_provider(settings),
-            model=settings.model or None,
+            model=settings.model if "model" in settings.sources else None,  # else the provider's default
             persona=settings.system or "",
         )
 
@@ -285,7 +288,7 @@ class Agent:
                 raise SessionNotFound(f"no session with id {session}")
         persona = self.persona if persona is None else persona
         try:
-            return self.store.create_session(session, persona=persona, model=self.model)
+            return self.store.create_session(session, persona=persona, model=self.model, provider=self.provider.name)
         except MemchatError:
             if session is None:
                 raise

@@ -8,7 +8,6 @@ streams ``Chunk`` objects for a list of OpenAI-shaped messages can too (see
 from __future__ import annotations
 
 import abc
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ class Provider(abc.ABC):
         options: ChatOptions | None = None,
     ) -> AsyncIterator[Chunk]:
         """Async twin of ``stream``. The default runs ``stream`` in a worker thread."""
+        import asyncio  # lazily: the sync path (``memchat ask``) never pays for it
+
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         stop = threading.Event()
@@ -103,5 +104,5 @@ class Provider(abc.ABC):
         """Model ids this provider offers."""
         return [self.model] if self.model else []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook, deliberately not abstract)
         """Release connections or memory held by the provider."""
