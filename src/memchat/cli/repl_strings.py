@@ -10,7 +10,8 @@ add(
     en={
         "repl.banner": "memchat · session {session} · {provider}/{model}",
         "repl.banner_resumed": "memchat · session {session} ({count} messages) · {provider}/{model}",
-        "repl.banner_help": 'Type /help for commands; q, quit, 退出 or Ctrl-D to exit. Alt-Enter or """ for multi-line.',
+        "repl.banner_help": "Type /help for commands; q, quit, 退出 or Ctrl-D to exit. "
+        'Alt-Enter or """ for multi-line.',
         "repl.persona_prompt": "Persona (system prompt) for this session, Enter to skip: ",
         "repl.persona_set": "persona set",
         "repl.persona_flag": "persona of {session} replaced by --system",

@@ -34,14 +34,21 @@ class ReplState:
     #: asks the persona for a new session; ``None`` when it should not be asked
     ask_persona: Callable[[], str | None]
     show_context: bool = False
+    #: a model named by flag, environment or config file; it wins over the session's until ``/model``
+    explicit_model: str | None = None
 
     def refresh(self) -> SessionInfo:
         self.session = self.agent.store.get_session(self.session.id)
         return self.session
 
     @property
+    def turn_model(self) -> str | None:
+        """The model to ask for: explicit setting > the session's > the agent's default (``None``)."""
+        return self.explicit_model or self.session.model
+
+    @property
     def model(self) -> str:
-        return self.session.model or self.agent.model or self.agent.provider.model
+        return self.turn_model or self.agent.model or self.agent.provider.model
 
     def show_context_now(self) -> None:
         self.ui.context(self.agent.context(self.session.id))
@@ -169,7 +176,8 @@ def _undo(state: ReplState, arg: str) -> Result:
 
 
 def _retry(state: ReplState, arg: str) -> Result:
-    return state.agent.retry(state.session.id, model=state.refresh().model)
+    state.refresh()
+    return state.agent.retry(state.session.id, model=state.turn_model)
 
 
 def _clear(state: ReplState, arg: str) -> Result:
@@ -181,6 +189,7 @@ def _clear(state: ReplState, arg: str) -> Result:
 def _model(state: ReplState, arg: str) -> Result:
     if arg:
         state.session = state.agent.store.update_session(state.session.id, model=arg)
+        state.explicit_model = None
         state.ui.info(t("repl.model_set", model=state.model))
     else:
         state.refresh()

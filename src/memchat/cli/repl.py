@@ -1,0 +1,251 @@
+"""``memchat chat``: the lesson's loop — read a message, send the whole conversation,
+stream the reply, remember it — with sessions, slash commands and line editing.
+
+The loop only reads and dispatches: turns go through ``Agent`` (which stores them, drops
+a failed one and keeps an interrupted one), output through ``render.Renderer``, commands
+through ``slash.dispatch``. Input comes from a prompt_toolkit ``PromptSession`` (history
+behind prompt_toolkit's ``History`` interface) or, when stdin is not a terminal, from
+plain lines of stdin.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import WordCompleter
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output, create_output
+from rich.console import Console
+
+from memchat import i18n
+from memchat.agent import Agent, Turn
+from memchat.cli import slash
+from memchat.cli.render import Renderer
+from memchat.cli.repl_strings import t
+from memchat.config import Settings, data_dir
+from memchat.domain import SessionInfo
+from memchat.errors import MemchatError
+
+#: typed alone on a line (any case, spaces around ignored) they end the chat, as in the lesson
+EXIT_WORDS = frozenset({"退出", "q", "quit", "exit"})
+#: a line that is exactly this starts a multi-line block, and another one ends it
+BLOCK = '"""'
+
+
+class LineReader(Protocol):
+    #: whether a person is typing (then a new session's persona is asked)
+    interactive: bool
+
+    def read(self, prompt: str) -> str:
+        """One line (or an Alt-Enter multi-line entry); EOFError at the end, KeyboardInterrupt on Ctrl-C."""
+        ...
+
+
+class PromptReader:
+    """Line editing and persistent history through prompt_toolkit."""
+
+    interactive = True
+
+    def __init__(self, history: History, *, input: Input | None = None, output: Output | None = None) -> None:
+        bindings = KeyBindings()
+
+        @bindings.add("escape", "enter")
+        def _newline(event: KeyPressEvent) -> None:
+            event.current_buffer.insert_text("\n")
+
+        self.session: PromptSession[str] = PromptSession(
+            history=history,
+            input=input,
+            output=output,
+            key_bindings=bindings,
+            completer=WordCompleter([f"/{name}" for name in slash.COMMANDS], sentence=True),
+            complete_while_typing=False,
+        )
+
+    def read(self, prompt: str) -> str:
+        return self.session.prompt(prompt)
+
+
+class StdinReader:
+    """Plain lines from a stream that is not a terminal (``printf 'hi\\nq\\n' | memchat chat``)."""
+
+    interactive = False
+
+    def __init__(self, stream: TextIO, echo: Callable[[str], None] | None = None) -> None:
+        self.stream = stream
+        self.echo = echo
+
+    def read(self, prompt: str) -> str:
+        line = self.stream.readline()
+        if not line:
+            raise EOFError
+        line = line.removesuffix("\n").removesuffix("\r")
+        if self.echo is not None:
+            self.echo(prompt + line)
+        return line
+
+
+def file_history(path: Path) -> History:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))
+
+
+def read_message(reader: LineReader, prompt: str | None = None) -> str:
+    """One entry: a line, or the lines of a ``\"\"\"`` block (Ctrl-D also ends a block)."""
+    line = reader.read(t("repl.you") if prompt is None else prompt)
+    if line.strip() != BLOCK:
+        return line
+    lines: list[str] = []
+    while True:
+        try:
+            more = reader.read(t("repl.more"))
+        except EOFError:
+            break
+        if more.strip() == BLOCK:
+            break
+        lines.append(more)
+    return "\n".join(lines)
+
+
+def is_exit(text: str) -> bool:
+    return text.strip().lower() in EXIT_WORDS
+
+
+def run_repl(
+    agent: Agent,
+    settings: Settings,
+    *,
+    session: str | None = None,
+    system: str | None = None,
+    show_context: bool = False,
+    resume: bool = False,
+    console: Console | None = None,
+    pt_input: Input | None = None,
+    pt_output: Output | None = None,
+    history_path: Path | None = None,
+) -> int:
+    """Chat in the terminal until an exit word, ``/exit`` or Ctrl-D; return the exit code."""
+    if settings.lang:
+        i18n.set_lang(settings.lang)
+    ui = Renderer(console)
+    reader: LineReader
+    if pt_input is not None or (sys.stdin is not None and sys.stdin.isatty()):
+        history = file_history(history_path or data_dir() / "input_history")
+        output = pt_output if pt_output is not None else create_output(always_prefer_tty=True)
+        reader = PromptReader(history, input=pt_input, output=output)
+    else:
+        reader = StdinReader(sys.stdin or io.StringIO(), echo=ui.info)
+
+    def ask_persona() -> str | None:
+        if system is not None:
+            return system
+        if not reader.interactive:
+            return None
+        try:
+            return read_message(reader, t("repl.persona_prompt")).strip()
+        except KeyboardInterrupt:
+            return ""
+
+    try:
+        info, created = _open_session(agent, session, system=system, resume=resume)
+        explicit = settings.model if settings.model and settings.sources.get("model") else None
+        state = slash.ReplState(agent, info, ui, ask_persona, show_context=show_context, explicit_model=explicit)
+        ui.banner(info, agent.provider.name, state.model, resumed=not created)
+        if created and system is None and reader.interactive:
+            persona = ask_persona()
+            if persona:
+                state.session = agent.store.update_session(info.id, persona=persona)
+                ui.note(t("repl.persona_set"))
+        elif not created and system is not None and system != info.persona:
+            state.session = agent.store.update_session(info.id, persona=system)
+            ui.note(t("repl.persona_flag", session=info.name))
+    except EOFError:
+        ui.info(t("repl.bye"))
+        return 0
+    except MemchatError as exc:
+        ui.error(i18n.describe_error(exc))
+        return 1
+    if show_context:
+        state.show_context_now()
+    _loop(state, reader)
+    ui.info(t("repl.bye"))
+    return 0
+
+
+def _open_session(agent: Agent, name: str | None, *, system: str | None, resume: bool) -> tuple[SessionInfo, bool]:
+    """The session to chat in and whether it was created now."""
+    if name is not None:
+        found = agent.store.find_session(name)
+    else:
+        recent = agent.store.list_sessions() if resume else []
+        found = recent[0] if recent else None
+    if found is not None:
+        return found, False
+    return agent.session(name, persona=agent.persona if system is None else system), True
+
+
+def _loop(state: slash.ReplState, reader: LineReader) -> None:
+    while True:
+        try:
+            text = read_message(reader)
+        except KeyboardInterrupt:
+            continue  # Ctrl-C at the prompt clears the line
+        except EOFError:
+            return
+        command = text.strip()
+        if not command:
+            continue
+        if is_exit(command):
+            return
+        try:
+            if command.startswith("/") and not command.startswith("//"):
+                result = slash.dispatch(state, command)
+                if result is slash.EXIT:
+                    return
+                if isinstance(result, Turn):
+                    _run_turn(state, result, retry=True)
+            else:
+                message = text if "\n" in text else command
+                if command.startswith("//"):
+                    message = message.lstrip()[1:]
+                info = state.refresh()
+                _run_turn(state, state.agent.stream(info.id, message, model=state.turn_model))
+        except MemchatError as exc:
+            state.ui.error(i18n.describe_error(exc))
+        except KeyboardInterrupt:
+            continue
+
+
+def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> None:
+    """Stream one turn. Ctrl-C keeps what was shown (the Agent stores it as interrupted);
+    a failed call prints one line and the Agent has already dropped the message."""
+    ui = state.ui
+    if state.show_context:
+        ui.context(turn.context)
+    try:
+        with ui.reply() as view:
+            for chunk in turn:
+                view.add(chunk)
+    except KeyboardInterrupt:
+        turn.close()
+        if turn.reply is not None:
+            ui.note(t("repl.interrupted"))
+        else:
+            ui.note(t("repl.retry_kept") if retry else t("repl.interrupted_empty"))
+    except MemchatError as exc:
+        turn.close()
+        ui.error(i18n.describe_error(exc))
+        ui.note(t("repl.retry_kept") if retry else t("err.dropped"))
+        return
+    if state.show_context and turn.reply is not None:
+        state.show_context_now()
