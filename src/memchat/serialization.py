@@ -200,8 +200,13 @@ def session_view(info: SessionInfo, messages: Sequence[Message]) -> SessionView:
     )
 
 
+#: characters ``str.splitlines()`` (and some editors) take as line breaks that JSON leaves raw
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _dump(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False)
+    """One JSONL line: UTF-8 text kept readable, but nothing a line splitter could cut."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 # -- export -------------------------------------------------------------------------------
@@ -395,14 +400,20 @@ def parse_jsonl(text: str) -> tuple[SessionInfo, list[Message]]:
     return info, messages
 
 
-def import_jsonl(store: Store, text: str, name: str | None = None) -> SessionInfo:
-    """Create a session from a JSONL export, all or nothing.
-
-    ``name`` overrides the name in the file. A name already taken raises ``SessionExists``.
-    """
+def prepare_import(text: str, name: str | None = None) -> tuple[SessionInfo, list[Message]]:
+    """Parse and validate an export (``name`` overrides the file's) without touching a store."""
     info, messages = parse_jsonl(text)
     if name is not None:
         if not name.strip():
             raise StoreError("a session name cannot be empty")
         info = dataclasses.replace(info, name=name)
+    return info, messages
+
+
+def import_jsonl(store: Store, text: str, name: str | None = None) -> SessionInfo:
+    """Create a session from a JSONL export, all or nothing.
+
+    ``name`` overrides the name in the file. A name already taken raises ``SessionExists``.
+    """
+    info, messages = prepare_import(text, name)
     return store.import_session(info, messages)

@@ -548,7 +548,7 @@ class SQLiteStore:
                 Message(Role.ASSISTANT, "", status=Status.STREAMING, tokens=0, token_method="estimate", model=model),
                 writer=self._writer,
             )
-            self._touch(db, sid)
+            # ``updated`` moves when the turn ends (finish_turn): an aborted turn leaves no trace
         return TurnHandle(sid, uid, aid)
 
     def checkpoint_turn(self, turn: TurnHandle, content: str) -> None:

@@ -1,0 +1,270 @@
+"""Export/import at the library level: lossless JSONL round trips, readable Markdown, and
+bad files that are refused whole (one clear error, the database untouched)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memchat.domain import Message, Role, Status, Usage
+from memchat.errors import ImportFormatError, SessionExists, StoreError
+from memchat.factory import open_store
+from memchat.serialization import (
+    FORMAT,
+    export_jsonl,
+    export_markdown,
+    import_jsonl,
+    parse_jsonl,
+)
+from memchat.stores.sqlite import SQLiteStore
+
+SESSION_KEYS = ["type", "format", "name", "persona", "model", "provider", "memory", "settings", "created", "updated"]
+MESSAGE_KEYS = ["type", "role", "content", "status", "tokens", "token_method", "usage", "model", "created"]
+
+
+@pytest.fixture
+def store() -> Iterator[SQLiteStore]:
+    s = open_store(":memory:")
+    yield s
+    s.close()
+
+
+def _fill(store: SQLiteStore, name: str = "trip") -> None:
+    store.create_session(name, persona="You are terse.\n简洁。", model="m-1", provider="compat", settings={"t": 0.5})
+    store.append_messages(
+        name,
+        [
+            Message(Role.USER, "hello\nworld", created=datetime(2024, 5, 1, 8, 30, 1, 123456, tzinfo=UTC)),
+            Message(
+                Role.ASSISTANT,
+                "你好，世界 — \u2028 line sep",
+                usage=Usage(12, 7),
+                tokens=7,
+                token_method="usage",
+                model="m-1",
+            ),
+            Message(Role.USER, "and then?"),
+            Message(Role.ASSISTANT, "Once upon", status=Status.INTERRUPTED, model="m-1"),
+        ],
+    )
+
+
+def _snapshot(store: SQLiteStore) -> list[tuple[str, int, str]]:
+    return [(s.name, s.message_count, export_jsonl(store, s.name)) for s in store.list_sessions()]
+
+
+# -- round trips ------------------------------------------------------------------------
+
+
+def test_export_shape_has_no_ids_and_fixed_keys(store: SQLiteStore) -> None:
+    _fill(store)
+    text = export_jsonl(store, "trip")
+    lines = text.splitlines()  # U+2028 in a message is escaped: line tools see one record per line
+    assert len(lines) == 5 and text.endswith("}\n")
+    head, *messages = (json.loads(line) for line in lines)
+    assert list(head) == SESSION_KEYS
+    assert head["format"] == FORMAT and head["type"] == "session" and head["name"] == "trip"
+    assert head["settings"] == {"t": 0.5} and head["persona"] == "You are terse.\n简洁。"
+    assert len(messages) == 4
+    for m in messages:
+        assert list(m) == MESSAGE_KEYS
+    assert messages[1]["usage"] == {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 7 + 12}
+    assert messages[1]["token_method"] == "usage"
+    assert messages[3]["status"] == "interrupted"
+    assert messages[0]["created"] == "2024-05-01T08:30:01.123456Z"
+    assert "id" not in head and all("id" not in m and "seq" not in m for m in messages)
+
+
+def test_round_trip_into_a_fresh_database_is_byte_identical(store: SQLiteStore, tmp_path: Path) -> None:
+    _fill(store)
+    text = export_jsonl(store, "trip")
+    with open_store(tmp_path / "other.db") as other:
+        info = import_jsonl(other, text)
+        assert info.name == "trip" and info.message_count == 4
+        assert export_jsonl(other, "trip") == text
+        original = store.get_session("trip")
+        assert (info.created, info.updated) == (original.created, original.updated)
+        assert [m.created for m in other.messages("trip")] == [m.created for m in store.messages("trip")]
+    # reopening the file reads the same bytes back
+    with open_store(tmp_path / "other.db") as again:
+        assert export_jsonl(again, "trip") == text
+
+
+def test_round_trip_under_another_name_differs_only_in_the_name(store: SQLiteStore) -> None:
+    _fill(store)
+    text = export_jsonl(store, "trip")
+    info = import_jsonl(store, text, name="copy")
+    assert info.name == "copy"
+    copy = export_jsonl(store, "copy")
+    head, *rest = text.split("\n")
+    head2, *rest2 = copy.split("\n")
+    assert rest2 == rest
+    assert head2 == head.replace('"name": "trip"', '"name": "copy"')
+
+
+def test_streaming_rows_are_not_exported(store: SQLiteStore) -> None:
+    store.create_session("live")
+    store.begin_turn("live", Message(Role.USER, "question"))
+    lines = export_jsonl(store, "live").splitlines()
+    assert [json.loads(line)["role"] for line in lines[1:]] == ["user"]
+
+
+_content = st.text(
+    st.characters(exclude_categories=["Cs"]) | st.sampled_from('\n\r\t 中文字符测试\u2028\u2029\x85\x00"\\'),
+    max_size=60,
+)
+_message = st.builds(
+    Message,
+    role=st.sampled_from(list(Role)),
+    content=_content,
+    status=st.sampled_from([Status.COMPLETE, Status.INTERRUPTED, Status.STOPPED]),
+    tokens=st.none() | st.integers(0, 10**6),
+    token_method=st.none() | st.sampled_from(["estimate", "usage", "exact:qwen"]),
+    usage=st.none() | st.builds(Usage, st.integers(0, 10**6), st.integers(0, 10**6)),
+    model=st.none() | _content,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    messages=st.lists(_message, max_size=8),
+    persona=_content,
+    name=st.text(st.characters(exclude_categories=["Cs", "Cc", "Zs", "Zl", "Zp"]), min_size=1, max_size=20),
+    settings_=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
+)
+def test_round_trip_property(messages: list[Message], persona: str, name: str, settings_: dict[str, Any]) -> None:
+    with open_store(":memory:") as first, open_store(":memory:") as second:
+        first.create_session(name, persona=persona, settings=settings_)
+        first.append_messages(name, messages)
+        text = export_jsonl(first, name)
+        import_jsonl(second, text)
+        assert export_jsonl(second, name) == text
+        stored = second.messages(name)
+        assert [(m.role, m.content, m.status, m.usage, m.model) for m in stored] == [
+            (m.role, m.content, m.status, m.usage, m.model) for m in messages
+        ]
+        import_jsonl(second, text, name="renamed")
+        assert export_jsonl(second, "renamed").split("\n")[1:] == text.split("\n")[1:]
+
+
+# -- markdown ---------------------------------------------------------------------------
+
+
+def test_markdown_export_is_a_readable_transcript(store: SQLiteStore) -> None:
+    _fill(store)
+    md = export_markdown(store, "trip")
+    assert md.startswith("# trip\n")
+    assert "## Persona\n\nYou are terse.\n简洁。\n" in md
+    assert "## 1. User" in md and "hello\nworld" in md
+    assert "## 2. Assistant · m-1 · 7 tokens" in md and "你好，世界" in md
+    assert "## 4. Assistant" in md and "*interrupted*" in md
+    assert md.index("## 1. User") < md.index("## 2. Assistant") < md.index("## 3. User")
+    assert md.endswith("Once upon\n")
+    assert "{" not in md  # no JSON in the transcript
+
+
+def test_markdown_of_an_empty_session(store: SQLiteStore) -> None:
+    store.create_session("empty")
+    md = export_markdown(store, "empty")
+    assert md.startswith("# empty\n") and "**messages**: 0" in md
+
+
+# -- bad input --------------------------------------------------------------------------
+
+_HEAD = {"type": "session", "format": FORMAT, "name": "new"}
+_MSG = {"type": "message", "role": "user", "content": "hi"}
+
+
+def _jsonl(*records: Any) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
+
+
+BAD_FILES = {
+    "empty": ("", "the file is empty"),
+    "blank lines": ("\n\n  \n", "the file is empty"),
+    "not json": (_jsonl(_HEAD, "{not json"), "line 2: not valid JSON"),
+    "truncated json": (_jsonl(_HEAD, _MSG, '{"type": "message", "role": "us'), "line 3: not valid JSON"),
+    "json array": (_jsonl(_HEAD, [1, 2]), "line 2: expected a JSON object"),
+    "no header": (_jsonl(_MSG), "line 1: expected the session header"),
+    "wrong format": (_jsonl({**_HEAD, "format": "llm/1"}), "line 1: unsupported format 'llm/1'"),
+    "missing format": (_jsonl({"type": "session", "name": "x"}), "line 1: missing field 'format'"),
+    "missing name": (_jsonl({"type": "session", "format": FORMAT}), "line 1: missing field 'name'"),
+    "null name": (_jsonl({**_HEAD, "name": None}), "line 1: 'name' must be a string"),
+    "empty name": (_jsonl({**_HEAD, "name": "  "}), "line 1: 'name' is empty"),
+    "bad settings": (_jsonl({**_HEAD, "settings": [1]}), "line 1: 'settings' must be an object"),
+    "bad created": (_jsonl({**_HEAD, "created": "yesterday"}), "line 1: 'created' is not an ISO 8601 time"),
+    "unknown session field": (_jsonl({**_HEAD, "api_key": "sk-x"}), "line 1: unknown field(s) 'api_key'"),
+    "second header": (_jsonl(_HEAD, _MSG, _HEAD), "line 3: a second session header"),
+    "unknown type": (_jsonl(_HEAD, {**_MSG, "type": "tool_call"}), "line 2: unknown line type 'tool_call'"),
+    "unknown role": (_jsonl(_HEAD, _MSG, {**_MSG, "role": "bot"}), "line 3: unknown role 'bot'"),
+    "unknown status": (_jsonl(_HEAD, {**_MSG, "status": "done"}), "line 2: unknown status 'done'"),
+    "streaming status": (_jsonl(_HEAD, {**_MSG, "status": "streaming"}), "line 2: unknown status 'streaming'"),
+    "missing role": (_jsonl(_HEAD, {"type": "message", "content": "x"}), "line 2: missing field 'role'"),
+    "missing content": (_jsonl(_HEAD, {"type": "message", "role": "user"}), "line 2: missing field 'content'"),
+    "content not text": (_jsonl(_HEAD, {**_MSG, "content": 42}), "line 2: 'content' must be a string, not int"),
+    "negative tokens": (_jsonl(_HEAD, {**_MSG, "tokens": -1}), "line 2: 'tokens' must be a whole number"),
+    "bool tokens": (_jsonl(_HEAD, {**_MSG, "tokens": True}), "line 2: 'tokens' must be a whole number"),
+    "bad usage": (_jsonl(_HEAD, {**_MSG, "usage": {"prompt_tokens": "many"}}), "line 2: usage.prompt_tokens"),
+    "usage not object": (_jsonl(_HEAD, {**_MSG, "usage": 3}), "line 2: 'usage' must be an object"),
+    "unknown message field": (_jsonl(_HEAD, {**_MSG, "id": 7}), "line 2: unknown field(s) 'id'"),
+    "bad message time": (_jsonl(_HEAD, _MSG, _MSG, {**_MSG, "created": "??"}), "line 4: 'created' is not an ISO"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_file_is_refused_whole_and_changes_nothing(store: SQLiteStore, case: str) -> None:
+    _fill(store)
+    before = _snapshot(store)
+    text, expected = BAD_FILES[case]
+    with pytest.raises(ImportFormatError) as info:
+        import_jsonl(store, text)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+    assert _snapshot(store) == before
+
+
+def test_a_name_clash_raises_session_exists_and_changes_nothing(store: SQLiteStore) -> None:
+    _fill(store)
+    text = export_jsonl(store, "trip")
+    store.append_messages("trip", [Message(Role.USER, "after the export")])
+    before = _snapshot(store)
+    with pytest.raises(SessionExists):
+        import_jsonl(store, text)
+    assert _snapshot(store) == before
+    assert import_jsonl(store, text, name="trip-2").message_count == 4
+
+
+def test_a_name_the_store_refuses_rolls_the_whole_import_back(store: SQLiteStore) -> None:
+    _fill(store)
+    text = export_jsonl(store, "trip")
+    before = _snapshot(store)
+    with pytest.raises(StoreError):
+        import_jsonl(store, text, name="x" * 201)
+    with pytest.raises(StoreError):
+        import_jsonl(store, text, name="   ")
+    assert _snapshot(store) == before
+
+
+def test_lenient_where_harmless_crlf_bom_defaults(store: SQLiteStore) -> None:
+    text = "\ufeff" + _jsonl(_HEAD, _MSG, {**_MSG, "role": "assistant", "content": "yo", "tokens": None}).replace(
+        "\n", "\r\n"
+    )
+    info = import_jsonl(store, text)
+    assert info.name == "new" and info.message_count == 2 and info.persona == "" and info.memory == "full"
+    msgs = store.messages("new")
+    assert [m.status for m in msgs] == [Status.COMPLETE, Status.COMPLETE]
+    assert all(m.tokens is not None and m.created is not None for m in msgs)  # filled by the store
+
+
+def test_naive_times_are_read_as_utc() -> None:
+    info, messages = parse_jsonl(_jsonl({**_HEAD, "created": "2024-01-02T03:04:05"}, {**_MSG, "created": None}))
+    assert info.created == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert messages[0].created is None
