@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--skip-local", action="store_true", help="skip the embedded-model TTFT")
     args = parser.parse_args()
 
+    # as an install does: compiled bytecode, so processes do not recompile memchat each start
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True, capture_output=True)
     server, url = start_server()
     try:
         with tempfile.TemporaryDirectory() as tmp:

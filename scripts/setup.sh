@@ -16,3 +16,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip install --quiet -e ".[local,dev]"
     touch "$stamp"
 fi
+# byte-compile memchat once, so that each `memchat` process starts fast even where
+# PYTHONDONTWRITEBYTECODE is set (Python still reads existing .pyc files)
+.venv/bin/python -m compileall -q src >/dev/null

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 _STRIP_PREFIXES = ("MEMCHAT_", "OPENAI_", "MODELSCOPE_", "DEEPSEEK_")
-_STRIP_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy")
+_STRIP_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+_STRIP_NAMES += tuple(n.lower() for n in _STRIP_NAMES)
 
 
 @pytest.fixture(autouse=True)

@@ -203,7 +203,8 @@ def test_async_cancellation_keeps_the_partial_reply(store: SQLiteStore) -> None:
         task = asyncio.create_task(consume())
         for _ in range(200):
             await asyncio.sleep(0.01)
-            if store.messages("s", include_streaming=True)[-1:] and agent.store.messages("s", include_streaming=True)[-1].status is Status.STREAMING:
+            rows = store.messages("s", include_streaming=True)
+            if rows and rows[-1].status is Status.STREAMING:
                 break
         await asyncio.sleep(0.05)
         task.cancel()

@@ -12,26 +12,20 @@ from datetime import datetime
 from typing import Any
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Life of a stored message: ``streaming`` → ``complete`` | ``interrupted`` | ``stopped``."""
 
     STREAMING = "streaming"
     COMPLETE = "complete"
     INTERRUPTED = "interrupted"
     STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ but only before the first token arrived. The API key never appears in an error o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,9 +19,12 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: the sync path never pays ~35 ms for it
+    import asyncio
 
 from memchat import __version__
 from memchat.domain import Chunk, Usage
@@ -139,6 +141,8 @@ class OpenAICompatible(Provider):
         generator the loop tracks, so that ``asyncio.run`` (or any ``Runner``) closes the
         client's connections in ``shutdown_asyncgens`` before the loop closes.
         """
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._aclients.get(loop)
@@ -174,10 +178,14 @@ class OpenAICompatible(Provider):
                     _CLOSING.add(task)
                     task.add_done_callback(_CLOSING.discard)
                 else:
+                    import asyncio
+
                     asyncio.run_coroutine_threadsafe(keeper.aclose(), loop).result(5)
 
     async def aclose(self) -> None:
         """Close the connections, from inside the event loop that used ``astream``."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._aclients.pop(loop, None)
@@ -273,6 +281,8 @@ class OpenAICompatible(Provider):
                 if wait is None:
                     raise err
             attempt += 1
+            import asyncio
+
             await asyncio.sleep(wait)
 
     # -- streaming --------------------------------------------------------------------
@@ -543,6 +553,8 @@ async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, No
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    import asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

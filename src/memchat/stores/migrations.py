@@ -79,5 +79,5 @@ def m001_initial(db: sqlite3.Connection) -> None:
             UNIQUE (session_id, seq)
         );
         CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
-        """
+        """,
     )

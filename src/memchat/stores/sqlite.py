@@ -141,9 +141,7 @@ class SQLiteStore:
         """Apply pending migrations; return the names applied now."""
         applied_now: list[str] = []
         with self._write() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
-            )
+            db.execute("CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
             done = {row[0] for row in db.execute("SELECT name FROM _memchat_migrations")}
             for name, fn in MIGRATIONS:
                 if name in done:
@@ -249,9 +247,7 @@ class SQLiteStore:
 
     def _free_name(self, db: sqlite3.Connection, base: str) -> str:
         name, n = base, 1
-        while db.execute(
-            "SELECT 1 FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, name)
-        ).fetchone():
+        while db.execute("SELECT 1 FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, name)).fetchone():
             n += 1
             name = f"{base}-{n}"
         return name
@@ -294,7 +290,7 @@ class SQLiteStore:
         fork_at: int | None = None,
     ) -> int:
         if name is None:
-            name = self._free_name(db, datetime.now().strftime("chat-%Y%m%d-%H%M%S"))
+            name = self._free_name(db, datetime.now().astimezone().strftime("chat-%Y%m%d-%H%M%S"))
         name = self._check_name(name)
         now = _now()
         try:
@@ -383,8 +379,10 @@ class SQLiteStore:
                 "WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT ?",
                 (sid, src, cut),
             )
-            db.execute("UPDATE sessions SET last_seq = (SELECT COUNT(*) FROM messages WHERE session_id = ?) "
-                       "WHERE id = ?", (sid, sid))
+            db.execute(
+                "UPDATE sessions SET last_seq = (SELECT COUNT(*) FROM messages WHERE session_id = ?) WHERE id = ?",
+                (sid, sid),
+            )
         return self.get_session(sid)
 
     def delete_session(self, session: str | int | SessionInfo) -> None:
