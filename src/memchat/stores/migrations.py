@@ -79,5 +79,6 @@ def m001_initial(db: sqlite3.Connection) -> None:
             UNIQUE (session_id, seq)
         );
         CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
+        CREATE INDEX messages_settled ON messages (session_id, status, seq);
         """,
     )

@@ -412,7 +412,7 @@ class SQLiteStore:
     ) -> list[Message]:
         """The session's messages in order; ``after`` gives only those with a greater ``seq``."""
         with self._lock:
-            sid = self._session_id(self._db, session)
+            sid = session if isinstance(session, int) and after is not None else self._session_id(self._db, session)
             where = "" if include_streaming else " AND status != 'streaming'"
             if after is not None:
                 where += f" AND seq > {int(after)}"
@@ -424,7 +424,7 @@ class SQLiteStore:
     def message_stats(self, session: str | int | SessionInfo) -> tuple[int, int]:
         """(count, last seq) of the session's settled (not streaming) messages."""
         with self._lock:
-            sid = self._session_id(self._db, session)
+            sid = session if isinstance(session, int) else self._session_id(self._db, session)
             row = self._read(
                 "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ? AND status != 'streaming'",
                 (sid,),
@@ -572,9 +572,9 @@ class SQLiteStore:
         if tokens is None:
             tokens, token_method = estimate_tokens(content), "estimate"
         with self._write() as db:
-            db.execute(
+            row = db.execute(
                 "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
-                "model = COALESCE(?, model), writer = NULL, heartbeat = NULL WHERE id = ?",
+                f"model = COALESCE(?, model), writer = NULL, heartbeat = NULL WHERE id = ? RETURNING {_MESSAGE_COLUMNS}",
                 (
                     content,
                     Status(status).value,
@@ -584,12 +584,12 @@ class SQLiteStore:
                     model,
                     turn.assistant_id,
                 ),
-            )
-            db.executemany(
-                "DELETE FROM messages WHERE id = ? AND session_id = ?", [(i, turn.session_id) for i in replaces]
-            )
+            ).fetchone()
+            if replaces:
+                db.executemany(
+                    "DELETE FROM messages WHERE id = ? AND session_id = ?", [(i, turn.session_id) for i in replaces]
+                )
             self._touch(db, turn.session_id)
-            row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (turn.assistant_id,)).fetchone()
         if row is None:
             raise StoreError("the reply's row disappeared while it streamed (was the session deleted?)")
         return self._message(row)
