@@ -485,8 +485,8 @@ def test_session_model_is_used_when_resuming_but_an_explicit_setting_wins() -> N
     agent = make_agent("r1", "r2")
     agent.store.create_session("s", model="stored-model")
     chat(agent, "a\nq\n", session="s")
-    explicit = Settings(model="flag-model", sources={"model": "flag"})
-    chat(agent, "b\nq\n", session="s", settings=explicit)
+    agent.model = "flag-model"  # what `memchat chat --model flag-model` builds
+    chat(agent, "b\nq\n", session="s", settings=Settings(model="flag-model", sources={"model": "flag"}))
     provider = agent.provider
     assert isinstance(provider, ScriptedProvider)
     assert provider.models == ["stored-model", "flag-model"]

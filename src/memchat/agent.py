@@ -31,9 +31,7 @@ class _TurnState:
     def __init__(self, agent: Agent, info: SessionInfo, text: str, model: str | None, replaces: list[int]) -> None:
         self.agent = agent
         self.info = info
-        provider = agent.provider
-        stored = info.model if info.provider in (None, provider.name) else None  # a model of this provider
-        self.model = model or stored or provider.model
+        self.model = agent.model_for(info, model)
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
         history, wire = agent._history.get(info.id)
@@ -292,6 +290,13 @@ class Agent:
                 raise
             return self.store.get_session(session)  # created meanwhile by another process
 
+    def model_for(self, session: SessionInfo, model: str | None = None) -> str:
+        """The model a turn of ``session`` uses: the call's > the agent's > the one stored with the
+        session (if it was chosen on this provider) > the provider's default."""
+        provider = self.provider
+        stored = session.model if session.provider in (None, provider.name) else None
+        return model or self.model or stored or provider.model
+
     def context(self, session: SessionKey) -> list[ContextEntry]:
         """The exact messages the next call will send (before the new user message)."""
         info = self.session(session)
@@ -305,7 +310,7 @@ class Agent:
         if not text or not text.strip():
             raise MemchatError("the message is empty")
         info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
-        return _TurnState(self, info, text, model or self.model, replaces or [])
+        return _TurnState(self, info, text, model, replaces or [])
 
     def stream(
         self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None

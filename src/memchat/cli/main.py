@@ -325,7 +325,8 @@ def _agent(settings: Settings) -> Agent:
     except BaseException:
         provider.close()
         raise
-    return Agent(store, provider, model=settings.model or None, persona=settings.system or "")
+    model = settings.model if "model" in settings.sources else None  # else: the session's, or the provider's
+    return Agent(store, provider, model=model, persona=settings.system or "")
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -158,8 +158,7 @@ def run_repl(
 
     try:
         info, created = _open_session(agent, session, system=system, resume=resume)
-        explicit = settings.model if settings.model and settings.sources.get("model") else None
-        state = slash.ReplState(agent, info, ui, ask_persona, show_context=show_context, explicit_model=explicit)
+        state = slash.ReplState(agent, info, ui, ask_persona, show_context=show_context)
         ui.banner(info, agent.provider.name, state.model, resumed=not created)
         if created and system is None and reader.interactive:
             persona = ask_persona()
@@ -219,7 +218,7 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                _run_turn(state, state.agent.stream(info.id, message, model=state.turn_model))
+                _run_turn(state, state.agent.stream(info.id, message))
         except MemchatError as exc:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:

@@ -34,21 +34,15 @@ class ReplState:
     #: asks the persona for a new session; ``None`` when it should not be asked
     ask_persona: Callable[[], str | None]
     show_context: bool = False
-    #: a model named by flag, environment or config file; it wins over the session's until ``/model``
-    explicit_model: str | None = None
 
     def refresh(self) -> SessionInfo:
         self.session = self.agent.store.get_session(self.session.id)
         return self.session
 
     @property
-    def turn_model(self) -> str | None:
-        """The model to ask for: explicit setting > the session's > the agent's default (``None``)."""
-        return self.explicit_model or self.session.model
-
-    @property
     def model(self) -> str:
-        return self.turn_model or self.agent.model or self.agent.provider.model
+        """The model the next turn uses (the Agent decides: flag > session's > provider default)."""
+        return self.agent.model_for(self.session)
 
     def show_context_now(self) -> None:
         self.ui.context(self.agent.context(self.session.id))
@@ -59,9 +53,7 @@ class ReplState:
         if name is not None and store.find_session(name) is not None:
             raise SessionExists(f"a session named {name!r} already exists", name=name)
         persona = self.ask_persona()
-        self.session = store.create_session(
-            name, persona=self.agent.persona if persona is None else persona, model=self.agent.model
-        )
+        self.session = store.create_session(name, persona=self.agent.persona if persona is None else persona)
         return self.session
 
 
@@ -177,7 +169,7 @@ def _undo(state: ReplState, arg: str) -> Result:
 
 def _retry(state: ReplState, arg: str) -> Result:
     state.refresh()
-    return state.agent.retry(state.session.id, model=state.turn_model)
+    return state.agent.retry(state.session.id)
 
 
 def _clear(state: ReplState, arg: str) -> Result:
@@ -188,8 +180,9 @@ def _clear(state: ReplState, arg: str) -> Result:
 
 def _model(state: ReplState, arg: str) -> Result:
     if arg:
-        state.session = state.agent.store.update_session(state.session.id, model=arg)
-        state.explicit_model = None
+        agent = state.agent
+        state.session = agent.store.update_session(state.session.id, model=arg, provider=agent.provider.name)
+        agent.model = None  # the session's choice now wins over a --model flag
         state.ui.info(t("repl.model_set", model=state.model))
     else:
         state.refresh()

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Se
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
+from memchat.providers._httpx import httpx
 
 if TYPE_CHECKING:  # asyncio is imported where it is used: the sync path never pays ~35 ms for it
     import asyncio

@@ -574,7 +574,8 @@ class SQLiteStore:
         with self._write() as db:
             row = db.execute(
                 "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
-                f"model = COALESCE(?, model), writer = NULL, heartbeat = NULL WHERE id = ? RETURNING {_MESSAGE_COLUMNS}",
+                "model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
+                f"WHERE id = ? RETURNING {_MESSAGE_COLUMNS}",
                 (
                     content,
                     Status(status).value,
