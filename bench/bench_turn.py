@@ -188,6 +188,12 @@ def main() -> None:
 
     # as an install does: compiled bytecode, so processes do not recompile memchat each start
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True, capture_output=True)
+    baseline = []
+    for _ in range(10):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        baseline.append(time.perf_counter() - t)
+    print(f"machine reference: `python -c pass` takes {median_ms(baseline):.1f} ms")
     server, url = start_server()
     try:
         with tempfile.TemporaryDirectory() as tmp:
