@@ -170,6 +170,7 @@ def test_a_reply_cut_by_kill_9_is_found_interrupted(tmp_path: Path) -> None:
         (Role.USER, "tell me a story", Status.COMPLETE),
         (Role.ASSISTANT, "Once upon a", Status.INTERRUPTED),
     ]
+    assert msgs[1].tokens and msgs[1].tokens > 0
     s.close()
 
 

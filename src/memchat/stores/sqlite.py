@@ -153,11 +153,11 @@ class SQLiteStore:
 
     def recover(self) -> int:
         """Mark ``streaming`` rows whose writer is gone as ``interrupted``; return how many."""
-        rows = self._read("SELECT id, writer, heartbeat FROM messages WHERE status = 'streaming'")
+        rows = self._read("SELECT id, writer, heartbeat, content FROM messages WHERE status = 'streaming'")
         host = socket.gethostname()
-        stale: list[int] = []
+        stale: list[tuple[int, str]] = []
         now = datetime.now(UTC)
-        for msg_id, writer, heartbeat in rows:
+        for msg_id, writer, heartbeat, content in rows:
             w_host, _, w_pid = (writer or "").rpartition(":")
             if w_host == host and w_pid.isdigit():
                 if int(w_pid) == os.getpid() or _pid_alive(int(w_pid)):
@@ -166,12 +166,13 @@ class SQLiteStore:
                 beat = _parse_time(heartbeat)
                 if beat is not None and now - beat < STALE_AFTER:
                     continue
-            stale.append(msg_id)
+            stale.append((msg_id, content))
         if stale:
             with self._write() as db:
                 db.executemany(
-                    "UPDATE messages SET status = 'interrupted', writer = NULL WHERE id = ? AND status = 'streaming'",
-                    [(i,) for i in stale],
+                    "UPDATE messages SET status = 'interrupted', writer = NULL, tokens = ?, token_method = 'estimate' "
+                    "WHERE id = ? AND status = 'streaming'",
+                    [(estimate_tokens(content), i) for i, content in stale],
                 )
         return len(stale)
 
