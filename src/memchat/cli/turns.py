@@ -1,0 +1,111 @@
+"""``memchat chat`` (the REPL) and ``memchat ask`` (one turn, streamed to stdout).
+
+This is ``ask``'s whole path besides ``main``: it imports no terminal UI (rich,
+prompt_toolkit) and none of the other commands; the agent, store and provider are imported
+when the command runs.
+
+``ask -s NAME --system TEXT`` sets the persona only when it creates NAME: a one-shot
+``ask`` never changes an existing session except by appending its turn (so a failed turn
+leaves the session exactly as it was). To change a persona, use ``/system`` in
+``memchat chat`` or ``memchat chat -s NAME --system TEXT``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from memchat.cli.cli_strings import t
+from memchat.cli.common import UsageError, err, settings_for, store_for
+
+if TYPE_CHECKING:
+    import argparse
+
+    from memchat.agent import Agent
+    from memchat.config import Settings
+    from memchat.domain import SessionInfo
+
+
+def _agent(settings: Settings) -> Agent:
+    from memchat.agent import Agent
+    from memchat.factory import make_provider
+
+    provider = make_provider(settings)  # first: a bad setting must not create a database
+    try:
+        store = store_for(settings)
+    except BaseException:
+        provider.close()
+        raise
+    model = settings.model if "model" in settings.sources else None  # else: the session's, or the provider's
+    return Agent(store, provider, model=model, persona=settings.system or "")
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    settings = settings_for(args, system=args.system)
+    from memchat.cli.repl import run_repl
+
+    agent = _agent(settings)
+    try:
+        return int(
+            run_repl(
+                agent,
+                settings,
+                session=args.session,
+                system=args.system,
+                show_context=args.show_context,
+                resume=args.resume,
+            )
+        )
+    finally:
+        agent.close()
+
+
+def _question(args: argparse.Namespace) -> str:
+    words: list[str] = args.question
+    if words == ["-"] or not words:
+        stdin = sys.stdin
+        if not words and (stdin is None or stdin.isatty()):
+            raise UsageError(f"ask: {t('cli.no_question')}")
+        return "" if stdin is None else stdin.read().rstrip("\r\n")
+    return " ".join(words)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    text = _question(args)
+    settings = settings_for(args, system=args.system)
+    agent = _agent(settings)
+    try:
+        info = _ask_session(agent, args)
+        return _stream(agent, info, text)
+    finally:
+        agent.close()
+
+
+def _ask_session(agent: Agent, args: argparse.Namespace) -> SessionInfo:
+    if args.session is None:
+        return agent.session(None)
+    existing = agent.store.find_session(args.session)
+    if existing is None:
+        return agent.session(args.session)  # persona: --system, else the config's
+    if args.system is not None and args.system != existing.persona:
+        err(t("cli.persona_kept", name=existing.name))
+    return existing
+
+
+def _stream(agent: Agent, info: SessionInfo, text: str) -> int:
+    out = sys.stdout
+    last = "\n"
+    turn = agent.stream(info, text)
+    try:
+        for chunk in turn:
+            if chunk.text:
+                out.write(chunk.text)
+                out.flush()
+                last = chunk.text[-1]
+    finally:
+        # on Ctrl-C between chunks this stores the partial reply as interrupted
+        turn.close()
+        if last != "\n":
+            out.write("\n")
+            out.flush()
+    return 0
