@@ -171,7 +171,7 @@ def test_context_is_what_the_next_call_sends(store: SQLiteStore) -> None:
     agent = Agent(store=store, provider=provider)
     store.create_session("s", persona="sys")
     agent.ask("s", "q1")
-    ctx = agent.context("s")
+    ctx = agent.context("s").entries
     assert [(e.role, e.content) for e in ctx] == [(Role.SYSTEM, "sys"), (Role.USER, "q1"), (Role.ASSISTANT, "a1")]
     agent.ask("s", "q2")
     assert provider.calls[-1][:-1] == [e.to_wire() for e in ctx]

@@ -187,7 +187,7 @@ def test_ask_system_only_sets_the_persona_of_a_new_session(model: FakeServer) ->
         ([FakeReply.auth_openai()], "API key was refused"),
         ([FakeReply.server_error(500)] * 3, "model server had an error"),
         ([FakeReply.cut(after=2)], "stream"),
-        ([FakeReply.context_length()], "context window"),
+        ([FakeReply.context_length()] * 2, "context window"),  # and again after shrinking
     ],
     ids=["401", "500", "cut", "context-length"],
 )

@@ -655,7 +655,7 @@ def test_agent_sends_whole_conversation_each_turn(fake: FakeServer, agent: Agent
         [FakeReply.server_error(500)] * 3,
         [FakeReply.auth_modelscope()],
         [FakeReply.quota_modelscope()],
-        [FakeReply.context_length()],
+        [FakeReply.context_length()] * 2,  # the retry with a smaller context fails too
         [FakeReply.cut(after=2)],
         [FakeReply.malformed(after=1)],
         [FakeReply.stream_error()],

@@ -325,7 +325,7 @@ def test_double_slash_sends_a_message_starting_with_a_slash() -> None:
 def test_context_numbers_messages_with_tokens_and_total() -> None:
     agent = make_agent("Hello there!")
     _, out = chat(agent, "hi\n/context\nq\n", session="s", system="Be brief")
-    entries = agent.context("s")
+    entries = agent.context("s").entries
     assert "context · 3 messages" in out
     for i, e in enumerate(entries, 1):
         assert re.search(rf"^{i}\s+{e.role.value}\s+{e.tokens}\s+{re.escape(e.content)}", out, re.M), e
@@ -582,4 +582,4 @@ def test_roles_are_stored_as_the_lesson_describes() -> None:
     agent = make_agent("answer")
     chat(agent, "question\nq\n", session="s", system="persona")
     assert [m.role for m in agent.store.messages("s")] == [Role.USER, Role.ASSISTANT]
-    assert agent.context("s")[0].role is Role.SYSTEM
+    assert agent.context("s").entries[0].role is Role.SYSTEM

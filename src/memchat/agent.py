@@ -11,10 +11,12 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
-from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Usage
-from memchat.errors import MemchatError, SessionNotFound, StreamError
-from memchat.memory.context import ContextEntry, build_context, included, wire_context
-from memchat.memory.history import HistoryCache
+from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Summary, Usage
+from memchat.errors import ContextLengthExceeded, MemchatError, ProviderError, SessionNotFound, StreamError
+from memchat.memory.budget import Budget, context_window
+from memchat.memory.builder import MemoryPlanner
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
+from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
 
@@ -34,12 +36,10 @@ class _TurnState:
         self.model = agent.model_for(info, model)
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
-        history, wire = agent._history.get(info.id)
-        if replaces:
-            history = [m for m in history if m.id not in set(replaces)]
-            wire = [m.to_wire() for m in history if included(m)]
-        self.history = history
-        self.wire = wire_context(info.persona, wire, self.user)
+        self.strategy = agent.memory_for(info)
+        self.budget = agent.budget_for(self.model)
+        self.plan = agent._plan(info, self.user, self.strategy, self.budget, self.model, exclude=replaces)
+        self.wire = self.plan.wire()
         self.replaces = replaces
         self.parts: list[str] = []
         self.reasoning: list[str] = []
@@ -52,7 +52,16 @@ class _TurnState:
     @property
     def context(self) -> list[ContextEntry]:
         """The messages of this call with their token counts (for display)."""
-        return build_context(self.info.persona, [*self.history, self.user], count=self.agent._count)
+        return self.plan.entries
+
+    def shrink(self, exc: ContextLengthExceeded) -> None:
+        """The provider said the context is too long: plan again within a smaller budget."""
+        if self.strategy == "full":
+            raise exc
+        self.budget = self.budget.shrunk()
+        exclude = [*self.replaces, *([self.turn.user_id] if self.turn else [])]
+        self.plan = self.agent._plan(self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude)
+        self.wire = self.plan.wire()
 
     def begin(self) -> None:
         self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
@@ -87,6 +96,9 @@ class _TurnState:
         else:
             tokens, method = self.agent.provider.count_tokens(text)
         store = self.agent.store
+        if self.usage is not None and self.usage.prompt_tokens and status is Status.COMPLETE:
+            if self.agent.provider.count_tokens("calibration")[1] == "estimate":
+                self.agent._memory.learn(self.model, self.usage.prompt_tokens, self.plan)
         msg = store.finish_turn(
             self.turn,
             text,
@@ -149,10 +161,19 @@ class Turn:
         provider = st.agent.provider
         st.begin()
         try:
-            for chunk in provider.stream(st.wire, model=st.model, options=self._options):
-                if st.feed(chunk):
-                    st.checkpoint()
-                yield chunk
+            for attempt in range(2):
+                started = False
+                try:
+                    for chunk in provider.stream(st.wire, model=st.model, options=self._options):
+                        started = True
+                        if st.feed(chunk):
+                            st.checkpoint()
+                        yield chunk
+                    break
+                except ContextLengthExceeded as exc:
+                    if started or attempt:
+                        raise
+                    st.shrink(exc)  # shrink and retry once
             st.finish()
         except (GeneratorExit, KeyboardInterrupt):
             st.interrupt()
@@ -197,10 +218,19 @@ class AsyncTurn:
         provider = st.agent.provider
         await asyncio.to_thread(st.begin)
         try:
-            async for chunk in provider.astream(st.wire, model=st.model, options=self._options):
-                if st.feed(chunk):
-                    await asyncio.to_thread(st.checkpoint)
-                yield chunk
+            for attempt in range(2):
+                started = False
+                try:
+                    async for chunk in provider.astream(st.wire, model=st.model, options=self._options):
+                        started = True
+                        if st.feed(chunk):
+                            await asyncio.to_thread(st.checkpoint)
+                        yield chunk
+                    break
+                except ContextLengthExceeded as exc:
+                    if started or attempt:
+                        raise
+                    await asyncio.to_thread(st.shrink, exc)  # shrink and retry once
             await asyncio.to_thread(st.finish)
         except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
             st.interrupt()
@@ -236,15 +266,26 @@ class Agent:
         model: str | None = None,
         persona: str = "",
         options: ChatOptions | None = None,
+        memory: str | None = None,
+        context_window: int | None = None,
+        recall_all: bool = False,
         checkpoint_every: float = CHECKPOINT_EVERY,
     ) -> None:
+        if memory is not None and memory not in STRATEGIES:
+            raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
         self.store = store
         self.provider = provider
         self.model = model
         self.persona = persona
         self.options = options
+        #: the memory strategy for every session (None: each session's own, default auto)
+        self.memory = memory
+        #: the context window to plan for (None: the known-models table, then the provider's)
+        self.context_window = context_window
+        #: recall also searches the user's other sessions
+        self.recall_all = recall_all
         self.checkpoint_every = checkpoint_every
-        self._history = HistoryCache(store)
+        self._memory = MemoryPlanner(store, provider.count_tokens)
 
     @classmethod
     def from_env(cls, **flags: Any) -> Agent:
@@ -258,6 +299,8 @@ class Agent:
             provider=make_provider(settings),
             model=settings.model if "model" in settings.sources else None,  # else the provider's default
             persona=settings.system or "",
+            memory=settings.memory,
+            context_window=settings.context_window if "context_window" in settings.sources else None,
         )
 
     def close(self) -> None:
@@ -297,10 +340,81 @@ class Agent:
         stored = session.model if session.provider in (None, provider.name) else None
         return model or self.model or stored or provider.model
 
-    def context(self, session: SessionKey) -> list[ContextEntry]:
-        """The exact messages the next call will send (before the new user message)."""
+    def memory_for(self, session: SessionInfo) -> str:
+        """The memory strategy of ``session``: the agent's (flag, env, config) > the session's."""
+        return self.memory or session.memory or "auto"
+
+    def budget_for(self, model: str) -> Budget:
+        window = context_window(model, override=self.context_window, provider_default=self.provider.context_window)
+        return Budget.for_window(window, max_tokens=self.options.max_tokens if self.options else None)
+
+    def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
+        """What the next call sends: the plan of the session's context (with ``text`` as the
+        new user message, recall included). Writes nothing; a summary that is due is
+        reported in ``needs_summary`` and written by the next turn."""
         info = self.session(session)
-        return build_context(info.persona, self._history.get(info.id)[0], count=self._count)
+        model = self.model_for(info)
+        new = None
+        if text:
+            tokens, method = self.provider.count_tokens(text)
+            new = Message(Role.USER, text, tokens=tokens, token_method=method)
+        return self._memory.plan(
+            info,
+            new,
+            strategy=self.memory_for(info),
+            budget=self.budget_for(model),
+            model=model,
+            recall_all=self.recall_all,
+            summarize=False,
+        )
+
+    def _plan(
+        self, info: SessionInfo, new: Message, strategy: str, budget: Budget, model: str, *, exclude: list[int]
+    ) -> ContextPlan:
+        """Plan a call; when a summary is due, write it first (a failure falls back to the window)."""
+        plan = self._memory.plan(
+            info, new, strategy=strategy, budget=budget, model=model, exclude=exclude, recall_all=self.recall_all
+        )
+        if plan.needs_summary is None:
+            return plan
+        try:
+            self.summarize(info, plan.needs_summary, model=model, window=budget.window)
+        except ProviderError as exc:
+            note = f"the summary could not be written ({exc.kind}: {exc.detail}); older turns are left out"
+        else:
+            note = ""
+        plan = self._memory.plan(
+            info,
+            new,
+            strategy=strategy,
+            budget=budget,
+            model=model,
+            exclude=exclude,
+            recall_all=self.recall_all,
+            summarize=False,
+        )
+        if note:
+            plan.notes.append(note)
+        return plan
+
+    def summarize(self, session: SessionKey, span: tuple[int, int], *, model: str, window: int) -> Summary:
+        """Fold messages ``span`` (first, last seq) into the session's running summary."""
+        info = self.session(session)
+        previous = self.store.latest_summary(info.id)
+        first = previous.last_seq + 1 if previous is not None else span[0]
+        messages = self.store.messages_between(info.id, first, span[1])
+        text = summarize(
+            self.provider,
+            model,
+            previous.content if previous is not None else "",
+            messages,
+            window=window,
+            count=self._count,
+        )
+        tokens, method = self.provider.count_tokens(text)
+        start = previous.first_seq if previous is not None else span[0]
+        summary = Summary(start, span[1], text, tokens, method, model)
+        return self.store.add_summary(info.id, summary)
 
     # -- turns ------------------------------------------------------------------------
 

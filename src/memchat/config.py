@@ -20,7 +20,18 @@ from memchat.errors import ConfigError
 from memchat.presets import LOCAL, PRESETS, Preset
 
 APP = "memchat"
-_KEYS = ("provider", "base_url", "api_key", "model", "db", "lang", "model_path", "system", "context_window")
+_KEYS = (
+    "provider",
+    "base_url",
+    "api_key",
+    "model",
+    "db",
+    "lang",
+    "model_path",
+    "system",
+    "context_window",
+    "memory",
+)
 
 
 def home_dir() -> Path | None:
@@ -74,6 +85,7 @@ class Settings:
     model_path: str | None = None
     system: str | None = None
     context_window: int | None = None
+    memory: str | None = None
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -178,7 +190,15 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         context_window = int(window) if window is not None else preset.context_window
     except ValueError as exc:
         raise ConfigError(f"context_window must be a number of tokens, not {window!r}") from exc
+    memory = pick("memory", "MEMCHAT_MEMORY")
+    if memory is not None:
+        from memchat.memory.plan import STRATEGIES
+
+        memory = str(memory).strip().lower()
+        if memory not in STRATEGIES:
+            raise ConfigError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
     return Settings(
+        memory=memory,
         provider=provider,
         base_url=str(base_url).rstrip("/") if base_url else None,
         api_key=str(api_key) if api_key else None,

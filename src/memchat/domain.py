@@ -67,10 +67,19 @@ class Message:
     id: int | None = None
     seq: int | None = None
     created: datetime | None = None
+    #: an assistant message's tool calls (OpenAI shape: id, type, function{name, arguments})
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    #: a tool result's call id
+    tool_call_id: str | None = None
 
-    def to_wire(self) -> dict[str, str]:
+    def to_wire(self) -> dict[str, Any]:
         """The OpenAI chat-completions shape of this message."""
-        return {"role": self.role.value, "content": self.content}
+        wire: dict[str, Any] = {"role": self.role.value, "content": self.content}
+        if self.tool_calls:
+            wire["tool_calls"] = [dict(c) for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            wire["tool_call_id"] = self.tool_call_id
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +125,27 @@ class Reply:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A model-written summary of a session's messages ``first_seq``…``last_seq``. It is a
+    record of its own: the messages it covers are never changed."""
+
+    first_seq: int
+    last_seq: int
+    content: str
+    tokens: int
+    token_method: str = "estimate"
+    model: str | None = None
+    id: int | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A stored message found by full-text search, with the session it belongs to."""
+
+    message: Message
+    session: str
+    score: float

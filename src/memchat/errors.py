@@ -9,6 +9,7 @@
     │   ├── SessionExists
     │   └── ImportFormatError       a file to import is not a memchat export
     ├── TurnInProgress              another turn of this session is still streaming (server)
+    ├── ContextTooLong              the context cannot fit the window with this memory strategy
     └── ProviderError               the model call failed; the turn was rolled back
         ├── ProviderUnavailable     cannot connect / DNS / connection refused
         ├── ProviderTimeout         no answer in time, or the stream stalled
@@ -60,6 +61,10 @@ class ImportFormatError(StoreError):
 
 class TurnInProgress(MemchatError):
     kind = "turn_in_progress"
+
+
+class ContextTooLong(MemchatError):
+    kind = "context_too_long"
 
 
 class ProviderError(MemchatError):

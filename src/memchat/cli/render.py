@@ -21,7 +21,7 @@ from rich.text import Text
 
 from memchat.cli.repl_strings import t
 from memchat.domain import Chunk, Message, Role, SessionInfo, Status
-from memchat.memory.context import ContextEntry, context_tokens
+from memchat.memory.plan import ContextEntry, context_tokens
 from memchat.tokens import MESSAGE_OVERHEAD
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}

@@ -45,7 +45,7 @@ class ReplState:
         return self.agent.model_for(self.session)
 
     def show_context_now(self) -> None:
-        self.ui.context(self.agent.context(self.session.id))
+        self.ui.context(self.agent.context(self.session.id).entries)
 
     def new_session(self, name: str | None) -> SessionInfo:
         """Create a session (asking its persona when that applies) and make it current."""

@@ -37,7 +37,10 @@ def _agent(settings: Settings) -> Agent:
         provider.close()
         raise
     model = settings.model if "model" in settings.sources else None  # else: the session's, or the provider's
-    return Agent(store, provider, model=model, persona=settings.system or "")
+    window = settings.context_window if "context_window" in settings.sources else None
+    return Agent(
+        store, provider, model=model, persona=settings.system or "", memory=settings.memory, context_window=window
+    )
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""What the model sees each turn: the context built from a session's history."""
+"""What the model sees each turn: the context planned from a session's memory."""
 
-from memchat.memory.context import ContextEntry, build_context, context_tokens
+from memchat.memory.budget import Budget, context_window
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Section, context_tokens
 
-__all__ = ["ContextEntry", "build_context", "context_tokens"]
+__all__ = ["STRATEGIES", "Budget", "ContextEntry", "ContextPlan", "Section", "context_tokens", "context_window"]

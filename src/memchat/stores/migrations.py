@@ -23,9 +23,14 @@ def migration(fn: Migration) -> Migration:
 def run_script(db: sqlite3.Connection, script: str) -> None:
     """Run ``;``-terminated statements one by one (``executescript`` would COMMIT the
     surrounding transaction)."""
-    for statement in script.split(";\n"):
-        if statement.strip():
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
             db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {statement.strip()[:60]}")
 
 
 @migration
@@ -80,5 +85,94 @@ def m001_initial(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX messages_streaming ON messages (status) WHERE status = 'streaming';
         CREATE INDEX messages_settled ON messages (session_id, status, seq);
+        """,
+    )
+
+
+@migration
+def m002_memory(db: sqlite3.Connection) -> None:
+    """Summaries, pins, per-model token calibration, full-text search (trigram, so Chinese
+    works) and the change counters that let a reader cache a session's history. Sessions
+    stored before memory strategies existed said ``full`` by default; they become ``auto``."""
+    run_script(
+        db,
+        """
+        UPDATE sessions SET memory = 'auto' WHERE memory = 'full';
+        ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN rewrites INTEGER NOT NULL DEFAULT 0;
+
+        CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            token_method TEXT NOT NULL DEFAULT 'estimate',
+            model TEXT,
+            created TEXT NOT NULL,
+            CHECK (first_seq <= last_seq)
+        );
+        CREATE INDEX summaries_session ON summaries (session_id, last_seq);
+
+        CREATE TABLE pins (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX pins_session ON pins (session_id);
+
+        CREATE TABLE calibration (
+            model TEXT PRIMARY KEY,
+            ratio REAL NOT NULL,
+            samples INTEGER NOT NULL,
+            updated TEXT NOT NULL
+        );
+
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, content='messages', content_rowid='id', tokenize='trigram'
+        );
+        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+
+        CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+            UPDATE sessions SET version = version + 1 WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+            UPDATE sessions SET version = version + 1,
+                rewrites = rewrites + (OLD.status != 'streaming')
+            WHERE id = OLD.session_id;
+        END;
+        CREATE TRIGGER messages_au_content AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+            INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+            UPDATE sessions SET version = version + 1,
+                rewrites = rewrites + (OLD.status != 'streaming')
+            WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER messages_au_status AFTER UPDATE OF status ON messages
+        WHEN OLD.status != NEW.status BEGIN
+            UPDATE sessions SET version = version + 1,
+                rewrites = rewrites + (
+                    OLD.status != 'streaming' OR EXISTS (
+                        SELECT 1 FROM messages m WHERE m.session_id = NEW.session_id
+                        AND m.seq > NEW.seq AND m.status != 'streaming'
+                    )
+                )
+            WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER summaries_ai AFTER INSERT ON summaries BEGIN
+            UPDATE sessions SET version = version + 1 WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER summaries_ad AFTER DELETE ON summaries BEGIN
+            UPDATE sessions SET version = version + 1 WHERE id = OLD.session_id;
+        END;
+        CREATE TRIGGER pins_ai AFTER INSERT ON pins BEGIN
+            UPDATE sessions SET version = version + 1 WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER pins_ad AFTER DELETE ON pins BEGIN
+            UPDATE sessions SET version = version + 1 WHERE id = OLD.session_id;
+        END;
         """,
     )

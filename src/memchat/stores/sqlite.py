@@ -23,7 +23,9 @@ from typing import Any
 from memchat.domain import Message, Role, SessionInfo, Status, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.stores.base import SessionRef, TurnHandle
+from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.migrations import MIGRATIONS
+from memchat.stores.sqlite_memory import MemoryRecords
 from memchat.tokens import estimate_tokens
 
 LOCAL_USER = 1
@@ -71,10 +73,9 @@ _SESSION_COLUMNS = (
     "s.fork_at, s.created, s.updated, "
     "(SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.status != 'streaming')"
 )
-_MESSAGE_COLUMNS = "id, seq, role, content, status, tokens, token_method, usage, model, created"
 
 
-class SQLiteStore:
+class SQLiteStore(MemoryRecords):
     """Sessions and messages in one SQLite file (or ``":memory:"``)."""
 
     def __init__(self, path: str | Path = ":memory:", *, connection: sqlite3.Connection | None = None) -> None:
@@ -218,6 +219,15 @@ class SQLiteStore:
             raise SessionNotFound(f"no session named {session!r}", name=session)
         return int(row[0])
 
+    def _sid(self, session: str | int | SessionInfo) -> int:
+        """A session's id; an int is taken as it is (callers that hold an id skip a lookup)."""
+        if isinstance(session, int):
+            return session
+        if isinstance(session, SessionInfo):
+            return session.id
+        with self._lock:
+            return self._session_id(self._db, session)
+
     def find_session(self, name: str | int | SessionInfo) -> SessionInfo | None:
         if isinstance(name, SessionInfo):
             name = name.id
@@ -269,7 +279,7 @@ class SQLiteStore:
         persona: str = "",
         model: str | None = None,
         provider: str | None = None,
-        memory: str = "full",
+        memory: str = "auto",
         settings: dict[str, Any] | None = None,
     ) -> SessionInfo:
         with self._write() as db:
@@ -406,6 +416,8 @@ class SQLiteStore:
             usage=Usage.from_dict(json.loads(row[7])) if row[7] else None,
             model=row[8],
             created=_parse_time(row[9]),
+            tool_calls=tuple(json.loads(row[10])) if row[10] else None,
+            tool_call_id=row[11],
         )
 
     def messages(
@@ -418,7 +430,7 @@ class SQLiteStore:
             if after is not None:
                 where += f" AND seq > {int(after)}"
             rows = self._read(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ?{where} ORDER BY seq", (sid,)
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?{where} ORDER BY seq", (sid,)
             )
         return [self._message(r) for r in rows]
 
@@ -445,7 +457,7 @@ class SQLiteStore:
         now = _now()
         cur = db.execute(
             "INSERT INTO messages (session_id, seq, role, content, status, tokens, token_method, usage, model, "
-            "writer, heartbeat, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "writer, heartbeat, created, tool_calls, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sid,
                 self._next_seq(db, sid),
@@ -459,6 +471,8 @@ class SQLiteStore:
                 writer,
                 now if writer else None,
                 _format_time(msg.created) if msg.created else now,
+                json.dumps(list(msg.tool_calls), ensure_ascii=False) if msg.tool_calls else None,
+                msg.tool_call_id,
             ),
         )
         return int(cur.lastrowid or 0)
@@ -504,7 +518,7 @@ class SQLiteStore:
             removed = [
                 self._message(r)
                 for r in db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND seq >= ? "
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND seq >= ? "
                     "AND status != 'streaming' ORDER BY seq",
                     (sid, row[0]),
                 )
@@ -576,7 +590,7 @@ class SQLiteStore:
             row = db.execute(
                 "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
                 "model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
-                f"WHERE id = ? RETURNING {_MESSAGE_COLUMNS}",
+                f"WHERE id = ? RETURNING {MESSAGE_COLUMNS}",
                 (
                     content,
                     Status(status).value,

@@ -1,0 +1,73 @@
+"""Context windows of known models, and the token budget of one call.
+
+Budget = window − tokens reserved for the reply − tokens of the tool schemas sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: (model id prefix, context window in tokens), most specific first; matched case-insensitively
+KNOWN_WINDOWS: tuple[tuple[str, int], ...] = (
+    ("smollm2", 8_192),
+    ("qwen/qwen3-next-80b-a3b", 262_144),
+    ("qwen/qwen3-235b-a22b-instruct-2507", 262_144),
+    ("qwen/qwen3-235b-a22b-thinking-2507", 262_144),
+    ("qwen/qwen3-coder", 262_144),
+    ("qwen/qwen3-", 32_768),
+    ("qwen/qwen2.5-", 32_768),
+    ("qwen/qwq-32b", 131_072),
+    ("deepseek-ai/deepseek-v4", 131_072),
+    ("deepseek-ai/deepseek-v3", 131_072),
+    ("deepseek-ai/deepseek-r1", 131_072),
+    ("zhipuai/glm-", 131_072),
+    ("deepseek-chat", 131_072),
+    ("deepseek-reasoner", 131_072),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-5", 400_000),
+    ("gpt-4o", 128_000),
+    ("o3", 200_000),
+    ("o4-mini", 200_000),
+    ("gpt-3.5-turbo", 16_385),
+)
+#: for a model we know nothing about: small enough to be safe almost anywhere
+DEFAULT_WINDOW = 8_192
+
+
+def known_window(model: str) -> int | None:
+    name = model.lower()
+    bare = name.rsplit("/", 1)[-1]
+    for prefix, window in KNOWN_WINDOWS:
+        if name.startswith(prefix) or bare.startswith(prefix):
+            return window
+    return None
+
+
+def context_window(model: str, *, override: int | None = None, provider_default: int | None = None) -> int:
+    """The window to plan for: an explicit override > the known-models table > the provider's
+    own figure > ``DEFAULT_WINDOW``."""
+    if override:
+        return override
+    return known_window(model) or provider_default or DEFAULT_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    window: int
+    reserve: int
+    tools: int = 0
+
+    @property
+    def limit(self) -> int:
+        """Tokens the messages of one call may use."""
+        return max(0, self.window - self.reserve - self.tools)
+
+    @classmethod
+    def for_window(cls, window: int, *, max_tokens: int | None = None, tools: int = 0) -> Budget:
+        """Reserve the reply's ``max_tokens``, or a quarter of the window (256…4,096)."""
+        reserve = max_tokens if max_tokens else min(4_096, max(256, window // 4))
+        return cls(window=window, reserve=min(reserve, window // 2), tools=tools)
+
+    def shrunk(self, factor: float = 0.7) -> Budget:
+        """A smaller budget after the provider said the context was too long."""
+        return Budget(window=int(self.window * factor), reserve=self.reserve, tools=self.tools)

@@ -1,0 +1,291 @@
+"""Plans each call's context with a session's memory strategy.
+
+``full``    everything (the lesson's behaviour); a clear error when it no longer fits.
+``window``  the newest whole turns that fit; the persona and pinned messages always stay.
+``summary`` older turns folded into a running summary (written by the model, stored as its
+            own record with the range it covers); the newest turns verbatim.
+``recall``  the window, plus older messages found by full-text search for the new message.
+``auto``    window + summary + recall.
+
+Building a plan reads the store but never changes it: when a new summary is due the plan
+says so (``needs_summary``) and the agent writes one, then plans again.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Collection, Sequence
+
+from memchat.domain import Message, Role, SearchHit, SessionInfo
+from memchat.errors import ContextTooLong
+from memchat.memory.budget import Budget
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Section
+from memchat.memory.recall import query_terms, rank
+from memchat.memory.tail import TailCache
+from memchat.memory.turns import sanitize, turn_starts
+from memchat.stores.base import Store
+from memchat.tokens import MESSAGE_OVERHEAD
+
+#: after an eviction the verbatim part is cut down to this share of its room, so the prefix
+#: stays stable for several turns (fewer summaries; KV-cache reuse on a local model)
+LOW_WATER = 0.6
+#: share of the budget kept for recalled messages when older messages exist
+RECALL_SHARE = 0.25
+#: per section joined into the system message: a margin for tokenizer effects at the seams
+SEAM = 2
+
+Counter = Callable[[str], tuple[int, str]]
+
+
+def _headings(lang_zh: bool) -> dict[str, str]:
+    if lang_zh:
+        return {
+            "summary": "【之前对话的摘要（第 {first}–{last} 条消息）】",
+            "pinned": "【置顶消息】",
+            "recall": "【可能相关的早先消息（按需检索）】",
+        }
+    return {
+        "summary": "[Summary of the earlier conversation (messages {first}–{last})]",
+        "pinned": "[Pinned messages]",
+        "recall": "[Earlier messages that may be relevant (retrieved for this message)]",
+    }
+
+
+def _is_zh(text: str) -> bool:
+    return sum(1 for ch in text[:200] if "\u4e00" <= ch <= "\u9fff") > 3
+
+
+class MemoryPlanner:
+    def __init__(self, store: Store, count: Counter) -> None:
+        self.store = store
+        self._count = count
+        self.tails = TailCache(store)
+        self._ratios: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- token arithmetic -------------------------------------------------------------
+
+    def ratio(self, model: str) -> float:
+        """Real tokens per estimated token for ``model`` (1.0 until the provider told us)."""
+        with self._lock:
+            if model not in self._ratios:
+                self._ratios[model] = self.store.calibration(model) or 1.0
+            return self._ratios[model]
+
+    def learn(self, model: str, reported_prompt_tokens: int, plan: ContextPlan) -> None:
+        """Fold a provider's reported prompt size into the model's calibration."""
+        if plan.raw_estimate <= 0 or reported_prompt_tokens <= 0:
+            return
+        ratio = self.store.record_calibration(model, reported_prompt_tokens / plan.raw_estimate)
+        with self._lock:
+            self._ratios[model] = ratio
+
+    # -- the plan ---------------------------------------------------------------------
+
+    def plan(
+        self,
+        info: SessionInfo,
+        new: Message | None,
+        *,
+        strategy: str,
+        budget: Budget,
+        model: str,
+        exclude: Collection[int] = (),
+        recall_all: bool = False,
+        summarize: bool = True,
+    ) -> ContextPlan:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown memory strategy {strategy!r}")
+        ratio = self.ratio(model)
+
+        def msg_tokens(m: Message) -> int:
+            n = m.tokens if m.tokens is not None else self._count(m.content)[0]
+            return math.ceil(n * ratio) if m.token_method in (None, "estimate") else n
+
+        def text_tokens(text: str) -> int:
+            n, method = self._count(text)
+            return math.ceil(n * ratio) if method == "estimate" else n
+
+        plan = ContextPlan(strategy=strategy, budget=budget)
+        limit = budget.limit
+        zh = _is_zh(info.persona + (new.content if new else ""))
+        heads = _headings(zh)
+
+        tail, complete, entry = self.tails.get(info.id, 2 * limit)
+        history = sanitize([m for m in tail if m.id not in exclude])
+        new_cost = msg_tokens(new) + MESSAGE_OVERHEAD if new is not None else 0
+        persona_cost = text_tokens(info.persona) if info.persona else 0
+        if new is not None and persona_cost + new_cost + (MESSAGE_OVERHEAD if info.persona else 0) > limit:
+            raise ContextTooLong(
+                f"your message needs about {new_cost} tokens, but the context window leaves {limit}; "
+                "shorten it or raise --context-window",
+                needed=new_cost,
+                limit=limit,
+            )
+
+        if strategy == "full":
+            messages = history if new is None else sanitize([*history, new])
+            cost = sum(msg_tokens(m) + MESSAGE_OVERHEAD for m in messages)
+            system = persona_cost + MESSAGE_OVERHEAD if info.persona else 0
+            if not complete or system + cost > limit:
+                raise ContextTooLong(
+                    f"the whole conversation no longer fits the model's context window ({limit} tokens for "
+                    "messages); switch the memory strategy with /memory auto (or --memory window|summary|recall)",
+                    limit=limit,
+                )
+            persona_only = [Section("persona", info.persona, persona_cost)] if info.persona else []
+            self._assemble(plan, persona_only, messages, new, msg_tokens, ratio)
+            return plan
+
+        summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
+        use_recall = strategy in ("recall", "auto") and new is not None
+        pins = self.store.pins(info.id)
+        pinned_ids = {p.id for p in pins}
+
+        # what is left for verbatim turns once the fixed parts are paid for
+        sections: list[Section] = []
+        if info.persona:
+            sections.append(Section("persona", info.persona, persona_cost))
+        summary_section = None
+        if summary is not None:
+            text = heads["summary"].format(first=summary.first_seq, last=summary.last_seq) + "\n" + summary.content
+            summary_section = Section(
+                "summary", text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
+            )
+        candidates = [m for m in history if summary is None or (m.seq or 0) > summary.last_seq]
+        fixed = new_cost + MESSAGE_OVERHEAD + sum(s.tokens + SEAM for s in sections)
+        if summary_section is not None:
+            fixed += summary_section.tokens + SEAM
+        older_exist = not complete or len(candidates) < len(history) or (summary is not None)
+        recall_room = int(limit * RECALL_SHARE) if use_recall else 0
+        room = limit - fixed - (recall_room if older_exist or not complete else 0)
+        if room < 0 and summary_section is not None:
+            plan.notes.append("the summary was left out: it does not fit this window")
+            fixed -= summary_section.tokens + SEAM
+            summary_section = None
+            room = limit - fixed - (recall_room if older_exist else 0)
+
+        costs = [msg_tokens(m) + MESSAGE_OVERHEAD for m in candidates]
+        total = sum(costs)
+        start = 0
+        if strategy == "window" and entry.window_start is not None:
+            start = next((i for i, m in enumerate(candidates) if (m.seq or 0) >= entry.window_start), len(candidates))
+        if sum(costs[start:]) > room:
+            start = self._cut(candidates, costs, room * LOW_WATER)
+            if sum(costs[start:]) > room:  # even the newest turn is too big: keep the newest messages that fit
+                start = self._cut(candidates, costs, room, whole_turns=False)
+        elif strategy != "window":
+            start = 0 if total <= room else start
+        verbatim = candidates[start:]
+        evicted = candidates[:start]
+        if strategy == "window":
+            entry.window_start = verbatim[0].seq if verbatim else None
+
+        if evicted and strategy in ("summary", "auto") and summarize:
+            first = summary.first_seq if summary is not None else (evicted[0].seq or 1)
+            plan.needs_summary = (first, evicted[-1].seq or first)
+        if evicted and strategy not in ("summary", "auto"):
+            plan.notes.append(f"{len(evicted)} older messages are not sent (window)")
+
+        verbatim_ids = {m.id for m in verbatim}
+        older_pins = [p for p in pins if p.id not in verbatim_ids and p.id not in exclude]
+        if summary_section is not None:
+            sections.append(summary_section)
+        if older_pins:
+            text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in older_pins)
+            sections.append(Section("pinned", text, text_tokens(text), note=f"{len(older_pins)} pinned"))
+        used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + MESSAGE_OVERHEAD
+        older = bool(evicted) or summary is not None or not complete or len(candidates) < len(history)
+        if use_recall and new is not None and (older or recall_all):
+            first_verbatim = verbatim[0].seq if verbatim else None
+            skip = verbatim_ids | pinned_ids | set(exclude)
+            section = self._recall(info, new, first_verbatim, skip, limit - used - SEAM, recall_all, heads, text_tokens)
+            if section is not None:
+                sections.append(section)
+        plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
+        self._assemble(plan, sections, verbatim if new is None else sanitize([*verbatim, new]), new, msg_tokens, ratio)
+        return plan
+
+    @staticmethod
+    def _cut(messages: Sequence[Message], costs: Sequence[int], room: float, *, whole_turns: bool = True) -> int:
+        """The earliest index from which the messages cost at most ``room`` (at a turn start)."""
+        starts = turn_starts(messages) if whole_turns else list(range(len(messages)))
+        suffix = 0
+        best = len(messages)
+        boundary = set(starts)
+        for i in range(len(messages) - 1, -1, -1):
+            suffix += costs[i]
+            if suffix > room:
+                break
+            if i in boundary:
+                best = i
+        return best
+
+    def _recall(
+        self,
+        info: SessionInfo,
+        new: Message,
+        before_seq: int | None,
+        exclude: set[int | None],
+        room: int,
+        recall_all: bool,
+        heads: dict[str, str],
+        text_tokens: Callable[[str], int],
+    ) -> Section | None:
+        terms = query_terms(new.content)
+        if not terms or room <= 0:
+            return None
+        hits: list[SearchHit] = self.store.search(terms, session=info.id, before_seq=before_seq, limit=40)
+        if recall_all:
+            hits += [h for h in self.store.search(terms, session=None, limit=40) if h.session != info.name]
+        ranked = [h for h in rank(hits, terms) if h.message.id not in exclude]
+        if not ranked:
+            return None
+        lines: list[str] = []
+        notes: list[str] = []
+        spent = text_tokens(heads["recall"]) + SEAM
+        for h in ranked:
+            where = "" if h.session == info.name else f" {h.session}"
+            line = f"[#{h.message.seq}{where} {h.message.role.value}] {h.message.content}"
+            cost = text_tokens(line) + 1
+            if spent + cost > room:
+                continue
+            lines.append(line)
+            spent += cost
+            notes.append(f"#{h.message.seq}{where} (score {h.score:.1f})")
+            if len(lines) >= 8:
+                break
+        if not lines:
+            return None
+        text = heads["recall"] + "\n" + "\n".join(lines)
+        return Section("recall", text, text_tokens(text), note="matched " + ", ".join(notes))
+
+    @staticmethod
+    def _assemble(
+        plan: ContextPlan,
+        sections: list[Section],
+        messages: Sequence[Message],
+        new: Message | None,
+        msg_tokens: Callable[[Message], int],
+        ratio: float,
+    ) -> None:
+        """The system message (persona first, then the other sections) and the turns."""
+        plan.sections = sections
+        if sections:
+            text = "\n\n".join(s.text for s in sections)
+            tokens = sum(s.tokens for s in sections) + SEAM * (len(sections) - 1)
+            kind = "persona" if len(sections) == 1 and sections[0].kind == "persona" else "system"
+            plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
+        for m in messages:
+            plan.entries.append(_entry(m, msg_tokens(m), "new" if m is new else "verbatim"))
+        plan.raw_estimate = round(plan.tokens / ratio)
+
+
+def _entry(m: Message, tokens: int, kind: str) -> ContextEntry:
+    extra: dict[str, object] = {}
+    if m.tool_calls:
+        extra["tool_calls"] = [dict(c) for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        extra["tool_call_id"] = m.tool_call_id
+    return ContextEntry(m.role, m.content, tokens, kind=kind, seq=m.seq, extra=extra or None)

@@ -1,0 +1,81 @@
+"""Fold older messages into a running summary, written by the model.
+
+The summarizer's own prompt must fit small windows (the embedded model has a few thousand
+tokens), so the messages are fed in chunks: each call gets the summary so far plus as many
+new messages as fit in half the window, and returns the updated summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from memchat.domain import Message
+from memchat.errors import StreamError
+from memchat.providers.base import ChatOptions, Provider
+
+INSTRUCTIONS = {
+    "en": (
+        "You keep the memory of a long conversation between a user and an assistant. Update the summary "
+        "with the new messages. Keep every fact the user stated (names, numbers, dates, places, preferences), "
+        "decisions made and questions still open; drop small talk. Be brief. Write in the language the "
+        "conversation uses. Reply with the updated summary only."
+    ),
+    "zh": (
+        "你负责记住用户与助手之间的一段长对话。请用新的消息更新摘要：保留用户说过的每个事实（名字、数字、日期、地点、"
+        "喜好）、做出的决定和尚未解决的问题，省略寒暄。尽量简短，使用对话所用的语言。只回复更新后的摘要。"
+    ),
+}
+
+
+def _is_zh(messages: Sequence[Message]) -> bool:
+    sample = "".join(m.content for m in messages[:6])[:400]
+    return sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff") > 10
+
+
+def summarize(
+    provider: Provider,
+    model: str,
+    previous: str,
+    messages: Sequence[Message],
+    *,
+    window: int,
+    count: Callable[[str], int],
+) -> str:
+    """The summary of ``previous`` + ``messages``; raises ``ProviderError`` if a call fails."""
+    zh = _is_zh(messages)
+    instructions = INSTRUCTIONS["zh" if zh else "en"]
+    reply_tokens = max(64, min(512, window // 8))
+    room = max(128, window // 2 - count(instructions) - reply_tokens)
+    summary = previous
+    lines: list[str] = []
+    used = count(summary)
+    for m in messages:
+        line = f"{m.role.value}: {m.content}"
+        cost = count(line) + 1
+        if cost > room // 2:  # one huge message: keep its beginning
+            line = line[: max(200, len(line) * (room // 2) // max(cost, 1))] + " …"
+            cost = count(line) + 1
+        if lines and used + cost > room:
+            summary = _call(provider, model, instructions, summary, lines, reply_tokens, zh)
+            lines, used = [], count(summary)
+        lines.append(line)
+        used += cost
+    if lines:
+        summary = _call(provider, model, instructions, summary, lines, reply_tokens, zh)
+    return summary
+
+
+def _call(
+    provider: Provider, model: str, instructions: str, summary: str, lines: list[str], max_tokens: int, zh: bool
+) -> str:
+    if zh:
+        prompt = f"目前的摘要：\n{summary or '（无）'}\n\n新的消息：\n" + "\n".join(lines) + "\n\n请写出更新后的摘要。"
+    else:
+        prompt = f"Summary so far:\n{summary or '(none)'}\n\nNew messages:\n" + "\n".join(lines)
+        prompt += "\n\nWrite the updated summary."
+    messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
+    options = ChatOptions(max_tokens=max_tokens, temperature=0.2)
+    text = "".join(c.text for c in provider.stream(messages, model=model, options=options)).strip()
+    if not text:
+        raise StreamError("the model returned an empty summary")
+    return text

@@ -1,0 +1,242 @@
+"""The SQLite store's memory records: summaries, pins, full-text search, token calibration,
+and the change counters that let a reader keep a session's history cached.
+
+A mixin of ``SQLiteStore`` (see ``stores/sqlite.py`` for the connection and transactions).
+Full-text search uses FTS5 with the ``trigram`` tokenizer, so substrings of Chinese text
+match; terms shorter than three characters (two-character Chinese words) fall back to a
+``LIKE`` scan limited to the sessions searched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from memchat.domain import Message, SearchHit, SessionInfo, Summary
+from memchat.stores.columns import MESSAGE_COLUMNS
+
+SessionKey = str | int | SessionInfo
+
+#: weight of a new observation in the calibration's moving average
+_CALIBRATION_ALPHA = 0.3
+_RATIO_BOUNDS = (0.5, 3.0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _Host(Protocol):
+    """What the mixin needs from ``SQLiteStore``."""
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def _session_id(self, db: sqlite3.Connection, session: SessionKey) -> int: ...
+    def _sid(self, session: SessionKey) -> int: ...
+    @staticmethod
+    def _message(row: Sequence[Any]) -> Message: ...
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> Summary: ...
+    def _scope(self: _Host, session: SessionKey | None, before_seq: int | None) -> tuple[str, list[Any]]: ...
+
+
+class MemoryRecords:
+    """Methods mixed into ``SQLiteStore``; they use its connection helpers."""
+
+    # -- change counters ----------------------------------------------------------------
+
+    def session_state(self: _Host, session: SessionKey) -> tuple[int, int]:
+        """(version, rewrites) of a session. ``version`` moves with every change to its
+        messages, summaries or pins; ``rewrites`` only when settled messages were deleted or
+        changed, or settled before newer ones (anything but an append at the end)."""
+        rows = self._read("SELECT version, rewrites FROM sessions WHERE id = ?", (self._sid(session),))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    def messages_before(self: _Host, session: SessionKey, before_seq: int | None, limit: int) -> list[Message]:
+        """Up to ``limit`` settled messages just before ``before_seq`` (or the newest), oldest first."""
+        sid = self._sid(session)
+        where = "" if before_seq is None else f" AND seq < {int(before_seq)}"
+        rows = self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND status != 'streaming'{where} "
+            "ORDER BY seq DESC LIMIT ?",
+            (sid, limit),
+        )
+        return [self._message(r) for r in reversed(rows)]
+
+    def messages_between(self: _Host, session: SessionKey, first_seq: int, last_seq: int) -> list[Message]:
+        """Settled messages with ``first_seq <= seq <= last_seq``, in order."""
+        rows = self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND status != 'streaming' "
+            "AND seq BETWEEN ? AND ? ORDER BY seq",
+            (self._sid(session), first_seq, last_seq),
+        )
+        return [self._message(r) for r in rows]
+
+    # -- summaries ----------------------------------------------------------------------
+
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> Summary:
+        return Summary(
+            id=row[0],
+            first_seq=row[1],
+            last_seq=row[2],
+            content=row[3],
+            tokens=row[4],
+            token_method=row[5],
+            model=row[6],
+            created=datetime.fromisoformat(row[7]),
+        )
+
+    def summaries(self: _Host, session: SessionKey) -> list[Summary]:
+        rows = self._read(
+            "SELECT id, first_seq, last_seq, content, tokens, token_method, model, created FROM summaries "
+            "WHERE session_id = ? ORDER BY last_seq, id",
+            (self._sid(session),),
+        )
+        return [self._summary(r) for r in rows]
+
+    def latest_summary(self: _Host, session: SessionKey) -> Summary | None:
+        rows = self._read(
+            "SELECT id, first_seq, last_seq, content, tokens, token_method, model, created FROM summaries "
+            "WHERE session_id = ? ORDER BY last_seq DESC, id DESC LIMIT 1",
+            (self._sid(session),),
+        )
+        return self._summary(rows[0]) if rows else None
+
+    def add_summary(self: _Host, session: SessionKey, summary: Summary) -> Summary:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            row = db.execute(
+                "INSERT INTO summaries (session_id, first_seq, last_seq, content, tokens, token_method, model, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id, first_seq, last_seq, content, tokens, token_method, model, created",
+                (
+                    sid,
+                    summary.first_seq,
+                    summary.last_seq,
+                    summary.content,
+                    summary.tokens,
+                    summary.token_method,
+                    summary.model,
+                    summary.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if summary.created else _now(),
+                ),
+            ).fetchone()
+        return self._summary(row)
+
+    def forget_summaries(self: _Host, session: SessionKey) -> int:
+        """Delete a session's summaries (they are rebuilt when needed); return how many."""
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            return int(db.execute("DELETE FROM summaries WHERE session_id = ?", (sid,)).rowcount)
+
+    # -- pins ---------------------------------------------------------------------------
+
+    def pins(self: _Host, session: SessionKey) -> list[Message]:
+        """The session's pinned messages, in order."""
+        rows = self._read(
+            f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))} "
+            "FROM pins p JOIN messages m ON m.id = p.message_id WHERE p.session_id = ? ORDER BY m.seq",
+            (self._sid(session),),
+        )
+        return [self._message(r) for r in rows]
+
+    def pin(self: _Host, session: SessionKey, message_id: int) -> None:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            owner = db.execute("SELECT session_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if owner is None or owner[0] != sid:
+                from memchat.errors import StoreError
+
+                raise StoreError(f"message {message_id} is not in this session")
+            db.execute(
+                "INSERT OR IGNORE INTO pins (message_id, session_id, created) VALUES (?, ?, ?)",
+                (message_id, sid, _now()),
+            )
+
+    def unpin(self: _Host, session: SessionKey, message_id: int) -> bool:
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            cur = db.execute("DELETE FROM pins WHERE message_id = ? AND session_id = ?", (message_id, sid))
+            return bool(cur.rowcount > 0)
+
+    # -- search -------------------------------------------------------------------------
+
+    def search(
+        self: _Host,
+        terms: Sequence[str],
+        *,
+        session: SessionKey | None = None,
+        before_seq: int | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Settled messages containing any of ``terms`` (case-insensitive substrings), in this
+        session before ``before_seq`` or, with ``session=None``, in all of the owner's
+        sessions (the current one still limited by ``before_seq`` when given with
+        ``exclude_after``). Ranked by the caller; returned newest first."""
+        long_terms = [t for t in terms if len(t) >= 3]
+        short_terms = [t for t in terms if 0 < len(t) < 3]
+        if not long_terms and not short_terms:
+            return []
+        cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+        scope, params = self._scope(session, before_seq)
+        found: dict[int, SearchHit] = {}
+        if long_terms:
+            match = " OR ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+            rows = self._read(
+                f"SELECT {cols}, s.name, bm25(messages_fts) FROM messages_fts "
+                "JOIN messages m ON m.id = messages_fts.rowid JOIN sessions s ON s.id = m.session_id "
+                f"WHERE messages_fts MATCH ? AND m.status != 'streaming'{scope} "
+                "ORDER BY bm25(messages_fts) LIMIT ?",
+                (match, *params, limit),
+            )
+            for r in rows:
+                msg = self._message(r[:-2])
+                found[msg.id or 0] = SearchHit(msg, r[-2], -float(r[-1]))
+        if short_terms:
+            likes = " OR ".join("m.content LIKE ? ESCAPE '\\'" for _ in short_terms)
+            escaped = ["%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for t in short_terms]
+            rows = self._read(
+                f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
+                f"WHERE ({likes}) AND m.status != 'streaming'{scope} ORDER BY m.seq DESC LIMIT ?",
+                (*escaped, *params, limit),
+            )
+            for r in rows:
+                msg = self._message(r[:-1])
+                found.setdefault(msg.id or 0, SearchHit(msg, r[-1], 0.0))
+        return sorted(found.values(), key=lambda h: -(h.message.seq or 0))
+
+    def _scope(self: _Host, session: SessionKey | None, before_seq: int | None) -> tuple[str, list[Any]]:
+        if session is not None:
+            scope, params = " AND m.session_id = ?", [self._sid(session)]
+            if before_seq is not None:
+                scope += " AND m.seq < ?"
+                params.append(before_seq)
+            return scope, params
+        return " AND s.owner_id = 1", []
+
+    # -- token calibration ----------------------------------------------------------------
+
+    def calibration(self: _Host, model: str) -> float | None:
+        """How many real tokens one estimated token is worth for ``model`` (None: not measured)."""
+        rows = self._read("SELECT ratio FROM calibration WHERE model = ?", (model,))
+        return float(rows[0][0]) if rows else None
+
+    def record_calibration(self: _Host, model: str, observed: float) -> float:
+        """Fold one observation (reported prompt tokens ÷ estimated) into the model's ratio."""
+        observed = min(max(observed, _RATIO_BOUNDS[0]), _RATIO_BOUNDS[1])
+        with self._write() as db:
+            row = db.execute("SELECT ratio, samples FROM calibration WHERE model = ?", (model,)).fetchone()
+            if row is None:
+                ratio, samples = observed, 1
+            else:
+                ratio, samples = row[0] * (1 - _CALIBRATION_ALPHA) + observed * _CALIBRATION_ALPHA, row[1] + 1
+            db.execute(
+                "INSERT INTO calibration (model, ratio, samples, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (model) DO UPDATE SET ratio = excluded.ratio, samples = excluded.samples, "
+                "updated = excluded.updated",
+                (model, ratio, samples, _now()),
+            )
+        return float(ratio)
