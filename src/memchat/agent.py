@@ -156,6 +156,11 @@ class Turn:
     def context(self) -> list[ContextEntry]:
         return self._state.context
 
+    @property
+    def plan(self) -> ContextPlan:
+        """What this call sends and why (strategy, sections, budget)."""
+        return self._state.plan
+
     def _run(self) -> Generator[Chunk, None, None]:
         st = self._state
         provider = st.agent.provider
