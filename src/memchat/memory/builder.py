@@ -22,6 +22,7 @@ from memchat.errors import ContextTooLong
 from memchat.memory.budget import Budget
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Section
 from memchat.memory.recall import query_terms, rank
+from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import sanitize, turn_starts
 from memchat.stores.base import Store
@@ -154,42 +155,49 @@ class MemoryPlanner:
                 "summary", text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
             )
         candidates = [m for m in history if summary is None or (m.seq or 0) > summary.last_seq]
-        fixed = new_cost + MESSAGE_OVERHEAD + sum(s.tokens + SEAM for s in sections)
-        if summary_section is not None:
-            fixed += summary_section.tokens + SEAM
-        older_exist = not complete or len(candidates) < len(history) or (summary is not None)
-        recall_room = int(limit * RECALL_SHARE) if use_recall else 0
-        room = limit - fixed - (recall_room if older_exist or not complete else 0)
-        if room < 0 and summary_section is not None:
-            plan.notes.append("the summary was left out: it does not fit this window")
-            fixed -= summary_section.tokens + SEAM
-            summary_section = None
-            room = limit - fixed - (recall_room if older_exist else 0)
-
         costs = [msg_tokens(m) + MESSAGE_OVERHEAD for m in candidates]
         total = sum(costs)
+        live_pins = [p for p in pins if p.id not in exclude]
+        pins_text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in live_pins)
+        pins_room = text_tokens(pins_text) + SEAM if live_pins else 0  # at most this, if all fall out
+        fixed = new_cost + MESSAGE_OVERHEAD + sum(s.tokens + SEAM for s in sections) + pins_room
+        uses_summary = strategy in ("summary", "auto")
+        # room for a summary: the current one, or the one this call may have to write
+        summary_room = summary_section.tokens + SEAM if summary_section is not None else 0
+        will_evict = total > limit - fixed - summary_room
+        if uses_summary and summarize and will_evict:
+            summary_room = max(summary_room, summary_reply_tokens(budget.window) + SEAM + 16)
+        older = will_evict or not complete or len(candidates) < len(history) or summary is not None
+        recall_room = int(limit * RECALL_SHARE) if use_recall and (older or recall_all) else 0
+        room = limit - fixed - summary_room - recall_room
+        if room < 0 and summary_section is not None:
+            plan.notes.append("the summary was left out: it does not fit this window")
+            summary_section, summary_room = None, 0
+            room = limit - fixed - recall_room
+        if room < 0:
+            recall_room, room = 0, limit - fixed - summary_room
+
+        sticky = strategy in ("window", "recall") or (uses_summary and not summarize)
         start = 0
-        if strategy == "window" and entry.window_start is not None:
+        if sticky and entry.window_start is not None:
             start = next((i for i, m in enumerate(candidates) if (m.seq or 0) >= entry.window_start), len(candidates))
         if sum(costs[start:]) > room:
             start = self._cut(candidates, costs, room * LOW_WATER)
             if sum(costs[start:]) > room:  # even the newest turn is too big: keep the newest messages that fit
                 start = self._cut(candidates, costs, room, whole_turns=False)
-        elif strategy != "window":
-            start = 0 if total <= room else start
         verbatim = candidates[start:]
         evicted = candidates[:start]
-        if strategy == "window":
+        if sticky:
             entry.window_start = verbatim[0].seq if verbatim else None
 
-        if evicted and strategy in ("summary", "auto") and summarize:
+        if evicted and uses_summary and summarize:
             first = summary.first_seq if summary is not None else (evicted[0].seq or 1)
             plan.needs_summary = (first, evicted[-1].seq or first)
-        if evicted and strategy not in ("summary", "auto"):
-            plan.notes.append(f"{len(evicted)} older messages are not sent (window)")
+        elif evicted:
+            plan.notes.append(f"{len(evicted)} older messages are not sent verbatim")
 
         verbatim_ids = {m.id for m in verbatim}
-        older_pins = [p for p in pins if p.id not in verbatim_ids and p.id not in exclude]
+        older_pins = [p for p in live_pins if p.id not in verbatim_ids]
         if summary_section is not None:
             sections.append(summary_section)
         if older_pins:

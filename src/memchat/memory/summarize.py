@@ -27,6 +27,11 @@ INSTRUCTIONS = {
 }
 
 
+def summary_reply_tokens(window: int) -> int:
+    """The longest summary the model is asked to write for this window."""
+    return max(64, min(512, window // 8))
+
+
 def _is_zh(messages: Sequence[Message]) -> bool:
     sample = "".join(m.content for m in messages[:6])[:400]
     return sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff") > 10
@@ -44,7 +49,7 @@ def summarize(
     """The summary of ``previous`` + ``messages``; raises ``ProviderError`` if a call fails."""
     zh = _is_zh(messages)
     instructions = INSTRUCTIONS["zh" if zh else "en"]
-    reply_tokens = max(64, min(512, window // 8))
+    reply_tokens = summary_reply_tokens(window)
     room = max(128, window // 2 - count(instructions) - reply_tokens)
     summary = previous
     lines: list[str] = []
