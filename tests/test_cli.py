@@ -20,7 +20,7 @@ import pytest
 
 from fakeserver import FakeReply, FakeServer
 from memchat.config import default_db_path
-from memchat.domain import Message, Role, Status, Usage
+from memchat.domain import Message, Role, Status, Summary, Usage
 from memchat.factory import open_store
 from memchat.serialization import export_jsonl
 from memchat.stores.sqlite import SQLiteStore
@@ -431,9 +431,14 @@ def test_sessions_list_newest_first(db: SQLiteStore) -> None:
 
 def test_sessions_show(db: SQLiteStore) -> None:
     seed(db, "notes", persona="Be brief.")
+    db.pin("notes", db.messages("notes")[2].id or 0)
+    db.add_summary("notes", Summary(1, 2, "The user asked question 0.", 6))
     proc = run("sessions", "show", "notes")
     assert proc.returncode == 0, proc.stderr
     assert "Be brief." in proc.stdout
+    assert "memory    auto\n" in proc.stdout
+    assert "summary   of messages 1–2: The user asked question 0.\n" in proc.stdout
+    assert "[3] user · complete · " in proc.stdout and " · pinned · " in proc.stdout
     assert "[1] user · complete" in proc.stdout and "question 0 你好" in proc.stdout
     assert "[4] assistant · complete · " in proc.stdout and "    second line" in proc.stdout
     data = json.loads(run("sessions", "show", "notes", "--json").stdout)
@@ -445,6 +450,7 @@ def test_sessions_show(db: SQLiteStore) -> None:
         (4, "assistant", "complete"),
     ]
     assert data["messages"][1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    assert [m["pinned"] for m in data["messages"]] == [False, False, True, False]
     assert all(isinstance(m["tokens"], int) for m in data["messages"])
     one_error_line(run("sessions", "show", "missing"), "no session named 'missing'", "memchat sessions list")
 
@@ -525,6 +531,9 @@ def test_sessions_export_jsonl_md_and_file(db: SQLiteStore, tmp_path: Path) -> N
 
 def test_sessions_import_round_trip(db: SQLiteStore, tmp_path: Path) -> None:
     seed(db, "notes", persona="Be brief.")
+    db.pin("notes", db.messages("notes")[2].id or 0)
+    db.add_summary("notes", Summary(1, 2, "The user asked question 0.", 6))
+    db.update_session("notes", memory="summary")
     text = run("sessions", "export", "notes").stdout
     path = tmp_path / "notes.jsonl"
     path.write_text(text, encoding="utf-8")
@@ -542,6 +551,12 @@ def test_sessions_import_round_trip(db: SQLiteStore, tmp_path: Path) -> None:
     proc = run("--db", str(other), "sessions", "import", "-", input=text)
     assert proc.returncode == 0, proc.stderr
     assert run("--db", str(other), "sessions", "export", "notes").stdout == text
+    with open_store(other) as imported:
+        assert [m.content for m in imported.pins("notes")] == ["question 1 你好"]
+        assert [(x.first_seq, x.last_seq, x.content) for x in imported.summaries("notes")] == [
+            (1, 2, "The user asked question 0.")
+        ]
+        assert imported.get_session("notes").memory == "summary"
 
 
 _HEADER = '{"type": "session", "format": "memchat/1", "name": "x"}\n'
@@ -587,6 +602,16 @@ def test_import_into_a_fresh_home_creates_nothing_on_a_bad_file(clean_env: Path,
     assert not default_db_path().exists()
 
 
+def test_sessions_truncate_drops_summaries_of_removed_messages(db: SQLiteStore) -> None:
+    seed(db, "long", turns=3)
+    db.add_summary("long", Summary(1, 2, "of the first turn", 3))
+    assert run("sessions", "truncate", "long", "--keep", "4").returncode == 0
+    assert [x.content for x in db.summaries("long")] == ["of the first turn"]  # still covers kept messages
+    db.add_summary("long", Summary(1, 4, "of two turns", 3))
+    assert run("sessions", "truncate", "long", "--keep", "2").returncode == 0
+    assert [x.content for x in db.summaries("long")] == ["of the first turn"]  # the other is rebuilt when needed
+
+
 def test_sessions_truncate(db: SQLiteStore) -> None:
     seed(db, "long", turns=3)
     proc = run("sessions", "truncate", "long", "--keep", "2")
@@ -599,6 +624,162 @@ def test_sessions_truncate(db: SQLiteStore) -> None:
     assert state(db) == before
     assert run("sessions", "truncate", "long", "--keep", "0").returncode == 0
     assert db.messages("long") == []
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+def long_session(store: SQLiteStore, name: str = "long", turns: int = 30) -> None:
+    store.create_session(name, persona="Be brief.", model="fake/model-a")
+    for i in range(turns):
+        fact = f"my cat is called Mimi ({i})" if i == 0 else f"filler message number {i} about the weather today"
+        store.append_messages(name, [Message(Role.USER, fact), Message(Role.ASSISTANT, f"noted {i}, " * 6)])
+
+
+def test_ask_memory_flags_bound_what_is_sent(model: FakeServer, db: SQLiteStore) -> None:
+    long_session(db)
+    proc = run("ask", "-s", "long", "--memory", "window", "--context-window", "400", "what is new?")
+    assert proc.returncode == 0, proc.stderr
+    sent = model.chat_requests[-1].messages
+    assert sent[0] == {"role": "system", "content": "Be brief."}  # the persona always first
+    assert sent[-1] == {"role": "user", "content": "what is new?"}
+    assert 3 <= len(sent) < 20  # the newest turns only
+    assert all(m["content"] != "my cat is called Mimi (0)" for m in sent)
+    assert db.get_session("long").memory == "auto"  # a flag does not change the session
+    # the same from the environment
+    proc = run("ask", "-s", "long", "again?", env={"MEMCHAT_MEMORY": "window", "MEMCHAT_CONTEXT_WINDOW": "400"})
+    assert proc.returncode == 0, proc.stderr
+    assert len(model.chat_requests[-1].messages) < 20
+    # full: everything, or one clear line when it does not fit
+    before = state(db)
+    proc = run("ask", "-s", "long", "--memory", "full", "--context-window", "400", "all of it?")
+    one_error_line(proc, "no longer fits", "/memory auto")
+    assert state(db) == before
+
+
+def test_ask_recall_all_searches_the_other_sessions(model: FakeServer, db: SQLiteStore) -> None:
+    long_session(db, "pets", turns=2)
+    db.create_session("today")
+    assert run("ask", "-s", "today", "--recall", "all", "is my cat called Mimi?").returncode == 0
+    system_message = model.chat_requests[-1].messages[0]
+    assert (
+        system_message["role"] == "system" and "[#1 pets user] my cat is called Mimi (0)" in system_message["content"]
+    )
+    assert run("ask", "-s", "today", "what is my cat called?").returncode == 0  # this session only
+    assert all("pets" not in m["content"] for m in model.chat_requests[-1].messages)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "needle"),
+    [
+        (["ask", "--memory", "forever", "hi"], {}, 2, "invalid choice: 'forever'"),
+        (["ask", "--context-window", "-5", "hi"], {}, 2, "must be a positive number of tokens, not -5"),
+        (["ask", "--context-window", "lots", "hi"], {}, 2, "expected a number of tokens, not 'lots'"),
+        (["ask", "--recall", "everywhere", "hi"], {}, 2, "invalid choice: 'everywhere'"),
+        (["chat", "--memory", "x"], {}, 2, "invalid choice"),
+        (["sessions", "context", "s", "--context-window", "0"], {}, 2, "must be a positive number"),
+        (["ask", "hi"], {"MEMCHAT_MEMORY": "forever"}, 1, "unknown memory strategy 'forever'"),
+        (["ask", "hi"], {"MEMCHAT_CONTEXT_WINDOW": "-1"}, 1, "the context window must be a positive number"),
+        (["ask", "hi"], {"MEMCHAT_CONTEXT_WINDOW": "big"}, 1, "context_window must be a number of tokens"),
+    ],
+)
+def test_bad_memory_settings_are_one_line(
+    model: FakeServer, args: list[str], env: dict[str, str], code: int, needle: str
+) -> None:
+    proc = run(*args, env=env)
+    assert proc.returncode == code
+    one_error_line(proc, needle)
+    assert model.requests == [] and proc.stdout == ""
+
+
+def test_chat_takes_the_memory_flags() -> None:
+    from memchat.cli.main import build_parser
+    from memchat.cli.turns import _agent, memory_settings
+
+    args = build_parser().parse_args(["chat", "--memory", "recall", "--context-window", "2048", "--recall", "all"])
+    agent = _agent(memory_settings(args, system=None))
+    try:
+        assert (agent.memory, agent.context_window, agent.recall_all) == ("recall", 2048, True)
+    finally:
+        agent.close()
+    args = build_parser().parse_args(["chat"])
+    agent = _agent(memory_settings(args))
+    try:
+        assert (agent.memory, agent.context_window, agent.recall_all) == (None, None, False)
+    finally:
+        agent.close()
+
+
+def test_sessions_context_json_explains_every_part(model: FakeServer, db: SQLiteStore) -> None:
+    long_session(db)
+    db.pin("long", db.messages("long")[0].id or 0)
+    db.add_summary("long", Summary(1, 20, "The user has a cat called Mimi.", 9))
+    before = state(db)
+    proc = run("sessions", "context", "long", "--json", "--context-window", "600", "--text", "the weather?")
+    assert proc.returncode == 0, proc.stderr
+    view = json.loads(proc.stdout)
+    assert state(db) == before and model.requests == []  # it writes nothing and calls no model
+    assert list(view) == [
+        "session", "strategy", "model", "tokens", "budget", "entries", "sections", "omitted", "needs_summary", "notes"
+    ]  # fmt: skip
+    assert (view["session"], view["strategy"], view["model"]) == ("long", "auto", "fake/model-a")
+    budget = view["budget"]
+    assert budget["window"] == 600 and budget["limit"] == 600 - budget["reserve"] - budget["tools"]
+    assert view["tokens"] == budget["used"] <= budget["limit"]
+    assert view["tokens"] == sum(e["tokens"] + 4 for e in view["entries"])
+    system_entry, *turns, new = view["entries"]
+    assert (system_entry["index"], system_entry["role"], system_entry["kind"]) == (1, "system", "system")
+    assert new == {
+        "index": len(view["entries"]),
+        "role": "user",
+        "kind": "new",
+        "tokens": new["tokens"],
+        "message": None,
+        "content": "the weather?",
+    }
+    numbers = [e["message"] for e in turns]
+    assert all(e["kind"] == "verbatim" for e in turns) and numbers == list(range(61 - len(turns), 61))
+    kinds = [sec["kind"] for sec in view["sections"]]
+    assert kinds[:3] == ["persona", "summary", "pinned"]
+    summary, pinned = view["sections"][1], view["sections"][2]
+    assert summary["covers"] == [1, 20] and "The user has a cat called Mimi." in summary["text"]
+    assert pinned["messages"] == [1] and "my cat is called Mimi (0)" in pinned["text"]
+    system_text = "\n\n".join(sec["text"] for sec in view["sections"])
+    assert system_entry["content"] == system_text  # the sections are the system message
+    assert kinds == ["persona", "summary", "pinned", "recall"]
+    recall = view["sections"][3]
+    assert recall["matches"] and all(m["session"] == "long" and m["score"] > 0 for m in recall["matches"])
+    recalled = [m["message"] for m in recall["matches"]]
+    assert all(n is not None and 20 < n < numbers[0] for n in recalled)  # older than the window, after the summary
+    assert all(f"[#{n} user] filler message" in recall["text"] for n in recalled)  # no seq gaps: numbers are seqs
+    assert recall["note"].startswith("matched #")
+    omitted = view["omitted"]
+    assert omitted["total"] == 60 - len(turns)
+    assert omitted["summarized"] == 20 and omitted["pinned"] == 1
+    assert omitted["recalled"] == len(recalled)
+    assert omitted["dropped"] == omitted["total"] - 20 - len(recalled)
+    # the plain text says the same
+    proc = run("sessions", "context", "long", "--context-window", "600", "--text", "the weather?")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("session  long\nmemory   auto\nmodel    fake/model-a\nbudget   [")
+    assert f"{budget['used']:,} / {budget['limit']:,} tokens" in out
+    assert f"window 600 − {budget['reserve']:,} reserved for the reply = {budget['limit']:,} for messages" in out
+    assert "    · summary · " in out and "covers messages 1–20" in out and "    · pinned · " in out
+    assert f"[2] user · verbatim · message {numbers[0]} · " in out
+    assert f"[{len(view['entries'])}] user · new message · " in out and "    the weather?" in out
+    assert f"not sent verbatim: {omitted['total']} older messages (20 summarized, 1 pinned" in out
+
+
+def test_sessions_context_of_a_short_session_and_errors(model: FakeServer, db: SQLiteStore) -> None:
+    seed(db, "notes", persona="Be brief.")
+    proc = run("sessions", "context", "notes", "--memory", "window", "--lang", "zh")
+    assert proc.returncode == 0, proc.stderr
+    assert "记忆" in proc.stdout and "window" in proc.stdout and "所有保存的消息都原文发送" in proc.stdout
+    assert "[1] system · 角色 · " in proc.stdout and "[2] user · 原文 · 第 1 条消息 · " in proc.stdout
+    one_error_line(run("sessions", "context", "ghost"), "no session named 'ghost'")
+    long_session(db, "long")
+    one_error_line(run("sessions", "context", "long", "--memory", "full", "--context-window", "300"), "no longer fits")
 
 
 # -- two processes, one database ------------------------------------------------------------

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.output.vt100 import Vt100_Output
 from rich.console import Console
 
 from memchat import i18n
 from memchat.agent import Agent
-from memchat.cli.repl import run_repl
+from memchat.cli.repl import PromptReader, run_repl
 from memchat.config import Settings
-from memchat.domain import Chunk, Role, Status
+from memchat.domain import Chunk, Role, Status, Summary
 from memchat.errors import AuthenticationError, ProviderError, StreamError
 from memchat.factory import open_store
 from memchat.memory import context_tokens
@@ -296,6 +298,10 @@ def test_help_lists_every_command() -> None:
         "/retry",
         "/clear",
         "/model [NAME]",
+        "/memory [STRATEGY]",
+        "/pin [N]",
+        "/unpin N",
+        "/forget-summary",
         "/exit",
     ):
         assert usage in out
@@ -308,12 +314,18 @@ def test_unknown_command_suggests_the_closest() -> None:
     assert "did you mean /history?" in out
     assert "unknown command /zzz; see /help" in out
     assert calls(agent) == []
+    _, out = chat(agent, "/memroy\n/forget-sumary\n/upin 1\n/forget\nq\n", session="s", system="")
+    assert "did you mean /memory?" in out and "did you mean /forget-summary?" in out
+    assert "did you mean /unpin?" in out
+    assert "there is no summary to drop" in out  # /forget is /forget-summary
 
 
 def test_missing_argument_prints_usage() -> None:
     agent = make_agent()
     _, out = chat(agent, "/switch\n/rename\n/undo now\nq\n", session="s", system="")
     assert "usage: /switch NAME" in out and "usage: /rename NAME" in out and "usage: /undo" in out
+    _, out = chat(agent, "/unpin\n/forget-summary now\nq\n", session="s", system="")
+    assert "usage: /unpin N" in out and "usage: /forget-summary" in out
 
 
 def test_double_slash_sends_a_message_starting_with_a_slash() -> None:
@@ -322,39 +334,120 @@ def test_double_slash_sends_a_message_starting_with_a_slash() -> None:
     assert calls(agent) == [[user("/etc is what?")]]
 
 
-def test_context_numbers_messages_with_tokens_and_total() -> None:
+def _row(i: int | str, role: str, kind: str, tokens: int, content: str, msg: int | None = None) -> str:
+    """A /context table row as a regex: #, message number, role, part, tokens, content."""
+    number = rf"{msg}\s+" if msg is not None else ""
+    return rf"^{i}\s+{number}{role}\s+{re.escape(kind)}\s+{tokens}\s+{re.escape(content)}"
+
+
+def test_context_numbers_messages_with_kind_tokens_and_the_budget_gauge() -> None:
     agent = make_agent("Hello there!")
     _, out = chat(agent, "hi\n/context\nq\n", session="s", system="Be brief")
-    entries = agent.context("s").entries
-    assert "context · 3 messages" in out
-    for i, e in enumerate(entries, 1):
-        assert re.search(rf"^{i}\s+{e.role.value}\s+{e.tokens}\s+{re.escape(e.content)}", out, re.M), e
-    assert f"total {context_tokens(entries)} tokens" in out
+    plan = agent.context("s")
+    assert "context · auto · 3 messages" in out
+    persona, question, answer = plan.entries
+    assert re.search(_row(1, "system", "persona", persona.tokens, "Be brief"), out, re.M)
+    assert re.search(_row(2, "user", "verbatim", question.tokens, "hi", msg=1), out, re.M)
+    assert re.search(_row(3, "assistant", "verbatim", answer.tokens, "Hello there!", msg=2), out, re.M)
+    assert "every stored message is sent verbatim" in out
+    budget = plan.budget
+    used = context_tokens(plan.entries)
+    percent = round(100 * used / budget.limit)
+    assert re.search(rf"^budget \[█*░+\] {used} / {budget.limit:,} tokens \({percent}%\)$", out, re.M)
+    assert (
+        f"window {budget.window:,} − {budget.reserve:,} reserved for the reply = {budget.limit:,} for messages" in out
+    )
+    assert "4 tokens per message for the chat template" in out
 
 
 def test_context_of_an_empty_session() -> None:
     agent = make_agent()
     _, out = chat(agent, "/context\nq\n", session="s", system="")
-    assert "context · 0 messages" in out and "total 0 tokens" in out
+    assert "context · auto · 0 messages" in out and "(empty: no persona and no messages yet)" in out
+    assert re.search(r"^budget \[░{20}\] 0 / [\d,]+ tokens \(0%\)$", out, re.M)
 
 
 def test_show_context_at_the_three_points() -> None:
     agent = make_agent("Hi!")
     _, out = chat(agent, "hello\nq\n", session="s", system="Be brief", show_context=True)
-    titles = [m.start() for m in re.finditer(r"context · \d+ messages", out)]
-    assert [out[i : i + 20] for i in titles] == ["context · 1 messages", "context · 2 messages", "context · 3 messages"]
+    titles = [m.start() for m in re.finditer(r"context · auto · \d+ messages", out)]
+    assert [out[i : i + 27] for i in titles] == [
+        "context · auto · 1 messages",
+        "context · auto · 2 messages",
+        "context · auto · 3 messages",
+    ]
     persona_set, user_sent, replied = titles
     reply_at = out.index("Assistant: Hi!")
     assert persona_set < user_sent < reply_at < replied
-    assert re.search(r"^2\s+user\s+\d+\s+hello", out[user_sent:reply_at], re.M)
-    assert re.search(r"^3\s+assistant\s+\d+\s+Hi!", out[replied:], re.M)
+    # before the reply: the message being sent is the "new message", not stored yet
+    assert re.search(r"^2\s+user\s+new message\s+\d+\s+hello", out[user_sent:reply_at], re.M)
+    assert re.search(r"^3\s+2\s+assistant\s+verbatim\s+\d+\s+Hi!", out[replied:], re.M)
 
 
 def test_show_context_after_the_persona_is_typed() -> None:
     agent = make_agent()
     _, out = chat(agent, "Be brief\nq\n", session="s", show_context=True)
-    assert out.index("persona set") < out.index("context · 1 messages")
-    assert re.search(r"^1\s+system\s+\d+\s+Be brief", out, re.M)
+    assert out.index("persona set") < out.index("context · auto · 1 messages")
+    assert re.search(r"^1\s+system\s+persona\s+\d+\s+Be brief", out, re.M)
+
+
+FACTS = [
+    "my cat is called Mimi and she is grey",
+    "I live in Lyon near the river Saone",
+    "my favourite fruit is the grape from Bordeaux",
+]
+
+
+def long_chat(turns: int) -> str:
+    """``turns`` user lines long enough to overflow a 300-token window."""
+    return "".join(f"{FACTS[i % 3]} and some filler text number {i} to make it long\n" for i in range(turns))
+
+
+def test_context_shows_the_summary_pins_and_recall_and_why() -> None:
+    """A session beyond its window: /context shows each part of the system message with why
+    it is there, and --show-context shows the turn's own plan (recall for that message)."""
+    agent = make_agent(default="Noted.")
+    agent.context_window = 300
+    keys = long_chat(10) + "/pin 1\n/context\nwhat is my cat called?\nq\n"
+    _, out = chat(agent, keys, session="s", system="Be brief", show_context=True)
+    store = agent.store
+    first = store.messages("s")[0]
+    assert [p.id for p in store.pins("s")] == [first.id]
+    spans = {(x.first_seq, x.last_seq) for x in store.summaries("s")}  # written by the (scripted) model
+    assert spans
+
+    # /context: the plan of the next call (no new message)
+    start = out.index("context · auto", out.index("pinned message 1 (user)"))
+    shown = out[start : out.index("context · auto", start + 1)]
+    assert re.search(r"^1\s+system\s+system\s+\d+", shown, re.M)
+    assert re.search(r"^\s+↳ persona\s+\d+\s+Be brief", shown, re.M)
+    covers = re.search(r"^\s+↳ summary\s+\d+\s+covers messages 1–(\d+)\s*$", shown, re.M)
+    assert covers is not None
+    last = int(covers.group(1))
+    assert (1, last) in spans  # no gaps in this session: message numbers are seqs
+    assert f"[Summary of the earlier conversation (messages 1–{last})]" in shown and "Noted." in shown
+    assert re.search(r"^\s+↳ pinned\s+\d+\s+messages 1\s*$", shown, re.M)
+    assert "[#1 user] my cat is called Mimi" in shown
+    omitted = re.search(r"not sent verbatim: (\d+) older messages \((\d+) summarized, 1 pinned, 0 recalled", shown)
+    assert omitted is not None
+    assert int(omitted.group(2)) == last
+    verbatim = [int(n) for n in re.findall(r"^\d+\s+(\d+)\s+(?:user|assistant)\s+verbatim", shown, re.M)]
+    stored_count = 20
+    assert verbatim == list(range(stored_count - len(verbatim) + 1, stored_count + 1))
+    assert int(omitted.group(1)) == stored_count - len(verbatim)
+
+    # --show-context of the turn: the question, and what recall found for it
+    start = out.index("context · auto", start + 1)
+    turn_view = out[start : out.index("Assistant:", start)]
+    assert re.search(r"^\d+\s+user\s+new message\s+\d+\s+what is my cat called\?", turn_view, re.M)
+    matched = re.search(r"^\s+↳ recalled\s+\d+\s+matched (.*?)\s*$", turn_view, re.M)
+    assert matched is not None and re.match(r"message \d+ \(score \d+\.\d\)", matched.group(1))
+    assert "[Earlier messages that may be relevant" in turn_view
+    # what was shown is what was sent
+    sent_system = calls(agent)[-1][0]["content"]
+    assert sent_system.startswith("Be brief\n\n[Summary of the earlier conversation")
+    assert "[#1 user] my cat is called Mimi" in sent_system and "[Earlier messages that may be relevant" in sent_system
+    assert calls(agent)[-1][-1] == user("what is my cat called?")
 
 
 def test_history_shows_status_marks() -> None:
@@ -464,10 +557,27 @@ def test_retry_with_nothing_to_retry() -> None:
 
 def test_clear_empties_the_session_but_keeps_the_persona() -> None:
     agent = make_agent("r1", "r2")
-    _, out = chat(agent, "a\n/clear\nb\nq\n", session="s", system="P")
+    agent.ask("s", "a")
+    agent.store.pin("s", agent.store.messages("s")[0].id or 0)
+    agent.store.add_summary("s", Summary(1, 2, "an old summary", 3))
+    _, out = chat(agent, "/clear\nb\nq\n", session="s", system="P")
     assert "removed 2 messages; the persona is kept" in out
-    assert calls(agent)[1] == [system("P"), user("b")]
-    assert agent.store.get_session("s").persona == "P"
+    assert calls(agent)[1] == [system("P"), user("b")]  # no summary of messages that are gone
+    store = agent.store
+    assert store.get_session("s").persona == "P"
+    assert store.summaries("s") == [] and store.pins("s") == []
+
+
+def test_undo_drops_a_summary_that_covered_the_removed_turn() -> None:
+    agent = make_agent("r1", "r2")
+    agent.ask("s", "a")
+    agent.ask("s", "b")
+    agent.store.add_summary("s", Summary(1, 2, "of the first turn", 3))
+    chat(agent, "/undo\nq\n", session="s", system="")
+    assert [x.content for x in agent.store.summaries("s")] == ["of the first turn"]  # still covers what is left
+    agent.store.add_summary("s", Summary(1, 2, "of the first turn, again", 3))
+    chat(agent, "/undo\nq\n", session="s", system="")
+    assert agent.store.messages("s") == [] and agent.store.summaries("s") == []
 
 
 def test_model_shows_and_sets_the_sessions_model() -> None:
@@ -490,6 +600,159 @@ def test_session_model_is_used_when_resuming_but_an_explicit_setting_wins() -> N
     provider = agent.provider
     assert isinstance(provider, ScriptedProvider)
     assert provider.models == ["stored-model", "flag-model"]
+
+
+# -- memory: strategy, pins, summaries, toolbar ---------------------------------------------
+
+
+def test_memory_shows_and_sets_the_sessions_strategy() -> None:
+    agent = make_agent("r1", "r2")
+    _, out = chat(agent, "a\n/memory\n/memory WINDOW\n/memory\n/memory bogus\nb\nq\n", session="s", system="")
+    budget = agent.budget_for("scripted-model")
+    assert f"memory: auto · context window {budget.window:,} tokens, {budget.limit:,} for messages" in out
+    for name in ("auto", "full", "window", "summary", "recall"):
+        assert re.search(rf"^ [ *] {name}\s+\S", out, re.M), name
+    assert re.search(r"^ \* auto\s+window \+ summary \+ recall", out, re.M)
+    assert "memory strategy for this session: window" in out
+    assert re.search(r"^ \* window\s+the newest turns that fit", out, re.M)
+    assert "error: unknown memory strategy 'bogus'; choose one of: auto, full, window, summary, recall" in out
+    assert agent.store.get_session("s").memory == "window"
+    assert agent.context("s").strategy == "window"
+    assert calls(agent)[-1] == [user("a"), assistant("r1"), user("b")]
+
+
+def test_memory_set_in_the_repl_wins_over_the_flag() -> None:
+    agent = make_agent()
+    agent.memory = "full"  # what `memchat chat --memory full` (or MEMCHAT_MEMORY) builds
+    _, out = chat(agent, "/memory\n/memory recall\n/memory\nq\n", session="s", system="")
+    assert "memory: full · context window" in out
+    assert "set for every session by --memory, MEMCHAT_MEMORY or the config file (this session's own: auto)" in out
+    assert "memory strategy for this session: recall" in out
+    assert agent.memory is None and agent.store.get_session("s").memory == "recall"
+    assert out.count("set for every session") == 1
+
+
+def test_pin_and_unpin_use_the_history_numbers() -> None:
+    agent = make_agent("r1", "r2", ProviderError("gone"), "r3")
+    keys = "first\nsecond\nlost\nthird\n/pin\n/pin 2\n/pin 2\n/pin 9\n/pin two\n/history\n/unpin 2\n/unpin 2\nq\n"
+    _, out = chat(agent, keys, session="s", system="")
+    messages = agent.store.messages("s")
+    # the failed turn left a gap in the seqs; /history numbers the messages as they are
+    assert [m.seq for m in messages] != list(range(1, 7))
+    assert "pinned message 5 (user): third" in out
+    assert "pinned message 2 (assistant): r1" in out
+    assert "message 2 is already pinned" in out
+    assert "error: there is no message 9; /history numbers them 1–6" in out
+    assert "error: 'two' is not a message number" in out
+    assert re.search(r"^\s+5 user: third \[pinned\]", out, re.M)
+    assert re.search(r"^\s+2 assistant: r1 \[pinned\]", out, re.M)
+    assert "unpinned message 2" in out and "message 2 is not pinned" in out
+    assert [p.content for p in agent.store.pins("s")] == ["third"]
+
+
+def test_pin_with_nothing_to_pin() -> None:
+    agent = make_agent()
+    _, out = chat(agent, "/pin\n/pin 1\nq\n", session="s", system="")
+    assert "error: there is no message of yours to pin yet" in out
+    assert "error: there is no message 1: this session has no messages yet" in out
+
+
+def test_a_pinned_message_stays_in_every_call() -> None:
+    agent = make_agent(default="Noted.")
+    agent.context_window = 300
+    _, out = chat(agent, "remember the code is 4711\n/pin\n" + long_chat(8) + "q\n", session="s", system="")
+    last = calls(agent)[-1]
+    assert user("remember the code is 4711") not in last  # long out of the window…
+    assert "[#1 user] remember the code is 4711" in last[0]["content"]  # …but pinned
+
+
+def test_forget_summary_drops_the_summaries_and_they_are_rebuilt() -> None:
+    agent = make_agent(default="Noted.")
+    agent.context_window = 300
+    chat(agent, long_chat(8) + "q\n", session="s", system="")
+    assert agent.store.summaries("s")
+    assert "[Summary of the earlier conversation" in calls(agent)[-1][0]["content"]
+    _, out = chat(agent, "/forget-summary\n/forget-summary\n/context\nq\n", session="s", system="")
+    count = re.search(r"dropped (\d+) summaries; they are rebuilt from the messages when needed", out)
+    assert count is not None and int(count.group(1)) >= 1
+    assert "there is no summary to drop" in out
+    assert agent.store.summaries("s") == []
+    assert "↳ summary" not in out and re.search(r"not sent verbatim: \d+ older messages \(0 summarized", out)
+    assert [m.content for m in agent.store.messages("s")][:1] == [long_chat(1).strip()]  # originals untouched
+    chat(agent, "and now?\nq\n", session="s", system="")
+    assert agent.store.summaries("s")  # the next turn that needs one writes it again
+
+
+def test_history_shows_the_running_summary() -> None:
+    agent = make_agent("r1", "r2")
+    agent.ask("s", "a")
+    agent.ask("s", "b")
+    agent.store.add_summary("s", Summary(1, 2, "first version", 3))
+    agent.store.add_summary("s", Summary(1, 2, "the user said a", 3))
+    _, out = chat(agent, "/history\nq\n", session="s", system="")
+    assert "summary of messages 1–2: the user said a" in out and "first version" not in out
+    assert "(1 earlier versions of the summary are kept; /forget-summary drops them all)" in out
+
+
+class _Recorder:
+    """Records the bottom toolbar each time a prompt is shown."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[str] = []
+        original = PromptReader.read
+
+        def read(reader: PromptReader, prompt: str) -> str:
+            toolbar = reader.session.bottom_toolbar
+            assert callable(toolbar)
+            self.seen.append(toolbar())
+            return original(reader, prompt)
+
+        monkeypatch.setattr(PromptReader, "read", read)
+
+
+def test_the_toolbar_shows_session_strategy_and_budget_after_each_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _Recorder(monkeypatch)
+    agent = make_agent("Hello there!", "Fine, thanks.")
+    chat(agent, "hi\nhow are you\n/memory window\nq\n", session="s", system="Be brief")
+    limit = agent.budget_for("scripted-model").limit
+    used = [
+        int(u) for u in re.findall(rf"^ s · \w+ · (\d+)/{limit:,} tokens \(\d+%\) $", "\n".join(recorder.seen), re.M)
+    ]
+    assert len(used) == len(recorder.seen) == 4
+    assert used[0] < used[1] < used[2] == used[3]  # it grows with each turn
+    assert used[2] == agent.context("s").tokens
+    assert [x.split(" · ")[1] for x in recorder.seen] == ["auto", "auto", "auto", "window"]
+
+
+def test_the_toolbar_says_when_the_history_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _Recorder(monkeypatch)
+    agent = make_agent(default="Noted.")
+    agent.context_window = 300
+    chat(agent, long_chat(6) + "/memory full\nq\n", session="s", system="")
+    assert recorder.seen[-1] == " s · full · does not fit the context window: see /memory "
+
+
+def test_the_toolbar_is_drawn_on_the_terminal() -> None:
+    class Terminal(Vt100_Output):
+        def get_rows_below_cursor_position(self) -> int:
+            return 10  # what a terminal answers to a cursor position request
+
+    agent = make_agent()
+    screen = io.StringIO()
+    with create_pipe_input() as inp:
+        inp.send_text("q\n")
+        inp.close()
+        output = Terminal(screen, lambda: Size(rows=20, columns=100), term="xterm")
+        run_repl(
+            agent,
+            Settings(),
+            session="s",
+            system="",
+            console=Console(file=io.StringIO()),
+            pt_input=inp,
+            pt_output=output,
+        )
+    assert re.search(r" s · auto · 0/[\d,]+ tokens \(0%\)", screen.getvalue())
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -570,6 +833,26 @@ def test_chinese_strings() -> None:
     assert "未知命令 /contxt；你是想输入 /context 吗？" in out
     assert "已显示的部分回复已保留" in out
     assert out.rstrip().endswith("再见！")
+
+
+def test_chinese_memory_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _Recorder(monkeypatch)
+    i18n.set_lang("zh")
+    agent = make_agent("好的。")
+    keys = "记住我的猫叫咪咪\n/pin\n/context\n/memory\n/memory window\n/forget-summary\n/unpin 1\n/pin 9\nq\n"
+    _, out = chat(agent, keys, session="会话", system="简洁")
+    assert "已置顶第 1 条消息（user）：记住我的猫叫咪咪" in out
+    assert "上下文 · auto · 3 条消息" in out
+    assert re.search(r"^2\s+1\s+user\s+原文\s+\d+\s+记住我的猫叫咪咪", out, re.M)
+    assert re.search(r"^1\s+system\s+角色\s+\d+\s+简洁", out, re.M)
+    assert "所有保存的消息都原文发送" in out
+    assert re.search(r"^预算 \[█*░*\] \d+ / [\d,]+ token（\d+%）$", out, re.M)
+    assert "为回复预留" in out and "每条消息" in out
+    assert "记忆：auto · 上下文窗口" in out and "按需组合窗口、摘要与检索（默认）" in out
+    assert "本会话的记忆策略：window" in out
+    assert "没有可删除的摘要" in out and "已取消置顶第 1 条消息" in out
+    assert "错误：没有第 9 条消息；/history 中的编号为 1–2" in out
+    assert re.match(r" 会话 · window · \d+/[\d,]+ token（\d+%） $", recorder.seen[-1])
 
 
 def test_language_from_settings() -> None:

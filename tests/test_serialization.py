@@ -4,6 +4,7 @@ bad files that are refused whole (one clear error, the database untouched)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,20 +14,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memchat.domain import Message, Role, Status, Usage
+from memchat.agent import Agent
+from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, SessionExists, StoreError
 from memchat.factory import open_store
 from memchat.serialization import (
     FORMAT,
+    ContextEntryView,
+    ContextSectionView,
+    ContextView,
     export_jsonl,
     export_markdown,
     import_jsonl,
     parse_jsonl,
 )
 from memchat.stores.sqlite import SQLiteStore
+from memchat.testing import ScriptedProvider
 
 SESSION_KEYS = ["type", "format", "name", "persona", "model", "provider", "memory", "settings", "created", "updated"]
 MESSAGE_KEYS = ["type", "role", "content", "status", "tokens", "token_method", "usage", "model", "created"]
+SUMMARY_KEYS = ["type", "first_seq", "last_seq", "content", "tokens", "token_method", "model", "created"]
 
 
 @pytest.fixture
@@ -154,6 +161,180 @@ def test_round_trip_property(messages: list[Message], persona: str, name: str, s
         assert export_jsonl(second, "renamed").split("\n")[1:] == text.split("\n")[1:]
 
 
+# -- memory: summaries and pins -----------------------------------------------------------
+
+
+def _with_memory(store: SQLiteStore, name: str = "trip") -> None:
+    """``_fill``, then: a failed turn (a gap in the seqs), two more messages, two pins, a
+    running summary in two versions and the ``window`` strategy."""
+    _fill(store, name)
+    turn = store.begin_turn(name, Message(Role.USER, "this turn fails"))
+    store.abort_turn(turn)
+    store.append_messages(name, [Message(Role.USER, "after the gap"), Message(Role.ASSISTANT, "ok")])
+    messages = store.messages(name)
+    assert [m.seq for m in messages] == [1, 2, 3, 4, 7, 8]
+    store.pin(name, messages[0].id or 0)
+    store.pin(name, messages[4].id or 0)
+    created = datetime(2024, 5, 2, 9, 0, 0, 500, tzinfo=UTC)
+    store.add_summary(name, Summary(1, 2, "The user said hello.", 5, "usage", "m-1", created=created))
+    store.add_summary(name, Summary(1, 7, "Hello; a story began.\n第二行。", 9, "estimate", None, created=created))
+    store.update_session(name, memory="window")
+
+
+def test_export_carries_summaries_pins_and_the_strategy(store: SQLiteStore) -> None:
+    _with_memory(store)
+    head, *records = (json.loads(line) for line in export_jsonl(store, "trip").splitlines())
+    assert head["memory"] == "window"
+    messages = [r for r in records if r["type"] == "message"]
+    summaries = [r for r in records if r["type"] == "summary"]
+    assert records == messages + summaries  # summaries after the messages they number
+    assert [m.get("pinned", False) for m in messages] == [True, False, False, False, True, False]
+    assert all(list(m) == MESSAGE_KEYS + (["pinned"] if "pinned" in m else []) for m in messages)
+    for r in summaries:
+        assert list(r) == SUMMARY_KEYS
+    # seqs 1–2 and 1–7 of the store are messages 1–2 and 1–5 of the file (seqs 5, 6 were a failed turn)
+    assert [(r["first_seq"], r["last_seq"], r["content"]) for r in summaries] == [
+        (1, 2, "The user said hello."),
+        (1, 5, "Hello; a story began.\n第二行。"),
+    ]
+    assert summaries[0] == {
+        "type": "summary",
+        "first_seq": 1,
+        "last_seq": 2,
+        "content": "The user said hello.",
+        "tokens": 5,
+        "token_method": "usage",
+        "model": "m-1",
+        "created": "2024-05-02T09:00:00.000500Z",
+    }
+
+
+def test_summaries_and_pins_round_trip_losslessly(store: SQLiteStore, tmp_path: Path) -> None:
+    _with_memory(store)
+    text = export_jsonl(store, "trip")
+    with open_store(tmp_path / "other.db") as other:
+        info = import_jsonl(other, text)
+        assert info.memory == "window" and info.message_count == 6
+        assert export_jsonl(other, "trip") == text
+        imported = other.messages("trip")
+        assert [m.seq for m in imported] == [1, 2, 3, 4, 5, 6]  # renumbered; the summaries follow
+        assert [p.content for p in other.pins("trip")] == ["hello\nworld", "after the gap"]
+        assert [
+            (x.first_seq, x.last_seq, x.content, x.tokens, x.token_method, x.model, x.created)
+            for x in other.summaries("trip")
+        ] == [
+            (1, 2, "The user said hello.", 5, "usage", "m-1", datetime(2024, 5, 2, 9, 0, 0, 500, tzinfo=UTC)),
+            (
+                1,
+                5,
+                "Hello; a story began.\n第二行。",
+                9,
+                "estimate",
+                None,
+                datetime(2024, 5, 2, 9, 0, 0, 500, tzinfo=UTC),
+            ),
+        ]
+    copy = import_jsonl(store, text, name="copy")
+    assert copy.name == "copy"
+    assert export_jsonl(store, "copy").split("\n")[1:] == text.split("\n")[1:]
+
+
+def test_the_imported_summary_covers_the_same_messages(store: SQLiteStore) -> None:
+    """The plan of an imported session sends the same summary in front of the same turns."""
+    _with_memory(store)
+    import_jsonl(store, export_jsonl(store, "trip"), name="copy")
+    agent = Agent(store, ScriptedProvider(), memory="summary")
+    original, copy = agent.context("trip"), agent.context("copy")
+    renumbered = [s.text.replace("1–7", "1–5").replace("[#7 ", "[#5 ") for s in original.sections]  # seqs → 1…n
+    assert renumbered == [s.text for s in copy.sections]
+    assert [(e.role, e.content) for e in original.entries[1:]] == [(e.role, e.content) for e in copy.entries[1:]]
+
+
+def test_a_summary_of_messages_that_are_gone_is_not_exported(store: SQLiteStore) -> None:
+    _with_memory(store)
+    store.add_summary("trip", Summary(5, 6, "of the failed turn only", 3))
+    text = export_jsonl(store, "trip")
+    assert "of the failed turn only" not in text
+    assert text.count('"type": "summary"') == 2
+
+
+def test_an_old_export_without_memory_records_still_imports(store: SQLiteStore) -> None:
+    text = _jsonl({**_HEAD, "memory": "full"}, _MSG, {**_MSG, "role": "assistant"})
+    info = import_jsonl(store, text)
+    assert info.memory == "full" and store.pins("new") == [] and store.summaries("new") == []
+    assert export_jsonl(store, "new").count("pinned") == 0
+
+
+def test_the_store_import_is_all_or_nothing_with_summaries_and_pins(store: SQLiteStore) -> None:
+    _fill(store)
+    before = _snapshot(store)
+    info = SessionInfo(id=0, name="bad")
+    messages = [Message(Role.USER, "a"), Message(Role.ASSISTANT, "b")]
+    with pytest.raises(StoreError, match="a summary covers messages 1-3 of 2"):
+        store.import_session(info, messages, summaries=[Summary(1, 3, "x", 1)])
+    with pytest.raises(StoreError, match="a pin refers to message 3 of 2"):
+        store.import_session(info, messages, summaries=[Summary(1, 2, "x", 1)], pins=[0, 2])
+    assert _snapshot(store) == before and store.find_session("bad") is None
+
+
+_pinned_messages = st.lists(st.tuples(_message, st.booleans()), max_size=8)
+
+
+@st.composite
+def _summaries(draw: st.DrawFn, count: int) -> list[tuple[int, int, str]]:
+    """Summary ranges over message numbers 1…count."""
+    if count == 0:
+        return []
+    spans = []
+    for _ in range(draw(st.integers(0, 3))):
+        first = draw(st.integers(1, count))
+        spans.append((first, draw(st.integers(first, count)), draw(_content)))
+    return spans
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), rows=_pinned_messages, gaps=st.lists(st.booleans(), max_size=8))
+def test_memory_round_trip_property(data: st.DataObject, rows: list[tuple[Message, bool]], gaps: list[bool]) -> None:
+    """Random messages (with failed turns between them leaving seq gaps), pins and summaries:
+    export → import → export is byte-identical, and the copy's summaries and pins are on
+    the same messages."""
+    with open_store(":memory:") as first, open_store(":memory:") as second:
+        first.create_session("s")
+        for i, (message, _) in enumerate(rows):
+            if i < len(gaps) and gaps[i]:
+                first.abort_turn(first.begin_turn("s", Message(Role.USER, "failed")))
+            first.append_messages("s", [message])
+        stored = first.messages("s")
+        for m, (_, pinned) in zip(stored, rows, strict=True):
+            if pinned:
+                first.pin("s", m.id or 0)
+        spans = data.draw(_summaries(len(stored)))
+        for a, b, content in spans:
+            first.add_summary("s", Summary(stored[a - 1].seq or 0, stored[b - 1].seq or 0, content, len(content)))
+        text = export_jsonl(first, "s")
+        import_jsonl(second, text)
+        assert export_jsonl(second, "s") == text
+        copy = second.messages("s")
+        assert [m.content for m in second.pins("s")] == [m.content for m, (_, p) in zip(stored, rows, strict=True) if p]
+        by_seq = {m.seq: i for i, m in enumerate(copy, 1)}
+        assert sorted((by_seq[x.first_seq], by_seq[x.last_seq], x.content) for x in second.summaries("s")) == sorted(
+            spans
+        )
+
+
+def test_context_view_keys_are_the_documented_shape(store: SQLiteStore) -> None:
+    from memchat.serialization import context_view
+
+    _with_memory(store)
+    agent = Agent(store, ScriptedProvider(), context_window=300)
+    info = store.get_session("trip")
+    view = context_view(store, info, agent.context(info, "hello?"), model="m")
+    assert set(view) == set(ContextView.__annotations__)
+    assert all(set(e) == set(ContextEntryView.__annotations__) for e in view["entries"])
+    assert all(set(s) == set(ContextSectionView.__annotations__) for s in view["sections"])
+    json.dumps(view)  # plain JSON
+
+
 # -- markdown ---------------------------------------------------------------------------
 
 
@@ -170,6 +351,18 @@ def test_markdown_export_is_a_readable_transcript(store: SQLiteStore) -> None:
     assert "{" not in md  # no JSON in the transcript
 
 
+def test_markdown_shows_the_summary_and_the_pins(store: SQLiteStore) -> None:
+    _with_memory(store)
+    md = export_markdown(store, "trip")
+    assert "- **memory**: window" in md
+    assert "## Summary of messages 1–5 · 9 tokens · 1 earlier version\n\n> Hello; a story began.\n> 第二行。\n" in md
+    assert "The user said hello." not in md  # only the running summary in use
+    assert re.search(r"^## 1\. User · \d+ tokens? · 📌 \*pinned\*$", md, re.M)
+    assert re.search(r"^## 5\. User · \d+ tokens? · 📌 \*pinned\*$", md, re.M)
+    assert md.count("📌") == 2
+    assert md.index("## Summary") < md.index("## 1. User")
+
+
 def test_markdown_of_an_empty_session(store: SQLiteStore) -> None:
     store.create_session("empty")
     md = export_markdown(store, "empty")
@@ -180,6 +373,7 @@ def test_markdown_of_an_empty_session(store: SQLiteStore) -> None:
 
 _HEAD = {"type": "session", "format": FORMAT, "name": "new"}
 _MSG = {"type": "message", "role": "user", "content": "hi"}
+_SUMMARY = {"type": "summary", "first_seq": 1, "last_seq": 1, "content": "s", "tokens": 1}
 
 
 def _jsonl(*records: Any) -> str:
@@ -215,6 +409,28 @@ BAD_FILES = {
     "usage not object": (_jsonl(_HEAD, {**_MSG, "usage": 3}), "line 2: 'usage' must be an object"),
     "unknown message field": (_jsonl(_HEAD, {**_MSG, "id": 7}), "line 2: unknown field(s) 'id'"),
     "bad message time": (_jsonl(_HEAD, _MSG, _MSG, {**_MSG, "created": "??"}), "line 4: 'created' is not an ISO"),
+    "unknown strategy": (_jsonl({**_HEAD, "memory": "forever"}), "line 1: unknown memory 'forever'"),
+    "pinned not bool": (_jsonl(_HEAD, {**_MSG, "pinned": "yes"}), "line 2: 'pinned' must be true or false"),
+    "summary past the end": (
+        _jsonl(_HEAD, _MSG, _MSG, {**_SUMMARY, "last_seq": 3}),
+        "line 4: the summary covers messages 1–3, but the file has messages 1–2",
+    ),
+    "summary before a message": (
+        _jsonl(_HEAD, {**_SUMMARY, "first_seq": 0}, _MSG),
+        "line 2: the summary covers messages 0–1, but the file has messages 1–1",
+    ),
+    "summary without messages": (_jsonl(_HEAD, _SUMMARY), "line 2: a summary, but the file has no messages"),
+    "summary backwards": (_jsonl(_HEAD, _MSG, _MSG, {**_SUMMARY, "first_seq": 2}), "line 4: 'first_seq' (2) is after"),
+    "summary missing range": (
+        _jsonl(_HEAD, _MSG, {k: v for k, v in _SUMMARY.items() if k != "last_seq"}),
+        "line 3: missing field 'last_seq'",
+    ),
+    "summary null tokens": (
+        _jsonl(_HEAD, _MSG, {**_SUMMARY, "tokens": None}),
+        "line 3: 'tokens' must be a whole number",
+    ),
+    "summary unknown field": (_jsonl(_HEAD, _MSG, {**_SUMMARY, "seq": 1}), "line 3: unknown field(s) 'seq'"),
+    "summary no content": (_jsonl(_HEAD, _MSG, {**_SUMMARY, "content": None}), "line 3: 'content' must be a string"),
 }
 
 
@@ -258,13 +474,13 @@ def test_lenient_where_harmless_crlf_bom_defaults(store: SQLiteStore) -> None:
         "\n", "\r\n"
     )
     info = import_jsonl(store, text)
-    assert info.name == "new" and info.message_count == 2 and info.persona == "" and info.memory == "full"
+    assert info.name == "new" and info.message_count == 2 and info.persona == "" and info.memory == "auto"
     msgs = store.messages("new")
     assert [m.status for m in msgs] == [Status.COMPLETE, Status.COMPLETE]
     assert all(m.tokens is not None and m.created is not None for m in msgs)  # filled by the store
 
 
 def test_naive_times_are_read_as_utc() -> None:
-    info, messages = parse_jsonl(_jsonl({**_HEAD, "created": "2024-01-02T03:04:05"}, {**_MSG, "created": None}))
-    assert info.created == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert messages[0].created is None
+    parsed = parse_jsonl(_jsonl({**_HEAD, "created": "2024-01-02T03:04:05"}, {**_MSG, "created": None}))
+    assert parsed.info.created == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parsed.messages[0].created is None

@@ -12,7 +12,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from typing import Any
 
 from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Summary, Usage
-from memchat.errors import ContextLengthExceeded, MemchatError, ProviderError, SessionNotFound, StreamError
+from memchat.errors import (
+    ContextLengthExceeded,
+    ContextTooLong,
+    MemchatError,
+    ProviderError,
+    SessionNotFound,
+    StreamError,
+)
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
@@ -58,9 +65,12 @@ class _TurnState:
         """The provider said the context is too long: plan again within a smaller budget."""
         if self.strategy == "full":
             raise exc
-        self.budget = self.budget.shrunk()
+        self.budget = self.budget.shrunk(sent=self.plan.tokens)
         exclude = [*self.replaces, *([self.turn.user_id] if self.turn else [])]
-        self.plan = self.agent._plan(self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude)
+        try:
+            self.plan = self.agent._plan(self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude)
+        except ContextTooLong:  # not even the persona and the message fit what is left: the provider's error
+            raise exc from None
         self.wire = self.plan.wire()
 
     def begin(self) -> None:
@@ -306,6 +316,7 @@ class Agent:
             persona=settings.system or "",
             memory=settings.memory,
             context_window=settings.context_window if "context_window" in settings.sources else None,
+            recall_all=settings.recall == "all",
         )
 
     def close(self) -> None:
@@ -370,7 +381,6 @@ class Agent:
             budget=self.budget_for(model),
             model=model,
             recall_all=self.recall_all,
-            summarize=False,
         )
 
     def _plan(

@@ -31,6 +31,7 @@ _KEYS = (
     "system",
     "context_window",
     "memory",
+    "recall",
 )
 
 
@@ -86,6 +87,8 @@ class Settings:
     system: str | None = None
     context_window: int | None = None
     memory: str | None = None
+    #: where recall searches: ``session`` (default) or ``all`` of the user's sessions
+    recall: str = "session"
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -190,6 +193,11 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         context_window = int(window) if window is not None else preset.context_window
     except ValueError as exc:
         raise ConfigError(f"context_window must be a number of tokens, not {window!r}") from exc
+    if context_window is not None and context_window <= 0:
+        raise ConfigError(f"the context window must be a positive number of tokens, not {context_window}")
+    recall = str(pick("recall", "MEMCHAT_RECALL") or "session").strip().lower()
+    if recall not in ("session", "all"):
+        raise ConfigError(f"recall must be 'session' or 'all', not {recall!r}")
     memory = pick("memory", "MEMCHAT_MEMORY")
     if memory is not None:
         from memchat.memory.plan import STRATEGIES
@@ -199,6 +207,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
             raise ConfigError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
     return Settings(
         memory=memory,
+        recall=recall,
         provider=provider,
         base_url=str(base_url).rstrip("/") if base_url else None,
         api_key=str(api_key) if api_key else None,

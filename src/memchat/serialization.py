@@ -1,25 +1,34 @@
 """JSON shapes memchat writes and reads, and session export/import.
 
 Every JSON shape that leaves the process is a ``TypedDict`` here: the export format
-(``SessionRecord`` then one ``MessageRecord`` per line, format ``memchat/1``), and the
-``--json`` output of ``memchat sessions list``/``show`` and ``memchat config``.
+(``SessionRecord``, then one ``MessageRecord`` per line, then one ``SummaryRecord`` per
+summary; format ``memchat/1``), and the ``--json`` output of ``memchat sessions
+list``/``show``/``context`` and ``memchat config``.
 
-An export holds no ids and no secrets. Import parses and validates the whole file before
-it writes anything, then creates the session and its messages in one transaction
-(``Store.import_session``), so a bad file never leaves a half-written session.
-``export → import → export`` gives the same bytes (apart from the name, when renamed).
+An export holds no ids and no secrets. A pinned message carries ``"pinned": true``; a
+summary's ``first_seq``/``last_seq`` are the numbers of the messages it covers *in the
+file* (1 = the first message line), which are also their seqs once imported, since an
+imported session numbers its messages from 1. Import parses and validates the whole file
+before it writes anything, then creates the session, its messages, summaries and pins in
+one transaction (``Store.import_session``), so a bad file never leaves a half-written
+session. ``export → import → export`` gives the same bytes (apart from the name, when
+renamed).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, TypedDict
+from typing import Any, Literal, NoReturn, NotRequired, TypedDict
 
-from memchat.domain import Message, Role, SessionInfo, Status, Usage
+from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, StoreError
+from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.stores.base import Store
 
 FORMAT = "memchat/1"
@@ -63,6 +72,22 @@ class MessageRecord(TypedDict):
     usage: UsageRecord | None
     model: str | None
     created: str | None
+    #: present (and true) only on a pinned message
+    pinned: NotRequired[bool]
+
+
+class SummaryRecord(TypedDict):
+    """A model-written summary, after the messages. ``first_seq``/``last_seq`` number the
+    messages of the file from 1."""
+
+    type: Literal["summary"]
+    first_seq: int
+    last_seq: int
+    content: str
+    tokens: int
+    token_method: str
+    model: str | None
+    created: str | None
 
 
 class SessionSummary(TypedDict):
@@ -87,6 +112,7 @@ class MessageView(TypedDict):
     usage: UsageRecord | None
     model: str | None
     created: str | None
+    pinned: bool
     content: str
 
 
@@ -109,6 +135,77 @@ class ConfigEntry(TypedDict):
 
     value: str
     source: str
+
+
+class BudgetView(TypedDict):
+    """The token budget of one call: ``limit = window - reserve - tools``."""
+
+    window: int
+    reserve: int
+    tools: int
+    limit: int
+    used: int
+
+
+class ContextEntryView(TypedDict):
+    """One message of the call. ``message`` is the stored message's number (as in ``/history``
+    and ``sessions show``); ``None`` for the system message and the new message."""
+
+    index: int
+    role: str
+    #: persona | system | verbatim | new
+    kind: str
+    tokens: int
+    message: int | None
+    content: str
+
+
+class RecallMatchView(TypedDict):
+    """A message recall added, and why: its session, its number there, its search score."""
+
+    session: str
+    message: int | None
+    score: float
+
+
+class ContextSectionView(TypedDict):
+    """A part of the system message. ``covers``: the first and last message numbers a summary
+    covers; ``messages``: the pinned messages' numbers; ``matches``: what recall added."""
+
+    kind: str
+    tokens: int
+    note: str
+    covers: list[int] | None
+    messages: list[int]
+    matches: list[RecallMatchView]
+    text: str
+
+
+class OmittedView(TypedDict):
+    """Stored messages not sent verbatim, and what became of them (a message may be both
+    summarized and pinned); ``dropped`` are in none of the sections."""
+
+    total: int
+    summarized: int
+    pinned: int
+    recalled: int
+    dropped: int
+
+
+class ContextView(TypedDict):
+    """``memchat sessions context --json`` and ``/context``: exactly what the next call sends."""
+
+    session: str
+    strategy: str
+    model: str
+    tokens: int
+    budget: BudgetView
+    entries: list[ContextEntryView]
+    sections: list[ContextSectionView]
+    omitted: OmittedView
+    #: the message numbers (first, last) a summary will fold in before the call, if due
+    needs_summary: list[int] | None
+    notes: list[str]
 
 
 # -- conversions --------------------------------------------------------------------------
@@ -148,8 +245,8 @@ def session_record(info: SessionInfo, name: str | None = None) -> SessionRecord:
     )
 
 
-def message_record(msg: Message) -> MessageRecord:
-    return MessageRecord(
+def message_record(msg: Message, *, pinned: bool = False) -> MessageRecord:
+    record = MessageRecord(
         type="message",
         role=msg.role.value,
         content=msg.content,
@@ -160,6 +257,36 @@ def message_record(msg: Message) -> MessageRecord:
         model=msg.model,
         created=format_time(msg.created),
     )
+    if pinned:
+        record["pinned"] = True
+    return record
+
+
+def summary_record(summary: Summary, first: int, last: int) -> SummaryRecord:
+    """``summary`` covering the messages numbered ``first``…``last`` of the export."""
+    return SummaryRecord(
+        type="summary",
+        first_seq=first,
+        last_seq=last,
+        content=summary.content,
+        tokens=summary.tokens,
+        token_method=summary.token_method,
+        model=summary.model,
+        created=format_time(summary.created),
+    )
+
+
+def _numbers(messages: Sequence[Message]) -> list[int]:
+    """The seqs of ``messages`` (in order): ``bisect`` on it turns a seq into a message number."""
+    return [m.seq or 0 for m in messages]
+
+
+def covered(seqs: Sequence[int], first_seq: int, last_seq: int) -> tuple[int, int] | None:
+    """The 1-based numbers of the first and last messages with ``first_seq <= seq <= last_seq``
+    (``seqs`` ascending), or ``None`` when no message is left in that range."""
+    first = bisect.bisect_left(seqs, first_seq) + 1
+    last = bisect.bisect_right(seqs, last_seq)
+    return (first, last) if first <= last else None
 
 
 def session_summary(info: SessionInfo) -> SessionSummary:
@@ -173,7 +300,7 @@ def session_summary(info: SessionInfo) -> SessionSummary:
     )
 
 
-def session_view(info: SessionInfo, messages: Sequence[Message]) -> SessionView:
+def session_view(info: SessionInfo, messages: Sequence[Message], pinned: frozenset[int] = frozenset()) -> SessionView:
     return SessionView(
         name=info.name,
         persona=info.persona,
@@ -193,6 +320,7 @@ def session_view(info: SessionInfo, messages: Sequence[Message]) -> SessionView:
                 usage=_usage_record(m.usage),
                 model=m.model,
                 created=format_time(m.created),
+                pinned=m.id in pinned,
                 content=m.content,
             )
             for i, m in enumerate(messages, 1)
@@ -213,10 +341,19 @@ def _dump(record: Any) -> str:
 
 
 def export_jsonl(store: Store, name: str | int) -> str:
-    """The session as JSONL: a ``session`` line, then one ``message`` line per message."""
+    """The session as JSONL: a ``session`` line, one ``message`` line per message (pinned ones
+    marked), then one ``summary`` line per summary. A summary none of whose messages is left
+    (after a truncate) covers nothing and is not exported."""
     info = store.get_session(name)
+    messages = store.messages(info.id)
+    pinned = {p.id for p in store.pins(info.id)}
+    seqs = _numbers(messages)
     lines = [_dump(session_record(info))]
-    lines.extend(_dump(message_record(m)) for m in store.messages(info.id))
+    lines.extend(_dump(message_record(m, pinned=m.id in pinned)) for m in messages)
+    for summary in store.summaries(info.id):
+        span = covered(seqs, summary.first_seq, summary.last_seq)
+        if span is not None:
+            lines.append(_dump(summary_record(summary, *span)))
     return "\n".join(lines) + "\n"
 
 
@@ -224,10 +361,13 @@ def export_markdown(store: Store, name: str | int) -> str:
     """The session as a Markdown transcript, for people (not re-importable)."""
     info = store.get_session(name)
     messages = store.messages(info.id)
+    pinned = {p.id for p in store.pins(info.id)}
+    seqs = _numbers(messages)
     out = [f"# {info.name}", ""]
     facts = [
         ("model", info.model),
         ("provider", info.provider),
+        ("memory", info.memory),
         ("created", format_time(info.created)),
         ("updated", format_time(info.updated)),
         ("messages", str(len(messages))),
@@ -236,15 +376,30 @@ def export_markdown(store: Store, name: str | int) -> str:
     out.append("")
     if info.persona:
         out += ["## Persona", "", info.persona.rstrip("\n"), ""]
+    summaries = store.summaries(info.id)
+    span = covered(seqs, summaries[-1].first_seq, summaries[-1].last_seq) if summaries else None
+    if span is not None:  # the running summary in use; its earlier versions only in the JSONL export
+        latest = summaries[-1]
+        notes = [n for n in (latest.model, _tokens(latest.tokens)) if n]
+        if len(summaries) > 1:
+            notes.append(f"{len(summaries) - 1} earlier version" + ("s" if len(summaries) > 2 else ""))
+        title = f"## Summary of messages {span[0]}–{span[1]}"
+        out += [title + "".join(" · " + n for n in notes), "", _quote(latest.content), ""]
     for i, m in enumerate(messages, 1):
         notes = [n for n in (m.model if m.role is Role.ASSISTANT else None, _tokens(m.tokens)) if n]
         if m.status is not Status.COMPLETE:
             notes.append(f"*{m.status.value}*")
+        if m.id in pinned:
+            notes.append("📌 *pinned*")
         title = f"## {i}. {m.role.value.capitalize()}"
         if notes:
             title += " · " + " · ".join(notes)
         out += [title, "", m.content.rstrip("\n") if m.content else "*(empty)*", ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line else ">" for line in text.rstrip("\n").split("\n"))
 
 
 def _tokens(tokens: int | None) -> str | None:
@@ -257,6 +412,18 @@ def _tokens(tokens: int | None) -> str | None:
 
 _SESSION_KEYS = frozenset(SessionRecord.__annotations__)
 _MESSAGE_KEYS = frozenset(MessageRecord.__annotations__)
+_SUMMARY_KEYS = frozenset(SummaryRecord.__annotations__)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A validated export: the session, its messages, its summaries (``first_seq``/``last_seq``
+    numbering the messages from 1) and the indexes (from 0) of its pinned messages."""
+
+    info: SessionInfo
+    messages: list[Message]
+    summaries: list[Summary] = field(default_factory=list)
+    pins: list[int] = field(default_factory=list)
 
 
 class _Line:
@@ -285,10 +452,18 @@ class _Line:
             self.fail(f"{key!r} must be a string, not null")
         return value
 
-    def integer(self, key: str) -> int | None:
-        value = self.data.get(key)
+    def integer(self, key: str, *, required: bool = False) -> int | None:
+        value = self.required(key) if required else self.data.get(key)
+        if value is None and required:
+            self.fail(f"{key!r} must be a whole number, not null")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             self.fail(f"{key!r} must be a whole number ≥ 0 or null, not {value!r}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(f"{key!r} must be true or false, not {value!r}")
         return value
 
     def time(self, key: str) -> datetime | None:
@@ -302,7 +477,7 @@ class _Line:
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
     def choice(self, key: str, allowed: Sequence[str], *, default: str | None = None) -> str:
-        value = self.string(key, required=default is None, default=default)
+        value = self.string(key, required=default is None, default=default) or default
         assert value is not None
         if value not in allowed:
             self.fail(f"unknown {key} {value!r} (expected one of: {', '.join(allowed)})")
@@ -315,10 +490,10 @@ class _Line:
         if not isinstance(value, dict):
             self.fail(f"{key!r} must be an object or null")
         counts = []
-        for field in ("prompt_tokens", "completion_tokens"):
-            n = value.get(field, 0)
+        for name in ("prompt_tokens", "completion_tokens"):
+            n = value.get(name, 0)
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                self.fail(f"{key}.{field} must be a whole number ≥ 0, not {n!r}")
+                self.fail(f"{key}.{name} must be a whole number ≥ 0, not {n!r}")
             counts.append(n)
         return Usage(counts[0], counts[1])
 
@@ -334,7 +509,7 @@ def _parse_line(number: int, raw: str) -> dict[str, Any]:
     return data
 
 
-def parse_jsonl(text: str) -> tuple[SessionInfo, list[Message]]:
+def parse_jsonl(text: str) -> Parsed:
     """Parse and validate a whole export; raise ``ImportFormatError`` naming the first bad line."""
     # split on "\n" only: str.splitlines() would also split on U+2028 and friends, which
     # JSON leaves unescaped inside strings
@@ -368,7 +543,7 @@ def parse_jsonl(text: str) -> tuple[SessionInfo, list[Message]]:
         persona=h.string("persona", default="") or "",
         model=h.string("model"),
         provider=h.string("provider"),
-        memory=h.string("memory", default="full") or "full",
+        memory=h.choice("memory", STRATEGIES, default="auto"),
         settings=settings,
         created=h.time("created"),
         updated=h.time("updated"),
@@ -376,15 +551,22 @@ def parse_jsonl(text: str) -> tuple[SessionInfo, list[Message]]:
     roles = [r.value for r in Role]
     statuses = [s.value for s in _STATUSES]
     messages: list[Message] = []
+    pins: list[int] = []
+    spans: list[tuple[_Line, Summary]] = []
     for number, raw in lines[1:]:
         data = _parse_line(number, raw)
         kind = data.get("type")
+        if kind == "summary":
+            spans.append(_summary(_Line(number, data, _SUMMARY_KEYS)))
+            continue
         if kind != "message":
             detail = "a second session header" if kind == "session" else f"unknown line type {kind!r}"
-            raise ImportFormatError(f"line {number}: {detail} (expected a message)", line=number)
+            raise ImportFormatError(f"line {number}: {detail} (expected a message or a summary)", line=number)
         m = _Line(number, data, _MESSAGE_KEYS)
         content = m.string("content", required=True)
         assert content is not None
+        if m.boolean("pinned"):
+            pins.append(len(messages))
         messages.append(
             Message(
                 role=Role(m.choice("role", roles)),
@@ -397,23 +579,153 @@ def parse_jsonl(text: str) -> tuple[SessionInfo, list[Message]]:
                 created=m.time("created"),
             )
         )
-    return info, messages
+    for line, summary in spans:
+        if not 1 <= summary.first_seq <= summary.last_seq <= len(messages):
+            line.fail(
+                f"the summary covers messages {summary.first_seq}–{summary.last_seq}, "
+                f"but the file has messages 1–{len(messages)}"
+                if messages
+                else "a summary, but the file has no messages"
+            )
+    return Parsed(info, messages, [summary for _, summary in spans], pins)
 
 
-def prepare_import(text: str, name: str | None = None) -> tuple[SessionInfo, list[Message]]:
+def _summary(s: _Line) -> tuple[_Line, Summary]:
+    first, last = s.integer("first_seq", required=True), s.integer("last_seq", required=True)
+    content = s.string("content", required=True)
+    tokens = s.integer("tokens", required=True)
+    assert first is not None and last is not None and content is not None and tokens is not None
+    if first > last:
+        s.fail(f"'first_seq' ({first}) is after 'last_seq' ({last})")
+    summary = Summary(
+        first_seq=first,
+        last_seq=last,
+        content=content,
+        tokens=tokens,
+        token_method=s.string("token_method", default="estimate") or "estimate",
+        model=s.string("model"),
+        created=s.time("created"),
+    )
+    return s, summary
+
+
+def prepare_import(text: str, name: str | None = None) -> Parsed:
     """Parse and validate an export (``name`` overrides the file's) without touching a store."""
-    info, messages = parse_jsonl(text)
+    parsed = parse_jsonl(text)
     if name is not None:
         if not name.strip():
             raise StoreError("a session name cannot be empty")
-        info = dataclasses.replace(info, name=name)
-    return info, messages
+        parsed = dataclasses.replace(parsed, info=dataclasses.replace(parsed.info, name=name))
+    return parsed
 
 
 def import_jsonl(store: Store, text: str, name: str | None = None) -> SessionInfo:
-    """Create a session from a JSONL export, all or nothing.
+    """Create a session from a JSONL export (messages, summaries and pins), all or nothing.
 
     ``name`` overrides the name in the file. A name already taken raises ``SessionExists``.
     """
-    info, messages = prepare_import(text, name)
-    return store.import_session(info, messages)
+    parsed = prepare_import(text, name)
+    return store.import_session(parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins)
+
+
+# -- the context of a call ----------------------------------------------------------------
+
+#: one recalled message in a recall section's note (``matched #seq[ session] (score x.y), …``)
+_MATCH = re.compile(r"#(\d+)(?: (.+))? \(score (-?\d+(?:\.\d+)?)\)")
+_MATCH_SEPARATOR = re.compile(r", (?=#\d)")
+#: the planner's own count of evicted messages; ``omitted`` says it exactly
+_EVICTED_NOTE = re.compile(r"^\d+ older messages are not sent verbatim$")
+
+
+def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: str) -> ContextView:
+    """``plan`` described for people and programs, messages named by their numbers in the
+    session (as ``/history`` and ``sessions show`` number them). Reads the session's
+    messages once (an explicit request, not part of a turn)."""
+    messages = store.messages(info.id)
+    seqs = _numbers(messages)
+
+    def number(seq: int | None) -> int | None:
+        if seq is None:
+            return None
+        i = bisect.bisect_left(seqs, seq)
+        return i + 1 if i < len(seqs) and seqs[i] == seq else None
+
+    others: dict[str, list[int]] = {}
+
+    def number_in(session: str, seq: int) -> int | None:
+        if session == info.name:
+            return number(seq)
+        if session not in others:
+            found = store.find_session(session)
+            others[session] = _numbers(store.messages(found.id)) if found is not None else []
+        i = bisect.bisect_left(others[session], seq)
+        return i + 1 if i < len(others[session]) and others[session][i] == seq else None
+
+    entries = [
+        ContextEntryView(
+            index=i,
+            role=e.role.value,
+            kind=e.kind,
+            tokens=e.tokens,
+            message=number(e.seq) if e.kind == "verbatim" else None,
+            content=e.content,
+        )
+        for i, e in enumerate(plan.entries, 1)
+    ]
+    verbatim = {e["message"] for e in entries if e["message"] is not None}
+    sent_pins = [p for p in store.pins(info.id) if number(p.seq) not in verbatim] if plan.sections else []
+    sections: list[ContextSectionView] = []
+    summarized: set[int] = set()
+    pinned: set[int] = set()
+    recalled: set[int] = set()
+    for section in plan.sections:
+        view = ContextSectionView(
+            kind=section.kind,
+            tokens=section.tokens,
+            note=section.note,
+            covers=None,
+            messages=[],
+            matches=[],
+            text=section.text,
+        )
+        if section.kind == "summary":
+            summary = store.latest_summary(info.id)
+            span = covered(seqs, summary.first_seq, summary.last_seq) if summary is not None else None
+            if span is not None:
+                view["covers"] = [span[0], span[1]]
+                summarized.update(range(span[0], span[1] + 1))
+        elif section.kind == "pinned":
+            view["messages"] = [n for n in (number(p.seq) for p in sent_pins) if n is not None]
+            pinned.update(view["messages"])
+        elif section.kind == "recall":
+            items = _MATCH_SEPARATOR.split(section.note.removeprefix("matched "))
+            for match in filter(None, map(_MATCH.fullmatch, items)):
+                session = match.group(2) or info.name
+                n = number_in(session, int(match.group(1)))
+                view["matches"].append(RecallMatchView(session=session, message=n, score=float(match.group(3))))
+                if session == info.name and n is not None:
+                    recalled.add(n)
+        sections.append(view)
+    omitted = set(range(1, len(messages) + 1)) - verbatim
+    span = covered(seqs, *plan.needs_summary) if plan.needs_summary is not None else None
+    budget = plan.budget
+    return ContextView(
+        session=info.name,
+        strategy=plan.strategy,
+        model=model,
+        tokens=plan.tokens,
+        budget=BudgetView(
+            window=budget.window, reserve=budget.reserve, tools=budget.tools, limit=budget.limit, used=plan.tokens
+        ),
+        entries=entries,
+        sections=sections,
+        omitted=OmittedView(
+            total=len(omitted),
+            summarized=len(omitted & summarized),
+            pinned=len(omitted & pinned),
+            recalled=len(omitted & recalled),
+            dropped=len(omitted - summarized - pinned - recalled),
+        ),
+        needs_summary=[span[0], span[1]] if span is not None else None,
+        notes=[n for n in plan.notes if not _EVICTED_NOTE.match(n)],
+    )

@@ -100,6 +100,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--system", metavar="TEXT", help="persona (system prompt) of the session")
     p.add_argument("--show-context", action="store_true", help="show what the model sees before each turn")
     p.add_argument("-c", "--continue", dest="resume", action="store_true", help="continue the most recent session")
+    _memory_flags(p)
 
     _define_ask(command(sub, "ask", turns.cmd_ask, _ASK_HELP))
 
@@ -130,6 +131,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = command(ss, "truncate", sessions.cmd_truncate, "keep only the first N messages of a session")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--keep", type=int, metavar="N", required=True, help="how many messages to keep")
+    p = command(ss, "context", sessions.cmd_context, "show exactly what the next call of a session sends, and why")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--text", metavar="MESSAGE", help="plan for this next message (recall included)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _memory_flags(p)
 
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -145,6 +151,43 @@ def _define_ask(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--session", metavar="NAME", help="continue session NAME (created if new); default: a new one")
     p.add_argument("--system", metavar="TEXT", help="persona of a NEW session (an existing one keeps its own)")
     p.add_argument("question", nargs="*", metavar="QUESTION", help="the question; '-' or none reads stdin")
+    _memory_flags(p)
+
+
+def _window(value: str) -> int:
+    try:
+        tokens = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens, not {value!r}") from None
+    if tokens <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of tokens, not {tokens}")
+    return tokens
+
+
+def _memory_flags(p: argparse.ArgumentParser) -> None:
+    """``--memory``, ``--context-window``, ``--recall`` (``chat``, ``ask``, ``sessions context``)."""
+    from memchat.memory.plan import STRATEGIES
+
+    g = p.add_argument_group("memory")
+    g.add_argument(
+        "--memory",
+        choices=STRATEGIES,
+        help="what older turns become when the conversation outgrows the context window "
+        "(default: the session's, else auto; env MEMCHAT_MEMORY)",
+    )
+    g.add_argument(
+        "--context-window",
+        dest="context_window",
+        type=_window,
+        metavar="N",
+        help="the model's context window in tokens (default: known per model; env MEMCHAT_CONTEXT_WINDOW)",
+    )
+    g.add_argument(
+        "--recall",
+        choices=("session", "all"),
+        default="session",
+        help="where recall searches older messages: this session (default) or all your sessions",
+    )
 
 
 def _no_command(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires ACTION

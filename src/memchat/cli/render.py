@@ -8,7 +8,7 @@ redrawn) and, when it ends or is stopped, is printed once for good as markdown. 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 
 from rich import box
@@ -19,9 +19,11 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from memchat.cli import context_text
+from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.repl_strings import t
-from memchat.domain import Chunk, Message, Role, SessionInfo, Status
-from memchat.memory.plan import ContextEntry, context_tokens
+from memchat.domain import Chunk, Message, Role, SessionInfo, Status, Summary
+from memchat.serialization import ContextView, covered
 from memchat.tokens import MESSAGE_OVERHEAD
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -151,27 +153,72 @@ class Renderer:
         self.line(t(key, session=info.name, count=info.message_count, provider=provider, model=model), "bold")
         self.note(t("repl.banner_help"))
 
-    def context(self, entries: Sequence[ContextEntry]) -> None:
-        """The messages of a call, numbered and coloured by role, with tokens and a total."""
-        self.console.rule(Text(t("repl.context_title", count=len(entries))), style="dim")
+    def context(self, view: ContextView) -> None:
+        """What a call sends: each message numbered with its role, kind and tokens (the system
+        message broken into persona, summary, pinned and recalled parts, each with why it is
+        there), what was left out, and the budget gauge."""
+        entries = view["entries"]
+        title = t("repl.context_title", strategy=view["strategy"], count=len(entries))
+        self.console.rule(Text(title), style="dim")
         if not entries:
-            self.note(t("repl.context_empty"))
+            self.note(cli_t("ctx.empty"))
         else:
             table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
             table.add_column("#", justify="right", style="dim")
+            table.add_column(t("repl.col_message"), justify="right", style="dim")
             table.add_column(t("repl.col_role"))
+            table.add_column(t("repl.col_kind"))
             table.add_column(t("repl.col_tokens"), justify="right")
             table.add_column(t("repl.col_content"), overflow="fold")
-            for i, e in enumerate(entries, 1):
-                table.add_row(str(i), e.role.value, str(e.tokens), Text(e.content), style=ROLE_STYLES.get(e.role))
+            sections = view["sections"] if len(view["sections"]) > 1 else []
+            for e in entries:
+                style = ROLE_STYLES.get(Role(e["role"]))
+                number = "" if e["message"] is None else str(e["message"])
+                kind = context_text.kind(e["kind"])
+                if e["kind"] == "system" and sections:
+                    table.add_row(str(e["index"]), number, e["role"], kind, str(e["tokens"]), Text(""), style=style)
+                    for sec in sections:
+                        content = Text()
+                        note = context_text.section_note(sec, view["session"])
+                        if note:
+                            content.append(note + "\n", style="italic")
+                        content.append(sec["text"])
+                        part = "↳ " + context_text.kind(sec["kind"])
+                        table.add_row("", "", "", part, str(sec["tokens"]), content, style=style)
+                else:
+                    table.add_row(
+                        str(e["index"]), number, e["role"], kind, str(e["tokens"]), Text(e["content"]), style=style
+                    )
             self.console.print(table)
-        total = t("repl.context_total", tokens=context_tokens(entries), overhead=MESSAGE_OVERHEAD)
-        self.console.rule(Text(total), style="dim")
+        for line in context_text.footer(view):
+            self.note(line)
+        gauge, window = context_text.budget_lines(view)
+        used = context_text.percent(view["budget"]["used"], view["budget"]["limit"])
+        colour = "green" if used < 70 else "yellow" if used < 90 else "red"
+        self.line(f"{cli_t('ctx.label.budget')} {gauge}", colour)
+        self.note(window + " · " + t("repl.context_overhead", overhead=MESSAGE_OVERHEAD))
+        self.console.rule(style="dim")
 
-    def history(self, info: SessionInfo, messages: Sequence[Message]) -> None:
+    def history(
+        self,
+        info: SessionInfo,
+        messages: Sequence[Message],
+        *,
+        pinned: Collection[int] = (),
+        summaries: Sequence[Summary] = (),
+    ) -> None:
         self.line(t("repl.history_title", session=info.name, count=len(messages)), "bold")
         if info.persona:
             self.line(t("repl.history_persona", persona=info.persona), ROLE_STYLES[Role.SYSTEM])
+        span = (
+            covered([m.seq or 0 for m in messages], summaries[-1].first_seq, summaries[-1].last_seq)
+            if summaries
+            else None
+        )
+        if span is not None:  # the running summary the next call uses; earlier versions are kept too
+            self.note(t("repl.history_summary", first=span[0], last=span[1], text=summaries[-1].content))
+            if len(summaries) > 1:
+                self.note(t("repl.history_older_summaries", count=len(summaries) - 1))
         if not messages:
             self.note(t("repl.history_empty"))
             return
@@ -181,7 +228,19 @@ class Renderer:
             text.append(m.content, style=ROLE_STYLES.get(m.role, ""))
             if m.status is not Status.COMPLETE:
                 text.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
+            if m.id in pinned:
+                text.append(" " + t("repl.history_pinned"), style="bold magenta")
             self.console.print(text, soft_wrap=True)
+
+    def memory(self, current: str, choices: Iterable[str], *, own: str | None, window: int, limit: int) -> None:
+        """The strategy in use, where it comes from, the budget, and every strategy."""
+        self.line(t("repl.memory_show", strategy=current, window=f"{window:,}", limit=f"{limit:,}"))
+        if own is not None:
+            self.note(t("repl.memory_override", own=own))
+        for name in choices:
+            mark = "*" if name == current else " "
+            self.line(f" {mark} {name:<8} {t(f'repl.memory.{name}')}", "bold" if name == current else None)
+        self.note(t("repl.memory_hint"))
 
     def sessions(self, sessions: Iterable[SessionInfo], current: int) -> None:
         rows = list(sessions)

@@ -5,7 +5,9 @@ The loop only reads and dispatches: turns go through ``Agent`` (which stores the
 a failed one and keeps an interrupted one), output through ``render.Renderer``, commands
 through ``slash.dispatch``. Input comes from a prompt_toolkit ``PromptSession`` (history
 behind prompt_toolkit's ``History`` interface) or, when stdin is not a terminal, from
-plain lines of stdin.
+plain lines of stdin. On a terminal the bottom toolbar shows the session, its memory
+strategy and how much of the token budget the next call uses (planned once after each turn
+or command, never per keypress).
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ class PromptReader:
 
     interactive = True
 
-    def __init__(self, history: History, *, input: Input | None = None, output: Output | None = None) -> None:
+    def __init__(
+        self,
+        history: History,
+        *,
+        input: Input | None = None,
+        output: Output | None = None,
+        toolbar: Callable[[], str] | None = None,
+    ) -> None:
         bindings = KeyBindings()
 
         @bindings.add("escape", "enter")
@@ -67,6 +76,7 @@ class PromptReader:
             key_bindings=bindings,
             completer=WordCompleter([f"/{name}" for name in slash.COMMANDS], sentence=True),
             complete_while_typing=False,
+            bottom_toolbar=toolbar,
         )
 
     def read(self, prompt: str) -> str:
@@ -138,11 +148,16 @@ def run_repl(
     if settings.lang:
         i18n.set_lang(settings.lang)
     ui = Renderer(console)
+    state: slash.ReplState | None = None
+
+    def toolbar() -> str:
+        return state.toolbar() if state is not None else ""
+
     reader: LineReader
     if pt_input is not None or (sys.stdin is not None and sys.stdin.isatty()):
         history = file_history(history_path or data_dir() / "input_history")
         output = pt_output if pt_output is not None else create_output(always_prefer_tty=True)
-        reader = PromptReader(history, input=pt_input, output=output)
+        reader = PromptReader(history, input=pt_input, output=output, toolbar=toolbar)
     else:
         reader = StdinReader(sys.stdin or io.StringIO(), echo=ui.info)
 
@@ -176,6 +191,8 @@ def run_repl(
         return 1
     if show_context:
         state.show_context_now()
+    if reader.interactive:
+        state.update_status()
     _loop(state, reader)
     ui.info(t("repl.bye"))
     return 0
@@ -223,6 +240,8 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:
             continue
+        if reader.interactive:
+            state.update_status()  # the toolbar: once per turn or command
 
 
 def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> None:
@@ -230,7 +249,7 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> Non
     a failed call prints one line and the Agent has already dropped the message."""
     ui = state.ui
     if state.show_context:
-        ui.context(turn.context)
+        state.show_plan(turn.plan)  # what this call sends, recall for this message included
     try:
         with ui.reply() as view:
             for chunk in turn:

@@ -1,4 +1,4 @@
-"""``memchat sessions …``: list, show, rename, fork, delete, export, import, truncate.
+"""``memchat sessions …``: list, show, rename, fork, delete, export, import, truncate, context.
 
 Each command opens the store, does one thing and closes it; what it prints goes to stdout
 (``--json`` and exports for programs), except the confirmation prompt and the note after an
@@ -42,25 +42,37 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         info = store.get_session(args.name)
         messages = store.messages(info.id)
+        pinned = frozenset(p.id for p in store.pins(info.id) if p.id is not None)
+        summaries = store.summaries(info.id)
     finally:
         store.close()
     if args.json:
         from memchat.serialization import session_view
 
-        print_json(session_view(info, messages))
+        print_json(session_view(info, messages, pinned))
         return 0
+    from memchat.serialization import covered
+
     w = sys.stdout.write
     w(f"session   {info.name}\n")
     w(f"model     {info.model or '-'}" + (f"  ({info.provider})" if info.provider else "") + "\n")
+    w(f"memory    {info.memory}\n")
     w(f"created   {when(info.created)}\nupdated   {when(info.updated)}\nmessages  {len(messages)}\n")
     if info.persona:
         w("persona   " + info.persona.replace("\n", "\n          ") + "\n")
+    span = (
+        covered([m.seq or 0 for m in messages], summaries[-1].first_seq, summaries[-1].last_seq) if summaries else None
+    )
+    if span is not None:  # the running summary in use
+        w(f"summary   of messages {span[0]}–{span[1]}: " + summaries[-1].content.replace("\n", "\n          ") + "\n")
     for i, m in enumerate(messages, 1):
         notes = [m.status.value]
         if m.tokens is not None:
             notes.append(f"{m.tokens} token" + ("" if m.tokens == 1 else "s"))
         if m.model and m.role.value == "assistant":
             notes.append(m.model)
+        if m.id in pinned:
+            notes.append("pinned")
         w(f"\n[{i}] {m.role.value} · {' · '.join(notes)} · {when(m.created)}\n")
         w("    " + m.content.replace("\n", "\n    ") + "\n")
     return 0
@@ -128,13 +140,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     text = read_in(args.file)
     try:
-        info, messages = prepare_import(text, args.name)  # the whole file, before the store opens
+        parsed = prepare_import(text, args.name)  # the whole file, before the store opens
     except ImportFormatError as exc:
         where = "stdin" if args.file == "-" else args.file
         raise ImportFormatError(f"{where}: {exc.detail}", **exc.info) from exc
     store = store_for(settings_for(args))
     try:
-        created = store.import_session(info, messages)
+        created = store.import_session(parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins)
     finally:
         store.close()
     sys.stdout.write(t("cli.imported", name=created.name, count=created.message_count) + "\n")
@@ -145,9 +157,29 @@ def cmd_truncate(args: argparse.Namespace) -> int:
     store = store_for(settings_for(args))
     try:
         info = store.get_session(args.name)
-        removed = store.truncate(info.id, args.keep)
+        removed = store.truncate(info.id, args.keep)  # summaries of removed messages go with them
         kept = store.get_session(info.id).message_count
     finally:
         store.close()
     sys.stdout.write(t("cli.truncated", keep=kept, name=info.name, removed=removed) + "\n")
+    return 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    from memchat.cli.turns import _agent, memory_settings
+    from memchat.serialization import context_view
+
+    agent = _agent(memory_settings(args))
+    try:
+        info = agent.store.get_session(args.name)
+        plan = agent.context(info, args.text)
+        view = context_view(agent.store, info, plan, model=agent.model_for(info))
+    finally:
+        agent.close()
+    if args.json:
+        print_json(view)
+        return 0
+    from memchat.cli.context_text import format_context
+
+    sys.stdout.write(format_context(view))
     return 0

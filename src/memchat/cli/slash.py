@@ -1,5 +1,10 @@
 """Slash commands: parsing and the dispatch table. Each handler acts on the ``ReplState``
-and returns ``None``, ``EXIT`` or a ``Turn`` for the loop to stream (``/retry``)."""
+and returns ``None``, ``EXIT`` or a ``Turn`` for the loop to stream (``/retry``).
+
+Memory: ``/context`` shows the plan of the next call, ``/memory`` shows or sets the
+session's strategy, ``/pin``/``/unpin`` keep a message in every call, ``/forget-summary``
+drops the summaries (rebuilt when needed). ``ReplState.plan`` is the last plan of the next
+call, refreshed once after each turn or command, for the bottom toolbar."""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ from typing import Final, Literal
 from memchat.agent import Agent, Turn
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
-from memchat.domain import SessionInfo
-from memchat.errors import SessionExists
+from memchat.domain import Message, Role, SessionInfo
+from memchat.errors import MemchatError, SessionExists
+from memchat.i18n import describe_error
+from memchat.memory.plan import STRATEGIES, ContextPlan
+from memchat.serialization import context_view
 
 
 class _Exit:
@@ -34,6 +42,10 @@ class ReplState:
     #: asks the persona for a new session; ``None`` when it should not be asked
     ask_persona: Callable[[], str | None]
     show_context: bool = False
+    #: the plan of the next call (without a new message), for the toolbar; None: not known
+    plan: ContextPlan | None = None
+    #: why ``plan`` is None (the history does not fit the window with ``full``…)
+    plan_error: str | None = None
 
     def refresh(self) -> SessionInfo:
         self.session = self.agent.store.get_session(self.session.id)
@@ -44,8 +56,40 @@ class ReplState:
         """The model the next turn uses (the Agent decides: flag > session's > provider default)."""
         return self.agent.model_for(self.session)
 
+    @property
+    def strategy(self) -> str:
+        """The memory strategy the next turn uses (the Agent decides: flag > session's > auto)."""
+        return self.agent.memory_for(self.session)
+
+    def show_plan(self, plan: ContextPlan) -> None:
+        self.ui.context(context_view(self.agent.store, self.session, plan, model=self.model))
+
     def show_context_now(self) -> None:
-        self.ui.context(self.agent.context(self.session.id).entries)
+        self.show_plan(self.agent.context(self.refresh()))
+
+    def update_status(self) -> None:
+        """Plan the next call once (after a turn or a command), for the toolbar."""
+        try:
+            self.plan, self.plan_error = self.agent.context(self.refresh()), None
+        except MemchatError as exc:
+            self.plan, self.plan_error = None, describe_error(exc)
+
+    def toolbar(self) -> str:
+        """The bottom toolbar: session · strategy · used/budget tokens of the next call."""
+        name, strategy = self.session.name, self.strategy
+        if self.plan is None:
+            key = "repl.toolbar_unknown" if self.plan_error is None else "repl.toolbar_over"
+            return t(key, session=name, strategy=strategy)
+        used, limit = self.plan.tokens, self.plan.budget.limit
+        percent = round(100 * used / limit) if limit > 0 else 100
+        return t(
+            "repl.toolbar",
+            session=name,
+            strategy=self.plan.strategy,
+            used=f"{used:,}",
+            limit=f"{limit:,}",
+            percent=percent,
+        )
 
     def new_session(self, name: str | None) -> SessionInfo:
         """Create a session (asking its persona when that applies) and make it current."""
@@ -113,7 +157,9 @@ def _context(state: ReplState, arg: str) -> Result:
 
 def _history(state: ReplState, arg: str) -> Result:
     info = state.refresh()
-    state.ui.history(info, state.agent.store.messages(info.id))
+    store = state.agent.store
+    pinned = {p.id for p in store.pins(info.id) if p.id is not None}
+    state.ui.history(info, store.messages(info.id), pinned=pinned, summaries=store.summaries(info.id))
     return None
 
 
@@ -162,7 +208,7 @@ def _fork(state: ReplState, arg: str) -> Result:
 
 
 def _undo(state: ReplState, arg: str) -> Result:
-    removed = state.agent.store.remove_last_turn(state.session.id)
+    removed = state.agent.store.remove_last_turn(state.session.id)  # and the summaries covering it
     state.ui.info(t("repl.undone", count=len(removed)) if removed else t("repl.undo_empty"))
     return None
 
@@ -173,7 +219,7 @@ def _retry(state: ReplState, arg: str) -> Result:
 
 
 def _clear(state: ReplState, arg: str) -> Result:
-    removed = state.agent.store.truncate(state.session.id, 0)
+    removed = state.agent.store.truncate(state.session.id, 0)  # summaries and pins go with the messages
     state.ui.info(t("repl.cleared", count=removed))
     return None
 
@@ -187,6 +233,86 @@ def _model(state: ReplState, arg: str) -> Result:
     else:
         state.refresh()
         state.ui.info(t("repl.model_show", model=state.model))
+    return None
+
+
+def _memory(state: ReplState, arg: str) -> Result:
+    agent = state.agent
+    if arg:
+        name = arg.lower()
+        if name not in STRATEGIES:
+            state.ui.error(t("repl.memory_unknown", name=arg, choices=", ".join(STRATEGIES)))
+            return None
+        state.session = agent.store.update_session(state.session.id, memory=name)
+        agent.memory = None  # the session's choice now wins over --memory / MEMCHAT_MEMORY
+        state.ui.info(t("repl.memory_set", strategy=state.strategy))
+        if state.show_context:
+            state.show_context_now()
+        return None
+    info = state.refresh()
+    budget = agent.budget_for(state.model)
+    own = info.memory if agent.memory is not None and agent.memory != info.memory else None
+    state.ui.memory(state.strategy, STRATEGIES, own=own, window=budget.window, limit=budget.limit)
+    return None
+
+
+def _message_number(state: ReplState, arg: str, messages: list[Message]) -> Message | None:
+    """Message ``arg`` of ``/history``'s numbering, or None (after saying why)."""
+    try:
+        number = int(arg)
+    except ValueError:
+        state.ui.error(t("repl.not_a_number", arg=arg))
+        return None
+    if not 1 <= number <= len(messages):
+        key = "repl.no_message" if messages else "repl.no_messages"
+        state.ui.error(t(key, number=number, count=len(messages)))
+        return None
+    return messages[number - 1]
+
+
+def _preview(text: str, width: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _pin(state: ReplState, arg: str) -> Result:
+    store = state.agent.store
+    messages = store.messages(state.session.id)
+    if arg:
+        message = _message_number(state, arg, messages)
+        if message is None:
+            return None
+    else:
+        users = [m for m in messages if m.role is Role.USER]
+        if not users:
+            state.ui.error(t("repl.pin_nothing"))
+            return None
+        message = users[-1]
+    number = messages.index(message) + 1
+    if any(p.id == message.id for p in store.pins(state.session.id)):
+        state.ui.info(t("repl.pin_already", number=number))
+        return None
+    assert message.id is not None
+    store.pin(state.session.id, message.id)
+    state.ui.info(t("repl.pinned", number=number, role=message.role.value, preview=_preview(message.content)))
+    return None
+
+
+def _unpin(state: ReplState, arg: str) -> Result:
+    store = state.agent.store
+    messages = store.messages(state.session.id)
+    message = _message_number(state, arg, messages)
+    if message is None or message.id is None:
+        return None
+    number = messages.index(message) + 1
+    done = store.unpin(state.session.id, message.id)
+    state.ui.info(t("repl.unpinned", number=number) if done else t("repl.not_pinned", number=number))
+    return None
+
+
+def _forget_summary(state: ReplState, arg: str) -> Result:
+    count = state.agent.store.forget_summaries(state.session.id)
+    state.ui.info(t("repl.forgot", count=count) if count else t("repl.forgot_none"))
     return None
 
 
@@ -210,7 +336,11 @@ COMMANDS: dict[str, Command] = {
         Command("retry", "/retry", "none", _retry),
         Command("clear", "/clear", "none", _clear),
         Command("model", "/model [NAME]", "optional", _model),
+        Command("memory", "/memory [STRATEGY]", "optional", _memory),
+        Command("pin", "/pin [N]", "optional", _pin),
+        Command("unpin", "/unpin N", "required", _unpin),
+        Command("forget-summary", "/forget-summary", "none", _forget_summary),
         Command("exit", "/exit", "none", _exit),
     )
 }
-ALIASES = {"quit": "exit", "q": "exit", "?": "help"}
+ALIASES = {"quit": "exit", "q": "exit", "?": "help", "forget": "forget-summary", "strategy": "memory"}

@@ -4,6 +4,10 @@ This is ``ask``'s whole path besides ``main``: it imports no terminal UI (rich,
 prompt_toolkit) and none of the other commands; the agent, store and provider are imported
 when the command runs.
 
+``--memory``, ``--context-window`` and ``--recall`` (both commands) choose the memory strategy,
+the window to plan for and whether recall searches the user's other sessions; ``_agent``
+builds the ``Agent`` from them (``sessions context`` uses it too).
+
 ``ask -s NAME --system TEXT`` sets the persona only when it creates NAME: a one-shot
 ``ask`` never changes an existing session except by appending its turn (so a failed turn
 leaves the session exactly as it was). To change a persona, use ``/system`` in
@@ -26,10 +30,22 @@ if TYPE_CHECKING:
     from memchat.domain import SessionInfo
 
 
+def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
+    """The settings of a command with the memory flags (``--memory``, ``--context-window``)."""
+    return settings_for(
+        args,
+        memory=getattr(args, "memory", None),
+        context_window=getattr(args, "context_window", None),
+        recall=getattr(args, "recall", None),
+        **extra,
+    )
+
+
 def _agent(settings: Settings) -> Agent:
     from memchat.agent import Agent
     from memchat.factory import make_provider
 
+    window = settings.context_window if "context_window" in settings.sources else None
     provider = make_provider(settings)  # first: a bad setting must not create a database
     try:
         store = store_for(settings)
@@ -37,14 +53,19 @@ def _agent(settings: Settings) -> Agent:
         provider.close()
         raise
     model = settings.model if "model" in settings.sources else None  # else: the session's, or the provider's
-    window = settings.context_window if "context_window" in settings.sources else None
     return Agent(
-        store, provider, model=model, persona=settings.system or "", memory=settings.memory, context_window=window
+        store,
+        provider,
+        model=model,
+        persona=settings.system or "",
+        memory=settings.memory,
+        context_window=window,
+        recall_all=settings.recall == "all",
     )
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    settings = settings_for(args, system=args.system)
+    settings = memory_settings(args, system=args.system)
     from memchat.cli.repl import run_repl
 
     agent = _agent(settings)
@@ -75,7 +96,7 @@ def _question(args: argparse.Namespace) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
-    settings = settings_for(args, system=args.system)
+    settings = memory_settings(args, system=args.system)
     agent = _agent(settings)
     try:
         info = _ask_session(agent, args)

@@ -68,6 +68,11 @@ class Budget:
         reserve = max_tokens if max_tokens else min(4_096, max(256, window // 4))
         return cls(window=window, reserve=min(reserve, window // 2), tools=tools)
 
-    def shrunk(self, factor: float = 0.7) -> Budget:
-        """A smaller budget after the provider said the context was too long."""
-        return Budget(window=int(self.window * factor), reserve=self.reserve, tools=self.tools)
+    def shrunk(self, factor: float = 0.7, *, sent: int | None = None) -> Budget:
+        """A smaller budget after the provider said the context was too long: ``factor`` of the
+        window, and at most ``factor`` of what the refused call ``sent`` (a budget the call did
+        not fill would plan the very same call again)."""
+        window = int(self.window * factor)
+        if sent is not None:
+            window = min(window, int(sent * factor) + self.reserve + self.tools)
+        return Budget(window=window, reserve=self.reserve, tools=self.tools)

@@ -161,6 +161,13 @@ class MemoryPlanner:
         pins_text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in live_pins)
         pins_room = text_tokens(pins_text) + SEAM if live_pins else 0  # at most this, if all fall out
         fixed = new_cost + MESSAGE_OVERHEAD + sum(s.tokens + SEAM for s in sections) + pins_room
+        if fixed > limit:  # the persona and the new message fit (checked above): the pins do not
+            raise ContextTooLong(
+                f"the pinned messages need about {pins_room} tokens, more than the context window leaves "
+                f"({limit} tokens for messages); unpin some (/unpin N) or raise --context-window",
+                needed=pins_room,
+                limit=limit,
+            )
         uses_summary = strategy in ("summary", "auto")
         # room for a summary: the current one, or the one this call may have to write
         summary_room = summary_section.tokens + SEAM if summary_section is not None else 0
@@ -196,7 +203,10 @@ class MemoryPlanner:
         elif evicted:
             plan.notes.append(f"{len(evicted)} older messages are not sent verbatim")
 
-        verbatim_ids = {m.id for m in verbatim}
+        # what is sent as it is: a cut mid-turn or the new message may drop a few more
+        # (an orphan tool result, the unanswered user message before the new one)
+        messages = sanitize(verbatim if new is None else [*verbatim, new])
+        verbatim_ids = {m.id for m in messages if m is not new}
         older_pins = [p for p in live_pins if p.id not in verbatim_ids]
         if summary_section is not None:
             sections.append(summary_section)
@@ -212,7 +222,7 @@ class MemoryPlanner:
             if section is not None:
                 sections.append(section)
         plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
-        self._assemble(plan, sections, verbatim if new is None else sanitize([*verbatim, new]), new, msg_tokens, ratio)
+        self._assemble(plan, sections, messages, new, msg_tokens, ratio)
         return plan
 
     @staticmethod

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from memchat.domain import Message
 from memchat.errors import StreamError
 from memchat.providers.base import ChatOptions, Provider
+from memchat.tokens import MESSAGE_OVERHEAD
 
 INSTRUCTIONS = {
     "en": (
@@ -50,19 +51,23 @@ def summarize(
     zh = _is_zh(messages)
     instructions = INSTRUCTIONS["zh" if zh else "en"]
     reply_tokens = summary_reply_tokens(window)
-    room = max(128, window // 2 - count(instructions) - reply_tokens)
-    summary = previous
+    fixed = count(instructions) + count(_prompt(zh, "", [])) + 2 * MESSAGE_OVERHEAD
+    # prompt and reply within half the window; in a tiny window, at least 64 tokens of messages
+    # per call as long as prompt and reply still fit the whole window
+    room = min(max(64, window // 2 - reply_tokens - fixed), max(32, window - reply_tokens - fixed))
+    # a summary longer than asked for (a model that ignores max_tokens) is cut to leave room
+    summary = _clip(previous, room - 16, count)
     lines: list[str] = []
     used = count(summary)
     for m in messages:
-        line = f"{m.role.value}: {m.content}"
+        line = _clip(f"{m.role.value}: {m.content}", room // 2, count)  # one huge message: its beginning
         cost = count(line) + 1
-        if cost > room // 2:  # one huge message: keep its beginning
-            line = line[: max(200, len(line) * (room // 2) // max(cost, 1))] + " …"
-            cost = count(line) + 1
         if lines and used + cost > room:
-            summary = _call(provider, model, instructions, summary, lines, reply_tokens, zh)
+            summary = _clip(_call(provider, model, instructions, summary, lines, reply_tokens, zh), room - 16, count)
             lines, used = [], count(summary)
+        if used + cost > room:  # even alone with the summary it does not fit
+            line = _clip(line, room - used - 1, count)
+            cost = count(line) + 1
         lines.append(line)
         used += cost
     if lines:
@@ -70,14 +75,28 @@ def summarize(
     return summary
 
 
+def _clip(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """``text``, or as much of its beginning as fits in ``tokens`` (marked with " …")."""
+    n = count(text)
+    if n <= tokens:
+        return text
+    cut = len(text) * max(tokens, 0) // max(n, 1)
+    while cut > 0 and count(text[:cut] + " …") > tokens:
+        cut = cut * 9 // 10
+    return text[:cut] + " …"
+
+
+def _prompt(zh: bool, summary: str, lines: list[str]) -> str:
+    if zh:
+        return f"目前的摘要：\n{summary or '（无）'}\n\n新的消息：\n" + "\n".join(lines) + "\n\n请写出更新后的摘要。"
+    prompt = f"Summary so far:\n{summary or '(none)'}\n\nNew messages:\n" + "\n".join(lines)
+    return prompt + "\n\nWrite the updated summary."
+
+
 def _call(
     provider: Provider, model: str, instructions: str, summary: str, lines: list[str], max_tokens: int, zh: bool
 ) -> str:
-    if zh:
-        prompt = f"目前的摘要：\n{summary or '（无）'}\n\n新的消息：\n" + "\n".join(lines) + "\n\n请写出更新后的摘要。"
-    else:
-        prompt = f"Summary so far:\n{summary or '(none)'}\n\nNew messages:\n" + "\n".join(lines)
-        prompt += "\n\nWrite the updated summary."
+    prompt = _prompt(zh, summary, lines)
     messages = [{"role": "system", "content": instructions}, {"role": "user", "content": prompt}]
     options = ChatOptions(max_tokens=max_tokens, temperature=0.2)
     text = "".join(c.text for c in provider.stream(messages, model=model, options=options)).strip()

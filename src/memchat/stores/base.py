@@ -52,6 +52,7 @@ class Store(Protocol):
         model: str | None = None,
         provider: str | None = None,
         settings: dict[str, Any] | None = None,
+        memory: str | None = None,
     ) -> SessionInfo: ...
     def fork_session(
         self, session: str | int, new_name: str | None = None, *, at: int | None = None
@@ -88,7 +89,14 @@ class Store(Protocol):
     def append_messages(self, session: str | int, messages: Sequence[Message]) -> list[Message]: ...
     def truncate(self, session: str | int, keep: int) -> int: ...
     def remove_last_turn(self, session: str | int) -> list[Message]: ...
-    def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> SessionInfo: ...
+    def import_session(
+        self,
+        info: SessionInfo,
+        messages: Sequence[Message],
+        *,
+        summaries: Sequence[Summary] = (),
+        pins: Sequence[int] = (),
+    ) -> SessionInfo: ...
 
     # one turn
     def begin_turn(self, session: str | int, user: Message, *, model: str | None = None) -> TurnHandle: ...

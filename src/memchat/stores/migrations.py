@@ -176,3 +176,23 @@ def m002_memory(db: sqlite3.Connection) -> None:
         END;
         """,
     )
+
+
+@migration
+def m003_stale_summaries(db: sqlite3.Connection) -> None:
+    """A summary stands for the messages it covers as they were: when one of them is deleted
+    (undo, truncate, a retry's replaced turn) or its text changes, the summaries covering it
+    are dropped too (they are rebuilt when needed), so removed text never comes back through
+    a summary and the kept messages are not hidden behind one."""
+    run_script(
+        db,
+        """
+        CREATE TRIGGER messages_ad_summaries AFTER DELETE ON messages WHEN OLD.status != 'streaming' BEGIN
+            DELETE FROM summaries WHERE session_id = OLD.session_id AND OLD.seq BETWEEN first_seq AND last_seq;
+        END;
+        CREATE TRIGGER messages_au_summaries AFTER UPDATE OF content ON messages
+        WHEN OLD.status != 'streaming' AND OLD.content != NEW.content BEGIN
+            DELETE FROM summaries WHERE session_id = NEW.session_id AND OLD.seq BETWEEN first_seq AND last_seq;
+        END;
+        """,
+    )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memchat.domain import Message, Role, SessionInfo, Status, Usage
+from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.stores.base import SessionRef, TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
@@ -335,6 +335,7 @@ class SQLiteStore(MemoryRecords):
         model: str | None = None,
         provider: str | None = None,
         settings: dict[str, Any] | None = None,
+        memory: str | None = None,
     ) -> SessionInfo:
         changes: dict[str, Any] = {}
         if name is not None:
@@ -347,6 +348,8 @@ class SQLiteStore(MemoryRecords):
             changes["provider"] = provider or None
         if settings is not None:
             changes["settings"] = json.dumps(settings, ensure_ascii=False, sort_keys=True)
+        if memory is not None:
+            changes["memory"] = memory
         with self._write() as db:
             sid = self._session_id(db, session)
             if changes:
@@ -529,8 +532,17 @@ class SQLiteStore(MemoryRecords):
             self._touch(db, sid)
         return removed
 
-    def import_session(self, info: SessionInfo, messages: Sequence[Message]) -> SessionInfo:
-        """Create a session with its messages in one transaction (all or nothing)."""
+    def import_session(
+        self,
+        info: SessionInfo,
+        messages: Sequence[Message],
+        *,
+        summaries: Sequence[Summary] = (),
+        pins: Sequence[int] = (),
+    ) -> SessionInfo:
+        """Create a session with its messages, summaries and pins in one transaction (all or
+        nothing). A summary's ``first_seq``/``last_seq`` are 1-based positions in ``messages``;
+        ``pins`` are 0-based indexes into ``messages``."""
         with self._write() as db:
             sid = self._insert_session(
                 db,
@@ -543,8 +555,32 @@ class SQLiteStore(MemoryRecords):
                 _format_time(info.created) if info.created else None,
                 None,
             )
-            for m in messages:
-                self._insert_message(db, sid, m)
+            ids = [self._insert_message(db, sid, m) for m in messages]
+            seqs = [r[0] for r in db.execute("SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,))]
+            for s in summaries:
+                if not 1 <= s.first_seq <= s.last_seq <= len(seqs):
+                    raise StoreError(f"a summary covers messages {s.first_seq}-{s.last_seq} of {len(seqs)}")
+                db.execute(
+                    "INSERT INTO summaries (session_id, first_seq, last_seq, content, tokens, token_method, model, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sid,
+                        seqs[s.first_seq - 1],
+                        seqs[s.last_seq - 1],
+                        s.content,
+                        s.tokens,
+                        s.token_method,
+                        s.model,
+                        _format_time(s.created),
+                    ),
+                )
+            for index in pins:
+                if not 0 <= index < len(ids):
+                    raise StoreError(f"a pin refers to message {index + 1} of {len(ids)}")
+                db.execute(
+                    "INSERT OR IGNORE INTO pins (message_id, session_id, created) VALUES (?, ?, ?)",
+                    (ids[index], sid, _now()),
+                )
             updated = _format_time(info.updated) if info.updated else _now()
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (updated, sid))
         return self.get_session(sid)

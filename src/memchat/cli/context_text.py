@@ -1,0 +1,125 @@
+"""A call's context (``serialization.ContextView``) in words: the budget gauge, what each part of
+the system message is, what was left out — shared by ``memchat sessions context`` (plain text,
+here) and the REPL's ``/context`` (a rich table, ``render``). Imports no terminal UI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from memchat.cli.cli_strings import t
+
+if TYPE_CHECKING:
+    from memchat.serialization import ContextSectionView, ContextView, OmittedView
+
+#: cells of the budget gauge
+GAUGE_WIDTH = 20
+
+
+def percent(used: int, limit: int) -> int:
+    return round(100 * used / limit) if limit > 0 else 100
+
+
+def gauge(used: int, limit: int, width: int = GAUGE_WIDTH) -> str:
+    """``[██████░░░░…]``: how much of the budget the call uses."""
+    filled = min(width, round(width * used / limit)) if limit > 0 else width
+    return "[" + "█" * filled + "░" * (width - filled) + "]"
+
+
+def budget_lines(view: ContextView) -> tuple[str, str]:
+    """The gauge with used/limit tokens, and how the limit follows from the window."""
+    b = view["budget"]
+    used = t("ctx.gauge", used=f"{b['used']:,}", limit=f"{b['limit']:,}", percent=percent(b["used"], b["limit"]))
+    tools = t("ctx.window_tools", tools=f"{b['tools']:,}") if b["tools"] else ""
+    window = t(
+        "ctx.window", window=f"{b['window']:,}", reserve=f"{b['reserve']:,}", tools=tools, limit=f"{b['limit']:,}"
+    )
+    return f"{gauge(b['used'], b['limit'])} {used}", window
+
+
+def kind(name: str) -> str:
+    """An entry's or a section's kind in the user's language (a kind not known here as it is)."""
+    key = f"ctx.kind.{name}"
+    text = t(key)
+    return name if text == key else text
+
+
+def tokens(n: int) -> str:
+    return t("ctx.tokens", count=f"{n:,}")
+
+
+def section_note(section: ContextSectionView, session: str) -> str:
+    """Why a section is there: the messages a summary covers, the pinned messages, what
+    recall matched (in ``session`` or another one) and with which score."""
+    if section["kind"] == "summary" and section["covers"]:
+        first, last = section["covers"]
+        return t("ctx.covers", first=first, last=last)
+    if section["kind"] == "pinned" and section["messages"]:
+        return t("ctx.pinned", numbers=", ".join(map(str, section["messages"])))
+    if section["kind"] == "recall" and section["matches"]:
+        parts = []
+        for m in section["matches"]:
+            number = "?" if m["message"] is None else str(m["message"])
+            key = "ctx.match" if m["session"] == session else "ctx.match_other"
+            parts.append(t(key, number=number, session=m["session"], score=f"{m['score']:.1f}"))
+        return t("ctx.matched", matches=", ".join(parts))
+    return section["note"]
+
+
+def omitted_line(omitted: OmittedView) -> str:
+    if not omitted["total"]:
+        return t("ctx.omitted_none")
+    return t("ctx.omitted", **{k: f"{v:,}" for k, v in omitted.items()})
+
+
+def footer(view: ContextView) -> list[str]:
+    """What was left out, the summary that is due, the planner's notes."""
+    lines = [omitted_line(view["omitted"])]
+    if view["needs_summary"]:
+        first, last = view["needs_summary"]
+        lines.append(t("ctx.needs_summary", first=first, last=last))
+    lines.extend(t("ctx.note", note=note) for note in view["notes"])
+    return lines
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.split("\n"))
+
+
+def format_context(view: ContextView) -> str:
+    """The whole view as plain text (``memchat sessions context NAME``)."""
+    gauge_line, window_line = budget_lines(view)
+    head = [
+        (t("ctx.label.session"), view["session"]),
+        (t("ctx.label.memory"), view["strategy"]),
+        (t("ctx.label.model"), view["model"] or "-"),
+        (t("ctx.label.budget"), gauge_line),
+        ("", window_line),
+    ]
+    width = max(_width(label) for label, _ in head) + 2
+    out = [label + " " * (width - _width(label)) + value for label, value in head]
+    out.append("")
+    if not view["entries"]:
+        out.append(t("ctx.empty"))
+    sections = [s for s in view["sections"] if len(view["sections"]) > 1]
+    for e in view["entries"]:
+        parts = [e["role"], kind(e["kind"])]
+        if e["message"] is not None:
+            parts.append(t("ctx.message", number=e["message"]))
+        parts.append(tokens(e["tokens"]))
+        out.append(f"[{e['index']}] " + " · ".join(parts))
+        if e["kind"] == "system" and sections:
+            for s in sections:
+                note = section_note(s, view["session"])
+                out.append("    · " + " · ".join(p for p in (kind(s["kind"]), tokens(s["tokens"]), note) if p))
+                out.append(_indent(s["text"], "      "))
+        else:
+            out.append(_indent(e["content"], "    "))
+    out.append("")
+    out.extend(footer(view))
+    return "\n".join(out) + "\n"
+
+
+def _width(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
