@@ -11,13 +11,20 @@ and 4), records every request, and plays scripted misbehaviour on demand::
     server.chat_requests[-1].messages        # the exact messages the client sent
     server.reset(); server.close()
 
+With ``max_context_tokens`` set, a chat request whose messages come to more tokens than that
+(counted like ``memchat.tokens.estimate_tokens`` plus 4 per message: ``context_tokens``) is
+refused the way OpenAI refuses it: 400 with ``code: context_length_exceeded`` (the scripted
+replies are left for the next requests)::
+
+    server.max_context_tokens = 1_000
+
 With nothing scripted a chat request is answered ``"echo: <last user message>"`` split into a
 few chunks (or ``reply`` when set), so tests can check what the model "saw".
 
 Standalone (subprocess CLI tests, the benchmark)::
 
     python tests/fakeserver.py --port 0 [--host 127.0.0.1] [--delay-ms N] [--reply TEXT]
-                               [--model ID ...] [--api-key KEY]
+                               [--model ID ...] [--api-key KEY] [--max-context-tokens N]
 
 prints its base URL (``http://127.0.0.1:PORT/v1``) as the first stdout line, then serves until
 killed (SIGTERM / SIGINT).
@@ -39,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["FakeReply", "FakeServer", "Recorded", "refused_url"]
+__all__ = ["FakeReply", "FakeServer", "Recorded", "context_tokens", "refused_url"]
 
 MS_AUTH_MESSAGE = "Authentication failed, please make sure that a valid ModelScope token is supplied."
 _IO_ERRORS = (OSError, ValueError)  # peer gone, socket closed
@@ -236,6 +243,45 @@ def _words(text: Any) -> int:
     return len(str(text or "").split())
 
 
+def _is_wide(code: int) -> bool:
+    return (
+        0x2E80 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+        or 0xFF00 <= code <= 0xFFEF
+        or 0x20000 <= code <= 0x2FFFF
+    )
+
+
+def estimate_tokens(text: str) -> int:
+    """The same estimate as ``memchat.tokens.estimate_tokens`` (this module stays stdlib-only):
+    one token per CJK character, one per four bytes of other text, never 0 for non-empty text."""
+    if not text:
+        return 0
+    wide = other = 0
+    for ch in text:
+        code = ord(ch)
+        if _is_wide(code):
+            wide += 1
+        else:
+            other += len(ch.encode("utf-8")) if code > 0x7F else 1
+    return max(1, wide + -(-other // 4))
+
+
+def context_tokens(messages: Sequence[Any]) -> int:
+    """Tokens a request's messages come to, as the server counts them: the estimate of each
+    message's text plus 4 for its template markers."""
+    total = 0
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        total += estimate_tokens("" if content is None else str(content)) + 4
+    return total
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -318,6 +364,8 @@ class FakeServer:
         self.default_reply = reply  # fixed reply text instead of the echo
         self.models = list(models)
         self.api_key = api_key  # when set, requests without this Bearer token get a ModelScope 401
+        #: when set, chat requests longer than this (``context_tokens``) get a 400 context_length_exceeded
+        self.max_context_tokens: int | None = None
         self._defaults = (delay, reply, list(self.models), api_key)
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
@@ -415,6 +463,7 @@ class FakeServer:
         old.set()
         delay, reply, models, api_key = self._defaults
         self.delay, self.default_reply, self.models, self.api_key = delay, reply, list(models), api_key
+        self.max_context_tokens = None
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -466,6 +515,14 @@ class FakeServer:
         h.send_json(200, {"object": "list", "data": data})
 
     def _chat(self, h: _Handler, rec: Recorded, abort: threading.Event) -> None:
+        limit = self.max_context_tokens
+        if limit is not None and (used := context_tokens(rec.messages)) > limit:
+            r = FakeReply.context_length(
+                f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+                f"{used} tokens. Please reduce the length of the messages."
+            )
+            h.send_json(r.status, r.body, r.headers)
+            return
         reply = self._resolve("chat", rec) or FakeReply()
         req = rec.body if isinstance(rec.body, dict) else {}
         if reply.drop:
@@ -652,6 +709,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reply", default=None, help="fixed reply text (default: echo of the last user message)")
     parser.add_argument("--model", action="append", default=None, help="a model id for /v1/models (repeatable)")
     parser.add_argument("--api-key", default=None, help="require this Bearer token (else 401)")
+    parser.add_argument(
+        "--max-context-tokens", type=int, default=None, help="refuse longer requests (400 context_length_exceeded)"
+    )
     args = parser.parse_args(argv)
     server = FakeServer(
         args.host,
@@ -661,6 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.model or ("fake/model-a", "fake/model-b"),
         api_key=args.api_key,
     )
+    server.max_context_tokens = args.max_context_tokens
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -67,8 +67,10 @@ class _TurnState:
             raise exc
         self.budget = self.budget.shrunk(sent=self.plan.tokens)
         exclude = [*self.replaces, *([self.turn.user_id] if self.turn else [])]
-        try:
-            self.plan = self.agent._plan(self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude)
+        try:  # one more request only: no summary is written now (the next turn writes it)
+            self.plan = self.agent._plan(
+                self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude, summarize=False
+            )
         except ContextTooLong:  # not even the persona and the message fit what is left: the provider's error
             raise exc from None
         self.wire = self.plan.wire()
@@ -384,11 +386,27 @@ class Agent:
         )
 
     def _plan(
-        self, info: SessionInfo, new: Message, strategy: str, budget: Budget, model: str, *, exclude: list[int]
+        self,
+        info: SessionInfo,
+        new: Message,
+        strategy: str,
+        budget: Budget,
+        model: str,
+        *,
+        exclude: list[int],
+        summarize: bool = True,
     ) -> ContextPlan:
-        """Plan a call; when a summary is due, write it first (a failure falls back to the window)."""
+        """Plan a call; when a summary is due, write it first (a failure falls back to the window).
+        Without ``summarize`` no summary is written: the turns it would fold are left out."""
         plan = self._memory.plan(
-            info, new, strategy=strategy, budget=budget, model=model, exclude=exclude, recall_all=self.recall_all
+            info,
+            new,
+            strategy=strategy,
+            budget=budget,
+            model=model,
+            exclude=exclude,
+            recall_all=self.recall_all,
+            summarize=summarize,
         )
         if plan.needs_summary is None:
             return plan

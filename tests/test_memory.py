@@ -1,0 +1,538 @@
+"""Memory strategies on long sessions: what each call sends, what is written, what is kept.
+
+The provider here (``Exact``) counts tokens with the estimate but calls the count exact, and
+reports no completion tokens, so no calibration moves and every count is predictable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memchat import Agent, open_store
+from memchat.domain import Chunk, Message, Role, Usage
+from memchat.errors import ContextTooLong, ServerError
+from memchat.memory.budget import Budget
+from memchat.memory.plan import ContextPlan
+from memchat.memory.summarize import INSTRUCTIONS, summary_reply_tokens
+from memchat.providers.base import ChatOptions, WireMessage
+from memchat.stores.sqlite import SQLiteStore
+from memchat.testing import Script, ScriptedProvider
+from memchat.tokens import MESSAGE_OVERHEAD, estimate_tokens
+
+PERSONA = "You are a terse assistant."
+SUMMARY_HEAD = "[Summary of the earlier conversation (messages {first}–{last})]"
+RECALL_HEAD = "[Earlier messages that may be relevant (retrieved for this message)]"
+
+
+class Exact(ScriptedProvider):
+    """A ScriptedProvider whose counts are the estimate, marked exact (so never calibrated),
+    that answers the summarizer's calls from ``summaries`` (else ``summary``) and records the
+    options of every call."""
+
+    def __init__(self, *args: Any, summary: str = "A summary of the earlier turns.", **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.summary = summary
+        self.summaries: deque[Script] = deque()
+        self.options: list[ChatOptions | None] = []
+
+    def count_tokens(self, text: str) -> tuple[int, str]:
+        return estimate_tokens(text), "exact:test"
+
+    def stream(
+        self, messages: Sequence[WireMessage], *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Iterator[Chunk]:
+        self.options.append(options)
+        if is_summarizer(messages):
+            self.replies.appendleft(self.summaries.popleft() if self.summaries else self.summary)
+        for chunk in super().stream(messages, model=model, options=options):
+            if chunk.usage is not None:  # no completion count: the reply is counted like the rest
+                chunk = Chunk(finish_reason=chunk.finish_reason, usage=Usage(chunk.usage.prompt_tokens, 0))
+            yield chunk
+
+    def main_calls(self) -> list[list[WireMessage]]:
+        return [c for c in self.calls if not is_summarizer(c)]
+
+    def summarizer_calls(self) -> list[list[WireMessage]]:
+        return [c for c in self.calls if is_summarizer(c)]
+
+
+def is_summarizer(call: Sequence[WireMessage]) -> bool:
+    return bool(call) and call[0]["role"] == "system" and call[0]["content"] in INSTRUCTIONS.values()
+
+
+def tokens_of(call: Sequence[WireMessage]) -> int:
+    return sum(estimate_tokens(str(m["content"])) + MESSAGE_OVERHEAD for m in call)
+
+
+def setup(
+    strategy: str,
+    window: int,
+    *,
+    default: str = "Noted.",
+    summary: str = "A summary of the earlier turns.",
+    persona: str = PERSONA,
+    **kw: Any,
+) -> tuple[Agent, Exact, SQLiteStore]:
+    store = open_store(":memory:")
+    store.create_session("s", persona=persona)
+    provider = Exact(default=default, summary=summary)
+    return Agent(store=store, provider=provider, memory=strategy, context_window=window, **kw), provider, store
+
+
+def filler(k: int) -> str:
+    return f"Turn {k}: let us talk about the weather again, it is mild and grey today, nothing special."
+
+
+def chat(agent: Agent, texts: Sequence[str]) -> list[ContextPlan]:
+    plans = []
+    for text in texts:
+        turn = agent.stream("s", text)
+        for _ in turn:
+            pass
+        plans.append(turn.plan)
+    return plans
+
+
+def verbatim_seqs(plan: ContextPlan) -> list[int]:
+    return [e.seq for e in plan.entries if e.kind == "verbatim" and e.seq is not None]
+
+
+def system_text(call: Sequence[WireMessage]) -> str:
+    return str(call[0]["content"]) if call and call[0]["role"] == "system" else ""
+
+
+def section(plan: ContextPlan, kind: str) -> str | None:
+    return next((s.text for s in plan.sections if s.kind == kind), None)
+
+
+# -- window ------------------------------------------------------------------------------------------
+
+
+def test_window_drops_the_oldest_whole_turns() -> None:
+    agent, provider, store = setup("window", 1024)
+    limit = agent.budget_for("scripted-model").limit
+    plans = chat(agent, [filler(k) for k in range(40)])
+    last, call = plans[-1], provider.calls[-1]
+    assert tokens_of(call) <= last.tokens <= limit
+    assert call[0] == {"role": "system", "content": PERSONA}
+    assert call[1]["role"] == "user", "the window starts with a whole turn"
+    stored = store.messages("s")
+    sent = call[1:-1]
+    assert sent == [m.to_wire() for m in stored[len(stored) - len(sent) - 2 : -2]], "not the newest turns, in order"
+    assert len(sent) < len(stored) - 1 and "Turn 0:" not in str(call)
+    assert any("not sent verbatim" in n for n in last.notes)
+    assert provider.summarizer_calls() == []  # the window never calls the model for a summary
+
+
+def test_window_keeps_pinned_messages_in_the_system_message_once_they_fall_out() -> None:
+    agent, provider, store = setup("window", 1024)
+    chat(agent, ["Remember: my locker code is 4417."])
+    fact = store.messages("s")[0]
+    store.pin("s", fact.id or 0)
+    plans = chat(agent, [filler(k) for k in range(3)])
+    assert plans[-1].entries[1].content == fact.content and section(plans[-1], "pinned") is None  # verbatim, once
+    plans = chat(agent, [filler(k) for k in range(3, 40)])
+    call = provider.calls[-1]
+    pinned = f"[Pinned messages]\n[#{fact.seq} user] {fact.content}"
+    assert system_text(call) == f"{PERSONA}\n\n{pinned}"
+    assert [m for m in call[1:] if m["content"] == fact.content] == []  # not twice
+    assert plans[-1].tokens <= agent.budget_for("scripted-model").limit
+    # unpinned, it falls out like any other message
+    store.unpin("s", fact.id or 0)
+    chat(agent, ["and now?"])
+    assert "4417" not in str(provider.calls[-1])
+
+
+def test_window_start_stays_put_while_it_fits() -> None:
+    """A stable prefix (KV-cache reuse on a local model): each call starts with exactly what the
+    previous one sent plus its reply, until the window has to move — then it moves by several
+    turns at once."""
+    agent, provider, _ = setup("window", 1024)
+    chat(agent, [filler(k) for k in range(60)])
+    calls = provider.main_calls()
+    stable = moved = 0
+    for before, after in zip(calls, calls[1:], strict=False):
+        if after[: len(before) + 1] == [*before, {"role": "assistant", "content": "Noted."}]:
+            stable += 1
+        else:
+            moved += 1
+            assert after[0] == before[0]  # the persona stays first
+    assert moved >= 2, "the window never moved: make the session longer"
+    assert stable >= 4 * moved, f"the start moved {moved} times in {len(calls)} turns"
+
+
+def test_full_fits_or_raises_with_a_hint_naming_another_strategy() -> None:
+    agent, provider, store = setup("full", 512)
+    with pytest.raises(ContextTooLong) as info:
+        chat(agent, [filler(k) for k in range(40)])
+    assert re.search(r"/memory auto|--memory (window|summary|recall)", str(info.value))
+    sent = len(provider.calls)
+    stored = store.messages("s")
+    assert 0 < sent < 40 and len(stored) == 2 * sent  # every turn that fitted was kept; the failed one left nothing
+    assert provider.calls[-1][1:-1] == [m.to_wire() for m in stored[:-2]]  # everything, in order
+    agent.memory = "window"  # switching strategy lets the conversation go on
+    chat(agent, ["still there?"])
+    assert len(store.messages("s")) == 2 * sent + 2
+
+
+# -- summary -----------------------------------------------------------------------------------------
+
+
+def test_summary_is_written_by_the_model_and_covers_the_evicted_turns() -> None:
+    window = 1024
+    agent, provider, store = setup("summary", window, summary="Ada lives in Lisbon; then small talk.")
+    limit = agent.budget_for("scripted-model").limit
+    chat(agent, ["My name is Ada and I live in Lisbon."])
+    for k in range(1, 60):
+        before = store.messages("s")
+        turn = agent.stream("s", filler(k))
+        for _ in turn:
+            pass
+        if store.summaries("s"):
+            break
+    else:
+        pytest.fail("no summary was ever written")
+    # the model wrote it, just before this call: it is in the system message, under its heading
+    (summary,) = store.summaries("s")
+    assert summary.content == "Ada lives in Lisbon; then small talk." and summary.model == "scripted-model"
+    plan, call = turn.plan, provider.calls[-1]
+    head = SUMMARY_HEAD.format(first=summary.first_seq, last=summary.last_seq)
+    assert system_text(call) == f"{PERSONA}\n\n{head}\n{summary.content}"
+    assert is_summarizer(provider.calls[-2]), "the summarizer was not called just before this call"
+    # it covers exactly what is no longer sent: from the first message to just before the verbatim turns
+    seqs = verbatim_seqs(plan)
+    assert summary.first_seq == 1 and seqs[0] == summary.last_seq + 1
+    assert plan.tokens <= limit
+    # the summarizer's requests: the instructions, then the evicted messages in chunks, each
+    # within half the window and starting from the summary so far
+    requests = provider.summarizer_calls()
+    assert requests[0][1]["content"].startswith("Summary so far:\n(none)\n\nNew messages:\nuser: My name is Ada")
+    for k, request in enumerate(requests):
+        assert request[0]["content"] == INSTRUCTIONS["en"] and tokens_of(request) <= window // 2
+        assert k == 0 or str(request[1]["content"]).startswith(f"Summary so far:\n{summary.content}\n")
+    options = [o for c, o in zip(provider.calls, provider.options, strict=True) if is_summarizer(c)]
+    assert all(o is not None and o.max_tokens == summary_reply_tokens(window) for o in options)
+    # the originals are never deleted or rewritten
+    assert store.messages("s")[: len(before)] == before
+    # reused on the next turns: no summarizer call while the verbatim part fits
+    calls = len(provider.summarizer_calls())
+    plans = chat(agent, [filler(100), filler(101)])
+    assert len(provider.summarizer_calls()) == calls
+    assert all(section(p, "summary") for p in plans)
+    assert all(summary.content in system_text(c) for c in provider.main_calls()[-2:])
+    # when the window moves again, the running summary is updated from the previous one
+    provider.summary = "UPDATED: Ada lives in Lisbon."
+    for k in range(102, 160):
+        chat(agent, [filler(k)])
+        if len(store.summaries("s")) > 1:
+            break
+    latest = store.latest_summary("s")
+    assert latest is not None and latest.content == "UPDATED: Ada lives in Lisbon."
+    assert latest.first_seq == 1 and latest.last_seq > summary.last_seq
+    update = provider.summarizer_calls()[calls]
+    assert str(update[1]["content"]).startswith(f"Summary so far:\n{summary.content}\n\nNew messages:\n")
+    assert f"user: {filler(1)}" not in str(update[1]["content"])  # only what the old summary did not cover
+    assert len(store.summaries("s")) == 2  # the old one is kept, as a record
+
+
+def test_the_summarizers_prompt_is_chunked_to_fit_half_the_window() -> None:
+    window = 1024
+    agent, provider, store = setup("summary", window, summary="a short summary")
+    long = "The expedition log, day {k}: " + "we walked along the ridge and counted the birds. " * 30
+    store.append_messages(
+        "s", [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, long.format(k=k)) for k in range(16)]
+    )
+    chat(agent, ["what did we see?"])
+    summarizer = provider.summarizer_calls()
+    assert len(summarizer) >= 3, "the long evicted text was not chunked"
+    for k, call in enumerate(summarizer):
+        assert tokens_of(call) <= window // 2
+        if k:  # each chunk starts from the summary so far
+            assert str(call[1]["content"]).startswith("Summary so far:\na short summary")
+    summary = store.latest_summary("s")
+    assert summary is not None and summary.content == "a short summary"
+    assert (summary.first_seq, summary.last_seq) == (1, verbatim_seqs(agent.context("s", "x"))[0] - 1)
+
+
+def test_a_chinese_session_gets_chinese_instructions_and_headings() -> None:
+    agent, provider, store = setup("summary", 1024, summary="用户叫小明。", persona="你是简洁的助手。")
+    chat(agent, [f"第{k}轮：今天我们继续聊天气，天气温和，有点阴，没有什么特别的事情发生。" for k in range(40)])
+    assert provider.summarizer_calls() and provider.summarizer_calls()[0][0]["content"] == INSTRUCTIONS["zh"]
+    assert "【之前对话的摘要（第 1–" in system_text(provider.main_calls()[-1])
+
+
+def test_a_failing_summarizer_falls_back_to_the_window_and_the_turn_succeeds() -> None:
+    agent, provider, store = setup("summary", 1024)
+    provider.summaries.append(ServerError("the summarizer is down", status=503))
+    for k in range(60):
+        turn = agent.stream("s", filler(k))
+        for _ in turn:
+            pass
+        if provider.summarizer_calls():
+            break
+    assert turn.reply is not None and turn.reply.text == "Noted."
+    assert store.messages("s")[-1].content == "Noted." and store.summaries("s") == []
+    assert [n for n in turn.plan.notes if "summary could not be written" in n and "the summarizer is down" in n]
+    call = provider.calls[-1]
+    assert not is_summarizer(call) and system_text(call) == PERSONA  # the window, without a summary
+    assert call[1]["role"] == "user" and turn.plan.tokens <= agent.budget_for("scripted-model").limit
+    # the next turn tries again
+    provider.summary = "the summary, at last"
+    chat(agent, ["again?"])
+    assert store.latest_summary("s") is not None
+    assert "the summary, at last" in system_text(provider.calls[-1])
+
+
+def test_forget_summaries_makes_the_summary_rebuild() -> None:
+    agent, provider, store = setup("summary", 1024, summary="first version")
+    chat(agent, [filler(k) for k in range(40)])
+    old = store.summaries("s")
+    assert old and "first version" in system_text(provider.calls[-1])
+    assert store.forget_summaries("s") == len(old)
+    plan = agent.context("s", "next")  # /context reports the summary that is due, and writes nothing
+    assert plan.needs_summary is not None and plan.needs_summary[0] == 1
+    assert store.summaries("s") == []
+    provider.summary = "second version"
+    chat(agent, ["next"])
+    new = store.summaries("s")
+    assert len(new) == 1 and new[0].first_seq == 1 and new[0].content == "second version"
+    assert new[0].last_seq == plan.needs_summary[1]
+    assert "second version" in system_text(provider.calls[-1])
+
+
+def test_undo_and_truncate_never_leave_a_stale_summary() -> None:
+    agent, provider, store = setup("summary", 1024, summary="they talked about the weather")
+    chat(agent, [filler(k) for k in range(40)])
+    assert store.summaries("s")
+    store.truncate("s", 2)  # the summarized turns are gone: so is their summary
+    chat(agent, ["hello again"])
+    call = provider.calls[-1]
+    assert call == [
+        {"role": "system", "content": PERSONA},
+        *[m.to_wire() for m in store.messages("s")[:2]],
+        {"role": "user", "content": "hello again"},
+    ]
+
+
+# -- recall ------------------------------------------------------------------------------------------
+
+
+def test_recall_finds_an_early_english_fact() -> None:
+    agent, provider, store = setup("recall", 1024)
+    chat(agent, ["My sister Alexandra moved to Reykjavik last spring."])
+    chat(agent, [filler(k) for k in range(40)])
+    plan = chat(agent, ["Which city did Alexandra move to?"])[-1]
+    call = provider.calls[-1]
+    fact = store.messages("s")[0]
+    recall = section(plan, "recall")
+    assert recall is not None and recall.startswith(RECALL_HEAD + "\n")
+    assert f"[#{fact.seq} user] {fact.content}" in recall.splitlines()
+    assert system_text(call) == f"{PERSONA}\n\n{recall}"  # delimited, after the persona
+    assert fact.seq not in verbatim_seqs(plan) and plan.tokens <= agent.budget_for("scripted-model").limit
+    assert next(s for s in plan.sections if s.kind == "recall").note.startswith(f"matched #{fact.seq}")
+
+
+@pytest.mark.parametrize(
+    "fact, question",
+    [
+        ("我最喜欢的水果是葡萄。", "你还记得葡萄吗？"),  # a two-character word: the LIKE fallback
+        ("我的猫叫小花，今年三岁。", "我的猫叫什么名字？"),  # three characters and more: the trigram index
+    ],
+)
+def test_recall_finds_an_early_chinese_fact(fact: str, question: str) -> None:
+    agent, provider, store = setup("recall", 1024, persona="你是简洁的助手。")
+    chat(agent, [fact])
+    chat(agent, [f"第{k}轮：今天我们继续聊天气，温和，有点阴，没有特别的事情发生。" for k in range(40)])
+    plan = chat(agent, [question])[-1]
+    recall = section(plan, "recall")
+    assert recall is not None and recall.startswith("【可能相关的早先消息（按需检索）】\n")
+    assert f"[#1 user] {fact}" in recall.splitlines()
+    assert plan.tokens <= agent.budget_for("scripted-model").limit
+
+
+def test_recall_respects_the_budget_and_skips_what_is_verbatim() -> None:
+    window = 1024
+    agent, provider, store = setup("recall", window)
+    limit = agent.budget_for("scripted-model").limit
+    chat(agent, [f"Note {k} about the lighthouse: " + "the lamp, the keeper and the stairs. " * 8 for k in range(30)])
+    chat(agent, ["Tell me about the lighthouse keeper once more."])
+    plan = agent.context("s", "And the lighthouse keeper?")
+    recall = section(plan, "recall")
+    assert recall is not None
+    lines = recall.splitlines()[1:]
+    assert 1 <= len(lines) <= 8
+    seqs = [int(re.match(r"\[#(\d+) ", line).group(1)) for line in lines]  # type: ignore[union-attr]
+    assert not set(seqs) & set(verbatim_seqs(plan)), "a recalled message is also verbatim"
+    assert all(s < min(verbatim_seqs(plan)) for s in seqs)
+    assert plan.tokens <= limit
+
+
+def test_recall_all_searches_the_other_sessions() -> None:
+    agent, provider, store = setup("recall", 1024)
+    store.create_session("travel")
+    store.append_messages("travel", [Message(Role.USER, "My passport number is X1234567, expires 2031.")])
+    chat(agent, [filler(k) for k in range(3)])
+    plan = agent.context("s", "What is my passport number?")
+    assert section(plan, "recall") is None  # this session alone has nothing older
+    agent.recall_all = True
+    plan = chat(agent, ["What is my passport number?"])[-1]
+    recall = section(plan, "recall")
+    assert recall is not None and "[#1 travel user] My passport number is X1234567" in recall
+    assert "X1234567" in system_text(provider.calls[-1])
+
+
+# -- auto ----------------------------------------------------------------------------------------------
+
+
+def test_auto_combines_window_summary_recall_and_pins() -> None:
+    agent, provider, store = setup("auto", 1024, summary="Summary: small talk about the weather.")
+    chat(agent, ["My dog is called Biscuit.", "My favourite colour is teal."])
+    store.pin("s", store.messages("s")[2].id or 0)  # the colour
+    chat(agent, [filler(k) for k in range(40)])
+    plan = chat(agent, ["What is my dog called?"])[-1]
+    kinds = [s.kind for s in plan.sections]
+    assert kinds == ["persona", "summary", "pinned", "recall"]
+    system = system_text(provider.calls[-1])
+    assert system.startswith(PERSONA + "\n\n[Summary of the earlier conversation (messages 1–")
+    assert "[Pinned messages]\n[#3 user] My favourite colour is teal." in system
+    assert "[#1 user] My dog is called Biscuit." in system
+    assert plan.tokens <= agent.budget_for("scripted-model").limit
+    assert provider.calls[-1][1]["role"] == "user" and plan.entries[-1].kind == "new"
+
+
+def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:
+    agent, provider, store = setup("auto", 1024)
+    chat(agent, [filler(k) for k in range(40)])
+    before = "\n".join(store._db.iterdump())
+    plan = agent.context("s", "What did I say first?")
+    assert "\n".join(store._db.iterdump()) == before
+    chat(agent, ["What did I say first?"])
+    assert provider.calls[-1] == plan.wire()
+
+
+def test_a_retry_plans_without_the_replaced_turn() -> None:
+    agent, provider, store = setup("window", 1024)
+    chat(agent, [filler(k) for k in range(30)])
+    provider.default = "a better answer"
+    turn = agent.retry("s")
+    for _ in turn:
+        pass
+    call = provider.calls[-1]
+    assert call[-1] == {"role": "user", "content": filler(29)}
+    assert [m for m in call if m["content"] == filler(29)] == [call[-1]]
+    assert store.messages("s")[-1].content == "a better answer" and len(store.messages("s")) == 60
+
+
+def test_a_shrunk_budget_is_smaller_than_what_was_refused() -> None:
+    budget = Budget.for_window(32_768)
+    assert budget.shrunk().window == int(32_768 * 0.7)
+    # a refused call that used far less than the budget: the retry must plan for less than it sent
+    small = budget.shrunk(sent=2_000)
+    assert small.limit == 1_400 and small.reserve == budget.reserve
+    assert budget.shrunk(sent=10**6).limit == budget.shrunk().limit
+
+
+# -- calibration ---------------------------------------------------------------------------------------
+
+
+class Doubling(ScriptedProvider):
+    """A model whose tokenizer spends twice the estimate on text (template overhead as estimated)."""
+
+    def stream(
+        self, messages: Sequence[WireMessage], *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Iterator[Chunk]:
+        real = sum(2 * estimate_tokens(str(m["content"])) + MESSAGE_OVERHEAD for m in messages)
+        self.reported.append(real)
+        for chunk in super().stream(messages, model=model, options=options):
+            if chunk.usage is not None:
+                chunk = Chunk(finish_reason=chunk.finish_reason, usage=Usage(real, 0))
+            yield chunk
+
+    reported: list[int]
+
+
+def test_calibration_learns_the_real_ratio_and_later_plans_shrink() -> None:
+    store = open_store(":memory:")
+    store.create_session("s", persona=PERSONA)
+    provider = Doubling(default="Noted, and here is a little more text to answer with.")
+    provider.reported = []
+    agent = Agent(store=store, provider=provider, memory="window", context_window=2048)
+    limit = agent.budget_for("scripted-model").limit
+    store.append_messages("s", [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, filler(k)) for k in range(80)])
+
+    def fresh_plan() -> ContextPlan:  # what an agent with nothing cached would plan
+        return Agent(store=store, provider=Doubling(), memory="window", context_window=2048).context("s", "hello")
+
+    first = fresh_plan()
+    assert store.calibration("scripted-model") is None
+    chat(agent, ["hello"])
+    assert provider.reported[-1] > limit  # the estimate was off by half: the real prompt overflowed
+    ratios = []
+    for k in range(8):
+        plan = chat(agent, [filler(100 + k)])[-1]
+        ratios.append(store.calibration("scripted-model") or 0.0)
+    assert ratios[0] > 1.5 and abs(ratios[-1] - 2.0) < 0.1, ratios
+    # the plan now counts what the model counts, and the real prompts fit
+    assert abs(plan.tokens - provider.reported[-1]) <= 0.02 * plan.tokens
+    assert all(r <= limit for r in provider.reported[1:])
+    later = fresh_plan()
+    assert later.tokens <= limit
+    assert len(verbatim_seqs(later)) < 0.75 * len(verbatim_seqs(first)), "the plan did not shrink"
+    same = [e for e in later.entries if e.kind == "verbatim" and e.seq in set(verbatim_seqs(first))]
+    assert same and all(e.tokens >= 1.9 * estimate_tokens(e.content) for e in same)
+
+
+def test_exact_counts_are_never_calibrated() -> None:
+    agent, provider, store = setup("window", 2048)
+    chat(agent, [filler(k) for k in range(5)])
+    assert store.calibration("scripted-model") is None
+
+
+# -- the tail cache and other writers ------------------------------------------------------------------
+
+
+def test_the_tail_cache_stays_exact_when_another_store_changes_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    pa, pb = Exact(default="from A"), Exact(default="from B")
+    a = Agent(store=open_store(path), provider=pa, memory="window", context_window=8192)
+    b = Agent(store=open_store(path), provider=pb, memory="window", context_window=8192)
+    a.session("s", persona=PERSONA)
+    # more than one page of history (the cache reads 256 messages at a time)
+    b.store.append_messages("s", [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, f"m{k}") for k in range(300)])
+
+    def check(text: str) -> None:
+        fresh = Agent(store=open_store(path), provider=Exact(), memory="window", context_window=8192)
+        expected = fresh.context("s", text).wire()
+        fresh.store.close()
+        chat(a, [text])
+        assert pa.calls[-1] == expected, f"stale context after: {text}"
+
+    check("a1")
+    chat(b, ["b1"])
+    check("a2")  # appended by another store
+    b.store.remove_last_turn("s")
+    check("a3")  # undone
+    b.store.truncate("s", 100)
+    check("a4")  # truncated
+    b.store.append_messages("s", [Message(Role.USER, "lost question")])
+    check("a5")  # an orphan user message, then ours
+    # an older reply finishes after newer messages
+    turn = b.stream("s", "slow question")
+    it = iter(turn)
+    next(it)  # its reply is streaming now
+    check("a6")
+    for _ in it:
+        pass
+    check("a7")
+    assert [m["content"] for m in pa.calls[-1][-5:]] == ["slow question", "from B", "a6", "from A", "a7"]
+    with b.store._write() as db:  # an edit in place
+        db.execute("UPDATE messages SET content = 'edited' WHERE seq = 3 AND session_id = 1")
+    check("a8")
+    b.store.pin("s", b.store.messages("s")[0].id or 0)
+    check("a9")
