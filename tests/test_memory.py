@@ -343,6 +343,7 @@ def test_recall_finds_an_early_english_fact() -> None:
     [
         ("我最喜欢的水果是葡萄。", "你还记得葡萄吗？"),  # a two-character word: the LIKE fallback
         ("我的猫叫小花，今年三岁。", "我的猫叫什么名字？"),  # three characters and more: the trigram index
+        ("我最喜欢的水果是葡萄。", "葡萄是什么颜色的？"),  # a two-character word inside a short phrase
     ],
 )
 def test_recall_finds_an_early_chinese_fact(fact: str, question: str) -> None:

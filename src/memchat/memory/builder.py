@@ -256,7 +256,7 @@ class MemoryPlanner:
             return None
         hits: list[SearchHit] = self.store.search(terms, session=info.id, before_seq=before_seq, limit=40)
         if recall_all:
-            hits += [h for h in self.store.search(terms, session=None, limit=40) if h.session != info.name]
+            hits += self.store.search(terms, session=None, exclude_session=info.id, limit=40)
         ranked = [h for h in rank(hits, terms) if h.message.id not in exclude]
         if not ranked:
             return None

@@ -65,10 +65,11 @@ def query_terms(text: str, *, limit: int = 24) -> list[str]:
         for stop in _CJK_STOP:
             run = run.replace(stop, " ")
         for part in run.split():
-            if len(part) == 2:
-                add(part)
             for k in range(len(part) - 2):
                 add(part[k : k + 3])
+            if len(part) <= 4:  # a short phrase: its two-character words too (葡萄是 → 葡萄)
+                for k in range(len(part) - 1):
+                    add(part[k : k + 2])
     terms.sort(key=len, reverse=True)
     return terms[:limit]
 

@@ -82,6 +82,7 @@ class Store(Protocol):
         *,
         session: str | int | None = None,
         before_seq: int | None = None,
+        exclude_session: str | int | None = None,
         limit: int = 20,
     ) -> list[SearchHit]: ...
     def calibration(self, model: str) -> float | None: ...

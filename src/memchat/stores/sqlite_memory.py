@@ -27,6 +27,8 @@ _RATIO_BOUNDS = (0.5, 3.0)
 #: matches read per search term (newest first): the cost of a search is bounded by the terms,
 #: not by the length of the history
 PER_TERM = 64
+#: two-character terms are looked for (by LIKE) among this many of the newest messages
+SHORT_TERM_SPAN = 4_000
 
 
 def _now() -> str:
@@ -44,7 +46,10 @@ class _Host(Protocol):
     def _message(row: Sequence[Any]) -> Message: ...
     @staticmethod
     def _summary(row: Sequence[Any]) -> Summary: ...
-    def _scope(self: _Host, session: SessionKey | None, before_seq: int | None) -> tuple[str, list[Any]]: ...
+    def session_last_seq(self, session: SessionKey) -> int: ...
+    def _scope(
+        self, session: SessionKey | None, before_seq: int | None, exclude_session: SessionKey | None = None
+    ) -> tuple[str, list[Any]]: ...
 
 
 class MemoryRecords:
@@ -174,18 +179,21 @@ class MemoryRecords:
         *,
         session: SessionKey | None = None,
         before_seq: int | None = None,
+        exclude_session: SessionKey | None = None,
         limit: int = 20,
     ) -> list[SearchHit]:
-        """Settled messages containing any of ``terms`` (case-insensitive substrings), in this
-        session before ``before_seq`` or, with ``session=None``, in all of the owner's
-        sessions (the current one still limited by ``before_seq`` when given with
-        ``exclude_after``). Ranked by the caller; returned newest first."""
+        """Settled messages containing any of ``terms`` (case-insensitive substrings): in
+        ``session`` before ``before_seq``, or with ``session=None`` in all of the owner's
+        sessions but ``exclude_session``. Terms of three characters or more use the trigram
+        index; shorter ones (two-character Chinese words) a ``LIKE`` scan of the newest
+        ``SHORT_TERM_SPAN`` sequence numbers only, so its cost stays bounded. Returned newest
+        first; the caller ranks them."""
         long_terms = [t for t in terms if len(t) >= 3]
         short_terms = [t for t in terms if 0 < len(t) < 3]
         if not long_terms and not short_terms:
             return []
         cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
-        scope, params = self._scope(session, before_seq)
+        scope, params = self._scope(session, before_seq, exclude_session)
         found: dict[int, SearchHit] = {}
         if long_terms:
             # One bounded query per term, newest matches first (FTS5 walks its doclist backwards
@@ -217,9 +225,13 @@ class MemoryRecords:
         if short_terms:
             likes = " OR ".join("m.content LIKE ? ESCAPE '\\'" for _ in short_terms)
             escaped = ["%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for t in short_terms]
+            span = ""
+            if session is not None:
+                top = before_seq if before_seq is not None else self.session_last_seq(session) + 1
+                span = f" AND m.seq >= {int(top) - SHORT_TERM_SPAN}"
             rows = self._read(
                 f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
-                f"WHERE ({likes}) AND m.status != 'streaming'{scope} ORDER BY m.seq DESC LIMIT ?",
+                f"WHERE ({likes}) AND m.status != 'streaming'{scope}{span} ORDER BY m.seq DESC LIMIT ?",
                 (*escaped, *params, limit),
             )
             for r in rows:
@@ -227,13 +239,21 @@ class MemoryRecords:
                 found.setdefault(msg.id or 0, SearchHit(msg, r[-1], 0.0))
         return sorted(found.values(), key=lambda h: -(h.message.seq or 0))
 
-    def _scope(self: _Host, session: SessionKey | None, before_seq: int | None) -> tuple[str, list[Any]]:
+    def session_last_seq(self: _Host, session: SessionKey) -> int:
+        rows = self._read("SELECT last_seq FROM sessions WHERE id = ?", (self._sid(session),))
+        return int(rows[0][0]) if rows else 0
+
+    def _scope(
+        self: _Host, session: SessionKey | None, before_seq: int | None, exclude_session: SessionKey | None = None
+    ) -> tuple[str, list[Any]]:
         if session is not None:
             scope, params = " AND m.session_id = ?", [self._sid(session)]
             if before_seq is not None:
                 scope += " AND m.seq < ?"
                 params.append(before_seq)
             return scope, params
+        if exclude_session is not None:
+            return " AND s.owner_id = 1 AND m.session_id != ?", [self._sid(exclude_session)]
         return " AND s.owner_id = 1", []
 
     # -- token calibration ----------------------------------------------------------------
