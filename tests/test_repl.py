@@ -866,3 +866,13 @@ def test_roles_are_stored_as_the_lesson_describes() -> None:
     chat(agent, "question\nq\n", session="s", system="persona")
     assert [m.role for m in agent.store.messages("s")] == [Role.USER, Role.ASSISTANT]
     assert agent.context("s").entries[0].role is Role.SYSTEM
+
+
+def test_the_user_is_told_while_older_turns_are_summarized() -> None:
+    agent = make_agent(default="Noted, that is a fine point to remember for later.")
+    agent.memory, agent.context_window = "summary", 512
+    lines = "".join(f"Turn {k}: the weather is mild and grey again today, nothing special at all.\n" for k in range(30))
+    rc, out = chat(agent, lines + "q\n", session="s", system="")
+    assert rc == 0
+    assert "(folding messages 1–" in out and "into the summary…)" in out
+    assert agent.store.summaries("s")

@@ -302,6 +302,9 @@ class Agent:
         #: recall also searches the user's other sessions
         self.recall_all = recall_all
         self.checkpoint_every = checkpoint_every
+        #: called with (first seq, last seq) before the model is asked to fold them into the
+        #: summary (a slow call on a local model: interfaces say so)
+        self.on_summarize: Callable[[int, int], None] | None = None
         self._memory = MemoryPlanner(store, provider.count_tokens)
 
     @classmethod
@@ -410,6 +413,8 @@ class Agent:
         )
         if plan.needs_summary is None:
             return plan
+        if self.on_summarize is not None:
+            self.on_summarize(*plan.needs_summary)
         try:
             self.summarize(info, plan.needs_summary, model=model, window=budget.window)
         except ProviderError as exc:

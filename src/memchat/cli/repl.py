@@ -149,6 +149,7 @@ def run_repl(
         i18n.set_lang(settings.lang)
     ui = Renderer(console)
     state: slash.ReplState | None = None
+    agent.on_summarize = lambda first, last: ui.note(t("repl.summarizing", first=first, last=last))
 
     def toolbar() -> str:
         return state.toolbar() if state is not None else ""

@@ -8,6 +8,7 @@ __all__ = ["t"]
 
 add(
     en={
+        "repl.summarizing": "(folding messages {first}–{last} into the summary…)",
         "repl.banner": "memchat · session {session} · {provider}/{model}",
         "repl.banner_resumed": "memchat · session {session} ({count} messages) · {provider}/{model}",
         "repl.banner_help": "Type /help for commands; q, quit, 退出 or Ctrl-D to exit. "
@@ -108,6 +109,7 @@ add(
         "repl.help.exit": "leave",
     },
     zh={
+        "repl.summarizing": "（正在把第 {first}–{last} 条消息整理进摘要……）",
         "repl.banner": "memchat · 会话 {session} · {provider}/{model}",
         "repl.banner_resumed": "memchat · 会话 {session}（{count} 条消息）· {provider}/{model}",
         "repl.banner_help": '输入 /help 查看命令；输入 q、quit、退出 或按 Ctrl-D 结束对话。Alt-Enter 或 """ 输入多行。',
