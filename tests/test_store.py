@@ -209,3 +209,25 @@ def test_sequence_numbers_are_never_reused(store: SQLiteStore) -> None:
     turn(store, "s", "again", "ok")
     assert [m.seq for m in store.messages("s")][1] > highest
     assert store.message_stats("s") == (3, store.messages("s")[-1].seq)
+
+
+def test_message_count_follows_every_change(store: SQLiteStore) -> None:
+    store.create_session("s")
+
+    def check() -> None:
+        assert store.get_session("s").message_count == len(store.messages("s"))
+
+    for i in range(3):
+        turn(store, "s", f"q{i}", f"a{i}")
+        check()
+    handle = store.begin_turn("s", Message(Role.USER, "streaming now"))
+    check()  # the user message counts, the streaming reply does not yet
+    store.finish_turn(handle, "done")
+    check()
+    store.abort_turn(store.begin_turn("s", Message(Role.USER, "doomed")))
+    check()
+    store.remove_last_turn("s")
+    check()
+    store.truncate("s", 2)
+    check()
+    assert store.fork_session("s", "f").message_count == 2

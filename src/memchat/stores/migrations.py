@@ -196,3 +196,29 @@ def m003_stale_summaries(db: sqlite3.Connection) -> None:
         END;
         """,
     )
+
+
+@migration
+def m004_settled_count(db: sqlite3.Connection) -> None:
+    """Each session's number of settled messages, kept by triggers, so reading a session costs
+    one row instead of counting its history (2 ms at 20,000 messages, on every turn)."""
+    run_script(
+        db,
+        """
+        ALTER TABLE sessions ADD COLUMN settled_count INTEGER NOT NULL DEFAULT 0;
+        UPDATE sessions SET settled_count = (
+            SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id AND m.status != 'streaming'
+        );
+        CREATE TRIGGER messages_ai_count AFTER INSERT ON messages WHEN NEW.status != 'streaming' BEGIN
+            UPDATE sessions SET settled_count = settled_count + 1 WHERE id = NEW.session_id;
+        END;
+        CREATE TRIGGER messages_ad_count AFTER DELETE ON messages WHEN OLD.status != 'streaming' BEGIN
+            UPDATE sessions SET settled_count = settled_count - 1 WHERE id = OLD.session_id;
+        END;
+        CREATE TRIGGER messages_au_count AFTER UPDATE OF status ON messages
+        WHEN (OLD.status = 'streaming') != (NEW.status = 'streaming') BEGIN
+            UPDATE sessions SET settled_count = settled_count + (CASE WHEN NEW.status = 'streaming' THEN -1 ELSE 1 END)
+            WHERE id = NEW.session_id;
+        END;
+        """,
+    )

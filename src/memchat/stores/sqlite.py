@@ -70,8 +70,7 @@ def _pid_alive(pid: int) -> bool:
 
 _SESSION_COLUMNS = (
     "s.id, s.name, s.persona, s.model, s.provider, s.memory, s.settings, s.parent_id, "
-    "s.fork_at, s.created, s.updated, "
-    "(SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.status != 'streaming')"
+    "s.fork_at, s.created, s.updated, s.settled_count"
 )
 
 
@@ -488,7 +487,8 @@ class SQLiteStore(MemoryRecords):
             sid = self._session_id(db, session)
             ids = [self._insert_message(db, sid, m) for m in messages]
             self._touch(db, sid)
-        return [m for m in self.messages(sid) if m.id in set(ids)]
+        wanted = set(ids)
+        return [m for m in self.messages(sid) if m.id in wanted]
 
     def truncate(self, session: str | int | SessionInfo, keep: int) -> int:
         """Keep the first ``keep`` messages; return how many were removed."""
