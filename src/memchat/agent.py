@@ -401,16 +401,20 @@ class Agent:
     ) -> ContextPlan:
         """Plan a call; when a summary is due, write it first (a failure falls back to the window).
         Without ``summarize`` no summary is written: the turns it would fold are left out."""
-        plan = self._memory.plan(
-            info,
-            new,
-            strategy=strategy,
-            budget=budget,
-            model=model,
-            exclude=exclude,
-            recall_all=self.recall_all,
-            summarize=summarize,
-        )
+
+        def make(may_summarize: bool) -> ContextPlan:
+            return self._memory.plan(
+                info,
+                new,
+                strategy=strategy,
+                budget=budget,
+                model=model,
+                exclude=exclude,
+                recall_all=self.recall_all,
+                summarize=may_summarize,
+            )
+
+        plan = make(summarize)
         if plan.needs_summary is None:
             return plan
         if self.on_summarize is not None:
@@ -421,16 +425,7 @@ class Agent:
             note = f"the summary could not be written ({exc.kind}: {exc.detail}); older turns are left out"
         else:
             note = ""
-        plan = self._memory.plan(
-            info,
-            new,
-            strategy=strategy,
-            budget=budget,
-            model=model,
-            exclude=exclude,
-            recall_all=self.recall_all,
-            summarize=False,
-        )
+        plan = make(False)
         if note:
             plan.notes.append(note)
         return plan
