@@ -24,6 +24,9 @@ from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.stores.base import SessionRef, TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import format_time as _format_time
+from memchat.stores.columns import now_text as _now
+from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite_memory import MemoryRecords
 from memchat.tokens import estimate_tokens
@@ -34,24 +37,6 @@ LOCK_RETRIES = 8
 #: a streaming row from another host is presumed dead after this long without a heartbeat
 STALE_AFTER = timedelta(minutes=10)
 CHECKPOINT_EVERY = 1.0  # seconds between saves of streamed text
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value)
-
-
-def _format_time(value: datetime | None) -> str:
-    if value is None:
-        return _now()
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _writer_id() -> str:

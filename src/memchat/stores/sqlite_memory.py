@@ -13,11 +13,11 @@ import contextlib
 import math
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from memchat.domain import Message, SearchHit, SessionInfo, Summary
-from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import MESSAGE_COLUMNS, format_time, parse_time
+from memchat.stores.columns import now_text as _now
 
 SessionKey = str | int | SessionInfo
 
@@ -29,10 +29,6 @@ _RATIO_BOUNDS = (0.5, 3.0)
 PER_TERM = 64
 #: two-character terms are looked for (by LIKE) among this many of the newest messages
 SHORT_TERM_SPAN = 4_000
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Host(Protocol):
@@ -96,7 +92,7 @@ class MemoryRecords:
             tokens=row[4],
             token_method=row[5],
             model=row[6],
-            created=datetime.fromisoformat(row[7]),
+            created=parse_time(row[7]),
         )
 
     def summaries(self: _Host, session: SessionKey) -> list[Summary]:
@@ -130,7 +126,7 @@ class MemoryRecords:
                     summary.tokens,
                     summary.token_method,
                     summary.model,
-                    summary.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if summary.created else _now(),
+                    format_time(summary.created),
                 ),
             ).fetchone()
         return self._summary(row)
