@@ -107,6 +107,13 @@ def system_text(call: Sequence[WireMessage]) -> str:
     return str(call[0]["content"]) if call and call[0]["role"] == "system" else ""
 
 
+def recall_text(call: Sequence[WireMessage]) -> str:
+    """The recalled messages: a system message of their own, just before the new user message."""
+    if len(call) >= 2 and call[-1]["role"] == "user" and call[-2]["role"] == "system" and len(call) > 2:
+        return str(call[-2]["content"])
+    return ""
+
+
 def section(plan: ContextPlan, kind: str) -> str | None:
     return next((s.text for s in plan.sections if s.kind == kind), None)
 
@@ -333,7 +340,9 @@ def test_recall_finds_an_early_english_fact() -> None:
     recall = section(plan, "recall")
     assert recall is not None and recall.startswith(RECALL_HEAD + "\n")
     assert f"[#{fact.seq} user] {fact.content}" in recall.splitlines()
-    assert system_text(call) == f"{PERSONA}\n\n{recall}"  # delimited, after the persona
+    assert system_text(call) == PERSONA  # the leading system message stays a stable prefix
+    assert recall_text(call) == recall  # delimited, in its own message just before the question
+    assert call[-1] == {"role": "user", "content": "Which city did Alexandra move to?"}
     assert fact.seq not in verbatim_seqs(plan) and plan.tokens <= agent.budget_for("scripted-model").limit
     assert next(s for s in plan.sections if s.kind == "recall").note.startswith(f"matched #{fact.seq}")
 
@@ -385,7 +394,7 @@ def test_recall_all_searches_the_other_sessions() -> None:
     plan = chat(agent, ["What is my passport number?"])[-1]
     recall = section(plan, "recall")
     assert recall is not None and "[#1 travel user] My passport number is X1234567" in recall
-    assert "X1234567" in system_text(provider.calls[-1])
+    assert "X1234567" in recall_text(provider.calls[-1])
 
 
 # -- auto ----------------------------------------------------------------------------------------------
@@ -402,9 +411,11 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
     system = system_text(provider.calls[-1])
     assert system.startswith(PERSONA + "\n\n[Summary of the earlier conversation (messages 1–")
     assert "[Pinned messages]\n[#3 user] My favourite colour is teal." in system
-    assert "[#1 user] My dog is called Biscuit." in system
+    assert "[#1 user] My dog is called Biscuit." not in system
+    assert "[#1 user] My dog is called Biscuit." in recall_text(provider.calls[-1])
     assert plan.tokens <= agent.budget_for("scripted-model").limit
     assert provider.calls[-1][1]["role"] == "user" and plan.entries[-1].kind == "new"
+    assert [e.kind for e in plan.entries[-2:]] == ["recall", "new"]
 
 
 def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:

@@ -128,7 +128,9 @@ def cost(n: int, ratio: float) -> int:
 def check_shape(entries: Sequence[ContextEntry], persona: str, new_text: str | None) -> None:
     wire = [e.to_wire() for e in entries]
     roles = [w["role"] for w in wire]
-    assert "system" not in roles[1:], "a system message after the first"
+    # the only later system message: recalled messages, just before the new one
+    later = [i for i, r in enumerate(roles) if r == "system" and i > 0]
+    assert all(entries[i].kind == "recall" and i == len(wire) - 2 for i in later), "a system message after the first"
     if persona:
         assert roles[0] == "system" and wire[0]["content"].startswith(persona), "the persona is not first"
     if new_text is not None:
@@ -160,7 +162,11 @@ def check_wire(messages: Sequence[dict[str, Any]], persona: str, new_text: str) 
             Role(m["role"]),
             m["content"],
             0,
-            kind="new" if k == len(messages) - 1 else "verbatim",
+            kind="new"
+            if k == len(messages) - 1
+            else "recall"
+            if k == len(messages) - 2 and k and m["role"] == "system"
+            else "verbatim",
             extra={k2: v for k2, v in m.items() if k2 in ("tool_calls", "tool_call_id")} or None,
         )
         for k, m in enumerate(messages)

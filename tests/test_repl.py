@@ -446,7 +446,12 @@ def test_context_shows_the_summary_pins_and_recall_and_why() -> None:
     # what was shown is what was sent
     sent_system = calls(agent)[-1][0]["content"]
     assert sent_system.startswith("Be brief\n\n[Summary of the earlier conversation")
-    assert "[#1 user] my cat is called Mimi" in sent_system and "[Earlier messages that may be relevant" in sent_system
+    assert "[#1 user] my cat is called Mimi" in sent_system  # pinned
+    sent_recall = calls(agent)[-1][-2]
+    assert sent_recall["role"] == "system" and sent_recall["content"].startswith(
+        "[Earlier messages that may be relevant"
+    )
+    assert re.search(r"^\d+\s+system\s+recalled\s+\d+", turn_view, re.M)  # shown as its own message
     assert calls(agent)[-1][-1] == user("what is my cat called?")
 
 

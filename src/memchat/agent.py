@@ -367,7 +367,10 @@ class Agent:
 
     def budget_for(self, model: str) -> Budget:
         window = context_window(model, override=self.context_window, provider_default=self.provider.context_window)
-        return Budget.for_window(window, max_tokens=self.options.max_tokens if self.options else None)
+        overhead, primer = self.provider.template_overhead()
+        return Budget.for_window(
+            window, max_tokens=self.options.max_tokens if self.options else None, overhead=overhead, primer=primer
+        )
 
     def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
         """What the next call sends: the plan of the session's context (with ``text`` as the

@@ -138,11 +138,14 @@ class ConfigEntry(TypedDict):
 
 
 class BudgetView(TypedDict):
-    """The token budget of one call: ``limit = window - reserve - tools``."""
+    """The token budget of one call: ``limit = window - reserve - tools - primer``; every
+    message counts ``overhead`` tokens for the chat template."""
 
     window: int
     reserve: int
     tools: int
+    primer: int
+    overhead: int
     limit: int
     used: int
 
@@ -715,7 +718,13 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
         model=model,
         tokens=plan.tokens,
         budget=BudgetView(
-            window=budget.window, reserve=budget.reserve, tools=budget.tools, limit=budget.limit, used=plan.tokens
+            window=budget.window,
+            reserve=budget.reserve,
+            tools=budget.tools,
+            primer=budget.primer,
+            overhead=budget.overhead,
+            limit=budget.limit,
+            used=plan.tokens,
         ),
         entries=entries,
         sections=sections,

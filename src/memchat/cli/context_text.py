@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from memchat.cli.cli_strings import t
 
 if TYPE_CHECKING:
-    from memchat.serialization import ContextSectionView, ContextView, OmittedView
+    from memchat.serialization import ContextEntryView, ContextSectionView, ContextView, OmittedView
 
 #: cells of the budget gauge
 GAUGE_WIDTH = 20
@@ -30,6 +30,8 @@ def budget_lines(view: ContextView) -> tuple[str, str]:
     b = view["budget"]
     used = t("ctx.gauge", used=f"{b['used']:,}", limit=f"{b['limit']:,}", percent=percent(b["used"], b["limit"]))
     tools = t("ctx.window_tools", tools=f"{b['tools']:,}") if b["tools"] else ""
+    if b.get("primer"):
+        tools += t("ctx.window_primer", primer=f"{b['primer']:,}")
     window = t(
         "ctx.window", window=f"{b['window']:,}", reserve=f"{b['reserve']:,}", tools=tools, limit=f"{b['limit']:,}"
     )
@@ -63,6 +65,16 @@ def section_note(section: ContextSectionView, session: str) -> str:
             parts.append(t(key, number=number, session=m["session"], score=f"{m['score']:.1f}"))
         return t("ctx.matched", matches=", ".join(parts))
     return section["note"]
+
+
+def entry_sections(view: ContextView, entry: ContextEntryView) -> list[ContextSectionView]:
+    """The parts a system message is made of, to show instead of its text: the leading one's
+    persona, summary and pins; the recalled messages before the new one."""
+    if entry["kind"] == "system":
+        return [s for s in view["sections"] if s["kind"] != "recall"]
+    if entry["kind"] == "recall":
+        return [s for s in view["sections"] if s["kind"] == "recall"]
+    return []
 
 
 def omitted_line(omitted: OmittedView) -> str:
@@ -100,14 +112,14 @@ def format_context(view: ContextView) -> str:
     out.append("")
     if not view["entries"]:
         out.append(t("ctx.empty"))
-    sections = [s for s in view["sections"] if len(view["sections"]) > 1]
     for e in view["entries"]:
         parts = [e["role"], kind(e["kind"])]
         if e["message"] is not None:
             parts.append(t("ctx.message", number=e["message"]))
         parts.append(tokens(e["tokens"]))
         out.append(f"[{e['index']}] " + " · ".join(parts))
-        if e["kind"] == "system" and sections:
+        sections = entry_sections(view, e)
+        if sections:
             for s in sections:
                 note = section_note(s, view["session"])
                 out.append("    · " + " · ".join(p for p in (kind(s["kind"]), tokens(s["tokens"]), note) if p))

@@ -24,7 +24,6 @@ from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.repl_strings import t
 from memchat.domain import Chunk, Message, Role, SessionInfo, Status, Summary
 from memchat.serialization import ContextView, covered
-from memchat.tokens import MESSAGE_OVERHEAD
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
 #: seconds between redraws of a streaming reply on a terminal
@@ -170,12 +169,12 @@ class Renderer:
             table.add_column(t("repl.col_kind"))
             table.add_column(t("repl.col_tokens"), justify="right")
             table.add_column(t("repl.col_content"), overflow="fold")
-            sections = view["sections"] if len(view["sections"]) > 1 else []
             for e in entries:
                 style = ROLE_STYLES.get(Role(e["role"]))
                 number = "" if e["message"] is None else str(e["message"])
                 kind = context_text.kind(e["kind"])
-                if e["kind"] == "system" and sections:
+                sections = context_text.entry_sections(view, e)
+                if sections:
                     table.add_row(str(e["index"]), number, e["role"], kind, str(e["tokens"]), Text(""), style=style)
                     for sec in sections:
                         content = Text()
@@ -196,7 +195,7 @@ class Renderer:
         used = context_text.percent(view["budget"]["used"], view["budget"]["limit"])
         colour = "green" if used < 70 else "yellow" if used < 90 else "red"
         self.line(f"{cli_t('ctx.label.budget')} {gauge}", colour)
-        self.note(window + " · " + t("repl.context_overhead", overhead=MESSAGE_OVERHEAD))
+        self.note(window + " · " + t("repl.context_overhead", overhead=view["budget"]["overhead"]))
         self.console.rule(style="dim")
 
     def history(

@@ -1,11 +1,16 @@
 """Context windows of known models, and the token budget of one call.
 
-Budget = window − tokens reserved for the reply − tokens of the tool schemas sent.
+Budget = window − tokens reserved for the reply − tokens of the tool schemas sent − the chat
+template's tokens once per call (the reply's primer); every message also costs the template's
+tokens around it (``overhead``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from memchat.tokens import MESSAGE_OVERHEAD
 
 #: (model id prefix, context window in tokens), most specific first; matched case-insensitively
 KNOWN_WINDOWS: tuple[tuple[str, int], ...] = (
@@ -56,17 +61,29 @@ class Budget:
     window: int
     reserve: int
     tools: int = 0
+    #: tokens the chat template adds around each message (role markers, separators)
+    overhead: int = MESSAGE_OVERHEAD
+    #: tokens the template adds once per call (the assistant's reply header)
+    primer: int = 0
 
     @property
     def limit(self) -> int:
-        """Tokens the messages of one call may use."""
-        return max(0, self.window - self.reserve - self.tools)
+        """Tokens the messages of one call may use (their template overhead included)."""
+        return max(0, self.window - self.reserve - self.tools - self.primer)
 
     @classmethod
-    def for_window(cls, window: int, *, max_tokens: int | None = None, tools: int = 0) -> Budget:
+    def for_window(
+        cls,
+        window: int,
+        *,
+        max_tokens: int | None = None,
+        tools: int = 0,
+        overhead: int = MESSAGE_OVERHEAD,
+        primer: int = 0,
+    ) -> Budget:
         """Reserve the reply's ``max_tokens``, or a quarter of the window (256…4,096)."""
         reserve = max_tokens if max_tokens else min(4_096, max(256, window // 4))
-        return cls(window=window, reserve=min(reserve, window // 2), tools=tools)
+        return cls(window=window, reserve=min(reserve, window // 2), tools=tools, overhead=overhead, primer=primer)
 
     def shrunk(self, factor: float = 0.7, *, sent: int | None = None) -> Budget:
         """A smaller budget after the provider said the context was too long: ``factor`` of the
@@ -75,4 +92,4 @@ class Budget:
         window = int(self.window * factor)
         if sent is not None:
             window = min(window, int(sent * factor) + self.reserve + self.tools)
-        return Budget(window=window, reserve=self.reserve, tools=self.tools)
+        return dataclasses.replace(self, window=window)

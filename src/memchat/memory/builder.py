@@ -26,7 +26,6 @@ from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import sanitize, turn_starts
 from memchat.stores.base import Store
-from memchat.tokens import MESSAGE_OVERHEAD
 
 #: after an eviction the verbatim part is cut down to this share of its room, so the prefix
 #: stays stable for several turns (fewer summaries; KV-cache reuse on a local model)
@@ -110,14 +109,15 @@ class MemoryPlanner:
 
         plan = ContextPlan(strategy=strategy, budget=budget)
         limit = budget.limit
+        ov = budget.overhead  # the chat template's tokens around each message
         zh = _is_zh(info.persona + (new.content if new else ""))
         heads = _headings(zh)
 
         tail, complete, entry = self.tails.get(info.id, 2 * limit)
         history = sanitize([m for m in tail if m.id not in exclude])
-        new_cost = msg_tokens(new) + MESSAGE_OVERHEAD if new is not None else 0
+        new_cost = msg_tokens(new) + ov if new is not None else 0
         persona_cost = text_tokens(info.persona) if info.persona else 0
-        if new is not None and persona_cost + new_cost + (MESSAGE_OVERHEAD if info.persona else 0) > limit:
+        if new is not None and persona_cost + new_cost + (ov if info.persona else 0) > limit:
             raise ContextTooLong(
                 f"your message needs about {new_cost} tokens, but the context window leaves {limit}; "
                 "shorten it or raise --context-window",
@@ -127,8 +127,8 @@ class MemoryPlanner:
 
         if strategy == "full":
             messages = history if new is None else sanitize([*history, new])
-            cost = sum(msg_tokens(m) + MESSAGE_OVERHEAD for m in messages)
-            system = persona_cost + MESSAGE_OVERHEAD if info.persona else 0
+            cost = sum(msg_tokens(m) + ov for m in messages)
+            system = persona_cost + ov if info.persona else 0
             if not complete or system + cost > limit:
                 raise ContextTooLong(
                     f"the whole conversation no longer fits the model's context window ({limit} tokens for "
@@ -155,12 +155,12 @@ class MemoryPlanner:
                 "summary", text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
             )
         candidates = [m for m in history if summary is None or (m.seq or 0) > summary.last_seq]
-        costs = [msg_tokens(m) + MESSAGE_OVERHEAD for m in candidates]
+        costs = [msg_tokens(m) + ov for m in candidates]
         total = sum(costs)
         live_pins = [p for p in pins if p.id not in exclude]
         pins_text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in live_pins)
         pins_room = text_tokens(pins_text) + SEAM if live_pins else 0  # at most this, if all fall out
-        fixed = new_cost + MESSAGE_OVERHEAD + sum(s.tokens + SEAM for s in sections) + pins_room
+        fixed = new_cost + ov + sum(s.tokens + SEAM for s in sections) + pins_room
         if fixed > limit:  # the persona and the new message fit (checked above): the pins do not
             raise ContextTooLong(
                 f"the pinned messages need about {pins_room} tokens, more than the context window leaves "
@@ -213,12 +213,12 @@ class MemoryPlanner:
         if older_pins:
             text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in older_pins)
             sections.append(Section("pinned", text, text_tokens(text), note=f"{len(older_pins)} pinned"))
-        used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + MESSAGE_OVERHEAD
+        used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + ov
         older = bool(evicted) or summary is not None or not complete or len(candidates) < len(history)
         if use_recall and new is not None and (older or recall_all):
             first_verbatim = verbatim[0].seq if verbatim else None
             skip = verbatim_ids | pinned_ids | set(exclude)
-            section = self._recall(info, new, first_verbatim, skip, limit - used - SEAM, recall_all, heads, text_tokens)
+            section = self._recall(info, new, first_verbatim, skip, limit - used - ov, recall_all, heads, text_tokens)
             if section is not None:
                 sections.append(section)
         plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
@@ -288,14 +288,21 @@ class MemoryPlanner:
         msg_tokens: Callable[[Message], int],
         ratio: float,
     ) -> None:
-        """The system message (persona first, then the other sections) and the turns."""
+        """The system message (persona first, then summary and pins), the turns, and the
+        recalled messages as a system message of their own just before the new one: they
+        change with every message, and everything before them stays a stable prefix (a local
+        model reuses its KV cache for it)."""
         plan.sections = sections
-        if sections:
-            text = "\n\n".join(s.text for s in sections)
-            tokens = sum(s.tokens for s in sections) + SEAM * (len(sections) - 1)
-            kind = "persona" if len(sections) == 1 and sections[0].kind == "persona" else "system"
+        leading = [s for s in sections if s.kind != "recall"]
+        recalled = [s for s in sections if s.kind == "recall"]
+        if leading:
+            text = "\n\n".join(s.text for s in leading)
+            tokens = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)
+            kind = "persona" if len(leading) == 1 and leading[0].kind == "persona" else "system"
             plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
         for m in messages:
+            if m is new:
+                plan.entries.extend(ContextEntry(Role.SYSTEM, s.text, s.tokens, kind="recall") for s in recalled)
             plan.entries.append(_entry(m, msg_tokens(m), "new" if m is new else "verbatim"))
         plan.raw_estimate = round(plan.tokens / ratio)
 

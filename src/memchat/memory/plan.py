@@ -1,9 +1,10 @@
 """A context plan: exactly what one call sends, and why.
 
 The wire messages are: one system message (the persona first, then — when the strategy adds
-them — the summary of older turns, pinned messages that fell out of the window, and
-recalled older messages, each under a clear heading), the verbatim turns, and the new user
-message. ``sections`` break the system message down for ``/context``.
+them — the summary of older turns and pinned messages that fell out of the window, each under
+a clear heading), the verbatim turns, then — when recall found any — older messages under
+their own heading in a system message just before the new user message, and the new user
+message. ``sections`` break the system messages down for ``/context``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class ContextEntry:
     role: Role
     content: str
     tokens: int
-    #: persona | system | verbatim | new
+    #: persona | system | verbatim | recall | new
     kind: str = "verbatim"
     seq: int | None = None
     extra: dict[str, Any] | None = None  # tool_calls / tool_call_id
@@ -40,7 +41,8 @@ class ContextEntry:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A part of the system message: persona, summary, pinned or recall."""
+    """A part of the system messages: persona, summary, pinned (the leading one) or recall (its
+    own, before the new message)."""
 
     kind: str
     text: str
@@ -49,9 +51,9 @@ class Section:
     note: str = ""
 
 
-def context_tokens(entries: Sequence[ContextEntry]) -> int:
-    """Tokens a list of messages costs, template overhead included."""
-    return sum(e.tokens + MESSAGE_OVERHEAD for e in entries)
+def context_tokens(entries: Sequence[ContextEntry], overhead: int = MESSAGE_OVERHEAD) -> int:
+    """Tokens a list of messages costs, ``overhead`` per message for the chat template."""
+    return sum(e.tokens + overhead for e in entries)
 
 
 @dataclass
@@ -71,7 +73,7 @@ class ContextPlan:
     @property
     def tokens(self) -> int:
         """Tokens of the whole call (template overhead included)."""
-        return context_tokens(self.entries)
+        return context_tokens(self.entries, self.budget.overhead)
 
     def wire(self) -> list[dict[str, Any]]:
         return [e.to_wire() for e in self.entries]

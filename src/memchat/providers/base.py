@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memchat.domain import Chunk
-from memchat.tokens import estimate_tokens
+from memchat.tokens import MESSAGE_OVERHEAD, estimate_tokens
 
 WireMessage = dict[str, Any]
 
@@ -95,6 +95,11 @@ class Provider(abc.ABC):
                     return
         finally:
             stop.set()
+
+    def template_overhead(self) -> tuple[int, int]:
+        """Tokens the chat template adds around each message, and once per call (the reply's
+        header). Remote APIs do not say: an estimate that holds for ChatML-style templates."""
+        return MESSAGE_OVERHEAD, 0
 
     def count_tokens(self, text: str) -> tuple[int, str]:
         """Tokens in ``text`` and how they were counted (``exact:…`` or ``estimate``)."""

@@ -78,6 +78,8 @@ class _Loaded:
     formatter: Any
     eos: str
     lock: threading.Lock
+    #: (per message, per call) tokens of the chat template, measured on first use
+    overhead: tuple[int, int] | None = None
 
 
 _MODELS: dict[tuple[str, int], _Loaded] = {}
@@ -327,6 +329,23 @@ class LocalLlama(Provider):
                 finish_reason=finish,
             )
         yield Chunk(usage=Usage(len(prompt), completion), finish_reason=finish or "stop")
+
+    def template_overhead(self) -> tuple[int, int]:
+        """Measured by rendering the model's own template: what a message adds beyond its
+        text, plus one token for tokenizer effects at its seams (text tokenized inside the
+        prompt can merge differently than alone), and what a call adds once (the reply's
+        header, and a default system prompt the template inserts when there is none)."""
+        loaded = self._loaded()
+        if loaded.overhead is None:
+            first, second = "Hello there, how are you today?", "Fine, thanks. And you?"
+            alone = len(self.prompt_tokens([{"role": "user", "content": second}]))
+            one = len(self.prompt_tokens([{"role": "system", "content": first}]))
+            two = len(self.prompt_tokens([{"role": "system", "content": first}, {"role": "user", "content": second}]))
+            per_message = max(0, two - one - self.count_tokens(second)[0])
+            primer = one - self.count_tokens(first)[0] - per_message
+            default_system = alone - self.count_tokens(second)[0] - per_message
+            loaded.overhead = (per_message + 1, max(0, primer, default_system))
+        return loaded.overhead
 
     def count_tokens(self, text: str) -> tuple[int, str]:
         if not text:
