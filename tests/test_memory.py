@@ -289,11 +289,25 @@ def test_a_failing_summarizer_falls_back_to_the_window_and_the_turn_succeeds() -
     call = provider.calls[-1]
     assert not is_summarizer(call) and system_text(call) == PERSONA  # the window, without a summary
     assert call[1]["role"] == "user" and turn.plan.tokens <= agent.budget_for("scripted-model").limit
-    # the next turn tries again
+    # the next two turns do not try again (each would wait for a failing provider), the third does
     provider.summary = "the summary, at last"
+    for k in range(2):
+        plan = chat(agent, [f"pause {k}"])[-1]
+        assert not provider.summarizer_calls()[1:] and store.summaries("s") == []
+        assert [n for n in plan.notes if "summaries are paused after 1 failed in a row" in n]
     chat(agent, ["again?"])
     assert store.latest_summary("s") is not None
     assert "the summary, at last" in system_text(provider.calls[-1])
+
+
+def test_summaries_failing_in_a_row_are_tried_less_and_less_often() -> None:
+    agent, provider, store = setup("auto", 1024)
+    provider.summaries.extend(ServerError("refused", status=400) for _ in range(100))
+    chat(agent, [filler(k) for k in range(150)])
+    tries = len(provider.summarizer_calls())
+    # a try every turn would be ~140 failed calls; backing off 2, 4, 8, 16, 32, 64 turns: a handful
+    assert 3 <= tries <= 8 and store.summaries("s") == []
+    assert len(store.messages("s")) == 300  # every turn itself succeeded
 
 
 def test_forget_summaries_makes_the_summary_rebuild() -> None:

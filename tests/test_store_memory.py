@@ -275,6 +275,25 @@ def test_two_character_terms_use_the_like_fallback(store: SQLiteStore) -> None:
     assert found(store, "苹果", session="s") == []
 
 
+def test_two_character_words_are_found_through_the_index_however_old(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memchat.stores import sqlite_memory
+
+    monkeypatch.setattr(sqlite_memory, "SHORT_TERM_SPAN", 10)  # the LIKE scan sees only the newest 10
+    store.create_session("s")
+    early = ["我的牙医预约在周四下午。", "这是牙医", "Room 42b is ours"]
+    store.append_messages("s", [Message(Role.USER, text) for text in early])
+    store.append_messages("s", [Message(Role.USER, f"第{k}轮：今天天气不错。") for k in range(30)])
+    # 牙医 inside a message: one of the indexed trigrams 牙医预; at the very end of one, only
+    # the scan of the newest messages finds it (there is no trigram starting with it)
+    assert found(store, "牙医", session="s") == ["我的牙医预约在周四下午。"]
+    assert found(store, "42", session="s") == ["Room 42b is ours"]
+    store.append_messages("s", [Message(Role.USER, "我讨厌看牙医")])
+    assert found(store, "牙医", session="s") == ["我讨厌看牙医", "我的牙医预约在周四下午。"]
+    assert found(store, "医生", session="s") == []
+
+
 def test_search_scope_one_session_before_a_seq_or_all_sessions(store: SQLiteStore) -> None:
     store.create_session("a")
     store.create_session("b")

@@ -31,6 +31,8 @@ SessionKey = str | int | SessionInfo | None
 
 #: seconds between saves of a streaming reply (a crash loses at most this much text)
 CHECKPOINT_EVERY = 1.0
+#: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
+SUMMARY_BACKOFF_MAX = 64
 
 
 class _TurnState:
@@ -306,6 +308,8 @@ class Agent:
         #: summary (a slow call on a local model: interfaces say so)
         self.on_summarize: Callable[[int, int], None] | None = None
         self._memory = MemoryPlanner(store, provider.count_tokens)
+        #: session id → (failed summaries in a row, turns left before the next try)
+        self._summary_backoff: dict[int, tuple[int, int]] = {}
 
     @classmethod
     def from_env(cls, **flags: Any) -> Agent:
@@ -417,6 +421,12 @@ class Agent:
                 summarize=may_summarize,
             )
 
+        failures, wait = self._summary_backoff.get(info.id, (0, 0))
+        if summarize and wait > 0:  # a summary failed lately: not every turn pays for another try
+            self._summary_backoff[info.id] = (failures, wait - 1)
+            plan = make(False)
+            plan.notes.append(f"summaries are paused after {failures} failed in a row; next try in {wait} turns")
+            return plan
         plan = make(summarize)
         if plan.needs_summary is None:
             return plan
@@ -425,8 +435,11 @@ class Agent:
         try:
             self.summarize(info, plan.needs_summary, model=model, window=budget.window)
         except ProviderError as exc:
+            failures += 1
+            self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
             note = f"the summary could not be written ({exc.kind}: {exc.detail}); older turns are left out"
         else:
+            self._summary_backoff.pop(info.id, None)
             note = ""
         plan = make(False)
         if note:
@@ -481,7 +494,12 @@ class Agent:
     def retry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> Turn:
         """Regenerate the last reply. The old turn is replaced only when the new one ends."""
         info = self.session(session)
-        history = self.store.messages(info.id)
+        history: list[Message] = []  # the newest messages, back to the last user message
+        while not any(m.role is Role.USER for m in history):
+            page = self.store.messages_before(info.id, history[0].seq if history else None, 64)
+            if not page:
+                break
+            history = page + history
         last_user = max((i for i, m in enumerate(history) if m.role is Role.USER), default=None)
         if last_user is None:
             raise MemchatError("there is no reply to regenerate yet")

@@ -1,8 +1,8 @@
 """What to look for in older messages: search terms from the new message, and ranking.
 
 Latin-script words of three letters or more (minus common function words); for Chinese,
-Japanese and Korean text, which has no spaces, every three-character run (the trigram
-index matches substrings) and two-character words as a short-term fallback.
+Japanese and Korean text, which has no spaces, every three- and two-character run (the
+trigram index matches substrings; most Chinese words are two characters long).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _CJK_STOP = (
 )
 
 
-def query_terms(text: str, *, limit: int = 24) -> list[str]:
+def query_terms(text: str, *, limit: int = 32) -> list[str]:
     """Distinct search terms of ``text``, most specific (longest) first."""
     terms: list[str] = []
     seen: set[str] = set()
@@ -65,11 +65,9 @@ def query_terms(text: str, *, limit: int = 24) -> list[str]:
         for stop in _CJK_STOP:
             run = run.replace(stop, " ")
         for part in run.split():
-            for k in range(len(part) - 2):
-                add(part[k : k + 3])
-            if len(part) <= 4:  # a short phrase: its two-character words too (葡萄是 → 葡萄)
-                for k in range(len(part) - 1):
-                    add(part[k : k + 2])
+            for n in (3, 2):  # 看牙医 and 牙医: "我的牙医预约在周四" shares only the word
+                for k in range(len(part) - n + 1):
+                    add(part[k : k + n])
     terms.sort(key=len, reverse=True)
     return terms[:limit]
 

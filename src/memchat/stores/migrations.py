@@ -222,3 +222,11 @@ def m004_settled_count(db: sqlite3.Connection) -> None:
         END;
         """,
     )
+
+
+@migration
+def m005_fts_vocab(db: sqlite3.Connection) -> None:
+    """The full-text index's vocabulary as a table, so a two-character term (a Chinese word
+    like 牙医) can be looked up through the indexed trigrams that start with it instead of a
+    scan of the messages."""
+    run_script(db, "CREATE VIRTUAL TABLE messages_fts_vocab USING fts5vocab(messages_fts, 'row');")

@@ -421,16 +421,6 @@ class SQLiteStore(MemoryRecords):
             )
         return [self._message(r) for r in rows]
 
-    def message_stats(self, session: str | int | SessionInfo) -> tuple[int, int]:
-        """(count, last seq) of the session's settled (not streaming) messages."""
-        with self._lock:
-            sid = session if isinstance(session, int) else self._session_id(self._db, session)
-            row = self._read(
-                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ? AND status != 'streaming'",
-                (sid,),
-            )[0]
-        return int(row[0]), int(row[1])
-
     @staticmethod
     def _next_seq(db: sqlite3.Connection, sid: int) -> int:
         """The next sequence number: strictly increasing per session, never reused after a delete."""

@@ -3,8 +3,9 @@ and the change counters that let a reader keep a session's history cached.
 
 A mixin of ``SQLiteStore`` (see ``stores/sqlite.py`` for the connection and transactions).
 Full-text search uses FTS5 with the ``trigram`` tokenizer, so substrings of Chinese text
-match; terms shorter than three characters (two-character Chinese words) fall back to a
-``LIKE`` scan limited to the sessions searched.
+match; a two-character term (a Chinese word) is looked up as the indexed trigrams that start
+with it (found in the index's vocabulary), plus a bounded ``LIKE`` scan of the newest messages
+for the occurrences that end a message.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ _RATIO_BOUNDS = (0.5, 3.0)
 #: matches read per search term (newest first): the cost of a search is bounded by the terms,
 #: not by the length of the history
 PER_TERM = 64
-#: two-character terms are looked for (by LIKE) among this many of the newest messages
+#: two-character terms are also looked for (by LIKE) among this many of the newest messages
 SHORT_TERM_SPAN = 4_000
+#: indexed trigrams a two-character term expands to, at most (the most frequent ones)
+EXPANSIONS = 48
+
+
+def _phrase(term: str) -> str:
+    """``term`` as an FTS5 phrase (a substring for the trigram tokenizer)."""
+    return '"' + term.replace('"', '""') + '"'
 
 
 class _Host(Protocol):
@@ -38,6 +46,7 @@ class _Host(Protocol):
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def _session_id(self, db: sqlite3.Connection, session: SessionKey) -> int: ...
     def _sid(self, session: SessionKey) -> int: ...
+    def _expand(self, term: str) -> str: ...
     @staticmethod
     def _message(row: Sequence[Any]) -> Message: ...
     @staticmethod
@@ -181,9 +190,10 @@ class MemoryRecords:
         """Settled messages containing any of ``terms`` (case-insensitive substrings): in
         ``session`` before ``before_seq``, or with ``session=None`` in all of the owner's
         sessions but ``exclude_session``. Terms of three characters or more use the trigram
-        index; shorter ones (two-character Chinese words) a ``LIKE`` scan of the newest
-        ``SHORT_TERM_SPAN`` sequence numbers only, so its cost stays bounded. Returned newest
-        first; the caller ranks them."""
+        index; two-character ones (Chinese words) the indexed trigrams that start with them,
+        and a ``LIKE`` scan of the newest ``SHORT_TERM_SPAN`` sequence numbers (for a word
+        that ends a message), so the cost stays bounded. Returned newest first; the caller
+        ranks them."""
         long_terms = [t for t in terms if len(t) >= 3]
         short_terms = [t for t in terms if 0 < len(t) < 3]
         if not long_terms and not short_terms:
@@ -191,33 +201,34 @@ class MemoryRecords:
         cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
         scope, params = self._scope(session, before_seq, exclude_session)
         found: dict[int, SearchHit] = {}
-        if long_terms:
-            # One bounded query per term, newest matches first (FTS5 walks its doclist backwards
-            # and stops at the LIMIT): a term found in more than PER_TERM messages is common, and
-            # only its newest matches are candidates. One OR query ranked by bm25 would score
-            # every match, which grows with the history (~50 ms at 20,000 messages).
-            scores: dict[int, float] = {}
-            for t in long_terms:
-                ids = self._read(
-                    "SELECT m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-                    "JOIN sessions s ON s.id = m.session_id "
-                    f"WHERE messages_fts MATCH ? AND m.status != 'streaming'{scope} "
-                    "ORDER BY messages_fts.rowid DESC LIMIT ?",
-                    ('"' + t.replace('"', '""') + '"', *params, PER_TERM),
-                )
-                weight = math.log(1 + PER_TERM / len(ids)) * (1 + len(t) / 6) if ids else 0.0
-                for (mid,) in ids:
-                    scores[mid] = scores.get(mid, 0.0) + weight
-            best = sorted(scores, key=lambda mid: (-scores[mid], -mid))[:limit]
-            if best:
-                rows = self._read(
-                    f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
-                    f"WHERE m.id IN ({', '.join('?' * len(best))})",
-                    best,
-                )
-                for r in rows:
-                    msg = self._message(r[:-1])
-                    found[msg.id or 0] = SearchHit(msg, r[-1], scores[msg.id or 0])
+        # One bounded query per term, newest matches first (FTS5 walks its doclist backwards
+        # and stops at the LIMIT): a term found in more than PER_TERM messages is common, and
+        # only its newest matches are candidates. One OR query ranked by bm25 would score
+        # every match, which grows with the history (~50 ms at 20,000 messages).
+        queries = [(t, _phrase(t)) for t in long_terms]
+        queries += [(t, q) for t in short_terms if len(t) == 2 and (q := self._expand(t))]
+        scores: dict[int, float] = {}
+        for t, query in queries:
+            ids = self._read(
+                "SELECT m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                "JOIN sessions s ON s.id = m.session_id "
+                f"WHERE messages_fts MATCH ? AND m.status != 'streaming'{scope} "
+                "ORDER BY messages_fts.rowid DESC LIMIT ?",
+                (query, *params, PER_TERM),
+            )
+            weight = math.log(1 + PER_TERM / len(ids)) * (1 + len(t) / 6) if ids else 0.0
+            for (mid,) in ids:
+                scores[mid] = scores.get(mid, 0.0) + weight
+        best = sorted(scores, key=lambda mid: (-scores[mid], -mid))[:limit]
+        if best:
+            rows = self._read(
+                f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
+                f"WHERE m.id IN ({', '.join('?' * len(best))})",
+                best,
+            )
+            for r in rows:
+                msg = self._message(r[:-1])
+                found[msg.id or 0] = SearchHit(msg, r[-1], scores[msg.id or 0])
         if short_terms:
             likes = " OR ".join("m.content LIKE ? ESCAPE '\\'" for _ in short_terms)
             escaped = ["%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for t in short_terms]
@@ -234,6 +245,15 @@ class MemoryRecords:
                 msg = self._message(r[:-1])
                 found.setdefault(msg.id or 0, SearchHit(msg, r[-1], 0.0))
         return sorted(found.values(), key=lambda h: -(h.message.seq or 0))
+
+    def _expand(self: _Host, term: str) -> str:
+        """An FTS5 query matching the indexed trigrams that start with the two-character
+        ``term`` (the most frequent ``EXPANSIONS`` of them); "" when there are none."""
+        rows = self._read(
+            "SELECT term FROM messages_fts_vocab WHERE term >= ? AND term < ? ORDER BY doc DESC LIMIT ?",
+            (term.lower(), term.lower() + "\U0010ffff", EXPANSIONS),
+        )
+        return " OR ".join(_phrase(r[0]) for r in rows)
 
     def session_last_seq(self: _Host, session: SessionKey) -> int:
         rows = self._read("SELECT last_seq FROM sessions WHERE id = ?", (self._sid(session),))
