@@ -695,7 +695,7 @@ def cold_probe(url: str, db: str) -> None:
         pass
     first = time.perf_counter() - t
     held = sum(len(tail.messages) for tail in agent._memory.tails._tails.values())
-    count, _ = agent.store.message_stats("s")
+    count = agent.store.get_session("s").message_count
     agent.close()
     print(json.dumps({"first_ms": first * 1000, "held": held, "messages": count}))
 

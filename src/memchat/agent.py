@@ -26,6 +26,7 @@ from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
 from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
+from memchat.tokens import MESSAGE_OVERHEAD
 
 SessionKey = str | int | SessionInfo | None
 
@@ -33,6 +34,10 @@ SessionKey = str | int | SessionInfo | None
 CHECKPOINT_EVERY = 1.0
 #: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
 SUMMARY_BACKOFF_MAX = 64
+#: one summary folds at most this many context windows of the newest messages it is due
+#: (an imported or long-unsummarized history would take a local model minutes); what is
+#: older stays reachable by recall
+FOLD_WINDOWS = 2
 
 
 class _TurnState:
@@ -451,7 +456,7 @@ class Agent:
         info = self.session(session)
         previous = self.store.latest_summary(info.id)
         first = previous.last_seq + 1 if previous is not None else span[0]
-        messages = self.store.messages_between(info.id, first, span[1])
+        messages = self._newest_between(info.id, first, span[1], FOLD_WINDOWS * window)
         text = summarize(
             self.provider,
             model,
@@ -461,9 +466,26 @@ class Agent:
             count=self._count,
         )
         tokens, method = self.provider.count_tokens(text)
-        start = previous.first_seq if previous is not None else span[0]
+        start = previous.first_seq if previous is not None else (messages[0].seq or span[0]) if messages else span[0]
         summary = Summary(start, span[1], text, tokens, method, model)
         return self.store.add_summary(info.id, summary)
+
+    def _newest_between(self, session: int, first: int, last: int, tokens: int) -> list[Message]:
+        """The newest settled messages with ``first <= seq <= last`` that fit in ``tokens``
+        (read backwards a page at a time: a long span is not read whole)."""
+        newest_first: list[Message] = []
+        total = 0
+        before = last + 1
+        while True:
+            page = self.store.messages_before(session, before, 256)
+            for m in reversed(page):
+                total += (m.tokens if m.tokens is not None else self._count(m.content)) + MESSAGE_OVERHEAD
+                if (m.seq or 0) < first or (total > tokens and newest_first):
+                    return newest_first[::-1]
+                newest_first.append(m)
+            if len(page) < 256:
+                return newest_first[::-1]
+            before = page[0].seq or 0
 
     # -- turns ------------------------------------------------------------------------
 
