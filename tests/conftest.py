@@ -23,6 +23,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     home = tmp_path / "memchat-home"
     monkeypatch.setenv("MEMCHAT_HOME", str(home))
     monkeypatch.setenv("MEMCHAT_LANG", "en")
+    # the context's date line changes every day: tests that compare whole messages go without it
+    # (tests/test_tools.py checks the line itself, with it switched on)
+    monkeypatch.setenv("MEMCHAT_DATE_LINE", "off")
     from memchat import i18n
 
     i18n.set_lang(None)

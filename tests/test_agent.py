@@ -25,7 +25,7 @@ def wire(store: SQLiteStore, name: str) -> list[tuple[str, str, str]]:
 
 def test_each_turn_sends_the_whole_conversation(store: SQLiteStore) -> None:
     provider = ScriptedProvider(["Apples are red.", "You said apples."])
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
     store.create_session("fruit", persona="你是言简意赅的回答者。")
     assert agent.ask("fruit", "apples?").text == "Apples are red."
     reply = agent.ask("fruit", "what did I say?")
@@ -42,7 +42,7 @@ def test_each_turn_sends_the_whole_conversation(store: SQLiteStore) -> None:
 
 
 def test_stream_yields_chunks_as_they_arrive(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider(["one two three"]))
+    agent = Agent(store=store, provider=ScriptedProvider(["one two three"]), date_line=False)
     turn = agent.stream("s", "count")
     texts = [c.text for c in turn if c.text]
     assert texts == ["one", " two", " three"]
@@ -60,7 +60,7 @@ def test_stream_yields_chunks_as_they_arrive(store: SQLiteStore) -> None:
 )
 def test_a_failed_call_removes_the_user_message(store: SQLiteStore, failure: object) -> None:
     provider = ScriptedProvider(["first answer", failure, "second answer"])  # type: ignore[list-item]
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
     agent.ask("s", "first")
     before = wire(store, "s")
     with pytest.raises(MemchatError):
@@ -72,14 +72,14 @@ def test_a_failed_call_removes_the_user_message(store: SQLiteStore, failure: obj
 
 
 def test_an_empty_reply_is_a_failure(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([[Chunk(finish_reason="stop")]]))
+    agent = Agent(store=store, provider=ScriptedProvider([[Chunk(finish_reason="stop")]]), date_line=False)
     with pytest.raises(StreamError):
         agent.ask("s", "hello?")
     assert store.messages("s") == []
 
 
 def test_closing_a_turn_early_keeps_what_streamed(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider(["a long story about dragons"]))
+    agent = Agent(store=store, provider=ScriptedProvider(["a long story about dragons"]), date_line=False)
     turn = agent.stream("s", "story")
     shown = next(iter(turn)).text + next(iter(turn)).text
     turn.close()
@@ -88,14 +88,14 @@ def test_closing_a_turn_early_keeps_what_streamed(store: SQLiteStore) -> None:
 
 
 def test_ctrl_c_mid_stream_keeps_the_partial_reply(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([["Once", " upon", KeyboardInterrupt()]]))
+    agent = Agent(store=store, provider=ScriptedProvider([["Once", " upon", KeyboardInterrupt()]]), date_line=False)
     with pytest.raises(KeyboardInterrupt):
         agent.ask("s", "story")
     assert wire(store, "s")[-1] == ("assistant", "Once upon", "interrupted")
 
 
 def test_interrupted_before_any_text_drops_the_turn(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([[KeyboardInterrupt()]]))
+    agent = Agent(store=store, provider=ScriptedProvider([[KeyboardInterrupt()]]), date_line=False)
     with pytest.raises(KeyboardInterrupt):
         agent.ask("s", "story")
     assert wire(store, "s") == []
@@ -103,7 +103,7 @@ def test_interrupted_before_any_text_drops_the_turn(store: SQLiteStore) -> None:
 
 def test_interrupted_replies_are_sent_as_context(store: SQLiteStore) -> None:
     provider = ScriptedProvider([["Once", " upon", KeyboardInterrupt()], "ok"])
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
     with pytest.raises(KeyboardInterrupt):
         agent.ask("s", "story")
     agent.ask("s", "go on")
@@ -113,7 +113,7 @@ def test_interrupted_replies_are_sent_as_context(store: SQLiteStore) -> None:
 def test_streamed_text_is_checkpointed(store: SQLiteStore) -> None:
     gate = threading.Event()
     provider = ScriptedProvider(["alpha beta gamma"], gate=gate)
-    agent = Agent(store=store, provider=provider, checkpoint_every=0)
+    agent = Agent(store=store, provider=provider, checkpoint_every=0, date_line=False)
     turn = agent.stream("s", "go")
     it = iter(turn)
     next(it)
@@ -129,7 +129,7 @@ def test_streamed_text_is_checkpointed(store: SQLiteStore) -> None:
 
 def test_retry_replaces_the_last_reply_only_on_success(store: SQLiteStore) -> None:
     provider = ScriptedProvider(["first try", ServerError("down", status=503), "second try"])
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
     agent.ask("s", "question")
     with pytest.raises(ServerError):
         list(agent.retry("s"))
@@ -141,26 +141,28 @@ def test_retry_replaces_the_last_reply_only_on_success(store: SQLiteStore) -> No
 
 
 def test_retry_without_a_reply_is_a_clear_error(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider())
+    agent = Agent(store=store, provider=ScriptedProvider(), date_line=False)
     with pytest.raises(MemchatError, match="no reply"):
         agent.retry("empty")
 
 
 def test_empty_messages_are_refused(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider())
+    agent = Agent(store=store, provider=ScriptedProvider(), date_line=False)
     with pytest.raises(MemchatError):
         agent.ask("s", "   ")
 
 
 def test_a_fresh_session_per_call_without_a_name(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider(default="ok"), persona="helper")
+    agent = Agent(store=store, provider=ScriptedProvider(default="ok"), persona="helper", date_line=False)
     a, b = agent.ask(None, "one"), agent.ask(None, "two")
     assert a.session != b.session
     assert store.get_session(a.session).persona == "helper"
 
 
 def test_usage_is_stored_and_reply_tokens_come_from_it(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([[Chunk(text="hey"), Chunk(usage=Usage(40, 7))]]))
+    agent = Agent(
+        store=store, provider=ScriptedProvider([[Chunk(text="hey"), Chunk(usage=Usage(40, 7))]]), date_line=False
+    )
     agent.ask("s", "hi")
     reply = store.messages("s")[-1]
     assert reply.usage == Usage(40, 7) and reply.tokens == 7 and reply.token_method == "usage"
@@ -168,7 +170,7 @@ def test_usage_is_stored_and_reply_tokens_come_from_it(store: SQLiteStore) -> No
 
 def test_context_is_what_the_next_call_sends(store: SQLiteStore) -> None:
     provider = ScriptedProvider(["a1", "a2"])
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
     store.create_session("s", persona="sys")
     agent.ask("s", "q1")
     ctx = agent.context("s").entries
@@ -179,7 +181,7 @@ def test_context_is_what_the_next_call_sends(store: SQLiteStore) -> None:
 
 def test_async_twins(store: SQLiteStore) -> None:
     provider = ScriptedProvider(["async hello", "async again"])
-    agent = Agent(store=store, provider=provider)
+    agent = Agent(store=store, provider=provider, date_line=False)
 
     async def main() -> tuple[str, list[str]]:
         reply = await agent.aask("s", "hi")
@@ -193,7 +195,7 @@ def test_async_twins(store: SQLiteStore) -> None:
 
 def test_async_cancellation_keeps_the_partial_reply(store: SQLiteStore) -> None:
     gate = threading.Event()
-    agent = Agent(store=store, provider=ScriptedProvider(["never ending story"], gate=gate))
+    agent = Agent(store=store, provider=ScriptedProvider(["never ending story"], gate=gate), date_line=False)
 
     async def main() -> None:
         async def consume() -> None:
@@ -224,8 +226,8 @@ def test_history_stays_exact_when_another_process_changes_the_session(tmp_path: 
 
     path = Path(str(tmp_path)) / "shared.db"
     pa, pb = ScriptedProvider(default="from A"), ScriptedProvider(default="from B")
-    a = Agent(store=open_store(path), provider=pa)
-    b = Agent(store=open_store(path), provider=pb)
+    a = Agent(store=open_store(path), provider=pa, date_line=False)
+    b = Agent(store=open_store(path), provider=pb, date_line=False)
 
     def expected(store: SQLiteStore) -> list[dict[str, str]]:
         return [m.to_wire() for m in store.messages("s")]
@@ -246,15 +248,15 @@ def test_history_stays_exact_when_another_process_changes_the_session(tmp_path: 
 
 def test_model_precedence_and_switching_provider(store: SQLiteStore) -> None:
     a = ScriptedProvider(default="ok", model="a-default")
-    Agent(store=store, provider=a, model="a-chosen").ask("s", "hi")
+    Agent(store=store, provider=a, model="a-chosen", date_line=False).ask("s", "hi")
     assert a.models[-1] == "a-chosen"
     # the session remembers the model chosen for it on this provider
-    Agent(store=store, provider=a).ask("s", "again")
+    Agent(store=store, provider=a, date_line=False).ask("s", "again")
     assert a.models[-1] == "a-chosen"
     # another provider does not receive a model name that belongs to the first one
     b = ScriptedProvider(default="ok", model="b-default")
     b.name = "other"
-    Agent(store=store, provider=b).ask("s", "elsewhere")
+    Agent(store=store, provider=b, date_line=False).ask("s", "elsewhere")
     assert b.models[-1] == "b-default"
-    Agent(store=store, provider=b).ask("s", "per call", model="b-special")
+    Agent(store=store, provider=b, date_line=False).ask("s", "per call", model="b-special")
     assert b.models[-1] == "b-special"

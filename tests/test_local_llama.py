@@ -44,7 +44,9 @@ def provider() -> LocalLlama:
 
 
 def _agent(provider: LocalLlama, max_tokens: int = 24) -> Agent:
-    return Agent(open_store(":memory:"), provider, persona=PERSONA, options=ChatOptions(max_tokens=max_tokens))
+    return Agent(
+        open_store(":memory:"), provider, persona=PERSONA, options=ChatOptions(max_tokens=max_tokens), date_line=False
+    )
 
 
 def _lock_free(provider: LocalLlama) -> bool:
@@ -243,7 +245,7 @@ def test_async_close_stops_generation(provider: LocalLlama) -> None:
 @needs_model
 def test_prompt_longer_than_the_window_is_a_clear_error() -> None:
     small = LocalLlama(context_window=128)
-    agent = Agent(open_store(":memory:"), small, options=ChatOptions(max_tokens=4))
+    agent = Agent(open_store(":memory:"), small, options=ChatOptions(max_tokens=4), date_line=False)
     with pytest.raises(ContextLengthExceeded, match="context window is 128"):
         agent.ask("long", "hello " * 300)
     assert agent.store.messages(agent.session("long").id) == []  # the failed turn left no trace

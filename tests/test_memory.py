@@ -82,7 +82,11 @@ def setup(
     store = open_store(":memory:")
     store.create_session("s", persona=persona)
     provider = Exact(default=default, summary=summary)
-    return Agent(store=store, provider=provider, memory=strategy, context_window=window, **kw), provider, store
+    return (
+        Agent(store=store, provider=provider, memory=strategy, context_window=window, **kw, date_line=False),
+        provider,
+        store,
+    )
 
 
 def filler(k: int) -> str:
@@ -497,12 +501,14 @@ def test_calibration_learns_the_real_ratio_and_later_plans_shrink() -> None:
     store.create_session("s", persona=PERSONA)
     provider = Doubling(default="Noted, and here is a little more text to answer with.")
     provider.reported = []
-    agent = Agent(store=store, provider=provider, memory="window", context_window=2048)
+    agent = Agent(store=store, provider=provider, memory="window", context_window=2048, date_line=False)
     limit = agent.budget_for("scripted-model").limit
     store.append_messages("s", [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, filler(k)) for k in range(80)])
 
     def fresh_plan() -> ContextPlan:  # what an agent with nothing cached would plan
-        return Agent(store=store, provider=Doubling(), memory="window", context_window=2048).context("s", "hello")
+        return Agent(store=store, provider=Doubling(), memory="window", context_window=2048, date_line=False).context(
+            "s", "hello"
+        )
 
     first = fresh_plan()
     assert store.calibration("scripted-model") is None
@@ -535,14 +541,14 @@ def test_exact_counts_are_never_calibrated() -> None:
 def test_the_tail_cache_stays_exact_when_another_store_changes_the_session(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     pa, pb = Exact(default="from A"), Exact(default="from B")
-    a = Agent(store=open_store(path), provider=pa, memory="window", context_window=8192)
-    b = Agent(store=open_store(path), provider=pb, memory="window", context_window=8192)
+    a = Agent(store=open_store(path), provider=pa, memory="window", context_window=8192, date_line=False)
+    b = Agent(store=open_store(path), provider=pb, memory="window", context_window=8192, date_line=False)
     a.session("s", persona=PERSONA)
     # more than one page of history (the cache reads 256 messages at a time)
     b.store.append_messages("s", [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, f"m{k}") for k in range(300)])
 
     def check(text: str) -> None:
-        fresh = Agent(store=open_store(path), provider=Exact(), memory="window", context_window=8192)
+        fresh = Agent(store=open_store(path), provider=Exact(), memory="window", context_window=8192, date_line=False)
         expected = fresh.context("s", text).wire()
         fresh.store.close()
         chat(a, [text])

@@ -433,7 +433,7 @@ def test_turns_through_the_agent_keep_the_invariants(
     store = open_store(":memory:")
     store.create_session("s", persona=persona)
     provider = ChattyProvider(replies, summaries)
-    agent = Agent(store=store, provider=provider, memory=strategy, context_window=window)
+    agent = Agent(store=store, provider=provider, memory=strategy, context_window=window, date_line=False)
     limit = agent.budget_for(MODEL).limit
     for text in messages:
         before = [m for m in store.messages("s")]

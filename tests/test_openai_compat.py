@@ -618,7 +618,7 @@ def test_key_never_in_errors_or_repr(fake: FakeServer) -> None:
 
 @pytest.fixture
 def agent(fake: FakeServer) -> Iterator[Agent]:
-    a = Agent(open_store(":memory:"), make(fake), persona="You are a test persona.")
+    a = Agent(open_store(":memory:"), make(fake), persona="You are a test persona.", date_line=False)
     yield a
     a.close()
 

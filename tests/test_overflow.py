@@ -45,7 +45,7 @@ def make_agent(fake: FakeServer) -> Iterator[Callable[..., Agent]]:
     def make(store: SQLiteStore, memory: str = "window", window: int = 8192) -> Agent:
         provider = OpenAICompatible(fake.url, api_key="sk-test", model="Qwen/Test-Model", backoff=0.001, timeout=5.0)
         providers.append(provider)
-        return Agent(store=store, provider=provider, memory=memory, context_window=window)
+        return Agent(store=store, provider=provider, memory=memory, context_window=window, date_line=False)
 
     yield make
     for provider in providers:

@@ -28,7 +28,7 @@ from memchat.testing import ScriptedProvider
 
 
 def make_agent(*replies: Any, default: str | None = None) -> Agent:
-    return Agent(open_store(":memory:"), ScriptedProvider(replies, default=default))
+    return Agent(open_store(":memory:"), ScriptedProvider(replies, default=default), date_line=False)
 
 
 def calls(agent: Agent) -> list[list[dict[str, Any]]]:

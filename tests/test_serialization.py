@@ -243,7 +243,7 @@ def test_the_imported_summary_covers_the_same_messages(store: SQLiteStore) -> No
     """The plan of an imported session sends the same summary in front of the same turns."""
     _with_memory(store)
     import_jsonl(store, export_jsonl(store, "trip"), name="copy")
-    agent = Agent(store, ScriptedProvider(), memory="summary")
+    agent = Agent(store, ScriptedProvider(), memory="summary", date_line=False)
     original, copy = agent.context("trip"), agent.context("copy")
     renumbered = [s.text.replace("1–7", "1–5").replace("[#7 ", "[#5 ") for s in original.sections]  # seqs → 1…n
     assert renumbered == [s.text for s in copy.sections]
@@ -326,7 +326,7 @@ def test_context_view_keys_are_the_documented_shape(store: SQLiteStore) -> None:
     from memchat.serialization import context_view
 
     _with_memory(store)
-    agent = Agent(store, ScriptedProvider(), context_window=300)
+    agent = Agent(store, ScriptedProvider(), context_window=300, date_line=False)
     info = store.get_session("trip")
     view = context_view(store, info, agent.context(info, "hello?"), model="m")
     assert set(view) == set(ContextView.__annotations__)

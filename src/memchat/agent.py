@@ -7,12 +7,17 @@ it never happened); an interrupted one keeps what streamed, marked ``interrupted
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from datetime import datetime, tzinfo
 from typing import Any
 
-from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Summary, Usage
+from memchat.clock import now
+from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Summary, ToolCall, ToolResult, Usage
 from memchat.errors import (
+    BadRequest,
     ContextLengthExceeded,
     ContextTooLong,
     MemchatError,
@@ -27,9 +32,17 @@ from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
 from memchat.tokens import MESSAGE_OVERHEAD
+from memchat.tools.base import Tool, ToolContext
+from memchat.tools.builtin import builtin_tools
+from memchat.tools.loop import DEFAULT_MAX_STEPS, Approver, ToolLoop
+from memchat.tools.registry import ToolRegistry
 
 SessionKey = str | int | SessionInfo | None
 
+#: a 400 that says the provider or model does not take ``tools`` (vLLM, Ollama, ModelScope texts)
+_TOOLS_REFUSED = re.compile(r"tool|function.?call", re.I)
+#: tool schemas may take at most this share of a call's budget (else the call goes without tools)
+TOOLS_SHARE = 0.25
 #: seconds between saves of a streaming reply (a crash loses at most this much text)
 CHECKPOINT_EVERY = 1.0
 #: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
@@ -51,13 +64,15 @@ class _TurnState:
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
         self.strategy = agent.memory_for(info)
-        self.budget = agent.budget_for(self.model)
+        self.tools = agent._tool_loop(info)
+        self.budget = agent._budget_with_tools(self.model, self.tools)
         self.plan = agent._plan(info, self.user, self.strategy, self.budget, self.model, exclude=replaces)
-        self.wire = self.plan.wire()
+        self.plan.notes.extend(self.tools.notes)
         self.replaces = replaces
         self.parts: list[str] = []
         self.reasoning: list[str] = []
-        self.usage: Usage | None = None
+        self.usage: Usage | None = None  # summed over the turn's calls
+        self.first_usage: Usage | None = None  # of the first call: what the plan alone cost
         self.finish_reason: str | None = None
         self.turn: TurnHandle | None = None
         self.saved_at = time.monotonic()
@@ -67,6 +82,33 @@ class _TurnState:
     def context(self) -> list[ContextEntry]:
         """The messages of this call with their token counts (for display)."""
         return self.plan.entries
+
+    @property
+    def wire(self) -> list[dict[str, Any]]:
+        """What the next call sends: the plan, then this turn's tool steps."""
+        return self.plan.wire() + self.tools.wire
+
+    def options(self, base: ChatOptions | None) -> ChatOptions | None:
+        schemas = self.tools.schemas()
+        if not schemas:
+            return base
+        return dataclasses.replace(base or ChatOptions(), tools=schemas)
+
+    def refused_tools(self, exc: BadRequest) -> bool:
+        """The provider or model rejected ``tools``: drop them and say so (True: retry)."""
+        if not self.tools.offered or not _TOOLS_REFUSED.search(str(exc.detail)):
+            return False
+        self.tools.drop(str(exc.detail))
+        self.budget = dataclasses.replace(self.budget, tools=0)
+        return True
+
+    def end_step(self) -> list[ToolCall]:
+        """The call ended: the tool calls it asked for (none: the reply is done)."""
+        return self.tools.take_calls()
+
+    def record_step(self, calls: list[ToolCall], results: list[ToolResult]) -> None:
+        self.tools.record("".join(self.parts), calls, results)
+        self.parts = []
 
     def shrink(self, exc: ContextLengthExceeded) -> None:
         """The provider said the context is too long: plan again within a smaller budget."""
@@ -80,7 +122,6 @@ class _TurnState:
             )
         except ContextTooLong:  # not even the persona and the message fit what is left: the provider's error
             raise exc from None
-        self.wire = self.plan.wire()
 
     def begin(self) -> None:
         self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
@@ -91,8 +132,19 @@ class _TurnState:
             self.parts.append(chunk.text)
         if chunk.reasoning:
             self.reasoning.append(chunk.reasoning)
+        if chunk.tool_deltas:
+            self.tools.feed(chunk)
         if chunk.usage is not None:
-            self.usage = chunk.usage
+            if self.first_usage is None:
+                self.first_usage = chunk.usage
+            u = self.usage
+            self.usage = (
+                chunk.usage
+                if u is None
+                else Usage(
+                    u.prompt_tokens + chunk.usage.prompt_tokens, u.completion_tokens + chunk.usage.completion_tokens
+                )
+            )
         if chunk.finish_reason:
             self.finish_reason = chunk.finish_reason
         now = time.monotonic()
@@ -110,14 +162,16 @@ class _TurnState:
         text = "".join(self.parts)
         if status is Status.COMPLETE and not text:
             raise StreamError("the model returned an empty reply; try again")
-        if self.usage is not None and self.usage.completion_tokens and status is Status.COMPLETE:
+        steps = self.tools.steps
+        if self.usage is not None and self.usage.completion_tokens and status is Status.COMPLETE and not steps:
             tokens, method = self.usage.completion_tokens, "usage"
         else:
             tokens, method = self.agent.provider.count_tokens(text)
         store = self.agent.store
-        if self.usage is not None and self.usage.prompt_tokens and status is Status.COMPLETE:
+        first = self.first_usage
+        if first is not None and first.prompt_tokens and status is Status.COMPLETE:
             if self.agent.provider.count_tokens("calibration")[1] == "estimate":
-                self.agent._memory.learn(self.model, self.usage.prompt_tokens, self.plan)
+                self.agent._memory.learn(self.model, first.prompt_tokens, self.plan)
         msg = store.finish_turn(
             self.turn,
             text,
@@ -127,6 +181,7 @@ class _TurnState:
             usage=self.usage,
             model=self.model,
             replaces=self.replaces,
+            steps=steps,
         )
         self.reply = Reply(
             text=text,
@@ -182,22 +237,20 @@ class Turn:
 
     def _run(self) -> Generator[Chunk, None, None]:
         st = self._state
-        provider = st.agent.provider
         st.begin()
         try:
-            for attempt in range(2):
-                started = False
-                try:
-                    for chunk in provider.stream(st.wire, model=st.model, options=self._options):
-                        started = True
-                        if st.feed(chunk):
-                            st.checkpoint()
-                        yield chunk
+            while True:
+                yield from self._call()
+                calls = st.end_step()
+                if not calls:
                     break
-                except ContextLengthExceeded as exc:
-                    if started or attempt:
-                        raise
-                    st.shrink(exc)  # shrink and retry once
+                results = []
+                for call in calls:
+                    yield Chunk(tool_call=call)
+                    result = st.tools.run(call)
+                    results.append(result)
+                    yield Chunk(tool_result=result)
+                st.record_step(calls, results)
             st.finish()
         except (GeneratorExit, KeyboardInterrupt):
             st.interrupt()
@@ -205,6 +258,28 @@ class Turn:
         except BaseException:
             st.abort()
             raise
+
+    def _call(self) -> Generator[Chunk, None, None]:
+        """One model call; a context overflow is retried once smaller, refused tools once without."""
+        st = self._state
+        retried = False
+        while True:
+            started = False
+            try:
+                for chunk in st.agent.provider.stream(st.wire, model=st.model, options=st.options(self._options)):
+                    started = True
+                    if st.feed(chunk):
+                        st.checkpoint()
+                    yield chunk
+                return
+            except ContextLengthExceeded as exc:
+                if started or retried:
+                    raise
+                st.shrink(exc)
+            except BadRequest as exc:
+                if started or not st.refused_tools(exc):
+                    raise
+            retried = True
 
     def __iter__(self) -> Iterator[Chunk]:
         return self._gen
@@ -239,22 +314,21 @@ class AsyncTurn:
         import asyncio  # imported here: `memchat ask` never needs it and it costs ~35 ms
 
         st = self._state = await asyncio.to_thread(self._setup)
-        provider = st.agent.provider
         await asyncio.to_thread(st.begin)
         try:
-            for attempt in range(2):
-                started = False
-                try:
-                    async for chunk in provider.astream(st.wire, model=st.model, options=self._options):
-                        started = True
-                        if st.feed(chunk):
-                            await asyncio.to_thread(st.checkpoint)
-                        yield chunk
+            while True:
+                async for chunk in self._call():
+                    yield chunk
+                calls = st.end_step()
+                if not calls:
                     break
-                except ContextLengthExceeded as exc:
-                    if started or attempt:
-                        raise
-                    await asyncio.to_thread(st.shrink, exc)  # shrink and retry once
+                results = []
+                for call in calls:
+                    yield Chunk(tool_call=call)
+                    result = await asyncio.to_thread(st.tools.run, call)
+                    results.append(result)
+                    yield Chunk(tool_result=result)
+                st.record_step(calls, results)
             await asyncio.to_thread(st.finish)
         except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
             st.interrupt()
@@ -262,6 +336,31 @@ class AsyncTurn:
         except BaseException:
             st.abort()
             raise
+
+    async def _call(self) -> AsyncGenerator[Chunk, None]:
+        import asyncio
+
+        st = self._state
+        assert st is not None
+        retried = False
+        while True:
+            started = False
+            try:
+                options = st.options(self._options)
+                async for chunk in st.agent.provider.astream(st.wire, model=st.model, options=options):
+                    started = True
+                    if st.feed(chunk):
+                        await asyncio.to_thread(st.checkpoint)
+                    yield chunk
+                return
+            except ContextLengthExceeded as exc:
+                if started or retried:
+                    raise
+                await asyncio.to_thread(st.shrink, exc)
+            except BadRequest as exc:
+                if started or not st.refused_tools(exc):
+                    raise
+            retried = True
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._gen
@@ -294,6 +393,12 @@ class Agent:
         context_window: int | None = None,
         recall_all: bool = False,
         checkpoint_every: float = CHECKPOINT_EVERY,
+        tools: ToolRegistry | Iterable[Tool] | None = None,
+        enabled_tools: Sequence[str] | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        auto_approve: bool = False,
+        timezone: tzinfo | None = None,
+        date_line: bool = True,
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -312,6 +417,23 @@ class Agent:
         #: called with (first seq, last seq) before the model is asked to fold them into the
         #: summary (a slow call on a local model: interfaces say so)
         self.on_summarize: Callable[[int, int], None] | None = None
+        #: the tools the model may call (the built-in ones unless given)
+        if tools is None:
+            tools = ToolRegistry(builtin_tools())
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
+        #: tools switched on for every session (None: each session's own, default all but
+        #: ``generate_image`` when no image generator is set)
+        self.enabled_tools = list(enabled_tools) if enabled_tools is not None else None
+        self.max_steps = max_steps
+        #: asked before a tool with side effects runs (None: refused unless ``auto_approve``)
+        self.approve: Approver | None = None
+        self.auto_approve = auto_approve
+        self.timezone = timezone
+        #: a line with today's date after the persona (models cannot know it)
+        self.date_line = date_line
+        #: an ``ImageGenerator`` for the ``generate_image`` tool, and where its files go
+        self.images: Any = None
+        self.images_dir: Any = None
         self._memory = MemoryPlanner(store, provider.count_tokens)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
@@ -320,18 +442,10 @@ class Agent:
     def from_env(cls, **flags: Any) -> Agent:
         """An agent configured from flags > environment > config file > defaults."""
         from memchat.config import resolve
-        from memchat.factory import make_provider, open_store
+        from memchat.factory import make_agent
 
-        settings = resolve(flags)
-        return cls(
-            store=open_store(settings.db),
-            provider=make_provider(settings),
-            model=settings.model if "model" in settings.sources else None,  # else the provider's default
-            persona=settings.system or "",
-            memory=settings.memory,
-            context_window=settings.context_window if "context_window" in settings.sources else None,
-            recall_all=settings.recall == "all",
-        )
+        agent: Agent = make_agent(resolve(flags))
+        return agent
 
     def close(self) -> None:
         self.provider.close()
@@ -375,11 +489,60 @@ class Agent:
         return self.memory or session.memory or "auto"
 
     def budget_for(self, model: str) -> Budget:
+        """The token budget of a call to ``model`` (before tool schemas)."""
         window = context_window(model, override=self.context_window, provider_default=self.provider.context_window)
         overhead, primer = self.provider.template_overhead()
         return Budget.for_window(
-            window, max_tokens=self.options.max_tokens if self.options else None, overhead=overhead, primer=primer
+            window,
+            max_tokens=self.options.max_tokens if self.options else None,
+            overhead=overhead,
+            primer=primer,
         )
+
+    def _budget_with_tools(self, model: str, loop: ToolLoop) -> Budget:
+        """The budget once the tool schemas are paid for; in a window too small for them (they
+        would take over a quarter of it) the call goes without tools."""
+        budget = self.budget_for(model)
+        text = loop.schema_text()
+        if not text:
+            return budget
+        cost = self._count(text)
+        if cost > budget.limit * TOOLS_SHARE:
+            loop.drop(f"their schemas need about {cost} tokens of the {budget.limit}-token budget")
+            return budget
+        return dataclasses.replace(budget, tools=cost)
+
+    def tools_for(self, session: SessionInfo) -> list[str]:
+        """The tools switched on in ``session``: the agent's (flags) > the session's > the default."""
+        if self.enabled_tools is not None:
+            return list(self.enabled_tools)
+        stored = session.settings.get("tools") if isinstance(session.settings, dict) else None
+        if isinstance(stored, list):
+            return [str(n) for n in stored if self.tools.get(str(n)) is not None]
+        return [n for n in self.tools.names() if n != "generate_image" or self.images is not None]
+
+    def _tool_loop(self, info: SessionInfo) -> ToolLoop:
+        chosen = self.tools.select(self.tools_for(info)) if self.provider.supports_tools else {}
+        context = ToolContext(
+            session=info,
+            store=self.store,
+            timezone=self.timezone,
+            search_all=self.recall_all,
+            images=self.images,
+            images_dir=self.images_dir,
+        )
+        return ToolLoop(
+            chosen,
+            context,
+            max_steps=self.max_steps,
+            approve=self.approve,
+            auto_approve=self.auto_approve,
+            count=self.provider.count_tokens,
+        )
+
+    def today(self) -> datetime | None:
+        """The moment the date line of the context shows (None: the line is off)."""
+        return now(self.timezone) if self.date_line else None
 
     def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
         """What the next call sends: the plan of the session's context (with ``text`` as the
@@ -391,14 +554,18 @@ class Agent:
         if text:
             tokens, method = self.provider.count_tokens(text)
             new = Message(Role.USER, text, tokens=tokens, token_method=method)
-        return self._memory.plan(
+        loop = self._tool_loop(info)
+        plan = self._memory.plan(
             info,
             new,
             strategy=self.memory_for(info),
-            budget=self.budget_for(model),
+            budget=self._budget_with_tools(model, loop),
             model=model,
             recall_all=self.recall_all,
+            today=self.today(),
         )
+        plan.notes.extend(loop.notes)
+        return plan
 
     def _plan(
         self,
@@ -424,6 +591,7 @@ class Agent:
                 exclude=exclude,
                 recall_all=self.recall_all,
                 summarize=may_summarize,
+                today=self.today(),
             )
 
         failures, wait = self._summary_backoff.get(info.id, (0, 0))

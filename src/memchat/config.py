@@ -2,7 +2,9 @@
 
 Environment: ``MEMCHAT_PROVIDER``, ``MEMCHAT_BASE_URL``, ``MEMCHAT_API_KEY`` (else the
 preset's own variable, e.g. ``MODELSCOPE_API_KEY``), ``MEMCHAT_MODEL``, ``MEMCHAT_HOME``
-(all data and config under it), ``MEMCHAT_DB``, ``MEMCHAT_LANG``, ``MEMCHAT_MODEL_PATH``.
+(all data and config under it), ``MEMCHAT_DB``, ``MEMCHAT_LANG``, ``MEMCHAT_MODEL_PATH``,
+``MEMCHAT_TOOLS`` (``now,search_history`` or ``none``), ``MEMCHAT_MAX_STEPS``, ``MEMCHAT_TIMEZONE``,
+``MEMCHAT_DATE_LINE`` (``off`` drops the date line from the context).
 The config file is TOML (``config.toml`` in the config directory). A file that holds an
 ``api_key`` must be private to its owner (mode 0600), or it is refused.
 """
@@ -32,7 +34,13 @@ _KEYS = (
     "context_window",
     "memory",
     "recall",
+    "tools",
+    "tool",
+    "max_steps",
+    "timezone",
+    "date_line",
 )
+_FALSE = ("0", "off", "false", "no", "none")
 
 
 def home_dir() -> Path | None:
@@ -89,6 +97,15 @@ class Settings:
     memory: str | None = None
     #: where recall searches: ``session`` (default) or ``all`` of the user's sessions
     recall: str = "session"
+    #: tools switched on (None: each session's own; () none)
+    tools: tuple[str, ...] | None = None
+    #: the user's own tools, ``module:function``
+    tool: tuple[str, ...] = ()
+    max_steps: int = 8
+    #: IANA time zone for the date line and the ``now`` tool (None: the system's)
+    timezone: str | None = None
+    #: a line with today's date in the context
+    date_line: bool = True
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -205,7 +222,33 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         memory = str(memory).strip().lower()
         if memory not in STRATEGIES:
             raise ConfigError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
+    tools_value = pick("tools", "MEMCHAT_TOOLS")
+    tools: tuple[str, ...] | None = None
+    if tools_value is not None:
+        items = tools_value if isinstance(tools_value, list | tuple) else str(tools_value).split(",")
+        tools = tuple(n.strip() for n in map(str, items) if n.strip() and n.strip().lower() not in _FALSE)
+    tool_value = pick("tool")
+    tool = tuple(map(str, tool_value if isinstance(tool_value, list | tuple) else [tool_value])) if tool_value else ()
+    steps = pick("max_steps", "MEMCHAT_MAX_STEPS")
+    try:
+        max_steps = int(steps) if steps is not None else 8
+    except ValueError as exc:
+        raise ConfigError(f"max_steps must be a whole number, not {steps!r}") from exc
+    if not 1 <= max_steps <= 100:
+        raise ConfigError(f"max_steps must be between 1 and 100, not {max_steps}")
+    timezone = pick("timezone", "MEMCHAT_TIMEZONE")
+    if timezone is not None:
+        from memchat.clock import timezone as zone
+
+        zone(str(timezone))  # an unknown zone is a one-line error now, not at the first turn
+    date_value = pick("date_line", "MEMCHAT_DATE_LINE")
+    date_line = True if date_value is None else str(date_value).strip().lower() not in _FALSE
     return Settings(
+        tools=tools,
+        tool=tool,
+        max_steps=max_steps,
+        timezone=str(timezone) if timezone is not None else None,
+        date_line=date_line,
         memory=memory,
         recall=recall,
         provider=provider,

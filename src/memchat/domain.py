@@ -83,13 +83,53 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a streamed tool call, as providers send it: the first fragment of a call
+    carries its ``id`` and ``name``, later ones pieces of ``arguments`` (JSON text), all
+    keyed by ``index`` (see ``memchat.tools.calls.CallAccumulator``)."""
+
+    index: int = 0
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call the model asked for (``arguments`` is the model's JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What running a tool call gave: the text the model sees, and whether it failed."""
+
+    call: ToolCall
+    content: str
+    error: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
-    """One streamed piece of a reply. ``usage``/``finish_reason`` come with the last ones."""
+    """One streamed piece of a reply. ``usage``/``finish_reason`` come with the last ones.
+
+    Providers also stream ``tool_deltas``; a turn yields ``tool_call`` (about to run) and
+    ``tool_result`` (done) so interfaces can show the agent acting."""
 
     text: str = ""
     reasoning: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
+    tool_deltas: tuple[ToolCallDelta, ...] = ()
+    tool_call: ToolCall | None = None
+    tool_result: ToolResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,3 +40,40 @@ def make_provider(settings: Settings) -> Provider:
         name=settings.provider,
         context_window=settings.context_window,
     )
+
+
+def make_agent(settings: Settings, store: Any = None) -> Any:
+    """The ``Agent`` the settings describe (``store``: an open store, else ``settings.db``)."""
+    from memchat.agent import Agent
+    from memchat.clock import timezone
+    from memchat.tools import ToolRegistry, load_tool
+    from memchat.tools.builtin import builtin_tools
+
+    tools = ToolRegistry(builtin_tools())
+    for spec in settings.tool:  # the user's own tools: a bad spec is a one-line error before anything opens
+        tools.add(load_tool(spec))
+    zone = timezone(settings.timezone)
+    provider = make_provider(settings)  # before the store: a bad setting must not create a database
+    try:
+        if store is None:
+            store = open_store(settings.db)
+    except BaseException:
+        provider.close()
+        raise
+    enabled = list(settings.tools) if settings.tools is not None else None
+    if enabled is not None:
+        tools.select(enabled)  # unknown names: one line
+    return Agent(
+        store,
+        provider,
+        model=settings.model if "model" in settings.sources else None,  # else the session's, or the provider's
+        persona=settings.system or "",
+        memory=settings.memory,
+        context_window=settings.context_window if "context_window" in settings.sources else None,
+        recall_all=settings.recall == "all",
+        tools=tools,
+        enabled_tools=enabled,
+        max_steps=settings.max_steps,
+        timezone=zone,
+        date_line=settings.date_line,
+    )

@@ -20,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from memchat.cli.cli_strings import t
-from memchat.cli.common import UsageError, err, settings_for, store_for
+from memchat.cli.common import UsageError, err, settings_for
 
 if TYPE_CHECKING:
     import argparse
@@ -42,26 +42,10 @@ def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def _agent(settings: Settings) -> Agent:
-    from memchat.agent import Agent
-    from memchat.factory import make_provider
+    from memchat.factory import make_agent
 
-    window = settings.context_window if "context_window" in settings.sources else None
-    provider = make_provider(settings)  # first: a bad setting must not create a database
-    try:
-        store = store_for(settings)
-    except BaseException:
-        provider.close()
-        raise
-    model = settings.model if "model" in settings.sources else None  # else: the session's, or the provider's
-    return Agent(
-        store,
-        provider,
-        model=model,
-        persona=settings.system or "",
-        memory=settings.memory,
-        context_window=window,
-        recall_all=settings.recall == "all",
-    )
+    agent: Agent = make_agent(settings)
+    return agent
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

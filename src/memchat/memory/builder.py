@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 
+from memchat.clock import date_line
 from memchat.domain import Message, Role, SearchHit, SessionInfo
 from memchat.errors import ContextTooLong
 from memchat.memory.budget import Budget
@@ -94,7 +96,9 @@ class MemoryPlanner:
         exclude: Collection[int] = (),
         recall_all: bool = False,
         summarize: bool = True,
+        today: datetime | None = None,
     ) -> ContextPlan:
+        """``today``: when given, a line with the date follows the persona (models cannot know it)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
         ratio = self.ratio(model)
@@ -113,11 +117,18 @@ class MemoryPlanner:
         zh = _is_zh(info.persona + (new.content if new else ""))
         heads = _headings(zh)
 
+        head: list[Section] = []  # the persona and the date line
+        if info.persona:
+            head.append(Section("persona", info.persona, text_tokens(info.persona)))
+        if today is not None:
+            line = date_line(today, "zh" if zh else "en")
+            head.append(Section("date", line, text_tokens(line)))
+
         tail, complete, entry = self.tails.get(info.id, 2 * limit)
         history = sanitize([m for m in tail if m.id not in exclude])
         new_cost = msg_tokens(new) + ov if new is not None else 0
-        persona_cost = text_tokens(info.persona) if info.persona else 0
-        if new is not None and persona_cost + new_cost + (ov if info.persona else 0) > limit:
+        persona_cost = sum(h.tokens for h in head) + SEAM * (len(head) - 1) if head else 0
+        if new is not None and persona_cost + new_cost + (ov if head else 0) > limit:
             raise ContextTooLong(
                 f"your message needs about {new_cost} tokens, but the context window leaves {limit}; "
                 "shorten it or raise --context-window",
@@ -128,15 +139,14 @@ class MemoryPlanner:
         if strategy == "full":
             messages = history if new is None else sanitize([*history, new])
             cost = sum(msg_tokens(m) + ov for m in messages)
-            system = persona_cost + ov if info.persona else 0
+            system = persona_cost + ov if head else 0
             if not complete or system + cost > limit:
                 raise ContextTooLong(
                     f"the whole conversation no longer fits the model's context window ({limit} tokens for "
                     "messages); switch the memory strategy with /memory auto (or --memory window|summary|recall)",
                     limit=limit,
                 )
-            persona_only = [Section("persona", info.persona, persona_cost)] if info.persona else []
-            self._assemble(plan, persona_only, messages, new, msg_tokens, ratio)
+            self._assemble(plan, head, messages, new, msg_tokens, ratio)
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
@@ -145,9 +155,7 @@ class MemoryPlanner:
         pinned_ids = {p.id for p in pins}
 
         # what is left for verbatim turns once the fixed parts are paid for
-        sections: list[Section] = []
-        if info.persona:
-            sections.append(Section("persona", info.persona, persona_cost))
+        sections: list[Section] = list(head)
         summary_section = None
         if summary is not None:
             text = heads["summary"].format(first=summary.first_seq, last=summary.last_seq) + "\n" + summary.content
@@ -298,7 +306,7 @@ class MemoryPlanner:
         if leading:
             text = "\n\n".join(s.text for s in leading)
             tokens = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)
-            kind = "persona" if len(leading) == 1 and leading[0].kind == "persona" else "system"
+            kind = "persona" if [x.kind for x in leading] == ["persona"] else "system"
             plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
         for m in messages:
             if m is new:

@@ -27,6 +27,8 @@ class ChatOptions:
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
+    #: OpenAI ``tools`` entries the model may call (providers without tool calling ignore them)
+    tools: tuple[dict[str, Any], ...] | None = None
 
 
 class Provider(abc.ABC):
@@ -40,6 +42,8 @@ class Provider(abc.ABC):
     model: str = ""
     #: the model's context window in tokens, when known
     context_window: int | None = None
+    #: whether ``ChatOptions.tools`` is sent to the model (function calling)
+    supports_tools: bool = False
 
     @abc.abstractmethod
     def stream(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # asyncio is imported where it is used: the sync path never p
     import asyncio
 
 from memchat import __version__
-from memchat.domain import Chunk, Usage
+from memchat.domain import Chunk, ToolCallDelta, Usage
 from memchat.errors import (
     AuthenticationError,
     BadRequest,
@@ -89,6 +89,7 @@ class OpenAICompatible(Provider):
         self.model = model
         self.name = name
         self.context_window = context_window
+        self.supports_tools = True
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_retries = max(0, int(max_retries))
@@ -208,6 +209,8 @@ class OpenAICompatible(Provider):
                 value = getattr(options, key)
                 if value is not None:
                     body[key] = value
+            if options.tools:
+                body["tools"] = list(options.tools)
         if self.extra_body:
             body.update(self.extra_body)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -523,6 +526,7 @@ class _Reader:
     def _chunk(self, obj: dict[str, Any], out: list[Chunk], *, key: str) -> None:
         text = reasoning = ""
         finish: str | None = None
+        deltas: tuple[ToolCallDelta, ...] = ()
         choices = obj.get("choices")
         if isinstance(choices, list) and choices:
             choice = next(
@@ -535,14 +539,34 @@ class _Reader:
                 text = content if isinstance(content, str) else ""
                 thought = delta.get("reasoning_content") or delta.get("reasoning")
                 reasoning = thought if isinstance(thought, str) else ""
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list):
+                    deltas = tuple(d for d in map(_tool_delta, calls, range(len(calls))) if d is not None)
             reason = choice.get("finish_reason")
             if isinstance(reason, str) and reason and reason != "null":
                 finish = reason
                 self.finished = True
         raw_usage = obj.get("usage")
         usage = Usage.from_dict(raw_usage) if isinstance(raw_usage, dict) else None
-        if text or reasoning or finish or usage is not None:
-            out.append(Chunk(text=text, reasoning=reasoning, usage=usage, finish_reason=finish))
+        if text or reasoning or finish or usage is not None or deltas:
+            out.append(Chunk(text=text, reasoning=reasoning, usage=usage, finish_reason=finish, tool_deltas=deltas))
+
+
+def _tool_delta(raw: Any, position: int) -> ToolCallDelta | None:
+    """One ``tool_calls`` item of a delta (or of a whole message, where there is no index)."""
+    if not isinstance(raw, dict):
+        return None
+    fn: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else {}
+    index = raw.get("index")
+    args = fn.get("arguments")
+    if isinstance(args, dict | list):  # some servers send the arguments as an object
+        args = json.dumps(args, ensure_ascii=False)
+    return ToolCallDelta(
+        index=index if isinstance(index, int) else position,
+        id=raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else None,
+        name=fn.get("name") if isinstance(fn.get("name"), str) and fn.get("name") else None,
+        arguments=args if isinstance(args, str) else "",
+    )
 
 
 async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:

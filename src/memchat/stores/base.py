@@ -112,6 +112,7 @@ class Store(Protocol):
         usage: Usage | None = None,
         model: str | None = None,
         replaces: Sequence[int] = (),
+        steps: Sequence[Message] = (),
     ) -> Message: ...
     def abort_turn(self, turn: TurnHandle) -> None: ...
 

@@ -593,11 +593,21 @@ class SQLiteStore(MemoryRecords):
         usage: Usage | None = None,
         model: str | None = None,
         replaces: Sequence[int] = (),
+        steps: Sequence[Message] = (),
     ) -> Message:
-        """End a turn in one transaction; ``replaces`` are message ids it supersedes (retry)."""
+        """End a turn in one transaction; ``replaces`` are message ids it supersedes (retry);
+        ``steps`` are the tool calls and results of the turn, stored between the user's
+        message and the reply (which moves to the sequence number after them)."""
         if tokens is None:
             tokens, token_method = estimate_tokens(content), "estimate"
         with self._write() as db:
+            if steps:
+                for step in steps:
+                    self._insert_message(db, turn.session_id, step)
+                db.execute(
+                    "UPDATE messages SET seq = ? WHERE id = ? AND status = 'streaming'",
+                    (self._next_seq(db, turn.session_id), turn.assistant_id),
+                )
             row = db.execute(
                 "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
                 "model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
