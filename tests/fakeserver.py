@@ -101,6 +101,12 @@ class FakeReply:
     raw: bytes | str | None = None  # a 200 text/event-stream body written verbatim
     framing: str = "chunked"  # "chunked" or "close" (no Transfer-Encoding; the body ends at EOF)
     drop: bool = False  # close the connection without answering at all
+    #: tool calls to stream: dicts with ``name``, ``arguments`` (JSON text) and optionally ``id``;
+    #: each call's arguments arrive in ``tool_split`` pieces after a first fragment with id and name
+    tool_calls: Sequence[dict[str, str]] = ()
+    tool_split: int = 3
+    #: Ollama-style: every call on index 0, told apart only by a new id
+    tool_same_index: bool = False
 
     # -- builders ---------------------------------------------------------------------
 
@@ -108,6 +114,14 @@ class FakeReply:
     def text(cls, *chunks: str, **kw: Any) -> FakeReply:
         """Stream these content chunks (no chunks: the default echo reply)."""
         return cls(chunks=list(chunks) if chunks else None, **kw)
+
+    @classmethod
+    def calls(cls, *calls: tuple[str, str] | dict[str, str], text: Sequence[str] = (), **kw: Any) -> FakeReply:
+        """Ask for tool calls, ``(name, arguments JSON)`` or dicts (with an ``id``), after ``text``;
+        ``finish_reason`` is ``tool_calls``."""
+        items = [c if isinstance(c, dict) else {"name": c[0], "arguments": c[1]} for c in calls]
+        items = [{"id": c.get("id") or f"call_{k}_{c['name']}", **c} for k, c in enumerate(items)]
+        return cls(chunks=list(text), tool_calls=items, finish_reason="tool_calls", **kw)
 
     @classmethod
     def thinking(cls, reasoning: Sequence[str], chunks: Sequence[str], **kw: Any) -> FakeReply:
@@ -571,9 +585,16 @@ class FakeServer:
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             }
         else:
-            message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks)}
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(chunks) or None}
             if reply.reasoning:
                 message["reasoning_content"] = "".join(reply.reasoning)
+            if reply.tool_calls:
+                message["tool_calls"] = [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in reply.tool_calls
+                ]
+            elif message["content"] is None:
+                message["content"] = ""
             choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
             body = {
                 "id": cid,
@@ -647,6 +668,16 @@ class FakeServer:
                 if reply.reasoning:
                     delta2["reasoning_content"] = None
                 items.append(("delta", frame([{"index": 0, "delta": delta2, "finish_reason": None}])))
+            for k, call in enumerate(reply.tool_calls):
+                index = 0 if reply.tool_same_index else k
+                first = {"index": index, "id": call["id"], "type": "function"}
+                first["function"] = {"name": call["name"], "arguments": ""}
+                items.append(("delta", frame([{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}])))
+                args, n = call["arguments"], max(1, reply.tool_split)
+                size = -(-len(args) // n) or 1
+                for piece in (args[i : i + size] for i in range(0, len(args), size)):
+                    more = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                    items.append(("delta", frame([{"index": 0, "delta": more, "finish_reason": None}])))
             items.append(("tail", frame([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])))
             if include_usage:
                 items.append(("tail", frame([], usage)))

@@ -99,6 +99,7 @@ class _TurnState:
         if not self.tools.offered or not _TOOLS_REFUSED.search(str(exc.detail)):
             return False
         self.tools.drop(str(exc.detail))
+        self.plan.notes.append(self.tools.notes[-1])
         self.budget = dataclasses.replace(self.budget, tools=0)
         return True
 

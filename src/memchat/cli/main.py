@@ -101,6 +101,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--show-context", action="store_true", help="show what the model sees before each turn")
     p.add_argument("-c", "--continue", dest="resume", action="store_true", help="continue the most recent session")
     _memory_flags(p)
+    _tool_flags(p)
 
     _define_ask(command(sub, "ask", turns.cmd_ask, _ASK_HELP))
 
@@ -136,6 +137,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="MESSAGE", help="plan for this next message (recall included)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _memory_flags(p)
+    _tool_flags(p, approval=False)
 
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -152,6 +154,7 @@ def _define_ask(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", metavar="TEXT", help="persona of a NEW session (an existing one keeps its own)")
     p.add_argument("question", nargs="*", metavar="QUESTION", help="the question; '-' or none reads stdin")
     _memory_flags(p)
+    _tool_flags(p)
 
 
 def _window(value: str) -> int:
@@ -188,6 +191,34 @@ def _memory_flags(p: argparse.ArgumentParser) -> None:
         default="session",
         help="where recall searches older messages: this session (default) or all your sessions",
     )
+
+
+def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
+    """``--tools``, ``--tool``, ``--max-steps``, ``--timezone``, ``--no-date`` (and ``--yes``)."""
+    g = p.add_argument_group("tools")
+    g.add_argument(
+        "--tools",
+        metavar="LIST",
+        help="tools the model may call, comma-separated (now,search_history,generate_image) or 'none' "
+        "(default: the session's, else all; env MEMCHAT_TOOLS)",
+    )
+    g.add_argument(
+        "--tool",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="add your own tool: a typed Python function (repeatable)",
+    )
+    g.add_argument("--max-steps", dest="max_steps", type=int, metavar="N", help="tool rounds per turn (default 8)")
+    g.add_argument("--timezone", metavar="ZONE", help="IANA time zone for the date (default: the system's)")
+    g.add_argument(
+        "--no-date",
+        dest="date_line",
+        action="store_const",
+        const=False,
+        help="do not tell the model today's date (env MEMCHAT_DATE_LINE=off)",
+    )
+    if approval:
+        g.add_argument("--yes", action="store_true", help="run tools that have side effects without asking")
 
 
 def _no_command(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires ACTION

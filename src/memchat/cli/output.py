@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from memchat.domain import Chunk
+
 
 def when(value: datetime | None) -> str:
     """A stored time in local time to the minute, or ``-``."""
@@ -69,3 +71,14 @@ def read_in(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ImportFormatError(t("cli.not_utf8", path="stdin" if path == "-" else path)) from exc
+
+
+def tool_line(chunk: Chunk) -> str:
+    """One line for a tool call about to run (``→ now({})``) or its result (``← …``)."""
+    if chunk.tool_call is not None:
+        call = chunk.tool_call
+        return f"→ {call.name}({' '.join(call.arguments.split())[:200]})"
+    assert chunk.tool_result is not None
+    result = chunk.tool_result
+    text = " ".join(result.content.split())
+    return f"← {result.call.name}: {text[:200] + ('…' if len(text) > 200 else '')}"

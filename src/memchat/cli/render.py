@@ -21,6 +21,7 @@ from rich.text import Text
 
 from memchat.cli import context_text
 from memchat.cli.cli_strings import t as cli_t
+from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
 from memchat.domain import Chunk, Message, Role, SessionInfo, Status, Summary
 from memchat.serialization import ContextView, covered
@@ -74,6 +75,9 @@ class ReplyView:
         return self
 
     def add(self, chunk: Chunk) -> None:
+        if chunk.tool_call is not None or chunk.tool_result is not None:
+            self._tool(chunk)
+            return
         if chunk.reasoning:
             self.reasoning.append(chunk.reasoning)
         if chunk.text:
@@ -92,6 +96,14 @@ class ReplyView:
                 self.console.out("")
                 self._in_reasoning = False
             self._write(chunk.text)
+
+    def _tool(self, chunk: Chunk) -> None:
+        """A line for a tool call about to run, and one for its result (errors in red)."""
+        if self._written:
+            self.console.out("")
+            self._written = False
+        error = chunk.tool_result is not None and chunk.tool_result.error
+        self.console.print(Text(tool_line(chunk), style="red" if error else "dim cyan"), highlight=False)
 
     def _write(self, text: str, style: str | None = None) -> None:
         if not self._written:

@@ -32,8 +32,9 @@ from memchat.cli import slash
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
 from memchat.config import Settings, data_dir
-from memchat.domain import SessionInfo
+from memchat.domain import SessionInfo, ToolCall
 from memchat.errors import MemchatError
+from memchat.tools import Tool
 
 #: typed alone on a line (any case, spaces around ignored) they end the chat, as in the lesson
 EXIT_WORDS = frozenset({"退出", "q", "quit", "exit"})
@@ -161,6 +162,24 @@ def run_repl(
         reader = PromptReader(history, input=pt_input, output=output, toolbar=toolbar)
     else:
         reader = StdinReader(sys.stdin or io.StringIO(), echo=ui.info)
+
+    always: set[str] = set()
+
+    def approve(call: ToolCall, tool: Tool) -> bool:
+        """y / n / always (this tool, until the REPL ends); anything else is no."""
+        if call.name in always:
+            return True
+        question = t("repl.tool_approve", call=f"{call.name}({' '.join(call.arguments.split())[:200]})")
+        try:
+            answer = reader.read(question).strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            return False
+        if answer in ("a", "always", "总是"):
+            always.add(call.name)
+            return True
+        return answer in ("y", "yes", "是", "好")
+
+    agent.approve = approve
 
     def ask_persona() -> str | None:
         if system is not None:

@@ -9,6 +9,10 @@ __all__ = ["t"]
 add(
     en={
         "repl.summarizing": "(folding messages {first}–{last} into the summary…)",
+        "repl.tool_approve": "Run {call}? [y]es / [n]o / [a]lways: ",
+        "repl.tools": "tools on: {on}; off: {off}",
+        "repl.tools_unknown": "unknown tool {name!r}; choose from: {choices}",
+        "repl.tools_none": "(none)",
         "repl.banner": "memchat · session {session} · {provider}/{model}",
         "repl.banner_resumed": "memchat · session {session} ({count} messages) · {provider}/{model}",
         "repl.banner_help": "Type /help for commands; q, quit, 退出 or Ctrl-D to exit. "
@@ -103,6 +107,7 @@ add(
         "repl.help.clear": "remove all messages, keep the persona",
         "repl.help.model": "show or set this session's model",
         "repl.help.memory": "show or set this session's memory strategy (auto, full, window, summary, recall)",
+        "repl.help.tools": "show or set the tools the model may call in this session",
         "repl.help.pin": "keep message N of /history (default: your last message) in every call",
         "repl.help.unpin": "stop pinning message N",
         "repl.help.forget-summary": "drop the summaries of older turns (rebuilt when needed)",
@@ -110,6 +115,10 @@ add(
     },
     zh={
         "repl.summarizing": "（正在把第 {first}–{last} 条消息整理进摘要……）",
+        "repl.tool_approve": "运行 {call}？[y] 是 / [n] 否 / [a] 总是：",
+        "repl.tools": "已开启的工具：{on}；已关闭：{off}",
+        "repl.tools_unknown": "没有名为 {name!r} 的工具；可选：{choices}",
+        "repl.tools_none": "（无）",
         "repl.banner": "memchat · 会话 {session} · {provider}/{model}",
         "repl.banner_resumed": "memchat · 会话 {session}（{count} 条消息）· {provider}/{model}",
         "repl.banner_help": '输入 /help 查看命令；输入 q、quit、退出 或按 Ctrl-D 结束对话。Alt-Enter 或 """ 输入多行。',
@@ -201,6 +210,7 @@ add(
         "repl.help.clear": "删除所有消息，保留角色设定",
         "repl.help.model": "查看或设定本会话的模型",
         "repl.help.memory": "查看或设定本会话的记忆策略（auto、full、window、summary、recall）",
+        "repl.help.tools": "查看或设置本会话可用的工具（now、search_history、generate_image 或自己的）",
         "repl.help.pin": "让 /history 中第 N 条消息（默认：你的最后一条）每次都发送",
         "repl.help.unpin": "取消置顶第 N 条消息",
         "repl.help.forget-summary": "删除较早对话的摘要（需要时重新生成）",

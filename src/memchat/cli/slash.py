@@ -256,6 +256,29 @@ def _memory(state: ReplState, arg: str) -> Result:
     return None
 
 
+def _tools(state: ReplState, arg: str) -> Result:
+    """``/tools``: which tools are on; ``/tools now,search_history``, ``none`` or ``all`` sets
+    them for this session (kept with it)."""
+    agent = state.agent
+    names = agent.tools.names()
+    if arg:
+        word = arg.strip().lower()
+        chosen = names if word == "all" else [] if word in ("none", "off") else [n.strip() for n in arg.split(",")]
+        unknown = [n for n in chosen if n not in names]
+        if unknown:
+            state.ui.error(t("repl.tools_unknown", name=unknown[0], choices=", ".join(names)))
+            return None
+        settings = dict(state.session.settings or {})
+        settings["tools"] = [n for n in chosen if n]
+        state.session = agent.store.update_session(state.session.id, settings=settings)
+        agent.enabled_tools = None  # the session's choice now wins over --tools / MEMCHAT_TOOLS
+    on = agent.tools_for(state.refresh())
+    off = [n for n in names if n not in on]
+    none = t("repl.tools_none")
+    state.ui.info(t("repl.tools", on=", ".join(on) or none, off=", ".join(off) or none))
+    return None
+
+
 def _message_number(state: ReplState, arg: str, messages: list[Message]) -> Message | None:
     """Message ``arg`` of ``/history``'s numbering, or None (after saying why)."""
     try:
@@ -337,6 +360,7 @@ COMMANDS: dict[str, Command] = {
         Command("clear", "/clear", "none", _clear),
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),
+        Command("tools", "/tools [LIST|none|all]", "optional", _tools),
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),
         Command("forget-summary", "/forget-summary", "none", _forget_summary),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from memchat.cli.cli_strings import t
 from memchat.cli.common import UsageError, err, settings_for
+from memchat.cli.output import tool_line
 
 if TYPE_CHECKING:
     import argparse
@@ -37,6 +38,11 @@ def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
         memory=getattr(args, "memory", None),
         context_window=getattr(args, "context_window", None),
         recall=getattr(args, "recall", None),
+        tools=getattr(args, "tools", None),
+        tool=getattr(args, "tool", None),
+        max_steps=getattr(args, "max_steps", None),
+        timezone=getattr(args, "timezone", None),
+        date_line=getattr(args, "date_line", None),
         **extra,
     )
 
@@ -82,6 +88,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
     settings = memory_settings(args, system=args.system)
     agent = _agent(settings)
+    agent.auto_approve = bool(getattr(args, "yes", False))  # no one to ask: side effects need --yes
     try:
         info = _ask_session(agent, args)
         return _stream(agent, info, text)
@@ -110,6 +117,8 @@ def _stream(agent: Agent, info: SessionInfo, text: str) -> int:
                 out.write(chunk.text)
                 out.flush()
                 last = chunk.text[-1]
+            elif chunk.tool_call is not None or chunk.tool_result is not None:
+                err(tool_line(chunk))  # what the agent does goes to stderr: stdout stays the reply
     finally:
         # on Ctrl-C between chunks this stores the partial reply as interrupted
         turn.close()
