@@ -25,6 +25,7 @@ Standalone (subprocess CLI tests, the benchmark)::
 
     python tests/fakeserver.py --port 0 [--host 127.0.0.1] [--delay-ms N] [--reply TEXT]
                                [--model ID ...] [--api-key KEY] [--max-context-tokens N]
+                               [--tool-model]
 
 prints its base URL (``http://127.0.0.1:PORT/v1``) as the first stdout line, then serves until
 killed (SIGTERM / SIGINT).
@@ -380,6 +381,8 @@ class FakeServer:
         self.api_key = api_key  # when set, requests without this Bearer token get a ModelScope 401
         #: when set, chat requests longer than this (``context_tokens``) get a 400 context_length_exceeded
         self.max_context_tokens: int | None = None
+        #: unscripted requests that offer ``now`` and ask the date get a tool call (``_tool_model``)
+        self.tool_model = False
         self._defaults = (delay, reply, list(self.models), api_key)
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
@@ -478,6 +481,7 @@ class FakeServer:
         delay, reply, models, api_key = self._defaults
         self.delay, self.default_reply, self.models, self.api_key = delay, reply, list(models), api_key
         self.max_context_tokens = None
+        self.tool_model = False
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -520,6 +524,29 @@ class FakeServer:
             return src
         return src(rec)
 
+    @staticmethod
+    def _tool_model(req: dict[str, Any]) -> FakeReply | None:
+        """A model that uses the ``now`` tool when offered and asked about the date or time, and
+        answers from the tool's result: enough to try tool calling by hand (``--tool-model``)."""
+        messages = [m for m in req.get("messages") or [] if isinstance(m, dict)]
+        if not messages:
+            return None
+        last = messages[-1]
+        if last.get("role") == "tool":
+            try:
+                now = json.loads(str(last.get("content") or ""))
+                return FakeReply.text(
+                    f"Today is {now['weekday']}, {now['date']}; it is {now['time']} ({now['timezone']})."
+                )
+            except (ValueError, KeyError, TypeError):
+                return FakeReply.text(f"The tool said: {last.get('content')}")
+        offered = {t.get("function", {}).get("name") for t in req.get("tools") or [] if isinstance(t, dict)}
+        question = str(last.get("content") or "").lower()
+        asks_time = any(w in question for w in ("day", "date", "time", "几号", "星期", "日期", "几点"))
+        if "now" in offered and last.get("role") == "user" and asks_time:
+            return FakeReply.calls(("now", "{}"))
+        return None
+
     def _models(self, h: _Handler, rec: Recorded) -> None:
         reply = self._resolve("models", rec)
         if reply is not None and (reply.status != 200 or reply.body is not None):
@@ -537,8 +564,8 @@ class FakeServer:
             )
             h.send_json(r.status, r.body, r.headers)
             return
-        reply = self._resolve("chat", rec) or FakeReply()
         req = rec.body if isinstance(rec.body, dict) else {}
+        reply = self._resolve("chat", rec) or (self._tool_model(req) if self.tool_model else None) or FakeReply()
         if reply.drop:
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)
@@ -743,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-context-tokens", type=int, default=None, help="refuse longer requests (400 context_length_exceeded)"
     )
+    parser.add_argument("--tool-model", action="store_true", help="call the now tool when asked the date")
     args = parser.parse_args(argv)
     server = FakeServer(
         args.host,
@@ -753,6 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
     )
     server.max_context_tokens = args.max_context_tokens
+    server.tool_model = args.tool_model
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
