@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memchat.agent import Agent
-from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, SessionExists, StoreError
 from memchat.factory import open_store
 from memchat.serialization import (
@@ -239,6 +239,37 @@ def test_summaries_and_pins_round_trip_losslessly(store: SQLiteStore, tmp_path: 
     assert export_jsonl(store, "copy").split("\n")[1:] == text.split("\n")[1:]
 
 
+def test_tool_calls_results_and_images_round_trip_losslessly(store: SQLiteStore, tmp_path: Path) -> None:
+    store.create_session("tools")
+    call = {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+    store.append_messages(
+        "tools",
+        [
+            Message(Role.USER, "what day is it?"),
+            Message(Role.ASSISTANT, "", tool_calls=(call,)),
+            Message(Role.TOOL, '{"date": "2026-11-24"}', tool_call_id="c1"),
+            Message(Role.ASSISTANT, "Tuesday."),
+        ],
+    )
+    (image,) = store.add_images(
+        "tools",
+        [ImageRecord("a cat", str(tmp_path / "a.png"), "modelscope", "Qwen/Qwen-Image", {"seed": 7}, "t-1", size=9)],
+    )
+    assert image.after_seq == store.messages("tools")[-1].seq
+    store.append_messages("tools", [Message(Role.USER, "nice")])
+    text = export_jsonl(store, "tools")
+    lines = [json.loads(x) for x in text.splitlines()]
+    assert lines[2]["tool_calls"] == [call] and lines[3]["tool_call_id"] == "c1"
+    assert lines[-1]["type"] == "image" and lines[-1]["after"] == 4 and lines[-1]["params"] == {"seed": 7}
+    with open_store(tmp_path / "other.db") as other:
+        import_jsonl(other, text)
+        assert export_jsonl(other, "tools") == text
+        got = other.messages("tools")
+        assert got[1].tool_calls == (call,) and got[2].tool_call_id == "c1"
+        (copy,) = other.images("tools")
+        assert (copy.prompt, copy.task_id, copy.after_seq, copy.size) == ("a cat", "t-1", got[3].seq, 9)
+
+
 def test_the_imported_summary_covers_the_same_messages(store: SQLiteStore) -> None:
     """The plan of an imported session sends the same summary in front of the same turns."""
     _with_memory(store)
@@ -380,6 +411,20 @@ def _jsonl(*records: Any) -> str:
     return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n"
 
 
+_IMAGE = {
+    "type": "image",
+    "after": 1,
+    "prompt": "a cat",
+    "params": {"size": "512x512"},
+    "provider": "modelscope",
+    "model": "Qwen/Qwen-Image",
+    "task_id": "t-1",
+    "path": "/tmp/x.png",
+    "mime": "image/png",
+    "size": 100,
+    "created": None,
+}
+
 BAD_FILES = {
     "empty": ("", "the file is empty"),
     "blank lines": ("\n\n  \n", "the file is empty"),
@@ -431,6 +476,18 @@ BAD_FILES = {
     ),
     "summary unknown field": (_jsonl(_HEAD, _MSG, {**_SUMMARY, "seq": 1}), "line 3: unknown field(s) 'seq'"),
     "summary no content": (_jsonl(_HEAD, _MSG, {**_SUMMARY, "content": None}), "line 3: 'content' must be a string"),
+    "bad tool calls": (
+        _jsonl(_HEAD, {**_MSG, "role": "assistant", "tool_calls": [{"function": {}}]}),
+        "line 2: 'tool_calls' must be a list of calls",
+    ),
+    "image past the end": (
+        _jsonl(_HEAD, _MSG, {**_IMAGE, "after": 2}),
+        "line 3: the image follows message 2, but the file has 1 messages",
+    ),
+    "image without prompt": (
+        _jsonl(_HEAD, {k: v for k, v in _IMAGE.items() if k != "prompt"}),
+        "line 2: missing field 'prompt'",
+    ),
 }
 
 

@@ -168,6 +168,24 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """A generated image kept with its session: where the file is and how it was made."""
+
+    prompt: str
+    path: str
+    provider: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    task_id: str | None = None
+    mime: str = "image/png"
+    size: int = 0
+    #: the session's last message when it was made (places it in the history)
+    after_seq: int = 0
+    id: int | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """A model-written summary of a session's messages ``first_seq``…``last_seq``. It is a
     record of its own: the messages it covers are never changed."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn, NotRequired, TypedDict
 
-from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, StoreError
 from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.stores.base import Store
@@ -74,6 +74,26 @@ class MessageRecord(TypedDict):
     created: str | None
     #: present (and true) only on a pinned message
     pinned: NotRequired[bool]
+    #: an assistant message's tool calls (OpenAI shape), and a tool result's call id
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
+
+
+class ImageLine(TypedDict):
+    """A generated image, after the summaries: ``after`` is the number of the message it
+    followed (0: before any); ``path`` is where the file was saved on the exporting machine."""
+
+    type: Literal["image"]
+    after: int
+    prompt: str
+    params: dict[str, Any]
+    provider: str
+    model: str
+    task_id: str | None
+    path: str
+    mime: str
+    size: int
+    created: str | None
 
 
 class SummaryRecord(TypedDict):
@@ -262,7 +282,27 @@ def message_record(msg: Message, *, pinned: bool = False) -> MessageRecord:
     )
     if pinned:
         record["pinned"] = True
+    if msg.tool_calls:
+        record["tool_calls"] = [dict(c) for c in msg.tool_calls]
+    if msg.tool_call_id is not None:
+        record["tool_call_id"] = msg.tool_call_id
     return record
+
+
+def image_line(image: ImageRecord, after: int) -> ImageLine:
+    return ImageLine(
+        type="image",
+        after=after,
+        prompt=image.prompt,
+        params=dict(image.params),
+        provider=image.provider,
+        model=image.model,
+        task_id=image.task_id,
+        path=image.path,
+        mime=image.mime,
+        size=image.size,
+        created=format_time(image.created),
+    )
 
 
 def summary_record(summary: Summary, first: int, last: int) -> SummaryRecord:
@@ -357,6 +397,8 @@ def export_jsonl(store: Store, name: str | int) -> str:
         span = covered(seqs, summary.first_seq, summary.last_seq)
         if span is not None:
             lines.append(_dump(summary_record(summary, *span)))
+    for image in store.images(info.id):
+        lines.append(_dump(image_line(image, bisect.bisect_right(seqs, image.after_seq))))
     return "\n".join(lines) + "\n"
 
 
@@ -416,6 +458,7 @@ def _tokens(tokens: int | None) -> str | None:
 _SESSION_KEYS = frozenset(SessionRecord.__annotations__)
 _MESSAGE_KEYS = frozenset(MessageRecord.__annotations__)
 _SUMMARY_KEYS = frozenset(SummaryRecord.__annotations__)
+_IMAGE_KEYS = frozenset(ImageLine.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -427,6 +470,8 @@ class Parsed:
     messages: list[Message]
     summaries: list[Summary] = field(default_factory=list)
     pins: list[int] = field(default_factory=list)
+    #: ``after_seq`` holds the number (from 0) of the message each image followed
+    images: list[ImageRecord] = field(default_factory=list)
 
 
 class _Line:
@@ -556,11 +601,15 @@ def parse_jsonl(text: str) -> Parsed:
     messages: list[Message] = []
     pins: list[int] = []
     spans: list[tuple[_Line, Summary]] = []
+    images: list[tuple[_Line, ImageRecord]] = []
     for number, raw in lines[1:]:
         data = _parse_line(number, raw)
         kind = data.get("type")
         if kind == "summary":
             spans.append(_summary(_Line(number, data, _SUMMARY_KEYS)))
+            continue
+        if kind == "image":
+            images.append(_image(_Line(number, data, _IMAGE_KEYS)))
             continue
         if kind != "message":
             detail = "a second session header" if kind == "session" else f"unknown line type {kind!r}"
@@ -580,8 +629,13 @@ def parse_jsonl(text: str) -> Parsed:
                 usage=m.usage("usage"),
                 model=m.string("model"),
                 created=m.time("created"),
+                tool_calls=_tool_calls(m),
+                tool_call_id=m.string("tool_call_id"),
             )
         )
+    for line, image in images:
+        if not 0 <= image.after_seq <= len(messages):
+            line.fail(f"the image follows message {image.after_seq}, but the file has {len(messages)} messages")
     for line, summary in spans:
         if not 1 <= summary.first_seq <= summary.last_seq <= len(messages):
             line.fail(
@@ -590,7 +644,44 @@ def parse_jsonl(text: str) -> Parsed:
                 if messages
                 else "a summary, but the file has no messages"
             )
-    return Parsed(info, messages, [summary for _, summary in spans], pins)
+    return Parsed(info, messages, [summary for _, summary in spans], pins, [image for _, image in images])
+
+
+def _tool_calls(m: _Line) -> tuple[dict[str, Any], ...] | None:
+    raw = m.data.get("tool_calls")
+    if raw is None:
+        return None
+    ok = isinstance(raw, list) and all(
+        isinstance(c, dict)
+        and isinstance(c.get("id"), str)
+        and isinstance(c.get("function"), dict)
+        and isinstance(c["function"].get("name"), str)
+        for c in raw
+    )
+    if not ok:
+        m.fail("'tool_calls' must be a list of calls, each with an 'id' and a 'function' with a 'name'")
+    return tuple(dict(c) for c in raw)
+
+
+def _image(i: _Line) -> tuple[_Line, ImageRecord]:
+    after = i.integer("after", required=True)
+    params = i.data.get("params", {})
+    if not isinstance(params, dict):
+        i.fail("'params' must be an object")
+    size = i.integer("size")
+    image = ImageRecord(
+        prompt=i.string("prompt", required=True) or "",
+        path=i.string("path", required=True) or "",
+        provider=i.string("provider", required=True) or "",
+        model=i.string("model", required=True) or "",
+        params=params,
+        task_id=i.string("task_id"),
+        mime=i.string("mime", default="image/png") or "image/png",
+        size=size or 0,
+        after_seq=after or 0,
+        created=i.time("created"),
+    )
+    return i, image
 
 
 def _summary(s: _Line) -> tuple[_Line, Summary]:
@@ -628,7 +719,9 @@ def import_jsonl(store: Store, text: str, name: str | None = None) -> SessionInf
     ``name`` overrides the name in the file. A name already taken raises ``SessionExists``.
     """
     parsed = prepare_import(text, name)
-    return store.import_session(parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins)
+    return store.import_session(
+        parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+    )
 
 
 # -- the context of a call ----------------------------------------------------------------

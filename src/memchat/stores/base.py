@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from memchat.domain import Message, SearchHit, SessionInfo, Status, Summary, Usage
+from memchat.domain import ImageRecord, Message, SearchHit, SessionInfo, Status, Summary, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class Store(Protocol):
         exclude_session: str | int | None = None,
         limit: int = 20,
     ) -> list[SearchHit]: ...
+    def add_images(self, session: str | int, images: Sequence[ImageRecord]) -> list[ImageRecord]: ...
+    def images(self, session: str | int) -> list[ImageRecord]: ...
     def calibration(self, model: str) -> float | None: ...
     def record_calibration(self, model: str, observed: float) -> float: ...
     def append_messages(self, session: str | int, messages: Sequence[Message]) -> list[Message]: ...
@@ -96,6 +98,7 @@ class Store(Protocol):
         *,
         summaries: Sequence[Summary] = (),
         pins: Sequence[int] = (),
+        images: Sequence[ImageRecord] = (),
     ) -> SessionInfo: ...
 
     # one turn

@@ -230,3 +230,29 @@ def m005_fts_vocab(db: sqlite3.Connection) -> None:
     like 牙医) can be looked up through the indexed trigrams that start with it instead of a
     scan of the messages."""
     run_script(db, "CREATE VIRTUAL TABLE messages_fts_vocab USING fts5vocab(messages_fts, 'row');")
+
+
+@migration
+def m006_images(db: sqlite3.Connection) -> None:
+    """Generated images: the file, the prompt and parameters, the provider and its task id,
+    placed in the session's history after the message that was last when it was made."""
+    run_script(
+        db,
+        """
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            after_seq INTEGER NOT NULL DEFAULT 0,
+            prompt TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            task_id TEXT,
+            path TEXT NOT NULL,
+            mime TEXT NOT NULL,
+            size INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX images_session ON images (session_id, id);
+        """,
+    )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memchat.domain import Message, Role, SessionInfo, Status, Summary, Usage
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.stores.base import SessionRef, TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
@@ -28,7 +28,7 @@ from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.migrations import MIGRATIONS
-from memchat.stores.sqlite_memory import MemoryRecords
+from memchat.stores.sqlite_memory import MemoryRecords, insert_image
 from memchat.tokens import estimate_tokens
 
 LOCAL_USER = 1
@@ -514,10 +514,12 @@ class SQLiteStore(MemoryRecords):
         *,
         summaries: Sequence[Summary] = (),
         pins: Sequence[int] = (),
+        images: Sequence[ImageRecord] = (),
     ) -> SessionInfo:
-        """Create a session with its messages, summaries and pins in one transaction (all or
-        nothing). A summary's ``first_seq``/``last_seq`` are 1-based positions in ``messages``;
-        ``pins`` are 0-based indexes into ``messages``."""
+        """Create a session with its messages, summaries, pins and images in one transaction (all
+        or nothing). A summary's ``first_seq``/``last_seq`` are 1-based positions in ``messages``;
+        ``pins`` are 0-based indexes into ``messages``; an image's ``after_seq`` is the number
+        (from 1; 0: before any) of the message it follows."""
         with self._write() as db:
             sid = self._insert_session(
                 db,
@@ -556,6 +558,10 @@ class SQLiteStore(MemoryRecords):
                     "INSERT OR IGNORE INTO pins (message_id, session_id, created) VALUES (?, ?, ?)",
                     (ids[index], sid, _now()),
                 )
+            for im in images:
+                if not 0 <= im.after_seq <= len(seqs):
+                    raise StoreError(f"an image follows message {im.after_seq} of {len(seqs)}")
+                insert_image(db, sid, im, seqs[im.after_seq - 1] if im.after_seq else 0)
             updated = _format_time(info.updated) if info.updated else _now()
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (updated, sid))
         return self.get_session(sid)

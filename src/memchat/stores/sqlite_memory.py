@@ -11,12 +11,14 @@ for the occurrences that end a message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from memchat.domain import Message, SearchHit, SessionInfo, Summary
+from memchat.domain import ImageRecord, Message, SearchHit, SessionInfo, Summary
 from memchat.stores.columns import MESSAGE_COLUMNS, format_time, parse_time
 from memchat.stores.columns import now_text as _now
 
@@ -32,6 +34,29 @@ PER_TERM = 64
 SHORT_TERM_SPAN = 4_000
 #: indexed trigrams a two-character term expands to, at most (the most frequent ones)
 EXPANSIONS = 48
+
+
+def insert_image(db: sqlite3.Connection, sid: int, im: ImageRecord, after_seq: int) -> ImageRecord:
+    """One row of ``images`` (inside the caller's transaction)."""
+    created = format_time(im.created) if im.created else _now()
+    cur = db.execute(
+        "INSERT INTO images (session_id, after_seq, prompt, params, provider, model, task_id, path, mime, size, "
+        "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            sid,
+            after_seq,
+            im.prompt,
+            json.dumps(im.params, ensure_ascii=False, sort_keys=True),
+            im.provider,
+            im.model,
+            im.task_id,
+            im.path,
+            im.mime,
+            im.size,
+            created,
+        ),
+    )
+    return dataclasses.replace(im, id=int(cur.lastrowid or 0), after_seq=after_seq, created=parse_time(created))
 
 
 def _phrase(term: str) -> str:
@@ -271,6 +296,39 @@ class MemoryRecords:
         if exclude_session is not None:
             return " AND s.owner_id = 1 AND m.session_id != ?", [self._sid(exclude_session)]
         return " AND s.owner_id = 1", []
+
+    # -- generated images -----------------------------------------------------------------
+
+    def add_images(self: _Host, session: SessionKey, images: Sequence[ImageRecord]) -> list[ImageRecord]:
+        """Keep ``images`` with the session, placed after its current last message."""
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            last = int(db.execute("SELECT last_seq FROM sessions WHERE id = ?", (sid,)).fetchone()[0])
+            return [insert_image(db, sid, im, im.after_seq or last) for im in images]
+
+    def images(self: _Host, session: SessionKey) -> list[ImageRecord]:
+        """The session's generated images, oldest first."""
+        rows = self._read(
+            "SELECT id, after_seq, prompt, params, provider, model, task_id, path, mime, size, created "
+            "FROM images WHERE session_id = ? ORDER BY id",
+            (self._sid(session),),
+        )
+        return [
+            ImageRecord(
+                prompt=r[2],
+                path=r[7],
+                provider=r[4],
+                model=r[5],
+                params=json.loads(r[3] or "{}"),
+                task_id=r[6],
+                mime=r[8],
+                size=r[9],
+                after_seq=r[1],
+                id=r[0],
+                created=parse_time(r[10]),
+            )
+            for r in rows
+        ]
 
     # -- token calibration ----------------------------------------------------------------
 
