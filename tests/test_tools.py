@@ -522,3 +522,39 @@ def test_the_repl_asks_before_a_side_effect_and_remembers_always(fake: FakeServe
     assert proc.stdout.count("Run ping(") == 2  # "always": not asked the third time
     assert "→ ping(" in proc.stdout and "← ping: pong from h1" in proc.stdout
     assert "tools on: now, search_history, ping" in proc.stdout
+
+
+def test_history_and_markdown_show_tool_calls_and_images(fake: FakeServer) -> None:
+    from memchat.config import default_db_path
+    from memchat.domain import ImageRecord, Message
+    from memchat.serialization import export_markdown
+
+    with open_store(default_db_path()) as db:
+        db.create_session("h")
+        call = {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+        db.append_messages(
+            "h",
+            [
+                Message(Role.USER, "what day is it?"),
+                Message(Role.ASSISTANT, "", tool_calls=(call,)),
+                Message(Role.TOOL, '{"weekday": "Tuesday"}', tool_call_id="c1"),
+                Message(Role.ASSISTANT, "Tuesday."),
+            ],
+        )
+        db.add_images("h", [ImageRecord("a cat in ink", "/data/images/abc.png", "modelscope", "Qwen/Qwen-Image")])
+        db.append_messages("h", [Message(Role.USER, "lovely")])
+        markdown = export_markdown(db, "h")
+    env = {"MEMCHAT_PROVIDER": "compat", "MEMCHAT_BASE_URL": fake.url}
+    proc = cli("chat", "-s", "h", env=env, input="/history\nq\n")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "2 assistant:  → now({})" in out
+    assert (
+        out.index("4 assistant: Tuesday.")
+        < out.index("🖼 image: a cat in ink → /data/images/abc.png")
+        < out.index("5 user: lovely")
+    )
+    assert "## 2. Assistant" in markdown and "→ `now({})`" in markdown
+    assert (
+        markdown.index("Tuesday.") < markdown.index("![a cat in ink](/data/images/abc.png)") < markdown.index("lovely")
+    )

@@ -430,6 +430,10 @@ def export_markdown(store: Store, name: str | int) -> str:
             notes.append(f"{len(summaries) - 1} earlier version" + ("s" if len(summaries) > 2 else ""))
         title = f"## Summary of messages {span[0]}–{span[1]}"
         out += [title + "".join(" · " + n for n in notes), "", _quote(latest.content), ""]
+    images: dict[int, list[ImageRecord]] = {}
+    for image in store.images(info.id):  # each after the message it followed (0: none left)
+        i = bisect.bisect_right(seqs, image.after_seq)
+        images.setdefault(seqs[i - 1] if i else 0, []).append(image)
     for i, m in enumerate(messages, 1):
         notes = [n for n in (m.model if m.role is Role.ASSISTANT else None, _tokens(m.tokens)) if n]
         if m.status is not Status.COMPLETE:
@@ -439,8 +443,23 @@ def export_markdown(store: Store, name: str | int) -> str:
         title = f"## {i}. {m.role.value.capitalize()}"
         if notes:
             title += " · " + " · ".join(notes)
-        out += [title, "", m.content.rstrip("\n") if m.content else "*(empty)*", ""]
+        body = m.content.rstrip("\n") if m.content else ("" if m.tool_calls else "*(empty)*")
+        calls = [c.get("function") or {} for c in m.tool_calls or ()]
+        body += "".join(f"\n\n→ `{fn.get('name')}({fn.get('arguments') or ''})`" for fn in calls)
+        out += [title, "", body.strip("\n"), ""]
+        for image in images.get(m.seq or 0, []):
+            out += [f"![{_alt(image.prompt)}]({_md_path(image.path)})", ""]
+    for image in images.get(0, []):
+        out += [f"![{_alt(image.prompt)}]({_md_path(image.path)})", ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _alt(text: str) -> str:
+    return " ".join(text.replace("[", "(").replace("]", ")").split())[:200]
+
+
+def _md_path(path: str) -> str:
+    return path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
 def _quote(text: str) -> str:

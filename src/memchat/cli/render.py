@@ -23,7 +23,7 @@ from memchat.cli import context_text
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
-from memchat.domain import Chunk, Message, Role, SessionInfo, Status, Summary
+from memchat.domain import Chunk, ImageRecord, Message, Role, SessionInfo, Status, Summary
 from memchat.serialization import ContextView, covered
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -217,6 +217,7 @@ class Renderer:
         *,
         pinned: Collection[int] = (),
         summaries: Sequence[Summary] = (),
+        images: Sequence[ImageRecord] = (),
     ) -> None:
         self.line(t("repl.history_title", session=info.name, count=len(messages)), "bold")
         if info.persona:
@@ -233,15 +234,30 @@ class Renderer:
         if not messages:
             self.note(t("repl.history_empty"))
             return
+        pending = sorted(images, key=lambda im: im.after_seq)
         for i, m in enumerate(messages, 1):
+            while pending and pending[0].after_seq < (m.seq or 0):
+                self._image(pending.pop(0))
             text = Text(f"{i:>3} ", style="dim")
             text.append(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
             text.append(m.content, style=ROLE_STYLES.get(m.role, ""))
+            for call in m.tool_calls or ():
+                fn = call.get("function") or {}
+                text.append(
+                    f" → {fn.get('name')}({' '.join(str(fn.get('arguments') or '').split())})", style="dim cyan"
+                )
             if m.status is not Status.COMPLETE:
                 text.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
             if m.id in pinned:
                 text.append(" " + t("repl.history_pinned"), style="bold magenta")
             self.console.print(text, soft_wrap=True)
+        for image in pending:
+            self._image(image)
+
+    def _image(self, image: ImageRecord) -> None:
+        self.console.print(
+            Text(t("repl.history_image", prompt=image.prompt, path=image.path), style="dim magenta"), soft_wrap=True
+        )
 
     def memory(self, current: str, choices: Iterable[str], *, own: str | None, window: int, limit: int) -> None:
         """The strategy in use, where it comes from, the budget, and every strategy."""

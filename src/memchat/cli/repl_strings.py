@@ -10,6 +10,7 @@ add(
     en={
         "repl.summarizing": "(folding messages {first}–{last} into the summary…)",
         "repl.tool_approve": "Run {call}? [y]es / [n]o / [a]lways: ",
+        "repl.history_image": "    🖼 image: {prompt} → {path}",
         "repl.tools": "tools on: {on}; off: {off}",
         "repl.tools_unknown": "unknown tool {name!r}; choose from: {choices}",
         "repl.tools_none": "(none)",
@@ -116,6 +117,7 @@ add(
     zh={
         "repl.summarizing": "（正在把第 {first}–{last} 条消息整理进摘要……）",
         "repl.tool_approve": "运行 {call}？[y] 是 / [n] 否 / [a] 总是：",
+        "repl.history_image": "    🖼 图片：{prompt} → {path}",
         "repl.tools": "已开启的工具：{on}；已关闭：{off}",
         "repl.tools_unknown": "没有名为 {name!r} 的工具；可选：{choices}",
         "repl.tools_none": "（无）",

@@ -159,7 +159,8 @@ def _history(state: ReplState, arg: str) -> Result:
     info = state.refresh()
     store = state.agent.store
     pinned = {p.id for p in store.pins(info.id) if p.id is not None}
-    state.ui.history(info, store.messages(info.id), pinned=pinned, summaries=store.summaries(info.id))
+    messages, summaries, images = store.messages(info.id), store.summaries(info.id), store.images(info.id)
+    state.ui.history(info, messages, pinned=pinned, summaries=summaries, images=images)
     return None
 
 
