@@ -85,3 +85,37 @@ def test_language_from_memchat_lang_or_locale() -> None:
     assert detect_lang({"LANG": "en_US.UTF-8", "LC_ALL": "zh_TW.UTF-8"}) == "zh"
     assert detect_lang({"LANG": "de_DE.UTF-8"}) == "en"
     assert detect_lang({}) == "en"
+
+
+def test_the_image_provider_follows_the_chat_provider_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve().image_provider is None  # the embedded model: no image API, nothing offline
+    monkeypatch.setenv("MEMCHAT_PROVIDER", "modelscope")
+    monkeypatch.setenv("MODELSCOPE_API_KEY", "ms-chat-key-123456")
+    s = resolve()
+    assert (s.image_provider, s.image_base_url, s.image_model) == (
+        "modelscope",
+        "https://api-inference.modelscope.cn/v1",
+        "Qwen/Qwen-Image",
+    )
+    assert s.image_api_key == "ms-chat-key-123456"  # one ModelScope key serves both
+    assert all("123456" not in v for _, v, _ in s.describe())
+    monkeypatch.setenv("MEMCHAT_IMAGE_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-images-999999")
+    monkeypatch.setenv("MEMCHAT_IMAGE_MODEL", "dall-e-3")
+    s = resolve()
+    assert (s.image_provider, s.image_base_url, s.image_api_key, s.image_model) == (
+        "openai",
+        "https://api.openai.com/v1",
+        "sk-images-999999",
+        "dall-e-3",
+    )
+    monkeypatch.setenv("MEMCHAT_IMAGE_PROVIDER", "midjourney")
+    with pytest.raises(ConfigError, match="unknown image provider 'midjourney'; choose one of: modelscope, openai"):
+        resolve()
+
+
+def test_an_image_key_in_a_world_readable_config_file_is_refused() -> None:
+    write_config('image_api_key = "ms-secret-777777"\n', mode=0o640)
+    with pytest.raises(ConfigError, match="holds an image_api_key but is readable by others") as info:
+        resolve()
+    assert "777777" not in str(info.value)

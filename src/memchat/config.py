@@ -4,7 +4,10 @@ Environment: ``MEMCHAT_PROVIDER``, ``MEMCHAT_BASE_URL``, ``MEMCHAT_API_KEY`` (el
 preset's own variable, e.g. ``MODELSCOPE_API_KEY``), ``MEMCHAT_MODEL``, ``MEMCHAT_HOME``
 (all data and config under it), ``MEMCHAT_DB``, ``MEMCHAT_LANG``, ``MEMCHAT_MODEL_PATH``,
 ``MEMCHAT_TOOLS`` (``now,search_history`` or ``none``), ``MEMCHAT_MAX_STEPS``, ``MEMCHAT_TIMEZONE``,
-``MEMCHAT_DATE_LINE`` (``off`` drops the date line from the context).
+``MEMCHAT_DATE_LINE`` (``off`` drops the date line from the context), ``MEMCHAT_IMAGE_PROVIDER``
+(``modelscope`` or ``openai``), ``MEMCHAT_IMAGE_BASE_URL``, ``MEMCHAT_IMAGE_API_KEY``,
+``MEMCHAT_IMAGE_MODEL``: the image provider follows the chat provider's settings unless these say
+otherwise.
 The config file is TOML (``config.toml`` in the config directory). A file that holds an
 ``api_key`` must be private to its owner (mode 0600), or it is refused.
 """
@@ -39,7 +42,16 @@ _KEYS = (
     "max_steps",
     "timezone",
     "date_line",
+    "image_provider",
+    "image_base_url",
+    "image_api_key",
+    "image_model",
 )
+#: image providers and their defaults: (base URL, model, the key variable read after MEMCHAT_IMAGE_API_KEY)
+IMAGE_PROVIDERS = {
+    "modelscope": ("https://api-inference.modelscope.cn/v1", "Qwen/Qwen-Image", "MODELSCOPE_API_KEY"),
+    "openai": ("https://api.openai.com/v1", "gpt-image-1", "OPENAI_API_KEY"),
+}
 _FALSE = ("0", "off", "false", "no", "none")
 
 
@@ -106,6 +118,11 @@ class Settings:
     timezone: str | None = None
     #: a line with today's date in the context
     date_line: bool = True
+    #: text-to-image: ``modelscope`` or ``openai`` (None: none configured)
+    image_provider: str | None = None
+    image_base_url: str | None = None
+    image_api_key: str | None = field(default=None, repr=False)
+    image_model: str | None = None
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -126,7 +143,7 @@ class Settings:
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
-            shown = mask(value) if f.name == "api_key" else ("" if value is None else str(value))
+            shown = mask(value) if f.name in ("api_key", "image_api_key") else ("" if value is None else str(value))
             rows.append((f.name, shown, self.sources.get(f.name, "default")))
         rows.append(("config_file", str(config_path()), "-"))
         return rows
@@ -149,11 +166,12 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    if "api_key" in data and os.name == "posix":
+    secret = next((k for k in ("api_key", "image_api_key") if k in data), None)
+    if secret and os.name == "posix":
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise ConfigError(
-                f"{path} holds an api_key but is readable by others (mode {mode:o}); run: chmod 600 {path}"
+                f"{path} holds an {secret} but is readable by others (mode {mode:o}); run: chmod 600 {path}"
             )
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
@@ -243,7 +261,9 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         zone(str(timezone))  # an unknown zone is a one-line error now, not at the first turn
     date_value = pick("date_line", "MEMCHAT_DATE_LINE")
     date_line = True if date_value is None else str(date_value).strip().lower() not in _FALSE
+    image = _image_settings(pick, env, provider, base_url, api_key, sources)
     return Settings(
+        **image,
         tools=tools,
         tool=tool,
         max_steps=max_steps,
@@ -262,3 +282,36 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         context_window=context_window,
         sources=sources,
     )
+
+
+def _image_settings(
+    pick: Any, env: Mapping[str, str], provider: str, base_url: Any, api_key: Any, sources: dict[str, str]
+) -> dict[str, Any]:
+    """The image provider: its own settings, else the chat provider's when that has an image
+    API (ModelScope, OpenAI; a ModelScope key and base URL serve both)."""
+    chosen = pick("image_provider", "MEMCHAT_IMAGE_PROVIDER")
+    image_url = pick("image_base_url", "MEMCHAT_IMAGE_BASE_URL")
+    image_key = pick("image_api_key", "MEMCHAT_IMAGE_API_KEY")
+    model = pick("image_model", "MEMCHAT_IMAGE_MODEL")
+    if chosen is None:
+        if provider not in IMAGE_PROVIDERS:
+            return {}
+        chosen = provider
+        sources["image_provider"] = "chat provider"
+    chosen = str(chosen).strip().lower()
+    if chosen in ("", "none", "off"):
+        return {}
+    if chosen not in IMAGE_PROVIDERS:
+        raise ConfigError(f"unknown image provider {chosen!r}; choose one of: {', '.join(IMAGE_PROVIDERS)}")
+    default_url, default_model, key_env = IMAGE_PROVIDERS[chosen]
+    same = chosen == provider
+    if image_url is None:
+        image_url = base_url if same and base_url else default_url
+    if image_key is None:
+        image_key = api_key if same and api_key else env.get(key_env) or None
+    return {
+        "image_provider": chosen,
+        "image_base_url": str(image_url).rstrip("/"),
+        "image_api_key": str(image_key) if image_key else None,
+        "image_model": str(model) if model else default_model,
+    }
