@@ -468,7 +468,7 @@ def test_ask_what_day_it_is_through_the_now_tool(fake: FakeServer, tmp_path: Pat
     assert "tools" not in (fake.chat_requests[-1].body or {})
     proc = cli("ask", "--tools", "now,weather", "hi", env=env)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
-        "memchat: configuration: unknown tool 'weather' (available: now, search_history)"
+        "memchat: configuration: unknown tool 'weather' (available: now, search_history, generate_image)"
     ]
 
 
@@ -558,3 +558,59 @@ def test_history_and_markdown_show_tool_calls_and_images(fake: FakeServer) -> No
     assert (
         markdown.index("Tuesday.") < markdown.index("![a cat in ink](/data/images/abc.png)") < markdown.index("lovely")
     )
+
+
+def test_the_model_generates_an_image_through_the_tool(
+    fake: FakeServer, store: SQLiteStore, make_agent: Callable[..., Agent], tmp_path: Path
+) -> None:
+    from imageserver import ImageServer, Task
+    from memchat.images.modelscope_async import ModelScopeImages
+
+    images = ImageServer().start()
+    try:
+        images.script(Task(polls=1))
+        agent = make_agent()
+        agent.images = ModelScopeImages(images.url, api_key="ms-k", poll_initial=0.01, poll_max=0.02)
+        agent.images_dir = tmp_path / "images"
+        call = FakeReply.calls(("generate_image", json.dumps({"prompt": "a cat in ink wash style", "size": "512x512"})))
+        fake.script(call, FakeReply.text("Here it is."))
+        assert agent.ask("s", "draw me a cat").text == "Here it is."
+        assert "generate_image" in tool_names(fake.chat_requests[0])
+        result = json.loads(fake.chat_requests[-1].messages[-1]["content"])
+        (saved,) = result["saved"]
+        assert Path(saved).parent == tmp_path / "images" and Path(saved).read_bytes().startswith(b"\x89PNG")
+        (record,) = store.images("s")
+        assert (record.prompt, record.path, record.params) == ("a cat in ink wash style", saved, {"size": "512x512"})
+        agent.images.close()
+    finally:
+        images.close()
+
+
+def test_the_repl_image_command(fake: FakeServer, tmp_path: Path) -> None:
+    from imageserver import ImageServer, Task
+
+    images = ImageServer().start()
+    try:
+        images.script(Task(polls=0))
+        env = {
+            "MEMCHAT_PROVIDER": "compat",
+            "MEMCHAT_BASE_URL": fake.url,
+            "MEMCHAT_IMAGE_PROVIDER": "modelscope",
+            "MEMCHAT_IMAGE_BASE_URL": images.url,
+        }
+        proc = cli("chat", "-s", "pics", "--system", "x", env=env, input="/image a red fox\n/history\nq\n")
+        assert proc.returncode == 0, proc.stderr
+        saved = next(line for line in proc.stdout.splitlines() if line.startswith("saved "))
+        path = Path(saved.removeprefix("saved ").strip())
+        assert path.read_bytes().startswith(b"\x89PNG") and path.parent.name == "pics"
+        assert f"🖼 image: a red fox → {path}" in proc.stdout
+        proc = cli(
+            "chat",
+            "-s",
+            "pics",
+            env={"MEMCHAT_PROVIDER": "compat", "MEMCHAT_BASE_URL": fake.url},
+            input="/image x\nq\n",
+        )
+        assert "no image provider is configured" in proc.stdout + proc.stderr
+    finally:
+        images.close()

@@ -120,3 +120,29 @@ class ServerError(ProviderError):
 
 class StreamError(ProviderError):
     kind = "stream"
+
+
+class ImageRequestError(MemchatError):
+    """An image request memchat refuses before sending it (bad size, seed, steps…)."""
+
+    kind = "bad_image_request"
+
+
+class ImageFailed(ProviderError):
+    """The image service ran the task and it failed (FAILED, CANCELED, UNKNOWN)."""
+
+    kind = "image_failed"
+
+
+class ImageTimeout(ProviderError):
+    kind = "image_timeout"
+
+
+class ImageDownloadError(ProviderError):
+    """A generated image's file could not be fetched safely (address, size, type)."""
+
+    kind = "image_download"
+
+
+class ImageCancelled(MemchatError):
+    kind = "cancelled"

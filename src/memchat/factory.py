@@ -63,7 +63,7 @@ def make_agent(settings: Settings, store: Any = None) -> Any:
     enabled = list(settings.tools) if settings.tools is not None else None
     if enabled is not None:
         tools.select(enabled)  # unknown names: one line
-    return Agent(
+    agent = Agent(
         store,
         provider,
         model=settings.model if "model" in settings.sources else None,  # else the session's, or the provider's
@@ -77,3 +77,30 @@ def make_agent(settings: Settings, store: Any = None) -> Any:
         timezone=zone,
         date_line=settings.date_line,
     )
+    agent.images = make_image_generator(settings)  # for the generate_image tool and /image
+    agent.images_dir = images_dir()
+    return agent
+
+
+def make_image_generator(settings: Settings) -> Any:
+    """The text-to-image adapter the settings describe, or None when none is configured."""
+    if not settings.image_provider:
+        return None
+    if settings.image_provider == "modelscope":
+        from memchat.images.modelscope_async import ModelScopeImages
+
+        return ModelScopeImages(
+            base_url=settings.image_base_url or "", api_key=settings.image_api_key, model=settings.image_model
+        )
+    from memchat.images.openai_images import OpenAIImages
+
+    return OpenAIImages(
+        base_url=settings.image_base_url or "", api_key=settings.image_api_key, model=settings.image_model
+    )
+
+
+def images_dir() -> Path:
+    """Where generated images are saved (under the data directory)."""
+    from memchat.config import data_dir
+
+    return data_dir() / "images"

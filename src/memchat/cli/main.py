@@ -139,6 +139,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _memory_flags(p)
     _tool_flags(p, approval=False)
 
+    from memchat.cli import images
+
+    p = command(sub, "image", images.cmd_image, "generate images from a text prompt and save them")
+    p.add_argument("prompt", nargs="+", metavar="PROMPT", help="what the image shows")
+    p.add_argument("--image-provider", dest="image_provider", choices=("modelscope", "openai"))
+    p.add_argument("--image-model", dest="image_model", metavar="ID", help="e.g. Qwen/Qwen-Image (ModelScope default)")
+    p.add_argument("--size", metavar="WxH", help="e.g. 1024x1024")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument("--negative", metavar="TEXT", help="what the image must not show")
+    p.add_argument("--image-url", dest="image_url", metavar="URL", help="the image to edit (editing models)")
+    p.add_argument("-n", type=int, default=1, metavar="N", help="how many images (default 1)")
+    p.add_argument("-o", "--output", metavar="PATH", help="a file (one image) or a directory")
+    p.add_argument("-s", "--session", metavar="NAME", help="keep the images with this session")
+
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = command(sub, "config", info.cmd_config, "show the resolved settings and where each came from")

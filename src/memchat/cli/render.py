@@ -98,12 +98,22 @@ class ReplyView:
             self._write(chunk.text)
 
     def _tool(self, chunk: Chunk) -> None:
-        """A line for a tool call about to run, and one for its result (errors in red)."""
+        """A line for a tool call about to run, and one for its result (errors in red). The live
+        reply view is put away while the tool runs (it may ask the user for approval), and the
+        text streamed before the call stays on screen."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            if self.text or self.reasoning:
+                self.console.print(self._renderable(final=True))
+            self.text, self.reasoning = [], []
         if self._written:
             self.console.out("")
             self._written = False
         error = chunk.tool_result is not None and chunk.tool_result.error
         self.console.print(Text(tool_line(chunk), style="red" if error else "dim cyan"), highlight=False)
+        if chunk.tool_result is not None and self.markdown:
+            self.__enter__()  # the next call's reply streams in a fresh view
 
     def _write(self, text: str, style: str | None = None) -> None:
         if not self._written:
@@ -231,10 +241,9 @@ class Renderer:
             self.note(t("repl.history_summary", first=span[0], last=span[1], text=summaries[-1].content))
             if len(summaries) > 1:
                 self.note(t("repl.history_older_summaries", count=len(summaries) - 1))
+        pending = sorted(images, key=lambda im: im.after_seq)
         if not messages:
             self.note(t("repl.history_empty"))
-            return
-        pending = sorted(images, key=lambda im: im.after_seq)
         for i, m in enumerate(messages, 1):
             while pending and pending[0].after_seq < (m.seq or 0):
                 self._image(pending.pop(0))

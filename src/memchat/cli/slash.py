@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from memchat.agent import Agent, Turn
+from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
 from memchat.domain import Message, Role, SessionInfo
@@ -280,6 +281,32 @@ def _tools(state: ReplState, arg: str) -> Result:
     return None
 
 
+def _image(state: ReplState, arg: str) -> Result:
+    """``/image PROMPT``: generate, save, keep with the session, print the paths."""
+    agent = state.agent
+    if agent.images is None:
+        state.ui.error(cli_t("cli.image_no_provider"))
+        return None
+    import threading
+
+    from memchat.images.base import ImageRequest
+    from memchat.tools.builtin import to_record
+
+    cancel = threading.Event()
+    try:
+        made = agent.images.generate(
+            ImageRequest(prompt=arg), dest_dir=agent.images_dir / state.session.name, cancel=cancel
+        )
+    except KeyboardInterrupt:
+        cancel.set()
+        state.ui.note(t("repl.image_cancelled"))
+        return None
+    agent.store.add_images(state.session.id, [to_record(im) for im in made])
+    for im in made:
+        state.ui.info(t("repl.image_saved", path=str(im.path)))
+    return None
+
+
 def _message_number(state: ReplState, arg: str, messages: list[Message]) -> Message | None:
     """Message ``arg`` of ``/history``'s numbering, or None (after saying why)."""
     try:
@@ -362,6 +389,7 @@ COMMANDS: dict[str, Command] = {
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),
         Command("tools", "/tools [LIST|none|all]", "optional", _tools),
+        Command("image", "/image PROMPT", "required", _image),
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),
         Command("forget-summary", "/forget-summary", "none", _forget_summary),

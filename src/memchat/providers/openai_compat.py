@@ -14,11 +14,9 @@ import contextlib
 import json
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from memchat.providers._httpx import httpx
@@ -29,9 +27,7 @@ if TYPE_CHECKING:  # asyncio is imported where it is used: the sync path never p
 from memchat import __version__
 from memchat.domain import Chunk, ToolCallDelta, Usage
 from memchat.errors import (
-    AuthenticationError,
     BadRequest,
-    ContextLengthExceeded,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -40,6 +36,7 @@ from memchat.errors import (
     StreamError,
 )
 from memchat.providers.base import ChatOptions, Provider, WireMessage
+from memchat.providers.http_errors import status_error
 from memchat.providers.sse import Event, SSEDecoder
 
 __all__ = ["OpenAICompatible"]
@@ -49,14 +46,8 @@ MAX_RETRY_AFTER = 10.0
 #: longest pause between two attempts
 MAX_BACKOFF = 8.0
 
-#: 429 codes/types that will not clear on retry (insufficient_quota, credit_balance_exhausted…)
-_QUOTA_CODE = re.compile(r"quota|balance|billing|spend_limit|credit", re.IGNORECASE)
-#: and messages ("insufficient balance (1008)", "quota exceeded"); OpenAI's throttling text
-#: mentions billing, so that word alone is not enough here
-_QUOTA_TEXT = re.compile(r"quota|balance", re.IGNORECASE)
 #: close() called inside the loop schedules aclose(); keep the tasks alive until they finish
 _CLOSING: set[asyncio.Task[None]] = set()
-_CONTEXT = re.compile(r"context[_ ]length|context window|maximum context", re.IGNORECASE)
 
 
 class OpenAICompatible(Provider):
@@ -399,35 +390,7 @@ class OpenAICompatible(Provider):
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
         """The ``memchat.errors`` exception for a non-2xx response."""
-        status = response.status_code
-        message, code, kind, request_id = _error_fields(response)
-        detail = self._scrub(message or f"HTTP {status} {response.reason_phrase}".strip())
-        info: dict[str, Any] = {}
-        if request_id:
-            info["request_id"] = request_id
-        if code:
-            info["code"] = code
-        words = " ".join(str(x) for x in (message, code, kind) if x)
-        if status in (401, 403):
-            return AuthenticationError(detail, status=status, **info)
-        if status == 429:
-            headers = response.headers
-            exhausted = any(k.lower().endswith("-remaining") and v.strip() == "0" for k, v in headers.items())
-            quota = (
-                exhausted
-                or bool(_QUOTA_CODE.search(" ".join(str(x) for x in (code, kind) if x)))
-                or bool(_QUOTA_TEXT.search(message))
-            )
-            return RateLimited(detail, status=status, quota=quota, retry_after=_retry_after(headers), **info)
-        if status == 400 and (code == "context_length_exceeded" or _CONTEXT.search(words)):
-            return ContextLengthExceeded(detail, status=status, **info)
-        if status == 413 and _CONTEXT.search(words):
-            return ContextLengthExceeded(detail, status=status, **info)
-        if 400 <= status < 500:
-            return BadRequest(detail, status=status, **info)
-        if status >= 500:
-            return ServerError(detail, status=status, **info)
-        return ProviderError(detail, status=status, **info)
+        return status_error(response, self._scrub)
 
 
 class _Reader:
@@ -583,64 +546,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None, str | None]:
-    """(message, code, type, request_id) from either error envelope, or the raw text."""
-    request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
-    try:
-        text = response.text
-    except httpx.ResponseNotRead:  # the body could not be read
-        text = ""
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        if "html" in response.headers.get("content-type", "").lower():
-            return "", None, None, request_id  # a proxy's error page says nothing useful
-        return text.strip()[:500], None, None, request_id
-    request_id = str(body.get("request_id") or request_id or "") or None
-    err = body.get("error") if body.get("error") is not None else body.get("errors")
-    if isinstance(err, dict):
-        message = err.get("message") or err.get("msg") or ""
-        code = err.get("code")
-        kind = err.get("type")
-        request_id = str(err.get("request_id") or request_id or "") or None
-        return (
-            str(message) or json.dumps(err, ensure_ascii=False)[:500],
-            None if code is None else str(code),
-            None if kind is None else str(kind),
-            request_id,
-        )
-    if isinstance(err, str):
-        return err, None, None, request_id
-    message = body.get("message") or body.get("detail") or json.dumps(body, ensure_ascii=False)[:500]
-    code = body.get("code")
-    return str(message), None if code is None else str(code), None, request_id
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    import email.utils  # rare (an HTTP date): not worth its import time at start-up
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
