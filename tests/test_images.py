@@ -304,8 +304,10 @@ def test_memchat_image_saves_a_png_prints_its_path_and_keeps_it_with_the_session
         {"size": "512x512"},
     )
     target = tmp_path / "one.png"
-    proc = cli("image", "another", "-o", str(target), env=env)
+    proc = cli("image", "another", "-o", str(target), "--model", "MAILAND/majicflus_v1", env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == str(target) and target.read_bytes().startswith(PNG)
+    submits = [r.body for r in server.requests if r.path == "/v1/images/generations"]
+    assert submits[-1]["model"] == "MAILAND/majicflus_v1"  # --model names the image model here
 
 
 def test_memchat_image_errors_are_one_line(

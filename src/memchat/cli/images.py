@@ -37,7 +37,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise UsageError(t("cli.image_no_provider"))
     request = ImageRequest(
         prompt=prompt,
-        model=args.image_model or None,
+        model=args.image_model or getattr(args, "model", None) or None,  # --model names the image model here
         negative_prompt=args.negative,
         size=args.size,
         seed=args.seed,

@@ -144,7 +144,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = command(sub, "image", images.cmd_image, "generate images from a text prompt and save them")
     p.add_argument("prompt", nargs="+", metavar="PROMPT", help="what the image shows")
     p.add_argument("--image-provider", dest="image_provider", choices=("modelscope", "openai"))
-    p.add_argument("--image-model", dest="image_model", metavar="ID", help="e.g. Qwen/Qwen-Image (ModelScope default)")
+    p.add_argument("--image-model", dest="image_model", metavar="ID", help="the image model (also --model)")
     p.add_argument("--size", metavar="WxH", help="e.g. 1024x1024")
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int)
