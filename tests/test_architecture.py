@@ -22,6 +22,12 @@ CORE = [
     "memchat.i18n",
     "memchat.config",
     "memchat.testing",
+    "memchat.clock",
+    "memchat.tools",
+    "memchat.tools.builtin",
+    "memchat.tools.loop",
+    "memchat.images",
+    "memchat.images.base",
 ]
 FORBIDDEN = [
     "rich",
@@ -38,6 +44,9 @@ FORBIDDEN = [
     "memchat.providers.openai_compat",
     "memchat.providers.local_llama",
     "memchat.stores.sqlite",
+    "memchat.images.modelscope_async",
+    "memchat.images.openai_images",
+    "memchat.images.download",
 ]
 
 
