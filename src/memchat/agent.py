@@ -77,6 +77,8 @@ class _TurnState:
         self.turn: TurnHandle | None = None
         self.saved_at = time.monotonic()
         self.reply: Reply | None = None
+        #: the user stopped the turn (a Stop button): what streamed is kept as ``stopped``
+        self.stopped = False
 
     @property
     def context(self) -> list[ContextEntry]:
@@ -202,11 +204,12 @@ class _TurnState:
             self.turn = None
 
     def interrupt(self) -> None:
-        """Keep what streamed as ``interrupted``; with nothing streamed, drop the turn."""
+        """Keep what streamed as ``interrupted`` (``stopped`` when the user asked, see
+        ``AsyncTurn.stop``); with nothing streamed, drop the turn."""
         if self.turn is None:
             return
         if self.parts:
-            self.finish(Status.INTERRUPTED)
+            self.finish(Status.STOPPED if self.stopped else Status.INTERRUPTED)
         else:
             self.abort()
 
@@ -362,6 +365,12 @@ class AsyncTurn:
                 if started or not st.refused_tools(exc):
                     raise
             retried = True
+
+    def stop(self) -> None:
+        """Mark the turn stopped by the user; cancelling its task then keeps the partial reply
+        as ``stopped`` rather than ``interrupted``."""
+        if self._state is not None:
+            self._state.stopped = True
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._gen
@@ -684,6 +693,13 @@ class Agent:
 
     def retry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> Turn:
         """Regenerate the last reply. The old turn is replaced only when the new one ends."""
+        return Turn(self._retry_state(session, model), options or self.options)
+
+    def aretry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> AsyncTurn:
+        """Async twin of ``retry``."""
+        return AsyncTurn(lambda: self._retry_state(session, model), options or self.options)
+
+    def _retry_state(self, session: SessionKey, model: str | None) -> _TurnState:
         info = self.session(session)
         history: list[Message] = []  # the newest messages, back to the last user message
         while not any(m.role is Role.USER for m in history):
@@ -695,7 +711,7 @@ class Agent:
         if last_user is None:
             raise MemchatError("there is no reply to regenerate yet")
         old = [m.id for m in history[last_user:] if m.id is not None]
-        return Turn(self._state(info, history[last_user].content, model, old), options or self.options)
+        return self._state(info, history[last_user].content, model, old)
 
     def astream(
         self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None

@@ -155,6 +155,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="PATH", help="a file (one image) or a directory")
     p.add_argument("-s", "--session", metavar="NAME", help="keep the images with this session")
 
+    from memchat.cli import serve
+
+    p = command(sub, "serve", serve.cmd_serve, "the HTTP API and the web chat page")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="default 8765")
+    p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
+
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = command(sub, "config", info.cmd_config, "show the resolved settings and where each came from")

@@ -100,6 +100,11 @@ class Provider(abc.ABC):
         finally:
             stop.set()
 
+    @property
+    def has_key(self) -> bool:
+        """Whether an API key is configured (never the key itself: for pages and status lines)."""
+        return False
+
     def template_overhead(self) -> tuple[int, int]:
         """Tokens the chat template adds around each message, and once per call (the reply's
         header). Remote APIs do not say: an estimate that holds for ChatML-style templates."""

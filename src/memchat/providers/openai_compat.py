@@ -99,6 +99,10 @@ class OpenAICompatible(Provider):
         self._client: httpx.Client | None = None
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]] = {}
 
+    @property
+    def has_key(self) -> bool:
+        return self._api_key is not None
+
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
         return f"OpenAICompatible(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r}, api_key={key})"

@@ -1,0 +1,53 @@
+"""``memchat serve``: the HTTP API and the web page on uvicorn (``pip install "memchat[server]"``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from memchat.cli.common import UsageError, err, settings_for
+
+if TYPE_CHECKING:
+    import argparse
+
+INSTALL = 'the server needs its extra: pip install "memchat[server]"'
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from memchat.server.app import create_app
+    except ImportError as exc:
+        raise UsageError(f"{INSTALL} ({exc.name} is missing)") from None
+    from memchat.factory import make_agent
+
+    token = os.environ.get("MEMCHAT_SERVER_TOKEN") or None
+    if not _loopback(args.host) and not token:
+        raise UsageError(
+            f"listening on {args.host} lets other machines in: set MEMCHAT_SERVER_TOKEN to a long random secret"
+        )
+    agent = make_agent(settings_for(args))
+    hosts = ["127.0.0.1", "localhost", "[::1]", *(args.allow_host or [])]
+    if not _loopback(args.host) and args.host not in ("0.0.0.0", "::"):
+        hosts.append(args.host)
+    app = create_app(agent, hosts=hosts, token=token)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    err(f"serving on http://{shown}:{args.port}/ (Ctrl-C to stop)")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        agent.close()
+    sys.stderr.flush()
+    return 0

@@ -1,0 +1,360 @@
+"""The FastAPI application: the JSON API under ``/api``, the OpenAI-compatible endpoint under
+``/v1`` (``openai_api.py``), and the web page (static files, ``memchat/web``).
+
+Every route goes through the same ``Agent`` as the REPL and ``memchat ask``; a turn runs as a
+server task (``runs.py``) whose events the client reads as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from memchat import __version__, i18n
+from memchat.agent import Agent
+from memchat.domain import Message, SessionInfo
+from memchat.errors import ImportFormatError, MemchatError, SessionExists, SessionNotFound
+from memchat.memory.plan import STRATEGIES
+from memchat.server.runs import Busy, Event, Run, Runs
+from memchat.server.security import COOKIE, BodyTooLarge, Guard
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+#: a comment line on an idle stream, so proxies and browsers keep it open
+KEEPALIVE = 15.0
+MAX_TEXT = 100_000
+
+
+# -- bodies -----------------------------------------------------------------------------------------
+
+
+class NewSession(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    persona: str | None = Field(default=None, max_length=20_000)
+
+
+class SessionChange(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    persona: str | None = Field(default=None, max_length=20_000)
+    memory: Literal["auto", "full", "window", "summary", "recall"] | None = None
+    model: str | None = Field(default=None, max_length=200)
+
+
+class Fork(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    at: int | None = Field(default=None, ge=0)
+
+
+class NewTurn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class Import(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000_000)
+    name: str | None = Field(default=None, max_length=200)
+
+
+# -- shapes -----------------------------------------------------------------------------------------
+
+
+def session_json(info: SessionInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "persona": info.persona,
+        "model": info.model,
+        "memory": info.memory,
+        "messages": info.message_count,
+        "parent_id": info.parent_id,
+        "created": info.created.isoformat() if info.created else None,
+        "updated": info.updated.isoformat() if info.updated else None,
+    }
+
+
+def message_json(m: Message, index: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.id,
+        "index": index,
+        "role": m.role.value,
+        "content": m.content,
+        "status": m.status.value,
+        "tokens": m.tokens,
+        "model": m.model,
+        "created": m.created.isoformat() if m.created else None,
+    }
+    if m.tool_calls:
+        out["tool_calls"] = [dict(c) for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def sse(event: Event) -> bytes:
+    data = json.dumps(event.data, ensure_ascii=False)
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+
+
+# -- the application ----------------------------------------------------------------------------------
+
+
+def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | None = None) -> Any:
+    """The ASGI application serving ``agent`` (wrapped in the ``Guard``)."""
+    runs = Runs()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runs.close()  # a server shutting down stops its turns (kept as stopped)
+
+    app = FastAPI(title="memchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.agent = agent
+    app.state.runs = runs
+
+    @app.exception_handler(MemchatError)
+    async def memchat_error(_: Request, exc: MemchatError) -> JSONResponse:
+        status = 404 if isinstance(exc, SessionNotFound) else 409 if isinstance(exc, SessionExists) else 400
+        return JSONResponse({"error": {"code": exc.kind, "message": i18n.describe_error(exc)}}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+        return JSONResponse({"error": {"code": "invalid", "message": message}}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": {"code": "too_large", "message": "the body is too large"}}, status_code=413)
+
+    def session(session_id: int) -> SessionInfo:
+        info = agent.store.find_session(session_id)
+        if info is None:
+            raise HTTPException(404, f"no session {session_id}")
+        return info
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 409: "busy", 400: "bad_request"}.get(exc.status_code, "error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+
+    # -- service -------------------------------------------------------------------------------
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "version": __version__}
+
+    @app.get("/api/models")
+    def models() -> dict[str, Any]:
+        provider = agent.provider
+        try:
+            listed = provider.list_models()
+        except MemchatError:
+            listed = [provider.model] if provider.model else []
+        return {
+            "provider": provider.name,
+            "default": agent.model or provider.model,
+            "models": listed,
+            "key_configured": provider.has_key or provider.name == "local",  # never the key itself
+            "strategies": list(STRATEGIES),
+            "tools": agent.tools.names(),
+            "images": agent.images is not None,
+        }
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    @app.get("/api/sessions")
+    def list_sessions(
+        q: str | None = Query(default=None, max_length=200),
+        limit: int = Query(default=50, ge=1, le=500),
+        offset: int = Query(default=0, ge=0),
+    ) -> dict[str, Any]:
+        found = agent.store.list_sessions()
+        if q:
+            needle = q.lower()
+            found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
+        page = found[offset : offset + limit]
+        return {"sessions": [session_json(s) for s in page], "total": len(found)}
+
+    @app.post("/api/sessions", status_code=201)
+    def create_session(body: NewSession) -> dict[str, Any]:
+        persona = agent.persona if body.persona is None else body.persona
+        info = agent.store.create_session(
+            body.name or None, persona=persona, model=agent.model, provider=agent.provider.name
+        )
+        return session_json(info)
+
+    @app.post("/api/sessions/import", status_code=201)
+    def import_session(body: Import) -> dict[str, Any]:
+        from memchat.serialization import import_jsonl
+
+        try:
+            return session_json(import_jsonl(agent.store, body.text, body.name))
+        except ImportFormatError as exc:
+            raise HTTPException(400, i18n.describe_error(exc)) from None
+
+    @app.get("/api/sessions/{session_id}")
+    def get_session(session_id: int) -> dict[str, Any]:
+        info = session(session_id)
+        out = session_json(info)
+        run = runs.get(info.id)
+        out["running"] = run is not None and not run.done
+        return out
+
+    @app.get("/api/sessions/{session_id}/messages")
+    def messages(
+        session_id: int, offset: int = Query(default=0, ge=0), limit: int = Query(default=200, ge=1, le=2000)
+    ) -> dict[str, Any]:
+        info = session(session_id)
+        stored = agent.store.messages(info.id)
+        page = stored[offset : offset + limit]
+        items = [message_json(m, offset + i + 1) for i, m in enumerate(page)]
+        images = [
+            {"id": im.id, "prompt": im.prompt, "after": im.after_seq, "url": f"/api/images/{im.id}"}
+            for im in agent.store.images(info.id)
+        ]
+        return {"messages": items, "total": len(stored), "images": images}
+
+    @app.patch("/api/sessions/{session_id}")
+    def change_session(session_id: int, body: SessionChange) -> dict[str, Any]:
+        info = session(session_id)
+        updated = agent.store.update_session(
+            info.id, name=body.name, persona=body.persona, memory=body.memory, model=body.model
+        )
+        return session_json(updated)
+
+    @app.delete("/api/sessions/{session_id}", status_code=204)
+    async def delete_session(session_id: int) -> Response:
+        info = session(session_id)
+        await runs.stop(info.id)
+        await asyncio.to_thread(agent.store.delete_session, info.id)
+        return Response(status_code=204)
+
+    @app.post("/api/sessions/{session_id}/fork", status_code=201)
+    def fork(session_id: int, body: Fork) -> dict[str, Any]:
+        info = session(session_id)
+        return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
+
+    @app.post("/api/sessions/{session_id}/undo")
+    def undo(session_id: int) -> dict[str, Any]:
+        info = session(session_id)
+        if runs.get(info.id) is not None and not runs.get(info.id).done:  # type: ignore[union-attr]
+            raise HTTPException(409, "a reply is being generated in this session")
+        removed = agent.store.remove_last_turn(info.id)
+        return {"removed": len(removed)}
+
+    @app.get("/api/sessions/{session_id}/export")
+    def export(session_id: int, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
+        from memchat.serialization import export_jsonl, export_markdown
+
+        info = session(session_id)
+        text = export_jsonl(agent.store, info.id) if format == "jsonl" else export_markdown(agent.store, info.id)
+        kind = "application/x-ndjson" if format == "jsonl" else "text/markdown"
+        disposition = f'attachment; filename="session-{info.id}.{format}"'
+        return PlainTextResponse(text, media_type=kind, headers={"Content-Disposition": disposition})
+
+    @app.get("/api/sessions/{session_id}/context")
+    def context(session_id: int, text: str | None = Query(default=None, max_length=MAX_TEXT)) -> Any:
+        from memchat.serialization import context_view
+
+        info = session(session_id)
+        plan = agent.context(info.id, text)
+        return context_view(agent.store, info, plan, model=agent.model_for(info))
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    async def stream(run: Run, after: int) -> AsyncIterator[bytes]:
+        events = run.follow(after).__aiter__()
+        pending: asyncio.Task[Event] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(events.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
+                if not done:
+                    yield b": ping\n\n"
+                    continue
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield sse(event)
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    def sse_response(run: Run, after: int = 0) -> StreamingResponse:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(run, after), media_type="text/event-stream", headers=headers)
+
+    @app.post("/api/sessions/{session_id}/turns")
+    async def new_turn(session_id: int, body: NewTurn) -> StreamingResponse:
+        info = await asyncio.to_thread(session, session_id)
+        try:
+            run = runs.start(info.id, lambda: agent.astream(info.id, body.text))
+        except Busy:
+            raise HTTPException(409, "a reply is already being generated in this session") from None
+        return sse_response(run)
+
+    @app.post("/api/sessions/{session_id}/retry")
+    async def retry(session_id: int) -> StreamingResponse:
+        info = await asyncio.to_thread(session, session_id)
+        try:
+            run = runs.start(info.id, lambda: agent.aretry(info.id))
+        except Busy:
+            raise HTTPException(409, "a reply is already being generated in this session") from None
+        return sse_response(run)
+
+    @app.get("/api/sessions/{session_id}/stream")
+    async def reattach(session_id: int, after: int = Query(default=0, ge=0)) -> Response:
+        info = await asyncio.to_thread(session, session_id)
+        run = runs.get(info.id)
+        if run is None:
+            return Response(status_code=204)
+        return sse_response(run, after)
+
+    @app.post("/api/sessions/{session_id}/stop")
+    async def stop(session_id: int) -> dict[str, Any]:
+        info = await asyncio.to_thread(session, session_id)
+        return {"stopped": await runs.stop(info.id)}
+
+    # -- images ----------------------------------------------------------------------------------
+
+    @app.get("/api/images/{image_id}")
+    def image_file(image_id: int) -> FileResponse:
+        from memchat.factory import images_dir
+
+        for info in agent.store.list_sessions():  # owner-scoped: only this user's sessions
+            for im in agent.store.images(info.id):
+                if im.id == image_id:
+                    path = Path(im.path).resolve()
+                    base = (agent.images_dir or images_dir()).resolve()
+                    if not path.is_relative_to(base) or not path.is_file():
+                        raise HTTPException(404, "no such image")
+                    return FileResponse(path, media_type=im.mime)
+        raise HTTPException(404, "no such image")
+
+    # -- the OpenAI-compatible endpoint and the page ------------------------------------------------
+
+    from memchat.server.openai_api import add_openai_routes
+
+    add_openai_routes(app, agent, runs)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        response = FileResponse(WEB / "index.html", media_type="text/html")
+        if token:  # the page's own requests carry the token in an HttpOnly cookie, never in script
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token)

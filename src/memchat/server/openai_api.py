@@ -1,0 +1,138 @@
+"""A stateful OpenAI-compatible endpoint: any OpenAI client gets memchat's memory by changing its
+base URL. The client sends only the new message and names the session (header
+``X-Memchat-Session``, or the ``user`` field, or ``metadata.session``); memchat adds the persona,
+the memory, the date and its tools, and answers in OpenAI's exact shapes (streaming or not)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from memchat import i18n
+from memchat.agent import Agent
+from memchat.errors import MemchatError, ProviderError
+from memchat.server.runs import Busy, Runs
+
+HEADER = "X-Memchat-Session"
+
+
+def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: the text ones
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def add_openai_routes(app: FastAPI, agent: Agent, runs: Runs) -> None:
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        try:
+            listed = agent.provider.list_models()
+        except MemchatError:
+            listed = [agent.provider.model] if agent.provider.model else []
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": agent.provider.name} for m in listed],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body is not valid JSON", "invalid_json")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object", "invalid_body")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            return _error(400, "'messages' must be a non-empty list of messages", "invalid_messages")
+        last = messages[-1]
+        text = _text(last.get("content"))
+        if last.get("role") != "user" or not text.strip():
+            return _error(400, "the last message must be the user's new message", "invalid_messages")
+        metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        name = request.headers.get(HEADER) or body.get("user") or metadata.get("session")
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+            return _error(400, "the session name must be a non-empty string", "invalid_session")
+        persona = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
+        model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else None
+        try:
+            info = agent.store.find_session(name) if name else None
+            if info is None:
+                info = agent.session(name, persona=persona)
+        except MemchatError as exc:
+            return _error(400, i18n.describe_error(exc), exc.kind)
+        try:
+            run = runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
+        except Busy:
+            return _error(409, "a reply is already being generated in this session", "busy")
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        shown_model = model or agent.model_for(info)
+        headers = {HEADER: info.name}
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            stream = _chunks(run, cid, created, shown_model, include_usage)
+            return StreamingResponse(
+                stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
+            )
+        parts: list[str] = []
+        usage: dict[str, int] | None = None
+        async for event in run.follow():
+            if event.kind == "delta":
+                parts.append(event.data["text"])
+            elif event.kind == "usage":
+                usage = event.data
+            elif event.kind == "error":
+                status = 502 if event.data.get("kind") in _UPSTREAM else 400
+                return _error(status, event.data["message"], event.data["kind"], "upstream_error")
+        completion = {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": shown_model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}
+            ],
+            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
+        return JSONResponse(completion, headers=headers)
+
+
+_UPSTREAM = {c.kind for c in ProviderError.__subclasses__()} | {"provider"}
+
+
+async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+    def frame(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
+        obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        obj["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []
+        if include_usage:
+            obj["usage"] = usage
+        return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+    yield frame({"role": "assistant", "content": ""})
+    usage: dict[str, int] | None = None
+    async for event in run.follow():
+        if event.kind == "delta":
+            yield frame({"content": event.data["text"]})
+        elif event.kind == "usage":
+            usage = event.data
+        elif event.kind == "error":
+            error = {"error": {"message": event.data["message"], "type": "upstream_error", "code": event.data["kind"]}}
+            yield b"data: " + json.dumps(error, ensure_ascii=False).encode() + b"\n\n"
+            return
+    yield frame({}, "stop")
+    if include_usage:
+        yield frame({}, usage=usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, choices=False)
+    yield b"data: [DONE]\n\n"

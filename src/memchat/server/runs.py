@@ -1,0 +1,137 @@
+"""Turns that run as server tasks, decoupled from the HTTP connection that started them.
+
+Each run records its events with increasing ids; any number of readers replay what they missed
+(``after``) and then tail the live ones, so a reload or a dropped connection re-attaches with
+neither loss nor duplicates. One run per session at a time; a stop request marks the turn
+``stopped`` and cancels its task (the partial reply is kept)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from memchat import i18n
+from memchat.agent import AsyncTurn
+from memchat.domain import Chunk
+from memchat.errors import MemchatError
+
+#: finished runs whose events stay readable (a reload right after the end still replays)
+KEEP_FINISHED = 64
+
+
+@dataclass
+class Event:
+    id: int
+    kind: str  # delta | reasoning | tool_call | tool_result | usage | done | error
+    data: dict[str, Any]
+
+
+@dataclass
+class Run:
+    session_id: int
+    turn: AsyncTurn
+    events: list[Event] = field(default_factory=list)
+    done: bool = False
+    task: asyncio.Task[None] | None = None
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def add(self, kind: str, data: dict[str, Any]) -> None:
+        async with self._changed:
+            self.events.append(Event(len(self.events) + 1, kind, data))
+            if kind in ("done", "error"):
+                self.done = True
+            self._changed.notify_all()
+
+    async def follow(self, after: int = 0) -> AsyncIterator[Event]:
+        """The events after ``after``, then the live ones until the run ends."""
+        sent = after
+        while True:
+            async with self._changed:
+                while len(self.events) <= sent and not self.done:
+                    await self._changed.wait()
+                batch = self.events[sent:]
+                finished = self.done
+            for event in batch:
+                yield event
+            sent += len(batch)
+            if finished and sent >= len(self.events):
+                return
+
+
+class Busy(Exception):
+    """A turn already runs in this session."""
+
+
+class Runs:
+    def __init__(self) -> None:
+        self._active: dict[int, Run] = {}
+        self._finished: dict[int, Run] = {}
+
+    def get(self, session_id: int) -> Run | None:
+        return self._active.get(session_id) or self._finished.get(session_id)
+
+    def start(self, session_id: int, make_turn: Callable[[], AsyncTurn]) -> Run:
+        if session_id in self._active:
+            raise Busy
+        run = Run(session_id, make_turn())
+        self._active[session_id] = run
+        run.task = asyncio.get_running_loop().create_task(self._drive(run))
+        return run
+
+    async def stop(self, session_id: int) -> bool:
+        run = self._active.get(session_id)
+        if run is None or run.task is None:
+            return False
+        run.turn.stop()
+        run.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.task
+        return True
+
+    async def close(self) -> None:
+        for session_id in list(self._active):
+            await self.stop(session_id)
+
+    async def _drive(self, run: Run) -> None:
+        try:
+            async for chunk in run.turn:
+                for kind, data in chunk_events(chunk):
+                    await run.add(kind, data)
+            reply = run.turn.reply
+            assert reply is not None
+            await run.add("done", {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text})
+        except asyncio.CancelledError:
+            reply = run.turn.reply
+            status = reply.status.value if reply is not None else "stopped"
+            await run.add("done", {"status": status, "message_id": reply.message_id if reply else None})
+            raise
+        except MemchatError as exc:
+            # the failed turn is gone (the lesson's rule): say why, in one line
+            await run.add("error", {"kind": exc.kind, "message": i18n.describe_error(exc), "dropped": True})
+        except Exception as exc:  # a bug: still end the stream, with a line rather than a hang
+            await run.add("error", {"kind": "internal", "message": f"internal error: {type(exc).__name__}"})
+        finally:
+            self._active.pop(run.session_id, None)
+            self._finished[run.session_id] = run
+            while len(self._finished) > KEEP_FINISHED:
+                self._finished.pop(next(iter(self._finished)))
+
+
+def chunk_events(chunk: Chunk) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if chunk.reasoning:
+        out.append(("reasoning", {"text": chunk.reasoning}))
+    if chunk.text:
+        out.append(("delta", {"text": chunk.text}))
+    if chunk.tool_call is not None:
+        c = chunk.tool_call
+        out.append(("tool_call", {"id": c.id, "name": c.name, "arguments": c.arguments}))
+    if chunk.tool_result is not None:
+        r = chunk.tool_result
+        out.append(("tool_result", {"id": r.call.id, "name": r.call.name, "content": r.content, "error": r.error}))
+    if chunk.usage is not None:
+        out.append(("usage", chunk.usage.to_dict()))
+    return out

@@ -1,0 +1,140 @@
+"""What every request passes before a route sees it (a pure ASGI middleware):
+
+- ``Host`` must be one the server answers as (no DNS rebinding);
+- a state-changing request from a browser must come from the page's own origin (``Origin`` /
+  ``Sec-Fetch-Site``), so other sites cannot drive the API (no CSRF, and no CORS at all);
+- with a token configured (required when listening beyond loopback), every ``/api`` and ``/v1``
+  request carries it: ``Authorization: Bearer …`` or the HttpOnly cookie the page gets;
+- bodies are JSON (where there is one) and at most ``max_body`` bytes;
+- every answer carries a strict Content-Security-Policy, ``nosniff`` and no framing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+COOKIE = "memchat_token"
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Guard:
+    def __init__(
+        self, app: ASGIApp, *, hosts: Iterable[str], token: str | None = None, max_body: int = 1_000_000
+    ) -> None:
+        self.app = app
+        self.hosts = {h.lower() for h in hosts}
+        self.token = token
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        method = scope.get("method", "GET")
+        path = scope.get("path", "")
+        host = headers.get("host", "").lower()
+        name = host if host.endswith("]") else host.rsplit(":", 1)[0]  # the port is the server's own
+        if name not in self.hosts:
+            await _refuse(send, 421, "unknown_host", "this server does not answer for that Host")
+            return
+        if method in _UNSAFE and not _same_origin(headers, host):
+            await _refuse(send, 403, "cross_origin", "cross-site requests are refused")
+            return
+        if self.token and path.startswith(("/api/", "/v1/")) and path != "/api/health":
+            if not self._authorized(headers):
+                await _refuse(send, 401, "unauthorized", "a token is required (Authorization: Bearer …)")
+                return
+        if method in _UNSAFE:
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await _refuse(send, 413, "too_large", f"the body is over {self.max_body:,} bytes")
+                return
+            if length not in (None, "0") and "json" not in headers.get("content-type", "").lower():
+                await _refuse(send, 415, "json_only", "send JSON (Content-Type: application/json)")
+                return
+            receive = self._limited(receive, send)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        assert self.token is not None
+        given = ""
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        else:
+            for part in headers.get("cookie", "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == COOKIE:
+                    given = value
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _limited(self, receive: Receive, send: Send) -> Receive:
+        """``receive`` that stops a chunked body once it passes ``max_body``."""
+        seen = 0
+        limit = self.max_body
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge
+            return message
+
+        return wrapped
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _same_origin(headers: dict[str, str], host: str) -> bool:
+    """A browser says where a request comes from; programs (curl, the openai SDK) send neither
+    header and are allowed (they cannot be tricked into it by a web page)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    return origin.lower() in (f"http://{host}", f"https://{host}")
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *HEADERS],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,330 @@
+// The memchat page: it uses only the HTTP API (/api), reads turns as Server-Sent Events over
+// fetch (EventSource cannot POST), and re-attaches to a reply still being generated after a
+// reload. No framework, no CDN; model output is rendered by markdown.js as text, never HTML.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { session: null, sessions: [], controller: null, lastEvent: 0, streaming: false };
+
+  async function api(path, options = {}) {
+    const init = { credentials: "same-origin", ...options };
+    if (options.body !== undefined) {
+      init.headers = { "Content-Type": "application/json", ...(options.headers || {}) };
+      init.body = JSON.stringify(options.body);
+    }
+    const response = await fetch(path, init);
+    if (!response.ok && response.status !== 204) {
+      let message = response.statusText;
+      try {
+        message = (await response.json()).error.message;
+      } catch (_) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return response;
+  }
+
+  const say = (text) => { $("status").textContent = text || ""; };
+
+  // -- sessions ----------------------------------------------------------------------------------
+
+  async function loadSessions() {
+    const q = $("search").value.trim();
+    const data = await (await api("/api/sessions" + (q ? "?q=" + encodeURIComponent(q) : ""))).json();
+    state.sessions = data.sessions;
+    const list = $("sessions");
+    list.replaceChildren();
+    for (const s of data.sessions) {
+      const li = document.createElement("li");
+      li.textContent = s.name;
+      li.title = s.name;
+      li.dataset.id = s.id;
+      if (state.session && s.id === state.session.id) li.className = "current";
+      li.addEventListener("click", () => openSession(s.id));
+      list.appendChild(li);
+    }
+  }
+
+  async function openSession(id) {
+    if (state.controller) state.controller.abort();  // leave the old stream; its turn goes on
+    const info = await (await api("/api/sessions/" + id)).json();
+    state.session = info;
+    localStorage.setItem("memchat.session", String(id));
+    $("title").textContent = info.name;
+    $("persona").value = info.persona || "";
+    $("memory").value = info.memory;
+    $("export").href = "/api/sessions/" + id + "/export";
+    await loadMessages();
+    await loadSessions();
+    refreshContext();
+    if (info.running) follow(await api("/api/sessions/" + id + "/stream?after=0"), null);
+  }
+
+  async function loadMessages() {
+    const data = await (await api("/api/sessions/" + state.session.id + "/messages")).json();
+    const box = $("messages");
+    box.replaceChildren();
+    const images = data.images.slice();
+    for (const m of data.messages) {
+      if (m.status === "streaming") continue;
+      box.appendChild(messageNode(m));
+    }
+    for (const im of images) box.appendChild(imageNode(im));
+    box.scrollTop = box.scrollHeight;
+  }
+
+  function messageNode(m) {
+    const div = document.createElement("div");
+    div.className = "msg " + m.role;
+    const who = document.createElement("div");
+    who.className = "who";
+    who.textContent = m.role;
+    if (m.status && m.status !== "complete") {
+      const mark = document.createElement("span");
+      mark.className = "mark";
+      mark.textContent = "[" + m.status + "]";
+      who.appendChild(mark);
+    }
+    const body = document.createElement("div");
+    body.className = "body";
+    if (m.role === "tool") {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = "tool result";
+      const pre = document.createElement("pre");
+      pre.textContent = m.content;
+      details.append(summary, pre);
+      body.appendChild(details);
+    } else {
+      window.memchatMarkdown.render(m.content, body);
+    }
+    div.append(who, body);
+    for (const call of m.tool_calls || []) div.appendChild(toolNode(call.function.name, call.function.arguments));
+    return div;
+  }
+
+  function toolNode(name, args, result) {
+    const details = document.createElement("details");
+    details.className = "toolcall";
+    const summary = document.createElement("summary");
+    summary.textContent = "→ " + name + "(" + args + ")";
+    details.appendChild(summary);
+    if (result !== undefined) {
+      const pre = document.createElement("pre");
+      pre.textContent = result;
+      details.appendChild(pre);
+    }
+    return details;
+  }
+
+  function imageNode(im) {
+    const div = document.createElement("div");
+    div.className = "msg image";
+    const img = document.createElement("img");
+    img.src = im.url;
+    img.alt = im.prompt;
+    div.appendChild(img);
+    return div;
+  }
+
+  // -- turns -------------------------------------------------------------------------------------
+
+  async function send(text) {
+    if (!state.session) await newSession();
+    const box = $("messages");
+    box.appendChild(messageNode({ role: "user", content: text }));
+    const controller = new AbortController();
+    let response;
+    try {
+      response = await api("/api/sessions/" + state.session.id + "/turns", {
+        method: "POST", body: { text }, signal: controller.signal,
+      });
+    } catch (e) {
+      say(e.message);
+      box.lastChild.remove();
+      return false;
+    }
+    follow(response, controller);
+    return true;
+  }
+
+  async function follow(response, controller) {
+    if (response.status === 204) return;
+    state.controller = controller || new AbortController();
+    state.streaming = true;
+    $("stop").disabled = false;
+    say("…");
+    const box = $("messages");
+    const div = messageNode({ role: "assistant", content: "" });
+    box.appendChild(div);
+    const body = div.querySelector(".body");
+    let text = "";
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let ended = false;
+    const handle = (kind, data) => {
+      if (kind === "delta") {
+        text += data.text;
+        window.memchatMarkdown.render(text, body);  // the whole text each time, never appended HTML
+        box.scrollTop = box.scrollHeight;
+      } else if (kind === "tool_call") {
+        div.appendChild(toolNode(data.name, data.arguments));
+      } else if (kind === "tool_result") {
+        const calls = div.querySelectorAll("details.toolcall");
+        const pre = document.createElement("pre");
+        pre.textContent = data.content;
+        if (calls.length) calls[calls.length - 1].appendChild(pre);
+      } else if (kind === "done") {
+        ended = true;
+        say(data.status === "complete" ? "" : data.status);
+      } else if (kind === "error") {
+        ended = true;
+        say(data.message);
+      }
+    };
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const frame = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let kind = "message";
+          let data = "";
+          for (const line of frame.split("\n")) {
+            if (line.startsWith("id: ")) state.lastEvent = Number(line.slice(4));
+            else if (line.startsWith("event: ")) kind = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (data) handle(kind, JSON.parse(data));
+        }
+      }
+    } catch (e) {
+      if (e.name !== "AbortError") say("connection lost: " + e.message);
+    } finally {
+      state.streaming = false;
+      $("stop").disabled = true;
+      if (ended) {
+        await loadMessages();
+        await loadSessions();
+        refreshContext();
+      }
+    }
+  }
+
+  async function stop() {
+    if (!state.session) return;
+    await api("/api/sessions/" + state.session.id + "/stop", { method: "POST", body: {} });
+  }
+
+  async function newSession() {
+    const info = await (await api("/api/sessions", { method: "POST", body: {} })).json();
+    await openSession(info.id);
+  }
+
+  async function refreshContext() {
+    if (!state.session) return;
+    try {
+      const view = await (await api("/api/sessions/" + state.session.id + "/context")).json();
+      const b = view.budget;
+      const percent = b.limit ? Math.min(100, Math.round((100 * b.used) / b.limit)) : 100;
+      $("gauge-fill").style.width = percent + "%";
+      $("gauge-text").textContent = b.used + " / " + b.limit + " tokens";
+      $("context").textContent = view.entries.map((e) => "[" + e.index + "] " + e.role + " · " + e.kind + " · " + e.tokens + "\n" + e.content).join("\n\n");
+    } catch (e) {
+      $("gauge-text").textContent = e.message;
+    }
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------
+
+  function wire() {
+    const input = $("input");
+    input.addEventListener("keydown", (event) => {
+      // IME composition (Chinese, Japanese…): Enter picks a candidate, it never sends
+      if (event.isComposing || event.keyCode === 229) return;
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        $("composer").requestSubmit();
+      } else if (event.key === "Escape") {
+        stop();
+      }
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && state.streaming) stop();
+    });
+    $("composer").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = input.value;
+      if (!text.trim() || state.streaming) return;
+      input.value = "";
+      if (!(await send(text))) input.value = text;
+    });
+    $("stop").addEventListener("click", stop);
+    $("regenerate").addEventListener("click", async () => {
+      if (!state.session || state.streaming) return;
+      try {
+        const response = await api("/api/sessions/" + state.session.id + "/retry", { method: "POST", body: {} });
+        const box = $("messages");
+        while (box.lastChild && !box.lastChild.classList.contains("user")) box.lastChild.remove();
+        follow(response, null);
+      } catch (e) { say(e.message); }
+    });
+    $("new-session").addEventListener("click", newSession);
+    $("search").addEventListener("input", loadSessions);
+    $("rename").addEventListener("click", async () => {
+      if (!state.session) return;
+      const name = prompt("New name", state.session.name);
+      if (!name) return;
+      try {
+        await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { name } });
+        await openSession(state.session.id);
+      } catch (e) { say(e.message); }
+    });
+    $("fork").addEventListener("click", async () => {
+      if (!state.session) return;
+      const info = await (await api("/api/sessions/" + state.session.id + "/fork", { method: "POST", body: {} })).json();
+      await openSession(info.id);
+    });
+    $("delete").addEventListener("click", async () => {
+      if (!state.session || !confirm("Delete " + state.session.name + "?")) return;
+      await api("/api/sessions/" + state.session.id, { method: "DELETE" });
+      state.session = null;
+      localStorage.removeItem("memchat.session");
+      $("messages").replaceChildren();
+      $("title").textContent = "memchat";
+      await loadSessions();
+    });
+    $("save-persona").addEventListener("click", async () => {
+      if (!state.session) return;
+      await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { persona: $("persona").value } });
+      say("persona saved");
+      refreshContext();
+    });
+    $("memory").addEventListener("change", async () => {
+      if (!state.session) return;
+      await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { memory: $("memory").value } });
+      refreshContext();
+    });
+    $("context-panel").addEventListener("toggle", refreshContext);
+  }
+
+  async function start() {
+    wire();
+    const models = await (await api("/api/models")).json();
+    for (const s of models.strategies) {
+      const option = document.createElement("option");
+      option.value = option.textContent = s;
+      $("memory").appendChild(option);
+    }
+    if (!models.key_configured) say("no API key is configured on the server");
+    await loadSessions();
+    const remembered = Number(localStorage.getItem("memchat.session"));
+    const known = state.sessions.find((s) => s.id === remembered) || state.sessions[0];
+    if (known) await openSession(known.id);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { start().catch((e) => say(e.message)); });
+})();

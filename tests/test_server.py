@@ -1,0 +1,306 @@
+"""``memchat serve`` over real HTTP: the app under uvicorn on a free port, its model the loopback
+OpenAI-compatible server, a temporary SQLite file. Sessions, streamed turns (replay, stop, 409,
+failure), the stateful OpenAI-compatible endpoint (driven by the openai SDK), and the guard
+(Host, Origin, token, body limits, headers)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from fakeserver import FakeReply, FakeServer
+from memchat.agent import Agent
+from memchat.factory import open_store
+from memchat.providers.openai_compat import OpenAICompatible
+from memchat.server.app import create_app
+
+TOKEN = "server-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def fake(fake_server: FakeServer) -> Iterator[FakeServer]:
+    fake_server.reset()
+    yield fake_server
+    fake_server.reset()
+
+
+@pytest.fixture
+def serve(fake: FakeServer, tmp_path: Path) -> Iterator[Callable[..., tuple[Served, httpx.Client, Agent]]]:
+    made: list[tuple[Served, httpx.Client, Agent]] = []
+
+    def start(token: str | None = None) -> tuple[Served, httpx.Client, Agent]:
+        provider = OpenAICompatible(fake.url, api_key="sk-upstream-secret-42", model="fake/model-a", max_retries=0)
+        agent = Agent(open_store(tmp_path / "server.db"), provider, persona="Be brief.", date_line=False)
+        served = Served(create_app(agent, token=token))
+        client = httpx.Client(base_url=served.url, timeout=10)
+        made.append((served, client, agent))
+        return made[-1]
+
+    yield start
+    for served, client, agent in made:
+        client.close()
+        served.close()
+        agent.close()
+
+
+def events(response: httpx.Response) -> list[tuple[int, str, dict[str, Any]]]:
+    out = []
+    for frame in response.text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            out.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return out
+
+
+# -- the guard ------------------------------------------------------------------------------------
+
+
+def test_the_guard_refuses_other_hosts_cross_site_writes_and_sets_headers(serve: Any) -> None:
+    served, client, _ = serve()
+    ok = client.get("/api/health")
+    assert ok.status_code == 200 and ok.json()["ok"] is True
+    csp = ok.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert ok.headers["x-content-type-options"] == "nosniff"
+    # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
+    assert client.get("/api/health", headers={"Host": "evil.example"}).status_code == 421
+    # another site driving the API from a browser
+    post = client.post("/api/sessions", json={}, headers={"Origin": "http://evil.example"})
+    assert post.status_code == 403 and post.json()["error"]["code"] == "cross_origin"
+    assert client.post("/api/sessions", json={}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    same = client.post("/api/sessions", json={}, headers={"Origin": served.url, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 201
+    # JSON only, bounded
+    assert client.post("/api/sessions", content=b"name=x", headers={"Content-Type": "text/plain"}).status_code == 415
+    big = client.post(
+        "/api/sessions", content=b"{" + b" " * 2_000_000 + b"}", headers={"Content-Type": "application/json"}
+    )
+    assert big.status_code == 413
+
+
+def test_a_token_guards_the_api_and_the_page_gets_it_as_an_httponly_cookie(serve: Any) -> None:
+    _, client, _ = serve(token=TOKEN)
+    assert client.get("/api/sessions").status_code == 401
+    assert client.get("/v1/models").status_code == 401
+    assert client.get("/api/sessions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/sessions", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and TOKEN not in page.text
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert client.get("/api/sessions").status_code == 200  # the cookie now rides along
+
+
+def test_the_provider_key_never_reaches_the_browser(serve: Any, fake: FakeServer) -> None:
+    _, client, _ = serve()
+    models = client.get("/api/models").json()
+    assert models["key_configured"] is True and "sk-upstream-secret-42" not in json.dumps(models)
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+def test_sessions_create_list_search_rename_fork_delete(serve: Any) -> None:
+    _, client, _ = serve()
+    a = client.post("/api/sessions", json={"name": "trip to Lisbon"}).json()
+    client.post("/api/sessions", json={"name": "notes", "persona": "你是简洁的助手。"})
+    listed = client.get("/api/sessions").json()
+    assert listed["total"] == 2 and {s["name"] for s in listed["sessions"]} == {"trip to Lisbon", "notes"}
+    assert [s["name"] for s in client.get("/api/sessions", params={"q": "lisbon"}).json()["sessions"]] == [
+        "trip to Lisbon"
+    ]
+    renamed = client.patch(f"/api/sessions/{a['id']}", json={"name": "Lisbon", "memory": "window"}).json()
+    assert (renamed["name"], renamed["memory"]) == ("Lisbon", "window")
+    clash = client.post("/api/sessions", json={"name": "notes"})
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "session_exists"
+    fork = client.post(f"/api/sessions/{a['id']}/fork", json={"name": "Lisbon 2"})
+    assert fork.status_code == 201 and fork.json()["parent_id"] == a["id"]
+    assert client.delete(f"/api/sessions/{a['id']}").status_code == 204
+    missing = client.get(f"/api/sessions/{a['id']}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_bad_input_is_a_4xx_json_error_and_writes_nothing(serve: Any) -> None:
+    _, client, agent = serve()
+    before = agent.store.list_sessions()
+    cases = [
+        client.post("/api/sessions", content=b"{not json", headers={"Content-Type": "application/json"}),
+        client.post("/api/sessions", json={"name": 42}),
+        client.patch("/api/sessions/999", json={"name": "x"}),
+        client.patch("/api/sessions/abc", json={"name": "x"}),
+        client.post("/api/sessions/999/turns", json={"text": "hi"}),
+        client.post("/api/sessions/import", json={"text": "not an export"}),
+        client.get("/api/sessions", params={"limit": 0}),
+    ]
+    for response in cases:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"]["message"]
+    assert agent.store.list_sessions() == before
+
+
+# -- turns ----------------------------------------------------------------------------------------
+
+
+def test_a_turn_streams_events_with_ids_and_is_stored(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.text("Hel", "lo", " there"))
+    response = client.post(f"/api/sessions/{sid}/turns", json={"text": "hi"})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    got = events(response)
+    assert [i for i, _, _ in got] == list(range(1, len(got) + 1))
+    assert "".join(d["text"] for _, k, d in got if k == "delta") == "Hello there"
+    assert got[-1][1] == "done" and got[-1][2]["status"] == "complete"
+    stored = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "hi"), ("assistant", "Hello there")]
+    # the whole conversation goes back next time
+    fake.script(FakeReply.text("ok"))
+    client.post(f"/api/sessions/{sid}/turns", json={"text": "again"})
+    assert [m["content"] for m in fake.chat_requests[-1].messages] == ["Be brief.", "hi", "Hello there", "again"]
+
+
+def test_reattaching_replays_what_was_missed_without_duplicates(serve: Any, fake: FakeServer) -> None:
+    served, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.text(*[f"w{k} " for k in range(12)], delay=0.05))
+    seen: list[tuple[int, str, dict[str, Any]]] = []
+    with client.stream("POST", f"/api/sessions/{sid}/turns", json={"text": "count"}) as first:
+        for line in first.iter_lines():
+            if line.startswith("id: "):
+                seen.append((int(line[4:]), "", {}))
+            if len(seen) >= 3:
+                break  # the page reloads: the connection drops, the turn goes on
+    assert client.get(f"/api/sessions/{sid}").json()["running"] is True
+    rest = events(client.get(f"/api/sessions/{sid}/stream", params={"after": seen[-1][0]}))
+    assert rest[0][0] == seen[-1][0] + 1 and rest[-1][1] == "done"
+    whole = events(client.get(f"/api/sessions/{sid}/stream", params={"after": 0}))
+    assert [i for i, _, _ in whole] == list(range(1, len(whole) + 1))
+    text = "".join(d["text"] for _, k, d in whole if k == "delta")
+    assert text == "".join(f"w{k} " for k in range(12))
+    assert client.get(f"/api/sessions/{sid}/messages").json()["messages"][-1]["content"] == text
+
+
+def test_a_second_turn_while_one_runs_gets_409_and_stop_keeps_the_partial(serve: Any, fake: FakeServer) -> None:
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.text(*[f"part{k} " for k in range(40)], delay=0.05))
+    got_text = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=client.base_url, timeout=10) as other:
+            with other.stream("POST", f"/api/sessions/{sid}/turns", json={"text": "long story"}) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: delta"):
+                        got_text.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert got_text.wait(5)
+    busy = client.post(f"/api/sessions/{sid}/turns", json={"text": "me too"})
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "busy"
+    assert client.post(f"/api/sessions/{sid}/stop", json={}).json() == {"stopped": True}
+    reader.join(5)
+    last = client.get(f"/api/sessions/{sid}/messages").json()["messages"][-1]
+    assert last["status"] == "stopped" and last["content"].startswith("part0 ")
+    done = events(client.get(f"/api/sessions/{sid}/stream"))[-1]
+    assert done[1] == "done" and done[2]["status"] == "stopped"
+
+
+def test_a_failed_turn_drops_the_message_and_says_why(serve: Any, fake: FakeServer) -> None:
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.server_error(500))
+    got = events(client.post(f"/api/sessions/{sid}/turns", json={"text": "hello?"}))
+    assert got[-1][1] == "error" and got[-1][2]["dropped"] is True and "try again" in got[-1][2]["message"]
+    assert client.get(f"/api/sessions/{sid}/messages").json()["messages"] == []
+
+
+def test_tool_calls_stream_as_events(serve: Any, fake: FakeServer) -> None:
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.calls(("now", "{}")), FakeReply.text("Tuesday."))
+    kinds = [k for _, k, _ in events(client.post(f"/api/sessions/{sid}/turns", json={"text": "what day?"}))]
+    assert kinds.index("tool_call") < kinds.index("tool_result") < kinds.index("delta") < kinds.index("done")
+
+
+# -- the OpenAI-compatible endpoint ------------------------------------------------------------------
+
+
+def test_any_openai_client_gets_memory_by_changing_its_base_url(serve: Any, fake: FakeServer) -> None:
+    import openai
+
+    served, _, _ = serve()
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    try:
+        fake.script(FakeReply.text("Nice to meet you, Ada."))
+        first = client.chat.completions.create(
+            model="fake/model-a",
+            messages=[{"role": "user", "content": "My name is Ada."}],
+            extra_headers={"X-Memchat-Session": "ada"},
+        )
+        assert first.choices[0].message.content == "Nice to meet you, Ada." and first.object == "chat.completion"
+        fake.script(FakeReply.text("You are ", "Ada."))
+        stream = client.chat.completions.create(
+            model="fake/model-a",
+            messages=[{"role": "user", "content": "What is my name?"}],
+            extra_headers={"X-Memchat-Session": "ada"},
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You are Ada."
+        assert chunks[-1].usage is not None and chunks[-1].choices == []
+        # the client sent only the new message; memchat sent the whole conversation upstream
+        upstream = [m["content"] for m in fake.chat_requests[-1].messages]
+        assert upstream == ["Be brief.", "My name is Ada.", "Nice to meet you, Ada.", "What is my name?"]
+        names = [m.id for m in client.models.list().data]
+        assert "fake/model-a" in names
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="m", messages=[{"role": "assistant", "content": "x"}])
+    finally:
+        client.close()
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+def test_the_page_and_its_files_are_served_without_inline_script(serve: Any) -> None:
+    _, client, _ = serve()
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<script>" not in page.text and "onclick" not in page.text and "http" not in page.text.split("<body>")[1]
+    for name in ("app.js", "markdown.js", "app.css"):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200 and asset.text
+    assert client.get("/static/../server/app.py").status_code == 404
