@@ -1,0 +1,147 @@
+"""The web page in a real browser: Debian's chromium driven by Playwright (no browser download),
+against ``memchat serve``'s app under uvicorn and the loopback model server. Streaming, stop,
+reload mid-reply, IME composition, an XSS corpus, and that every request stays on our origin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakeserver import FakeReply, FakeServer
+from memchat.agent import Agent
+from memchat.factory import open_store
+from memchat.providers.openai_compat import OpenAICompatible
+from memchat.server.app import create_app
+from serving import Served
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="chromium is not installed (apt-get install chromium; CI installs it)",
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+XSS = (
+    'Look: <img src=x onerror="window.__pwned=1"> <script>window.__pwned=1</script> '
+    "[click](javascript:window.__pwned=1) [data](data:text/html,<script>window.__pwned=1</script>) "
+    '<svg onload="window.__pwned=1"></svg> <a href="javascript:window.__pwned=1">a</a> '
+    "and a [real link](https://example.com/page)."
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(fake_server: FakeServer, tmp_path: Path) -> Iterator[tuple[str, FakeServer, Agent]]:
+    fake_server.reset()
+    provider = OpenAICompatible(fake_server.url, api_key="sk-upstream-secret", model="fake/model-a", max_retries=0)
+    agent = Agent(open_store(tmp_path / "web.db"), provider, persona="Be brief.", date_line=False)
+    served = Served(create_app(agent))
+    yield served.url, fake_server, agent
+    served.close()
+    agent.close()
+    fake_server.reset()
+
+
+@pytest.fixture
+def page(browser: Any, site: tuple[str, FakeServer, Agent]) -> Iterator[Any]:
+    url = site[0]
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: None if r.url.startswith(url) else problems.append(f"off-origin request: {r.url}"))
+    page.problems = problems
+    page.goto(url + "/")
+    yield page
+    context.close()
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+
+
+def test_a_reply_streams_in_and_is_kept(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
+    _, fake, agent = site
+    fake.script(FakeReply.text(*[f"word{k} " for k in range(30)], delay=0.04))
+    send(page, "tell me a story")
+    last = page.locator(".msg.assistant .body").last
+    sync_api.expect(last).to_contain_text("word2", timeout=5000)
+    assert "word29" not in last.inner_text()  # still streaming: text grows before the end
+    sync_api.expect(last).to_contain_text("word29", timeout=10000)
+    page.wait_for_function("!document.querySelector('#stop') || document.querySelector('#stop').disabled")
+    (session,) = agent.store.list_sessions()
+    assert [m.content for m in agent.store.messages(session.id)][0] == "tell me a story"
+    assert page.problems == []
+    page.screenshot(path=str(Path(os.environ.get("MEMCHAT_SCREENSHOTS", "/tmp")) / "memchat-web.png"))
+
+
+def test_model_output_cannot_run_script(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
+    _, fake, _ = site
+    fake.script(FakeReply.text(XSS[:60], XSS[60:]))
+    send(page, "say something nasty")
+    last = page.locator(".msg.assistant .body").last
+    sync_api.expect(last).to_contain_text("real link", timeout=5000)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".msg img, .msg script, .msg svg").count() == 0
+    hrefs = page.eval_on_selector_all(".msg a", "els => els.map(e => [e.href, e.rel])")
+    assert hrefs == [["https://example.com/page", "noopener noreferrer"]]
+    assert "<script>" in last.inner_text()  # shown as text
+    assert page.problems == []
+
+
+def test_enter_during_ime_composition_never_sends(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
+    _, fake, _ = site
+    page.fill("#input", "你好")
+    page.dispatch_event("#input", "keydown", {"key": "Enter", "isComposing": True, "bubbles": True, "cancelable": True})
+    page.dispatch_event("#input", "keydown", {"key": "Enter", "keyCode": 229, "bubbles": True, "cancelable": True})
+    page.wait_for_timeout(300)
+    assert fake.chat_requests == [] and page.input_value("#input") == "你好"
+    page.press("#input", "Shift+Enter")
+    assert page.input_value("#input") == "你好\n" and fake.chat_requests == []
+
+
+def test_stop_keeps_the_partial_reply(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
+    _, fake, agent = site
+    fake.script(FakeReply.text(*[f"part{k} " for k in range(80)], delay=0.05))
+    send(page, "a very long answer please")
+    sync_api.expect(page.locator(".msg.assistant .body").last).to_contain_text("part3", timeout=5000)
+    page.click("#stop")
+    sync_api.expect(page.locator(".msg.assistant .mark").last).to_have_text("[stopped]", timeout=5000)
+    (session,) = agent.store.list_sessions()
+    last = agent.store.messages(session.id)[-1]
+    assert last.status.value == "stopped" and last.content.startswith("part0 ")
+
+
+def test_a_reload_mid_reply_reattaches_without_loss_or_duplicates(
+    page: Any, site: tuple[str, FakeServer, Agent]
+) -> None:
+    _, fake, _ = site
+    words = [f"w{k} " for k in range(40)]
+    fake.script(FakeReply.text(*words, delay=0.05))
+    send(page, "count slowly")
+    sync_api.expect(page.locator(".msg.assistant .body").last).to_contain_text("w3", timeout=5000)
+    page.reload()
+    last = page.locator(".msg.assistant .body").last
+    sync_api.expect(last).to_contain_text("w39", timeout=10000)
+    page.wait_for_timeout(300)
+    assert page.locator(".msg.assistant .body").last.inner_text().strip() == "".join(words).strip()
+    assert page.locator(".msg.user").count() == 1 and page.locator(".msg.assistant").count() == 1
