@@ -280,3 +280,42 @@ def test_the_page_and_its_files_are_served_without_inline_script(serve: Any) -> 
         asset = client.get(f"/static/{name}")
         assert asset.status_code == 200 and asset.text
     assert client.get("/static/../server/app.py").status_code == 404
+
+
+def test_pins_and_images_through_the_api(serve: Any, fake: FakeServer, tmp_path: Path) -> None:
+    from imageserver import ImageServer, Task
+    from memchat.domain import ImageRecord
+    from memchat.images.modelscope_async import ModelScopeImages
+
+    _, client, agent = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.text("noted"))
+    client.post(f"/api/sessions/{sid}/turns", json={"text": "my cat is Mimi"})
+    first = client.get(f"/api/sessions/{sid}/messages").json()["messages"][0]["id"]
+    assert client.post(f"/api/sessions/{sid}/pins", json={"message_id": first}).json() == {"pins": [first]}
+    assert client.post(f"/api/sessions/{sid}/pins", json={"message_id": first, "pinned": False}).json() == {"pins": []}
+    assert client.post(f"/api/sessions/{sid}/pins", json={"message_id": 999}).status_code == 400
+    refused = client.post(f"/api/sessions/{sid}/images", json={"prompt": "a cat"})
+    assert refused.status_code == 400 and "no image provider" in refused.json()["error"]["message"]
+    images = ImageServer().start()
+    try:
+        images.script(Task(polls=0))
+        agent.images = ModelScopeImages(images.url, api_key="ms-k", poll_initial=0.01)
+        agent.images_dir = tmp_path / "images"
+        made = client.post(f"/api/sessions/{sid}/images", json={"prompt": "a cat", "size": "512x512"})
+        assert made.status_code == 201, made.text
+        (image,) = made.json()["images"]
+        png = client.get(image["url"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+        assert client.get(f"/api/sessions/{sid}/messages").json()["images"][0]["url"] == image["url"]
+        # a record pointing outside the images directory is never served
+        (outside,) = agent.store.add_images(sid, [ImageRecord("x", "/etc/passwd", "modelscope", "m")])
+        assert client.get(f"/api/images/{outside.id}").status_code == 404
+        assert client.get("/api/images/99999").status_code == 404
+        images.script(Task(fail=True, polls=0))
+        failed = client.post(f"/api/sessions/{sid}/images", json={"prompt": "a cat"})
+        assert failed.status_code == 502 and "inappropriate" in failed.json()["error"]["message"]
+        assert client.post(f"/api/sessions/{sid}/images", json={"prompt": "x", "size": "huge"}).status_code == 400
+        agent.images.close()
+    finally:
+        images.close()

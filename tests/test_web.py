@@ -145,3 +145,27 @@ def test_a_reload_mid_reply_reattaches_without_loss_or_duplicates(
     page.wait_for_timeout(300)
     assert page.locator(".msg.assistant .body").last.inner_text().strip() == "".join(words).strip()
     assert page.locator(".msg.user").count() == 1 and page.locator(".msg.assistant").count() == 1
+
+
+def test_import_a_session_and_pick_a_model(page: Any, site: tuple[str, FakeServer, Agent], tmp_path: Path) -> None:
+    _, fake, agent = site
+    from memchat.serialization import export_jsonl
+
+    agent.store.create_session("old trip")
+    from memchat.domain import Message, Role
+
+    agent.store.append_messages("old trip", [Message(Role.USER, "We went to Porto."), Message(Role.ASSISTANT, "Nice!")])
+    export = tmp_path / "trip.jsonl"
+    export.write_text(export_jsonl(agent.store, "old trip").replace('"name": "old trip"', '"name": "imported trip"'))
+    page.set_input_files("#import", str(export))
+    sync_api.expect(page.locator("#title")).to_have_text("imported trip", timeout=5000)
+    sync_api.expect(page.locator(".msg.user .body").first).to_have_text("We went to Porto.")
+    page.select_option("#model", "fake/model-b")
+    page.wait_for_timeout(300)
+    imported = agent.store.find_session("imported trip")
+    assert imported is not None and imported.model == "fake/model-b"
+    fake.script(FakeReply.text("ok"))
+    send(page, "and then?")
+    sync_api.expect(page.locator(".msg.assistant .body").last).to_have_text("ok", timeout=5000)
+    assert fake.chat_requests[-1].body["model"] == "fake/model-b"
+    assert page.problems == []

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from memchat import __version__, i18n
 from memchat.agent import Agent
 from memchat.domain import Message, SessionInfo
-from memchat.errors import ImportFormatError, MemchatError, SessionExists, SessionNotFound
+from memchat.errors import ImportFormatError, MemchatError, ProviderError, SessionExists, SessionNotFound
 from memchat.memory.plan import STRATEGIES
 from memchat.server.runs import Busy, Event, Run, Runs
 from memchat.server.security import COOKIE, BodyTooLarge, Guard
@@ -55,6 +55,19 @@ class Fork(BaseModel):
 
 class NewTurn(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class Pin(BaseModel):
+    message_id: int
+    pinned: bool = True
+
+
+class NewImage(BaseModel):
+    prompt: str = Field(min_length=1, max_length=1999)
+    size: str | None = Field(default=None, max_length=20)
+    negative_prompt: str | None = Field(default=None, max_length=1999)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    n: int = Field(default=1, ge=1, le=4)
 
 
 class Import(BaseModel):
@@ -120,7 +133,15 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     @app.exception_handler(MemchatError)
     async def memchat_error(_: Request, exc: MemchatError) -> JSONResponse:
-        status = 404 if isinstance(exc, SessionNotFound) else 409 if isinstance(exc, SessionExists) else 400
+        status = (
+            404
+            if isinstance(exc, SessionNotFound)
+            else 409
+            if isinstance(exc, SessionExists)
+            else 502
+            if isinstance(exc, ProviderError)  # the model or image service failed, not the request
+            else 400
+        )
         return JSONResponse({"error": {"code": exc.kind, "message": i18n.describe_error(exc)}}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
@@ -326,7 +347,33 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         info = await asyncio.to_thread(session, session_id)
         return {"stopped": await runs.stop(info.id)}
 
+    @app.post("/api/sessions/{session_id}/pins")
+    def pin(session_id: int, body: Pin) -> dict[str, Any]:
+        info = session(session_id)
+        if body.pinned:
+            agent.store.pin(info.id, body.message_id)
+        else:
+            agent.store.unpin(info.id, body.message_id)
+        return {"pins": [m.id for m in agent.store.pins(info.id)]}
+
     # -- images ----------------------------------------------------------------------------------
+
+    @app.post("/api/sessions/{session_id}/images", status_code=201)
+    def generate_image(session_id: int, body: NewImage) -> dict[str, Any]:
+        from memchat.images.base import ImageRequest
+        from memchat.tools.builtin import to_record
+
+        info = session(session_id)
+        if agent.images is None:
+            raise HTTPException(400, "no image provider is configured on the server (MEMCHAT_IMAGE_PROVIDER)")
+        request = ImageRequest(
+            prompt=body.prompt, size=body.size, negative_prompt=body.negative_prompt, seed=body.seed, n=body.n
+        )
+        from memchat.factory import images_dir
+
+        made = agent.images.generate(request, dest_dir=(agent.images_dir or images_dir()) / str(info.id))
+        saved = agent.store.add_images(info.id, [to_record(im) for im in made])
+        return {"images": [{"id": im.id, "prompt": im.prompt, "url": f"/api/images/{im.id}"} for im in saved]}
 
     @app.get("/api/images/{image_id}")
     def image_file(image_id: int) -> FileResponse:

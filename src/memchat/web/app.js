@@ -52,6 +52,8 @@
     $("title").textContent = info.name;
     $("persona").value = info.persona || "";
     $("memory").value = info.memory;
+    if (info.model) ensureOption($("model"), info.model);
+    $("model").value = info.model || $("model").dataset.default || "";
     $("export").href = "/api/sessions/" + id + "/export";
     await loadMessages();
     await loadSessions();
@@ -309,11 +311,36 @@
       refreshContext();
     });
     $("context-panel").addEventListener("toggle", refreshContext);
+    $("model").addEventListener("change", async () => {
+      if (!state.session) return;
+      await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { model: $("model").value } });
+      refreshContext();
+    });
+    $("import").addEventListener("change", async () => {
+      const file = $("import").files[0];
+      if (!file) return;
+      try {
+        const info = await (await api("/api/sessions/import", { method: "POST", body: { text: await file.text() } })).json();
+        await openSession(info.id);
+        say("imported " + info.name);
+      } catch (e) { say(e.message); }
+      $("import").value = "";
+    });
+  }
+
+  function ensureOption(select, value) {
+    if ([...select.options].some((o) => o.value === value)) return;
+    const option = document.createElement("option");
+    option.value = option.textContent = value;
+    select.appendChild(option);
   }
 
   async function start() {
     wire();
     const models = await (await api("/api/models")).json();
+    $("model").dataset.default = models.default || "";
+    for (const m of models.models) ensureOption($("model"), m);
+    if (models.default) ensureOption($("model"), models.default);
     for (const s of models.strategies) {
       const option = document.createElement("option");
       option.value = option.textContent = s;
