@@ -319,3 +319,65 @@ def test_pins_and_images_through_the_api(serve: Any, fake: FakeServer, tmp_path:
         agent.images.close()
     finally:
         images.close()
+
+
+def test_every_lookup_is_scoped_to_the_user_who_asks(fake: FakeServer, tmp_path: Path) -> None:
+    store = open_store(tmp_path / "accounts.db")
+    _, ann_token = store.add_user("ann")
+    _, bob_token = store.add_user("bob")
+    provider = OpenAICompatible(fake.url, api_key="k", model="fake/model-a", max_retries=0)
+    agent = Agent(store, provider, persona="Be brief.", date_line=False)
+    served = Served(create_app(agent))
+    ann = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {ann_token}"}, timeout=10)
+    bob = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {bob_token}"}, timeout=10)
+    anonymous = httpx.Client(base_url=served.url, timeout=10)
+    try:
+        sid = ann.post("/api/sessions", json={"name": "diary"}).json()["id"]
+        fake.script(FakeReply.text("secret noted"))
+        ann.post(f"/api/sessions/{sid}/turns", json={"text": "my secret is 42"})
+        assert [s["name"] for s in ann.get("/api/sessions").json()["sessions"]] == ["diary"]
+        assert bob.get("/api/sessions").json()["sessions"] == []
+        assert bob.post("/api/sessions", json={"name": "diary"}).status_code == 201  # names are per user
+        routes = [
+            ("GET", f"/api/sessions/{sid}", None),
+            ("GET", f"/api/sessions/{sid}/messages", None),
+            ("PATCH", f"/api/sessions/{sid}", {"name": "mine"}),
+            ("POST", f"/api/sessions/{sid}/fork", {}),
+            ("POST", f"/api/sessions/{sid}/undo", {}),
+            ("GET", f"/api/sessions/{sid}/export", None),
+            ("GET", f"/api/sessions/{sid}/context", None),
+            ("POST", f"/api/sessions/{sid}/turns", {"text": "hi"}),
+            ("POST", f"/api/sessions/{sid}/retry", {}),
+            ("GET", f"/api/sessions/{sid}/stream", None),
+            ("POST", f"/api/sessions/{sid}/stop", {}),
+            ("POST", f"/api/sessions/{sid}/pins", {"message_id": 1}),
+            ("DELETE", f"/api/sessions/{sid}", None),
+        ]
+        for method, path, body in routes:
+            other = bob.request(method, path, json=body)
+            assert other.status_code == 404, (method, path, other.status_code)
+            nobody = anonymous.request(method, path, json=body)
+            assert nobody.status_code == 401, (method, path, nobody.status_code)
+        assert anonymous.get("/api/sessions").status_code == 401 and anonymous.get("/api/health").status_code == 200
+        # bob reaching ann's session through the OpenAI endpoint by name gets his own session
+        fake.script(FakeReply.text("hello bob"))
+        bob.post(
+            "/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "what is my secret?"}]},
+            headers={"X-Memchat-Session": "diary"},
+        )
+        assert "my secret is 42" not in json.dumps(fake.chat_requests[-1].messages)
+        assert [m["content"] for m in ann.get(f"/api/sessions/{sid}/messages").json()["messages"]] == [
+            "my secret is 42",
+            "secret noted",
+        ]
+        # the page signs in by trading the token for an HttpOnly cookie
+        assert anonymous.post("/api/login", json={"token": "nope"}).status_code == 401
+        login = anonymous.post("/api/login", json={"token": ann_token})
+        assert login.status_code == 200 and "HttpOnly" in login.headers["set-cookie"]
+        assert [s["name"] for s in anonymous.get("/api/sessions").json()["sessions"]] == ["diary"]
+    finally:
+        for c in (ann, bob, anonymous):
+            c.close()
+        served.close()
+        agent.close()

@@ -424,3 +424,23 @@ def test_m002_upgrades_an_m001_database(tmp_path: Path) -> None:
     store.close()
     # opening again applies nothing
     assert open_store(path).migrate() == []
+
+
+def test_users_own_their_sessions_and_searches(tmp_path: Path) -> None:
+    with open_store(tmp_path / "u.db") as store:
+        ann_id, ann_token = store.add_user("ann")
+        assert store.user_for_token(ann_token) == ann_id and store.user_for_token("guess") is None
+        with pytest.raises(StoreError, match="already exists"):
+            store.add_user("ann")
+        ann = store.for_owner(ann_id)
+        ann.create_session("diary")
+        ann.append_messages("diary", [Message(Role.USER, "the vault code is 7319")])
+        store.create_session("diary")  # the local user's own, same name
+        assert [s.name for s in ann.list_sessions()] == ["diary"] and len(store.list_sessions()) == 1
+        ann_sid = ann.get_session("diary").id
+        assert store.find_session(ann_sid) is None  # not by id either
+        assert store.search(["vault"], session=None) == [] and len(ann.search(["vault"], session=None)) == 1
+        ann.close()  # a view: the shared connection stays open
+        assert store.list_sessions()
+        assert store.remove_user("ann") and store.for_owner(ann_id).list_sessions() == []
+        assert store.users() == [] and not store.remove_user("ann")

@@ -7,6 +7,7 @@ it never happened); an interrupted one keeps what streamed, marked ``interrupted
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import time
@@ -460,6 +461,15 @@ class Agent:
     def close(self) -> None:
         self.provider.close()
         self.store.close()
+
+    def with_store(self, store: Store) -> Agent:
+        """This agent's settings, provider and tools over another store (another user's view
+        of the same database, for the server): its own memory caches."""
+        twin = copy.copy(self)
+        twin.store = store
+        twin._memory = MemoryPlanner(store, self.provider.count_tokens)
+        twin._summary_backoff = {}
+        return twin
 
     def _count(self, text: str) -> int:
         return self.provider.count_tokens(text)[0]

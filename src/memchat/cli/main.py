@@ -162,6 +162,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="default 8765")
     p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
 
+    from memchat.cli import users
+
+    users_parser = command(sub, "users", users.cmd_users, "accounts of the HTTP server (add, list, remove)")
+    us = users_parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = command(us, "add", users.cmd_users, "add a user and print their token (once)")
+    p.add_argument("name", metavar="NAME")
+    command(us, "list", users.cmd_users, "list users")
+    p = command(us, "remove", users.cmd_users, "remove a user and all their sessions")
+    p.add_argument("name", metavar="NAME")
+
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = command(sub, "config", info.cmd_config, "show the resolved settings and where each came from")

@@ -34,11 +34,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from memchat.factory import make_agent
 
     token = os.environ.get("MEMCHAT_SERVER_TOKEN") or None
-    if not _loopback(args.host) and not token:
-        raise UsageError(
-            f"listening on {args.host} lets other machines in: set MEMCHAT_SERVER_TOKEN to a long random secret"
-        )
     agent = make_agent(settings_for(args))
+    accounts = bool(getattr(agent.store, "users", list)())
+    if not _loopback(args.host) and not token and not accounts:
+        agent.close()
+        raise UsageError(
+            f"listening on {args.host} lets other machines in: set MEMCHAT_SERVER_TOKEN to a long random "
+            "secret, or add accounts with: memchat users add NAME"
+        )
     hosts = ["127.0.0.1", "localhost", "[::1]", *(args.allow_host or [])]
     if not _loopback(args.host) and args.host not in ("0.0.0.0", "::"):
         hosts.append(args.host)

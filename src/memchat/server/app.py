@@ -7,6 +7,7 @@ server task (``runs.py``) whose events the client reads as Server-Sent Events.""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from memchat.errors import ImportFormatError, MemchatError, ProviderError, Sessi
 from memchat.memory.plan import STRATEGIES
 from memchat.server.runs import Busy, Event, Run, Runs
 from memchat.server.security import COOKIE, BodyTooLarge, Guard
+from memchat.stores.sqlite import LOCAL_USER
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 #: a comment line on an idle stream, so proxies and browsers keep it open
@@ -68,6 +70,10 @@ class NewImage(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=1999)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     n: int = Field(default=1, ge=1, le=4)
+
+
+class Login(BaseModel):
+    token: str = Field(min_length=1, max_length=500)
 
 
 class Import(BaseModel):
@@ -127,6 +133,17 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         yield
         await runs.close()  # a server shutting down stops its turns (kept as stopped)
 
+    agents: dict[int, Agent] = {}
+
+    def agent_for(request: Request) -> Agent:
+        """The agent of the user the guard identified (the local user without accounts)."""
+        user = getattr(request.state, "user", LOCAL_USER)
+        if user == LOCAL_USER:
+            return agent
+        if user not in agents:
+            agents[user] = agent.with_store(agent.store.for_owner(user))
+        return agents[user]
+
     app = FastAPI(title="memchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.agent = agent
     app.state.runs = runs
@@ -155,7 +172,8 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"error": {"code": "too_large", "message": "the body is too large"}}, status_code=413)
 
-    def session(session_id: int) -> SessionInfo:
+    def session(agent: Agent, session_id: int) -> SessionInfo:
+        """The session ``session_id`` of the user making the request (404 for anyone else's)."""
         info = agent.store.find_session(session_id)
         if info is None:
             raise HTTPException(404, f"no session {session_id}")
@@ -168,12 +186,26 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     # -- service -------------------------------------------------------------------------------
 
+    @app.post("/api/login")
+    def login(body: Login) -> JSONResponse:
+        """Trade a token for the page's HttpOnly cookie (the token never reaches script)."""
+        lookup = getattr(agent.store, "user_for_token", None)
+        known = (token is not None and hmac.compare_digest(body.token.encode(), token.encode())) or (
+            callable(lookup) and lookup(body.token) is not None
+        )
+        if not known:
+            return JSONResponse({"error": {"code": "unauthorized", "message": "unknown token"}}, status_code=401)
+        response = JSONResponse({"ok": True})
+        response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict")
+        return response
+
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
     @app.get("/api/models")
-    def models() -> dict[str, Any]:
+    def models(request: Request) -> dict[str, Any]:
+        agent = agent_for(request)
         provider = agent.provider
         try:
             listed = provider.list_models()
@@ -193,10 +225,12 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     @app.get("/api/sessions")
     def list_sessions(
+        request: Request,
         q: str | None = Query(default=None, max_length=200),
         limit: int = Query(default=50, ge=1, le=500),
         offset: int = Query(default=0, ge=0),
     ) -> dict[str, Any]:
+        agent = agent_for(request)
         found = agent.store.list_sessions()
         if q:
             needle = q.lower()
@@ -205,7 +239,8 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return {"sessions": [session_json(s) for s in page], "total": len(found)}
 
     @app.post("/api/sessions", status_code=201)
-    def create_session(body: NewSession) -> dict[str, Any]:
+    def create_session(request: Request, body: NewSession) -> dict[str, Any]:
+        agent = agent_for(request)
         persona = agent.persona if body.persona is None else body.persona
         info = agent.store.create_session(
             body.name or None, persona=persona, model=agent.model, provider=agent.provider.name
@@ -213,7 +248,8 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return session_json(info)
 
     @app.post("/api/sessions/import", status_code=201)
-    def import_session(body: Import) -> dict[str, Any]:
+    def import_session(request: Request, body: Import) -> dict[str, Any]:
+        agent = agent_for(request)
         from memchat.serialization import import_jsonl
 
         try:
@@ -222,8 +258,9 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
             raise HTTPException(400, i18n.describe_error(exc)) from None
 
     @app.get("/api/sessions/{session_id}")
-    def get_session(session_id: int) -> dict[str, Any]:
-        info = session(session_id)
+    def get_session(request: Request, session_id: int) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         out = session_json(info)
         run = runs.get(info.id)
         out["running"] = run is not None and not run.done
@@ -231,9 +268,13 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     @app.get("/api/sessions/{session_id}/messages")
     def messages(
-        session_id: int, offset: int = Query(default=0, ge=0), limit: int = Query(default=200, ge=1, le=2000)
+        request: Request,
+        session_id: int,
+        offset: int = Query(default=0, ge=0),
+        limit: int = Query(default=200, ge=1, le=2000),
     ) -> dict[str, Any]:
-        info = session(session_id)
+        agent = agent_for(request)
+        info = session(agent, session_id)
         stored = agent.store.messages(info.id)
         page = stored[offset : offset + limit]
         items = [message_json(m, offset + i + 1) for i, m in enumerate(page)]
@@ -244,48 +285,54 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return {"messages": items, "total": len(stored), "images": images}
 
     @app.patch("/api/sessions/{session_id}")
-    def change_session(session_id: int, body: SessionChange) -> dict[str, Any]:
-        info = session(session_id)
+    def change_session(request: Request, session_id: int, body: SessionChange) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         updated = agent.store.update_session(
             info.id, name=body.name, persona=body.persona, memory=body.memory, model=body.model
         )
         return session_json(updated)
 
     @app.delete("/api/sessions/{session_id}", status_code=204)
-    async def delete_session(session_id: int) -> Response:
-        info = session(session_id)
+    async def delete_session(request: Request, session_id: int) -> Response:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         await runs.stop(info.id)
         await asyncio.to_thread(agent.store.delete_session, info.id)
         return Response(status_code=204)
 
     @app.post("/api/sessions/{session_id}/fork", status_code=201)
-    def fork(session_id: int, body: Fork) -> dict[str, Any]:
-        info = session(session_id)
+    def fork(request: Request, session_id: int, body: Fork) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
 
     @app.post("/api/sessions/{session_id}/undo")
-    def undo(session_id: int) -> dict[str, Any]:
-        info = session(session_id)
+    def undo(request: Request, session_id: int) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         if runs.get(info.id) is not None and not runs.get(info.id).done:  # type: ignore[union-attr]
             raise HTTPException(409, "a reply is being generated in this session")
         removed = agent.store.remove_last_turn(info.id)
         return {"removed": len(removed)}
 
     @app.get("/api/sessions/{session_id}/export")
-    def export(session_id: int, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
+    def export(request: Request, session_id: int, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
+        agent = agent_for(request)
         from memchat.serialization import export_jsonl, export_markdown
 
-        info = session(session_id)
+        info = session(agent, session_id)
         text = export_jsonl(agent.store, info.id) if format == "jsonl" else export_markdown(agent.store, info.id)
         kind = "application/x-ndjson" if format == "jsonl" else "text/markdown"
         disposition = f'attachment; filename="session-{info.id}.{format}"'
         return PlainTextResponse(text, media_type=kind, headers={"Content-Disposition": disposition})
 
     @app.get("/api/sessions/{session_id}/context")
-    def context(session_id: int, text: str | None = Query(default=None, max_length=MAX_TEXT)) -> Any:
+    def context(request: Request, session_id: int, text: str | None = Query(default=None, max_length=MAX_TEXT)) -> Any:
+        agent = agent_for(request)
         from memchat.serialization import context_view
 
-        info = session(session_id)
+        info = session(agent, session_id)
         plan = agent.context(info.id, text)
         return context_view(agent.store, info, plan, model=agent.model_for(info))
 
@@ -317,8 +364,9 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return StreamingResponse(stream(run, after), media_type="text/event-stream", headers=headers)
 
     @app.post("/api/sessions/{session_id}/turns")
-    async def new_turn(session_id: int, body: NewTurn) -> StreamingResponse:
-        info = await asyncio.to_thread(session, session_id)
+    async def new_turn(request: Request, session_id: int, body: NewTurn) -> StreamingResponse:
+        agent = agent_for(request)
+        info = await asyncio.to_thread(session, agent, session_id)
         try:
             run = runs.start(info.id, lambda: agent.astream(info.id, body.text))
         except Busy:
@@ -326,8 +374,9 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return sse_response(run)
 
     @app.post("/api/sessions/{session_id}/retry")
-    async def retry(session_id: int) -> StreamingResponse:
-        info = await asyncio.to_thread(session, session_id)
+    async def retry(request: Request, session_id: int) -> StreamingResponse:
+        agent = agent_for(request)
+        info = await asyncio.to_thread(session, agent, session_id)
         try:
             run = runs.start(info.id, lambda: agent.aretry(info.id))
         except Busy:
@@ -335,21 +384,24 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return sse_response(run)
 
     @app.get("/api/sessions/{session_id}/stream")
-    async def reattach(session_id: int, after: int = Query(default=0, ge=0)) -> Response:
-        info = await asyncio.to_thread(session, session_id)
+    async def reattach(request: Request, session_id: int, after: int = Query(default=0, ge=0)) -> Response:
+        agent = agent_for(request)
+        info = await asyncio.to_thread(session, agent, session_id)
         run = runs.get(info.id)
         if run is None:
             return Response(status_code=204)
         return sse_response(run, after)
 
     @app.post("/api/sessions/{session_id}/stop")
-    async def stop(session_id: int) -> dict[str, Any]:
-        info = await asyncio.to_thread(session, session_id)
+    async def stop(request: Request, session_id: int) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = await asyncio.to_thread(session, agent, session_id)
         return {"stopped": await runs.stop(info.id)}
 
     @app.post("/api/sessions/{session_id}/pins")
-    def pin(session_id: int, body: Pin) -> dict[str, Any]:
-        info = session(session_id)
+    def pin(request: Request, session_id: int, body: Pin) -> dict[str, Any]:
+        agent = agent_for(request)
+        info = session(agent, session_id)
         if body.pinned:
             agent.store.pin(info.id, body.message_id)
         else:
@@ -359,24 +411,26 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
     # -- images ----------------------------------------------------------------------------------
 
     @app.post("/api/sessions/{session_id}/images", status_code=201)
-    def generate_image(session_id: int, body: NewImage) -> dict[str, Any]:
+    def generate_image(request: Request, session_id: int, body: NewImage) -> dict[str, Any]:
+        agent = agent_for(request)
         from memchat.images.base import ImageRequest
         from memchat.tools.builtin import to_record
 
-        info = session(session_id)
+        info = session(agent, session_id)
         if agent.images is None:
             raise HTTPException(400, "no image provider is configured on the server (MEMCHAT_IMAGE_PROVIDER)")
-        request = ImageRequest(
+        wanted = ImageRequest(
             prompt=body.prompt, size=body.size, negative_prompt=body.negative_prompt, seed=body.seed, n=body.n
         )
         from memchat.factory import images_dir
 
-        made = agent.images.generate(request, dest_dir=(agent.images_dir or images_dir()) / str(info.id))
+        made = agent.images.generate(wanted, dest_dir=(agent.images_dir or images_dir()) / str(info.id))
         saved = agent.store.add_images(info.id, [to_record(im) for im in made])
         return {"images": [{"id": im.id, "prompt": im.prompt, "url": f"/api/images/{im.id}"} for im in saved]}
 
     @app.get("/api/images/{image_id}")
-    def image_file(image_id: int) -> FileResponse:
+    def image_file(request: Request, image_id: int) -> FileResponse:
+        agent = agent_for(request)
         from memchat.factory import images_dir
 
         for info in agent.store.list_sessions():  # owner-scoped: only this user's sessions
@@ -393,7 +447,7 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     from memchat.server.openai_api import add_openai_routes
 
-    add_openai_routes(app, agent, runs)
+    add_openai_routes(app, agent_for, runs)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -404,4 +458,7 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
-    return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token)
+    lookup = getattr(agent.store, "user_for_token", None)
+    has_users = bool(getattr(agent.store, "users", lambda: [])())
+    users = lookup if callable(lookup) and has_users else None
+    return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token, users=users)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,9 +34,10 @@ def _text(content: Any) -> str:
     return ""
 
 
-def add_openai_routes(app: FastAPI, agent: Agent, runs: Runs) -> None:
+def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs: Runs) -> None:
     @app.get("/v1/models")
-    def models() -> dict[str, Any]:
+    def models(request: Request) -> dict[str, Any]:
+        agent = agent_for(request)
         try:
             listed = agent.provider.list_models()
         except MemchatError:
@@ -48,6 +49,7 @@ def add_openai_routes(app: FastAPI, agent: Agent, runs: Runs) -> None:
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Response:
+        agent = agent_for(request)
         try:
             body = await request.json()
         except ValueError:

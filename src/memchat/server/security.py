@@ -34,16 +34,28 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 COOKIE = "memchat_token"
+#: the local user (everyone, when the server has no token and no accounts)
+LOCAL_USER = 1
+#: reachable without a token: liveness, and signing in
+OPEN = {"/api/health", "/api/login"}
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class Guard:
     def __init__(
-        self, app: ASGIApp, *, hosts: Iterable[str], token: str | None = None, max_body: int = 1_000_000
+        self,
+        app: ASGIApp,
+        *,
+        hosts: Iterable[str],
+        token: str | None = None,
+        users: Callable[[str], int | None] | None = None,
+        max_body: int = 1_000_000,
     ) -> None:
         self.app = app
         self.hosts = {h.lower() for h in hosts}
         self.token = token
+        #: a user's token → their id (accounts made with ``memchat users add``); None: no accounts
+        self.users = users
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,10 +73,14 @@ class Guard:
         if method in _UNSAFE and not _same_origin(headers, host):
             await _refuse(send, 403, "cross_origin", "cross-site requests are refused")
             return
-        if self.token and path.startswith(("/api/", "/v1/")) and path != "/api/health":
-            if not self._authorized(headers):
+        user = LOCAL_USER
+        if (self.token or self.users) and path.startswith(("/api/", "/v1/")) and path not in OPEN:
+            found = self._user(headers)
+            if found is None:
                 await _refuse(send, 401, "unauthorized", "a token is required (Authorization: Bearer …)")
                 return
+            user = found
+        scope.setdefault("state", {})["user"] = user
         if method in _UNSAFE:
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
@@ -82,18 +98,14 @@ class Guard:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
-        assert self.token is not None
-        given = ""
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        else:
-            for part in headers.get("cookie", "").split(";"):
-                name, _, value = part.strip().partition("=")
-                if name == COOKIE:
-                    given = value
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+    def _user(self, headers: dict[str, str]) -> int | None:
+        """Who the request's token belongs to: the server token is the local user's."""
+        given = token_of(headers)
+        if not given:
+            return None
+        if self.token and hmac.compare_digest(given.encode(), self.token.encode()):
+            return LOCAL_USER
+        return self.users(given) if self.users is not None else None
 
     def _limited(self, receive: Receive, send: Send) -> Receive:
         """``receive`` that stops a chunked body once it passes ``max_body``."""
@@ -138,3 +150,15 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def token_of(headers: dict[str, str]) -> str:
+    """The token of a request: ``Authorization: Bearer …``, else the page's cookie."""
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return value
+    return ""

@@ -256,3 +256,15 @@ def m006_images(db: sqlite3.Connection) -> None:
         CREATE INDEX images_session ON images (session_id, id);
         """,
     )
+
+
+@migration
+def m007_user_tokens(db: sqlite3.Connection) -> None:
+    """Server accounts: a user signs in with a token; only its SHA-256 is kept."""
+    run_script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN token_hash TEXT;
+        CREATE UNIQUE INDEX users_token ON users (token_hash) WHERE token_hash IS NOT NULL;
+        """,
+    )

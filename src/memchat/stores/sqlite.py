@@ -9,8 +9,11 @@ store may be shared by threads (the async API runs store calls in worker threads
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -32,6 +35,12 @@ from memchat.stores.sqlite_memory import MemoryRecords, insert_image
 from memchat.tokens import estimate_tokens
 
 LOCAL_USER = 1
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 BUSY_TIMEOUT_MS = 15_000
 LOCK_RETRIES = 8
 #: a streaming row from another host is presumed dead after this long without a heartbeat
@@ -65,6 +74,9 @@ class SQLiteStore(MemoryRecords):
     def __init__(self, path: str | Path = ":memory:", *, connection: sqlite3.Connection | None = None) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        #: whose sessions this store sees (the local user unless ``for_owner`` says otherwise)
+        self.owner = LOCAL_USER
+        self._view = False
         if connection is None:
             if self.path != ":memory:":
                 Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -162,8 +174,48 @@ class SQLiteStore(MemoryRecords):
         return len(stale)
 
     def close(self) -> None:
+        if self._view:  # the connection belongs to the store this view came from
+            return
         with self._lock:
             self._db.close()
+
+    def for_owner(self, user_id: int) -> SQLiteStore:
+        """The same database seen as user ``user_id``: every lookup is scoped to their sessions."""
+        view = copy.copy(self)
+        view.owner = user_id
+        view._view = True
+        return view
+
+    # -- users (the server's accounts) ------------------------------------------------------
+
+    def add_user(self, name: str) -> tuple[int, str]:
+        """A new user and their token (shown once; only its hash is kept)."""
+        if not name.strip() or len(name) > 100:
+            raise StoreError("a user name must be 1 to 100 characters")
+        token = secrets.token_urlsafe(32)
+        with self._write() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO users (name, created, token_hash) VALUES (?, ?, ?)", (name, _now(), _hash(token))
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"a user named {name!r} already exists") from None
+        return int(cur.lastrowid or 0), token
+
+    def user_for_token(self, token: str) -> int | None:
+        rows = self._read("SELECT id FROM users WHERE token_hash = ?", (_hash(token),))
+        return int(rows[0][0]) if rows else None
+
+    def users(self) -> list[tuple[int, str]]:
+        return [
+            (int(r[0]), str(r[1]))
+            for r in self._read("SELECT id, name FROM users WHERE id != ? ORDER BY id", (LOCAL_USER,))
+        ]
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user with all their sessions."""
+        with self._write() as db:
+            return db.execute("DELETE FROM users WHERE name = ? AND id != ?", (name, LOCAL_USER)).rowcount > 0
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -194,10 +246,10 @@ class SQLiteStore(MemoryRecords):
         if isinstance(session, SessionInfo):
             session = session.id
         if isinstance(session, int):
-            row = db.execute("SELECT id FROM sessions WHERE id = ?", (session,)).fetchone()
+            row = db.execute("SELECT id FROM sessions WHERE id = ? AND owner_id = ?", (session, self.owner)).fetchone()
         else:
             row = db.execute(
-                "SELECT id FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, session)
+                "SELECT id FROM sessions WHERE owner_id = ? AND name = ?", (self.owner, session)
             ).fetchone()
         if row is None:
             raise SessionNotFound(f"no session named {session!r}", name=session)
@@ -215,8 +267,8 @@ class SQLiteStore(MemoryRecords):
     def find_session(self, name: str | int | SessionInfo) -> SessionInfo | None:
         if isinstance(name, SessionInfo):
             name = name.id
-        where = "s.id = ?" if isinstance(name, int) else "s.owner_id = ? AND s.name = ?"
-        params: tuple[Any, ...] = (name,) if isinstance(name, int) else (LOCAL_USER, name)
+        where = "s.owner_id = ? AND " + ("s.id = ?" if isinstance(name, int) else "s.name = ?")
+        params: tuple[Any, ...] = (self.owner, name)
         rows = self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE {where}", params)
         return self._session(rows[0]) if rows else None
 
@@ -236,13 +288,13 @@ class SQLiteStore(MemoryRecords):
     def list_sessions(self) -> list[SessionInfo]:
         rows = self._read(
             f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.owner_id = ? ORDER BY s.updated DESC, s.id DESC",
-            (LOCAL_USER,),
+            (self.owner,),
         )
         return [self._session(r) for r in rows]
 
     def _free_name(self, db: sqlite3.Connection, base: str) -> str:
         name, n = base, 1
-        while db.execute("SELECT 1 FROM sessions WHERE owner_id = ? AND name = ?", (LOCAL_USER, name)).fetchone():
+        while db.execute("SELECT 1 FROM sessions WHERE owner_id = ? AND name = ?", (self.owner, name)).fetchone():
             n += 1
             name = f"{base}-{n}"
         return name
@@ -293,7 +345,7 @@ class SQLiteStore(MemoryRecords):
                 "INSERT INTO sessions (owner_id, name, persona, model, provider, memory, settings, "
                 "parent_id, fork_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    LOCAL_USER,
+                    self.owner,
                     name,
                     persona or "",
                     model,

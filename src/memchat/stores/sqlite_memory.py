@@ -67,6 +67,8 @@ def _phrase(term: str) -> str:
 class _Host(Protocol):
     """What the mixin needs from ``SQLiteStore``."""
 
+    owner: int
+
     def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def _session_id(self, db: sqlite3.Connection, session: SessionKey) -> int: ...
@@ -294,8 +296,8 @@ class MemoryRecords:
                 params.append(before_seq)
             return scope, params
         if exclude_session is not None:
-            return " AND s.owner_id = 1 AND m.session_id != ?", [self._sid(exclude_session)]
-        return " AND s.owner_id = 1", []
+            return " AND s.owner_id = ? AND m.session_id != ?", [self.owner, self._sid(exclude_session)]
+        return " AND s.owner_id = ?", [self.owner]
 
     # -- generated images -----------------------------------------------------------------
 

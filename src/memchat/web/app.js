@@ -335,8 +335,22 @@
     select.appendChild(option);
   }
 
+  async function signIn() {
+    // a server with accounts: trade the token for an HttpOnly cookie (script never keeps it)
+    for (;;) {
+      const token = prompt("This memchat server needs your token");
+      if (!token) throw new Error("not signed in");
+      try {
+        await api("/api/login", { method: "POST", body: { token } });
+        return;
+      } catch (e) { say(e.message); }
+    }
+  }
+
   async function start() {
     wire();
+    const probe = await fetch("/api/models", { credentials: "same-origin" });
+    if (probe.status === 401) await signIn();
     const models = await (await api("/api/models")).json();
     $("model").dataset.default = models.default || "";
     for (const m of models.models) ensureOption($("model"), m);
