@@ -381,3 +381,32 @@ def test_every_lookup_is_scoped_to_the_user_who_asks(fake: FakeServer, tmp_path:
             c.close()
         served.close()
         agent.close()
+
+
+def test_editing_a_message_makes_a_branch_and_keeps_the_original(serve: Any, fake: FakeServer) -> None:
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "plans"}).json()["id"]
+    for text in ("Let's go to Rome.", "What should we see?"):
+        fake.script(FakeReply.text(f"re: {text}"))
+        client.post(f"/api/sessions/{sid}/turns", json={"text": text})
+    original = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    second_question = original[2]
+    fake.script(FakeReply.text("Try the canals."))
+    response = client.post(
+        f"/api/sessions/{sid}/edit", json={"message_id": second_question["id"], "text": "And in Venice?"}
+    )
+    assert events(response)[-1][2]["status"] == "complete"
+    branch = int(response.headers["x-memchat-session-id"])
+    got = [(m["role"], m["content"]) for m in client.get(f"/api/sessions/{branch}/messages").json()["messages"]]
+    assert got == [
+        ("user", "Let's go to Rome."),
+        ("assistant", "re: Let's go to Rome."),
+        ("user", "And in Venice?"),
+        ("assistant", "Try the canals."),
+    ]
+    assert client.get(f"/api/sessions/{sid}/messages").json()["messages"] == original  # untouched
+    family = client.get(f"/api/sessions/{branch}/branches").json()
+    assert family["root"] == sid and [s["id"] for s in family["sessions"]] == [sid, branch]
+    assert family["sessions"][1]["fork_at"] == 2
+    wrong = client.post(f"/api/sessions/{sid}/edit", json={"message_id": original[1]["id"], "text": "x"})
+    assert wrong.status_code == 400  # an assistant message is not edited this way

@@ -72,6 +72,11 @@ class NewImage(BaseModel):
     n: int = Field(default=1, ge=1, le=4)
 
 
+class Edit(BaseModel):
+    message_id: int
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
 class Login(BaseModel):
     token: str = Field(min_length=1, max_length=500)
 
@@ -372,6 +377,35 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         except Busy:
             raise HTTPException(409, "a reply is already being generated in this session") from None
         return sse_response(run)
+
+    @app.post("/api/sessions/{session_id}/edit")
+    async def edit(request: Request, session_id: int, body: Edit) -> StreamingResponse:
+        """Edit a user message: a new branch (a fork up to just before it) gets the new text as
+        its turn; the original stays as it was. The branch's id comes in ``X-Memchat-Session-Id``."""
+        agent = agent_for(request)
+        info = await asyncio.to_thread(session, agent, session_id)
+        stored = await asyncio.to_thread(agent.store.messages, info.id)
+        position = next((i for i, m in enumerate(stored) if m.id == body.message_id), None)
+        if position is None or stored[position].role.value != "user":
+            raise HTTPException(400, "that is not a user message of this session")
+        branch = await asyncio.to_thread(
+            agent.store.fork_session, info.id, f"{info.name} · edit {position + 1}", at=position
+        )
+        run = runs.start(branch.id, lambda: agent.astream(branch.id, body.text))
+        response = sse_response(run)
+        response.headers["X-Memchat-Session-Id"] = str(branch.id)
+        return response
+
+    @app.get("/api/sessions/{session_id}/branches")
+    def branches(request: Request, session_id: int) -> dict[str, Any]:
+        """The session's family: where it was forked from, and the forks of it and of its root."""
+        agent = agent_for(request)
+        info = session(agent, session_id)
+        every = agent.store.list_sessions()
+        root = info.parent_id if info.parent_id is not None and agent.store.find_session(info.parent_id) else info.id
+        family = [s for s in every if s.id == root or s.parent_id == root]
+        family.sort(key=lambda s: (s.id != root, s.id))
+        return {"root": root, "sessions": [{**session_json(s), "fork_at": s.fork_at} for s in family]}
 
     @app.post("/api/sessions/{session_id}/retry")
     async def retry(request: Request, session_id: int) -> StreamingResponse:

@@ -57,6 +57,7 @@
     $("export").href = "/api/sessions/" + id + "/export";
     await loadMessages();
     await loadSessions();
+    await loadBranches();
     refreshContext();
     if (info.running) follow(await api("/api/sessions/" + id + "/stream?after=0"), null);
   }
@@ -72,6 +73,43 @@
     }
     for (const im of images) box.appendChild(imageNode(im));
     box.scrollTop = box.scrollHeight;
+  }
+
+  async function loadBranches() {
+    const nav = $("branches");
+    nav.replaceChildren();
+    const data = await (await api("/api/sessions/" + state.session.id + "/branches")).json();
+    if (data.sessions.length < 2) return;
+    nav.appendChild(document.createTextNode("Branches:"));
+    data.sessions.forEach((s, k) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = k === 0 ? "original" : "edit " + k;
+      b.title = s.name;
+      if (s.id === state.session.id) b.className = "current";
+      b.addEventListener("click", () => openSession(s.id));
+      nav.appendChild(b);
+    });
+  }
+
+  async function editMessage(m) {
+    if (state.streaming) return;
+    const text = prompt("Edit your message (a new branch keeps the old one)", m.content);
+    if (!text || !text.trim()) return;
+    try {
+      const response = await api("/api/sessions/" + state.session.id + "/edit", {
+        method: "POST", body: { message_id: m.id, text },
+      });
+      const branch = Number(response.headers.get("X-Memchat-Session-Id"));
+      const info = await (await api("/api/sessions/" + branch)).json();
+      state.session = info;
+      $("title").textContent = info.name;
+      await loadMessages();
+      $("messages").appendChild(messageNode({ role: "user", content: text }));
+      await loadBranches();
+      await loadSessions();
+      follow(response, null);
+    } catch (e) { say(e.message); }
   }
 
   function messageNode(m) {
@@ -98,6 +136,14 @@
       body.appendChild(details);
     } else {
       window.memchatMarkdown.render(m.content, body);
+    }
+    if (m.role === "user" && m.id) {
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.className = "edit";
+      edit.textContent = "Edit";
+      edit.addEventListener("click", () => editMessage(m));
+      who.appendChild(edit);
     }
     div.append(who, body);
     for (const call of m.tool_calls || []) div.appendChild(toolNode(call.function.name, call.function.arguments));
