@@ -351,6 +351,9 @@ def test_every_lookup_is_scoped_to_the_user_who_asks(fake: FakeServer, tmp_path:
             ("GET", f"/api/sessions/{sid}/stream", None),
             ("POST", f"/api/sessions/{sid}/stop", {}),
             ("POST", f"/api/sessions/{sid}/pins", {"message_id": 1}),
+            ("POST", f"/api/sessions/{sid}/edit", {"message_id": 1, "text": "x"}),
+            ("GET", f"/api/sessions/{sid}/branches", None),
+            ("POST", f"/api/sessions/{sid}/images", {"prompt": "x"}),
             ("DELETE", f"/api/sessions/{sid}", None),
         ]
         for method, path, body in routes:

@@ -86,7 +86,7 @@ def send(page: Any, text: str) -> None:
 
 def test_a_reply_streams_in_and_is_kept(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
     _, fake, agent = site
-    fake.script(FakeReply.text(*[f"word{k} " for k in range(30)], delay=0.04))
+    fake.script(FakeReply.text(*[f"word{k} " for k in range(30)], delay=0.1))
     send(page, "tell me a story")
     last = page.locator(".msg.assistant .body").last
     sync_api.expect(last).to_contain_text("word2", timeout=5000)
@@ -96,7 +96,7 @@ def test_a_reply_streams_in_and_is_kept(page: Any, site: tuple[str, FakeServer, 
     (session,) = agent.store.list_sessions()
     assert [m.content for m in agent.store.messages(session.id)][0] == "tell me a story"
     assert page.problems == []
-    page.screenshot(path=str(Path(os.environ.get("MEMCHAT_SCREENSHOTS", "/tmp")) / "memchat-web.png"))
+    page.screenshot(path=str(Path(SHOTS or "/tmp") / "streamed.png"))
 
 
 def test_model_output_cannot_run_script(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
@@ -193,3 +193,76 @@ def test_edit_and_branch_then_navigate_back(page: Any, site: tuple[str, FakeServ
     sync_api.expect(page.locator(".msg.user .body").first).to_have_text("Let's go to Rome.")
     sync_api.expect(page.locator(".msg.assistant .body").last).to_have_text("Rome is lovely.")
     assert page.problems == []
+
+
+#: where the screenshots go: MEMCHAT_SCREENSHOTS=docs/screenshots refreshes the README's
+SHOTS = os.environ.get("MEMCHAT_SCREENSHOTS")
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("light", {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
+        ("dark", {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
+        ("chinese", {"color_scheme": "light", "locale": "zh-CN", "viewport": {"width": 1200, "height": 760}}),
+        (
+            "phone",
+            {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 390, "height": 780}, "is_mobile": True},
+        ),
+    ],
+)
+def test_themes_languages_and_a_phone(
+    browser: Any, site: tuple[str, FakeServer, Agent], name: str, options: dict[str, Any], tmp_path: Path
+) -> None:
+    url, fake, agent = site
+    from memchat.domain import Message, Role
+
+    agent.store.create_session("周末计划" if name == "chinese" else "weekend plans")
+    session = agent.store.list_sessions()[0]
+    chinese = name == "chinese"
+    agent.store.append_messages(
+        session.id,
+        [
+            Message(Role.USER, "周末去杭州，有什么建议？" if chinese else "Any ideas for a weekend in Lisbon?"),
+            Message(
+                Role.ASSISTANT,
+                "**西湖**边散步，然后去`灵隐寺`。\n\n1. 早上：西湖\n2. 下午：龙井村"
+                if chinese
+                else "Walk around **Alfama**, then take tram `28`.\n\n1. Morning: Belém\n2. Evening: fado\n\n"
+                "```\npastel de nata x2\n```",
+            ),
+        ],
+    )
+    context = browser.new_context(**options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    sync_api.expect(page.locator(".msg.assistant .body").last).to_contain_text("西湖" if chinese else "Alfama")
+    if chinese:
+        assert page.get_attribute("html", "lang") == "zh-CN"
+        sync_api.expect(page.locator("#send")).to_have_text("发送")
+        assert page.get_attribute("#input", "placeholder").startswith("输入消息")
+        page.click("#lang")  # switchable
+        sync_api.expect(page.locator("#send")).to_have_text("Send")
+        page.click("#lang")
+    else:
+        sync_api.expect(page.locator("#send")).to_have_text("Send")
+    if name == "dark":
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(23, 24, 27)"
+    if name == "phone":
+        assert not page.locator("#sidebar").is_visible() or page.evaluate(
+            "document.querySelector('#sidebar').getBoundingClientRect().right <= 0"
+        )
+        page.click("#menu")
+        page.wait_for_timeout(250)
+        assert page.evaluate("document.querySelector('#sidebar').getBoundingClientRect().left >= 0")
+        page.click("#sessions li")
+        page.wait_for_timeout(250)
+        assert page.evaluate("document.querySelector('#sidebar').getBoundingClientRect().right <= 0")
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
+    assert errors == []
+    context.close()

@@ -107,6 +107,7 @@ def message_json(m: Message, index: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": m.id,
         "index": index,
+        "seq": m.seq,
         "role": m.role.value,
         "content": m.content,
         "status": m.status.value,

@@ -4,6 +4,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
+  const t = (key, values) => window.memchatI18n.t(key, values);
   const state = { session: null, sessions: [], controller: null, lastEvent: 0, streaming: false };
 
   async function api(path, options = {}) {
@@ -39,7 +40,7 @@
       li.title = s.name;
       li.dataset.id = s.id;
       if (state.session && s.id === state.session.id) li.className = "current";
-      li.addEventListener("click", () => openSession(s.id));
+      li.addEventListener("click", () => { $("sidebar").classList.remove("open"); openSession(s.id); });
       list.appendChild(li);
     }
   }
@@ -66,9 +67,10 @@
     const data = await (await api("/api/sessions/" + state.session.id + "/messages")).json();
     const box = $("messages");
     box.replaceChildren();
-    const images = data.images.slice();
+    const images = data.images.slice().sort((a, b) => a.after - b.after);
     for (const m of data.messages) {
       if (m.status === "streaming") continue;
+      while (images.length && images[0].after < m.seq) box.appendChild(imageNode(images.shift()));
       box.appendChild(messageNode(m));
     }
     for (const im of images) box.appendChild(imageNode(im));
@@ -80,11 +82,11 @@
     nav.replaceChildren();
     const data = await (await api("/api/sessions/" + state.session.id + "/branches")).json();
     if (data.sessions.length < 2) return;
-    nav.appendChild(document.createTextNode("Branches:"));
+    nav.appendChild(document.createTextNode(t("branches_label")));
     data.sessions.forEach((s, k) => {
       const b = document.createElement("button");
       b.type = "button";
-      b.textContent = k === 0 ? "original" : "edit " + k;
+      b.textContent = k === 0 ? t("original") : t("edit_n", { n: k });
       b.title = s.name;
       if (s.id === state.session.id) b.className = "current";
       b.addEventListener("click", () => openSession(s.id));
@@ -94,7 +96,7 @@
 
   async function editMessage(m) {
     if (state.streaming) return;
-    const text = prompt("Edit your message (a new branch keeps the old one)", m.content);
+    const text = prompt(t("edit_prompt"), m.content);
     if (!text || !text.trim()) return;
     try {
       const response = await api("/api/sessions/" + state.session.id + "/edit", {
@@ -117,19 +119,28 @@
     div.className = "msg " + m.role;
     const who = document.createElement("div");
     who.className = "who";
-    who.textContent = m.role;
+    who.textContent = t("role_" + m.role);
     if (m.status && m.status !== "complete") {
       const mark = document.createElement("span");
       mark.className = "mark";
-      mark.textContent = "[" + m.status + "]";
+      mark.textContent = "[" + t("status_" + m.status) + "]";
+      mark.dataset.status = m.status;
       who.appendChild(mark);
+      if (m.status === "interrupted" && m.role === "assistant") {
+        const again = document.createElement("button");  // a reply cut short (a crash, a lost stream)
+        again.type = "button";
+        again.className = "edit";
+        again.textContent = t("retry");
+        again.addEventListener("click", () => $("regenerate").click());
+        who.appendChild(again);
+      }
     }
     const body = document.createElement("div");
     body.className = "body";
     if (m.role === "tool") {
       const details = document.createElement("details");
       const summary = document.createElement("summary");
-      summary.textContent = "tool result";
+      summary.textContent = t("tool_result");
       const pre = document.createElement("pre");
       pre.textContent = m.content;
       details.append(summary, pre);
@@ -141,7 +152,7 @@
       const edit = document.createElement("button");
       edit.type = "button";
       edit.className = "edit";
-      edit.textContent = "Edit";
+      edit.textContent = t("edit");
       edit.addEventListener("click", () => editMessage(m));
       who.appendChild(edit);
     }
@@ -224,7 +235,7 @@
         if (calls.length) calls[calls.length - 1].appendChild(pre);
       } else if (kind === "done") {
         ended = true;
-        say(data.status === "complete" ? "" : data.status);
+        say(data.status === "complete" ? "" : t("status_" + data.status));
       } else if (kind === "error") {
         ended = true;
         say(data.message);
@@ -250,7 +261,7 @@
         }
       }
     } catch (e) {
-      if (e.name !== "AbortError") say("connection lost: " + e.message);
+      if (e.name !== "AbortError") say(t("lost", { why: e.message }));
     } finally {
       state.streaming = false;
       $("stop").disabled = true;
@@ -279,7 +290,7 @@
       const b = view.budget;
       const percent = b.limit ? Math.min(100, Math.round((100 * b.used) / b.limit)) : 100;
       $("gauge-fill").style.width = percent + "%";
-      $("gauge-text").textContent = b.used + " / " + b.limit + " tokens";
+      $("gauge-text").textContent = t("tokens", { used: b.used, limit: b.limit });
       $("context").textContent = view.entries.map((e) => "[" + e.index + "] " + e.role + " · " + e.kind + " · " + e.tokens + "\n" + e.content).join("\n\n");
     } catch (e) {
       $("gauge-text").textContent = e.message;
@@ -324,7 +335,7 @@
     $("search").addEventListener("input", loadSessions);
     $("rename").addEventListener("click", async () => {
       if (!state.session) return;
-      const name = prompt("New name", state.session.name);
+      const name = prompt(t("new_name"), state.session.name);
       if (!name) return;
       try {
         await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { name } });
@@ -337,7 +348,7 @@
       await openSession(info.id);
     });
     $("delete").addEventListener("click", async () => {
-      if (!state.session || !confirm("Delete " + state.session.name + "?")) return;
+      if (!state.session || !confirm(t("confirm_delete", { name: state.session.name }))) return;
       await api("/api/sessions/" + state.session.id, { method: "DELETE" });
       state.session = null;
       localStorage.removeItem("memchat.session");
@@ -348,7 +359,7 @@
     $("save-persona").addEventListener("click", async () => {
       if (!state.session) return;
       await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { persona: $("persona").value } });
-      say("persona saved");
+      say(t("persona_saved"));
       refreshContext();
     });
     $("memory").addEventListener("change", async () => {
@@ -368,7 +379,7 @@
       try {
         const info = await (await api("/api/sessions/import", { method: "POST", body: { text: await file.text() } })).json();
         await openSession(info.id);
-        say("imported " + info.name);
+        say(t("imported", { name: info.name }));
       } catch (e) { say(e.message); }
       $("import").value = "";
     });
@@ -384,7 +395,7 @@
   async function signIn() {
     // a server with accounts: trade the token for an HttpOnly cookie (script never keeps it)
     for (;;) {
-      const token = prompt("This memchat server needs your token");
+      const token = prompt(t("sign_in"));
       if (!token) throw new Error("not signed in");
       try {
         await api("/api/login", { method: "POST", body: { token } });
@@ -393,7 +404,24 @@
     }
   }
 
+  function theme(step) {
+    const order = ["auto", "light", "dark"];
+    let current = localStorage.getItem("memchat.theme") || "auto";
+    if (step) current = order[(order.indexOf(current) + 1) % order.length];
+    localStorage.setItem("memchat.theme", current);
+    if (current === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = current;
+  }
+
   async function start() {
+    window.memchatI18n.apply();
+    theme(false);
+    $("lang").addEventListener("click", () => {
+      window.memchatI18n.toggle();
+      if (state.session) loadMessages().then(loadBranches);
+    });
+    $("theme").addEventListener("click", () => theme(true));
+    $("menu").addEventListener("click", () => $("sidebar").classList.toggle("open"));
     wire();
     const probe = await fetch("/api/models", { credentials: "same-origin" });
     if (probe.status === 401) await signIn();
@@ -406,7 +434,7 @@
       option.value = option.textContent = s;
       $("memory").appendChild(option);
     }
-    if (!models.key_configured) say("no API key is configured on the server");
+    if (!models.key_configured) say(t("no_key"));
     await loadSessions();
     const remembered = Number(localStorage.getItem("memchat.session"));
     const known = state.sessions.find((s) => s.id === remembered) || state.sessions[0];

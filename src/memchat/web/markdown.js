@@ -57,7 +57,7 @@
     const copy = document.createElement("button");
     copy.type = "button";
     copy.className = "copy";
-    copy.textContent = "Copy";
+    copy.textContent = window.memchatI18n ? window.memchatI18n.t("copy") : "Copy";
     copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(code.textContent));
     pre.append(copy, code);
     parent.appendChild(pre);
