@@ -351,7 +351,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024  # the load benchmark opens hundreds of connections at once
     fake: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,0 +1,160 @@
+"""Load on ``memchat serve``: N concurrent chats streaming from the loopback model server.
+
+Both servers run in their own processes (the model server: ``tests/fakeserver.py``, a fixed
+reply of CHUNKS pieces DELAY ms apart; memchat: ``memchat serve`` on a temporary SQLite file).
+First the model server alone is measured at the same concurrency (the baseline), then the same
+turns through memchat. Printed: time to the first text and to the end of each turn, p50/p99,
+what memchat adds over the baseline, turns per second, and turns lost or duplicated (every
+stream must end with ``done``, its event ids 1…n without gaps, and the database must hold
+exactly one reply per turn).
+
+    .venv/bin/python bench/bench_server.py            # 500 chats
+    .venv/bin/python bench/bench_server.py --chats 50 # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CHUNKS = 8
+DELAY_MS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def direct_turn(client: httpx.AsyncClient, url: str, k: int) -> tuple[float, float]:
+    body = {"model": "fake/model-a", "stream": True, "messages": [{"role": "user", "content": f"chat {k}"}]}
+    start = time.perf_counter()
+    first = None
+    async with client.stream("POST", url + "/chat/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if first is None and '"content":"' in line and '"content":""' not in line:
+                first = time.perf_counter() - start
+    return first or 0.0, time.perf_counter() - start
+
+
+async def memchat_turn(client: httpx.AsyncClient, sid: int, k: int) -> tuple[float, float, list[int], bool]:
+    start = time.perf_counter()
+    first = None
+    ids: list[int] = []
+    done = False
+    async with client.stream("POST", f"/api/sessions/{sid}/turns", json={"text": f"chat {k}"}) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+            elif line.startswith("event: delta") and first is None:
+                first = time.perf_counter() - start
+            elif line.startswith("event: done"):
+                done = True
+    return first or 0.0, time.perf_counter() - start, ids, done
+
+
+async def run(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="memchat-bench-"))
+    model = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fakeserver.py"), "--port", "0", "--delay-ms", str(DELAY_MS),
+         "--reply", " ".join(f"w{k}" for k in range(CHUNKS * 3))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert model.stdout is not None
+    model_url = model.stdout.readline().strip()
+    port = free_port()
+    env = {
+        **os.environ,
+        "MEMCHAT_HOME": str(tmp),
+        "MEMCHAT_PROVIDER": "compat",
+        "MEMCHAT_BASE_URL": model_url,
+        "MEMCHAT_MODEL": "fake/model-a",
+        "MEMCHAT_TOOLS": "none",
+        "MEMCHAT_DATE_LINE": "off",
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    limits = httpx.Limits(max_connections=args.chats + 10, max_keepalive_connections=args.chats + 10)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/api/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            sids = [
+                (await client.post("/api/sessions", json={"name": f"chat-{k}"})).json()["id"] for k in range(args.chats)
+            ]
+            async with httpx.AsyncClient(timeout=120, limits=limits) as direct:
+                t0 = time.perf_counter()
+                baseline = await asyncio.gather(*(direct_turn(direct, model_url, k) for k in range(args.chats)))
+                base_wall = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            results = await asyncio.gather(*(memchat_turn(client, sid, k) for k, sid in enumerate(sids)))
+            wall = time.perf_counter() - t0
+    finally:
+        serve.terminate()
+        model.terminate()
+        serve.wait(10)
+        model.wait(10)
+    lost = sum(1 for *_, done in results if not done)
+    broken = sum(1 for _, _, ids, _ in results if ids != list(range(1, len(ids) + 1)))
+    db = sqlite3.connect(tmp / "memchat.db")
+    replies = db.execute("SELECT COUNT(*) FROM messages WHERE role = 'assistant' AND status = 'complete'").fetchone()[0]
+    users = db.execute("SELECT COUNT(*) FROM messages WHERE role = 'user'").fetchone()[0]
+    db.close()
+    b_first = [f for f, _ in baseline]
+    b_total = [t for _, t in baseline]
+    m_first = [f for f, _, _, _ in results]
+    m_total = [t for _, t, _, _ in results]
+    print(f"{args.chats} concurrent chats, reply {CHUNKS * 3} words streamed {DELAY_MS} ms apart by the model server")
+    print(f"{'':28}{'p50':>10}{'p99':>10}")
+    print(f"{'model server, first text':28}{pct(b_first, 0.5):>8.1f}ms{pct(b_first, 0.99):>8.1f}ms")
+    print(f"{'memchat, first text':28}{pct(m_first, 0.5):>8.1f}ms{pct(m_first, 0.99):>8.1f}ms")
+    print(f"{'model server, whole reply':28}{pct(b_total, 0.5):>8.1f}ms{pct(b_total, 0.99):>8.1f}ms")
+    print(f"{'memchat, whole reply':28}{pct(m_total, 0.5):>8.1f}ms{pct(m_total, 0.99):>8.1f}ms")
+    print(
+        f"added by memchat: first text p50 {pct(m_first, 0.5) - pct(b_first, 0.5):.1f} ms, "
+        f"p99 {pct(m_first, 0.99) - pct(b_first, 0.99):.1f} ms; whole reply p50 {pct(m_total, 0.5) - pct(b_total, 0.5):.1f} ms, "
+        f"p99 {pct(m_total, 0.99) - pct(b_total, 0.99):.1f} ms (target: p99 added <= 50 ms)"
+    )
+    print(
+        f"turns per second: {args.chats / wall:.1f} through memchat, {args.chats / base_wall:.1f} straight to the model server"
+    )
+    print(
+        f"lost turns: {lost}; streams with gaps or duplicates: {broken}; stored: {users} questions, {replies} replies"
+    )
+    print(json.dumps({"median_first_ms": statistics.median(m_first) * 1000}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chats", type=int, default=500)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
