@@ -266,3 +266,24 @@ def test_themes_languages_and_a_phone(
     page.screenshot(path=str(folder / f"{name}.png"))
     assert errors == []
     context.close()
+
+
+def test_image_command_shows_the_picture_inline(page: Any, site: tuple[str, FakeServer, Agent], tmp_path: Path) -> None:
+    from imageserver import ImageServer, Task
+    from memchat.images.modelscope_async import ModelScopeImages
+
+    _, _, agent = site
+    images = ImageServer().start()
+    try:
+        images.script(Task(polls=0))
+        agent.images = ModelScopeImages(images.url, api_key="ms-k", poll_initial=0.01)
+        agent.images_dir = tmp_path / "images"
+        send(page, "/image a red fox in the snow")
+        image = page.locator(".msg.image img")
+        sync_api.expect(image).to_have_count(1, timeout=5000)
+        assert image.get_attribute("alt") == "a red fox in the snow"
+        assert page.evaluate("document.querySelector('.msg.image img').naturalWidth") == 8  # the real PNG, loaded
+        assert page.problems == []
+        agent.images.close()
+    finally:
+        images.close()

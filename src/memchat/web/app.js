@@ -319,6 +319,19 @@
       const text = input.value;
       if (!text.trim() || state.streaming) return;
       input.value = "";
+      if (text.startsWith("/image ")) {  // like the REPL: generate an image into this session
+        if (!state.session) await newSession();
+        say("…");
+        try {
+          await api("/api/sessions/" + state.session.id + "/images", { method: "POST", body: { prompt: text.slice(7).trim() } });
+          say("");
+          await loadMessages();
+        } catch (e) {
+          say(e.message);
+          input.value = text;
+        }
+        return;
+      }
       if (!(await send(text))) input.value = text;
     });
     $("stop").addEventListener("click", stop);
