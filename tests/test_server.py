@@ -413,3 +413,25 @@ def test_editing_a_message_makes_a_branch_and_keeps_the_original(serve: Any, fak
     assert family["sessions"][1]["fork_at"] == 2
     wrong = client.post(f"/api/sessions/{sid}/edit", json={"message_id": original[1]["id"], "text": "x"})
     assert wrong.status_code == 400  # an assistant message is not edited this way
+
+
+def test_an_image_the_model_makes_is_announced_in_the_stream(serve: Any, fake: FakeServer, tmp_path: Path) -> None:
+    from imageserver import ImageServer, Task
+    from memchat.images.modelscope_async import ModelScopeImages
+
+    _, client, agent = serve()
+    images = ImageServer().start()
+    try:
+        images.script(Task(polls=0))
+        agent.images = ModelScopeImages(images.url, api_key="ms-k", poll_initial=0.01)
+        agent.images_dir = tmp_path / "images"
+        sid = client.post("/api/sessions", json={"name": "art"}).json()["id"]
+        fake.script(FakeReply.calls(("generate_image", '{"prompt": "a fox"}')), FakeReply.text("Here."))
+        got = events(client.post(f"/api/sessions/{sid}/turns", json={"text": "draw a fox"}))
+        kinds = [k for _, k, _ in got]
+        assert kinds.index("tool_result") < kinds.index("image") < kinds.index("done")
+        image = next(d for _, k, d in got if k == "image")
+        assert image["prompt"] == "a fox" and client.get(image["url"]).content[:4] == b"\x89PNG"
+        agent.images.close()
+    finally:
+        images.close()

@@ -132,7 +132,7 @@ def sse(event: Event) -> bytes:
 
 def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | None = None) -> Any:
     """The ASGI application serving ``agent`` (wrapped in the ``Guard``)."""
-    runs = Runs()
+    runs = Runs(images_of=agent.store.images)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ KEEP_FINISHED = 64
 @dataclass
 class Event:
     id: int
-    kind: str  # delta | reasoning | tool_call | tool_result | usage | done | error
+    kind: str  # delta | reasoning | tool_call | tool_result | image | usage | done | error
     data: dict[str, Any]
 
 
@@ -66,9 +67,11 @@ class Busy(Exception):
 
 
 class Runs:
-    def __init__(self) -> None:
+    def __init__(self, images_of: Callable[[int], list[Any]] | None = None) -> None:
         self._active: dict[int, Run] = {}
         self._finished: dict[int, Run] = {}
+        #: a session's image records (``ImageRecord``), to announce what ``generate_image`` made
+        self._images_of = images_of
 
     def get(self, session_id: int) -> Run | None:
         return self._active.get(session_id) or self._finished.get(session_id)
@@ -95,11 +98,26 @@ class Runs:
         for session_id in list(self._active):
             await self.stop(session_id)
 
+    async def _made(self, session_id: int, content: str) -> list[dict[str, Any]]:
+        """The images a ``generate_image`` result names, as the page shows them."""
+        if self._images_of is None:
+            return []
+        try:
+            saved = set(json.loads(content).get("saved") or [])
+        except (ValueError, AttributeError):
+            return []
+        records = await asyncio.to_thread(self._images_of, session_id)
+        return [{"id": r.id, "prompt": r.prompt, "url": f"/api/images/{r.id}"} for r in records if r.path in saved]
+
     async def _drive(self, run: Run) -> None:
         try:
             async for chunk in run.turn:
                 for kind, data in chunk_events(chunk):
                     await run.add(kind, data)
+                result = chunk.tool_result
+                if result is not None and result.call.name == "generate_image" and not result.error:
+                    for image in await self._made(run.session_id, result.content):
+                        await run.add("image", image)
             reply = run.turn.reply
             assert reply is not None
             await run.add("done", {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text})

@@ -233,6 +233,8 @@
         const pre = document.createElement("pre");
         pre.textContent = data.content;
         if (calls.length) calls[calls.length - 1].appendChild(pre);
+      } else if (kind === "image") {
+        box.appendChild(imageNode(data));
       } else if (kind === "done") {
         ended = true;
         say(data.status === "complete" ? "" : t("status_" + data.status));
