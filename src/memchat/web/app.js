@@ -400,10 +400,11 @@
     });
   }
 
-  function ensureOption(select, value) {
+  function ensureOption(select, value, label) {
     if ([...select.options].some((o) => o.value === value)) return;
     const option = document.createElement("option");
-    option.value = option.textContent = value;
+    option.value = value;
+    option.textContent = label || value;
     select.appendChild(option);
   }
 
@@ -442,6 +443,7 @@
     if (probe.status === 401) await signIn();
     const models = await (await api("/api/models")).json();
     $("model").dataset.default = models.default || "";
+    if (!models.default) ensureOption($("model"), "", t("server_default"));
     for (const m of models.models) ensureOption($("model"), m);
     if (models.default) ensureOption($("model"), models.default);
     for (const s of models.strategies) {

@@ -16,7 +16,7 @@
       no_key: "no API key is configured on the server", persona_saved: "persona saved",
       new_name: "New name", confirm_delete: "Delete {name}?", edit_prompt: "Edit your message (a new branch keeps the old one)",
       sign_in: "This memchat server needs your token", imported: "imported {name}", lost: "connection lost: {why}",
-      status_stopped: "stopped", status_interrupted: "interrupted", retry: "Retry",
+      status_stopped: "stopped", status_interrupted: "interrupted", retry: "Retry", server_default: "(server default)",
     },
     zh: {
       sessions: "会话", new_chat: "+ 新对话", search: "搜索会话", import: "导入",
@@ -30,7 +30,7 @@
       no_key: "服务器没有配置 API 密钥", persona_saved: "角色已保存",
       new_name: "新名字", confirm_delete: "删除 {name}？", edit_prompt: "编辑消息（新分支会保留原来的对话）",
       sign_in: "这个 memchat 服务器需要你的 token", imported: "已导入 {name}", lost: "连接中断：{why}",
-      status_stopped: "已停止", status_interrupted: "已中断", retry: "重试",
+      status_stopped: "已停止", status_interrupted: "已中断", retry: "重试", server_default: "（服务器默认）",
     },
   };
 
