@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,14 @@ class ImageGenerator(abc.ABC):
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""
+
+
+@contextlib.contextmanager
+def all_or_nothing(saved: list[GeneratedImage]) -> Iterator[list[GeneratedImage]]:
+    """Files saved inside the block are deleted if it fails: no half a set left behind."""
+    try:
+        yield saved
+    except BaseException:
+        for image in saved:
+            image.path.unlink(missing_ok=True)
+        raise

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memchat.errors import ImageFailed, ImageTimeout, ServerError
-from memchat.images.base import GeneratedImage, ImageGenerator, ImageRequest, Progress
+from memchat.images.base import GeneratedImage, ImageGenerator, ImageRequest, Progress, all_or_nothing
 from memchat.images.download import MAX_BYTES, fetch
 from memchat.images.http import ImageHTTP, sleep
 
@@ -56,8 +56,7 @@ class ModelScopeImages(ImageGenerator):
         start = time.monotonic()
         tasks = [self._submit(request, model, cancel) for _ in range(request.n)]
         urls = self._wait(tasks, start, progress, cancel)
-        saved: list[GeneratedImage] = []
-        try:
+        with all_or_nothing([]) as saved:
             for task_id in tasks:
                 for url in urls[task_id]:
                     if cancel is not None and cancel.is_set():
@@ -74,10 +73,6 @@ class ModelScopeImages(ImageGenerator):
                             path, request.prompt, self.name, model, mime, size, url, task_id, request.params()
                         )
                     )
-        except BaseException:
-            for image in saved:  # all or nothing: no half a set of files left behind
-                image.path.unlink(missing_ok=True)
-            raise
         return saved
 
     def _submit(self, request: ImageRequest, model: str, cancel: threading.Event | None) -> str:

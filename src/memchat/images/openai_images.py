@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memchat.errors import ServerError
-from memchat.images.base import GeneratedImage, ImageGenerator, ImageRequest, Progress
+from memchat.images.base import GeneratedImage, ImageGenerator, ImageRequest, Progress, all_or_nothing
 from memchat.images.download import MAX_BYTES, fetch, save_bytes
 from memchat.images.http import ImageHTTP
 
@@ -58,8 +58,7 @@ class OpenAIImages(ImageGenerator):
         items = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(items, list) or not items:
             raise ServerError(f"the image service returned no image: {str(answer)[:200]}")
-        saved: list[GeneratedImage] = []
-        try:
+        with all_or_nothing([]) as saved:
             for item in items:
                 item = item if isinstance(item, dict) else {}
                 params = request.params()
@@ -83,8 +82,4 @@ class OpenAIImages(ImageGenerator):
                 else:
                     raise ServerError("the image service returned an item with neither b64_json nor url")
                 saved.append(GeneratedImage(path, request.prompt, self.name, model, mime, size, url, None, params))
-        except BaseException:
-            for image in saved:
-                image.path.unlink(missing_ok=True)
-            raise
         return saved
