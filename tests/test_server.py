@@ -435,3 +435,21 @@ def test_an_image_the_model_makes_is_announced_in_the_stream(serve: Any, fake: F
         agent.images.close()
     finally:
         images.close()
+
+
+def test_serving_beyond_loopback_needs_a_token_or_accounts(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MEMCHAT_PROVIDER": "compat", "MEMCHAT_BASE_URL": "http://127.0.0.1:9/v1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "memchat.cli.main", "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "set MEMCHAT_SERVER_TOKEN" in proc.stderr and "memchat users add" in proc.stderr
