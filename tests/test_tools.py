@@ -223,6 +223,12 @@ def test_what_day_is_it_is_answered_through_the_now_tool(
     ]
     assert stored[1].tool_calls and stored[1].tool_calls[0]["function"]["name"] == "now"
     assert [m.seq for m in stored] == sorted(m.seq or 0 for m in stored) and stored[-1].content == "It is Tuesday."
+    # /context names the call the stored assistant message made
+    view = agent.context("s")
+    from memchat.serialization import context_view
+
+    shown = context_view(store, agent.session("s"), view, model="fake/tools")["entries"]
+    assert [e["content"] for e in shown if e["role"] == "assistant"][0] == "→ now({})"
     # the next turn sends the whole exchange back, tool messages included
     fake.script(FakeReply.text("ok"))
     agent.ask("s", "thanks")

@@ -28,7 +28,7 @@ from typing import Any, Literal, NoReturn, NotRequired, TypedDict
 
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, StoreError
-from memchat.memory.plan import STRATEGIES, ContextPlan
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
 from memchat.stores.base import Store
 
 FORMAT = "memchat/1"
@@ -752,6 +752,13 @@ _MATCH_SEPARATOR = re.compile(r", (?=#\d)")
 _EVICTED_NOTE = re.compile(r"^\d+ older messages are not sent verbatim$")
 
 
+def _shown(entry: ContextEntry) -> str:
+    """An entry's text as people read it: a tool-calling message also names its calls."""
+    calls = (entry.extra or {}).get("tool_calls") or []
+    names = [f"→ {c['function']['name']}({c['function'].get('arguments') or ''})" for c in calls if "function" in c]
+    return "\n".join([entry.content, *names]).strip("\n") if names else entry.content
+
+
 def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: str) -> ContextView:
     """``plan`` described for people and programs, messages named by their numbers in the
     session (as ``/history`` and ``sessions show`` number them). Reads the session's
@@ -783,7 +790,7 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
             kind=e.kind,
             tokens=e.tokens,
             message=number(e.seq) if e.kind == "verbatim" else None,
-            content=e.content,
+            content=_shown(e),
         )
         for i, e in enumerate(plan.entries, 1)
     ]
