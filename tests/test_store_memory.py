@@ -4,7 +4,7 @@ full-text search and token calibration — and m002 applied to a database made b
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +17,12 @@ from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
 
 
-@pytest.fixture
-def store() -> SQLiteStore:
-    return open_store(":memory:")
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+    """The store under test: SQLite in memory and on disk (WAL); the same tests for both."""
+    s = open_store(":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite"))
+    yield s
+    s.close()
 
 
 def turn(user: str, reply: str) -> list[Message]:
