@@ -11,14 +11,15 @@ from memchat.presets import LOCAL
 from memchat.providers.base import Provider
 
 
-def open_store(url_or_path: str | Path | None = None) -> Any:
-    """Open a store: a file path, ``":memory:"``, ``sqlite:///path``; ``None`` for the default file."""
+def open_store(url_or_path: str | Path | None = None, *, migrate: bool | None = True) -> Any:
+    """Open a store: a file path, ``":memory:"``, ``sqlite:///path``; ``None`` for the default file.
+    With ``migrate=False`` a database whose schema is behind this memchat is refused (one line)."""
     target = str(url_or_path) if url_or_path is not None else str(default_db_path())
     if target.startswith(("postgresql://", "postgres://")):
         raise ConfigError("PostgreSQL storage is not available in this version; use a SQLite path")
     from memchat.stores.sqlite import SQLiteStore
 
-    return SQLiteStore.from_url(target)
+    return SQLiteStore.from_url(target, migrate=migrate)
 
 
 def make_provider(settings: Settings) -> Provider:

@@ -161,6 +161,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="default 8765")
     p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
+    p.add_argument("--no-migrate", dest="no_migrate", action="store_true", help="refuse a stale database schema")
 
     from memchat.cli import users
 
@@ -171,6 +172,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     command(us, "list", users.cmd_users, "list users")
     p = command(us, "remove", users.cmd_users, "remove a user and all their sessions")
     p.add_argument("name", metavar="NAME")
+
+    from memchat.cli import db
+
+    db_parser = command(sub, "db", db.cmd_db, "the database: migrate, status, copy")
+    ds = db_parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command(ds, "migrate", db.cmd_db, "apply the pending schema migrations")
+    command(ds, "status", db.cmd_db, "say whether migrations are pending")
+    p = command(ds, "copy", db.cmd_db, "copy every session and user into an empty database")
+    p.add_argument("source", metavar="SRC", help="a SQLite file (or URL)")
+    p.add_argument("target", metavar="DST", help="a SQLite file (or URL); must hold no sessions")
 
     p = command(sub, "models", info.cmd_models, "list the provider's models")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -34,7 +34,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from memchat.factory import make_agent
 
     token = os.environ.get("MEMCHAT_SERVER_TOKEN") or None
-    agent = make_agent(settings_for(args))
+    settings = settings_for(args)
+    store = None
+    if args.no_migrate:  # several servers on one database: migrations are run once, on purpose
+        from memchat.factory import open_store
+
+        store = open_store(settings.db, migrate=False)
+    agent = make_agent(settings, store=store)
     accounts = bool(getattr(agent.store, "users", list)())
     if not _loopback(args.host) and not token and not accounts:
         agent.close()

@@ -71,7 +71,15 @@ _SESSION_COLUMNS = (
 class SQLiteStore(MemoryRecords):
     """Sessions and messages in one SQLite file (or ``":memory:"``)."""
 
-    def __init__(self, path: str | Path = ":memory:", *, connection: sqlite3.Connection | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        connection: sqlite3.Connection | None = None,
+        migrate: bool | None = True,
+    ) -> None:
+        """``migrate``: True applies pending migrations, False refuses a database that needs
+        some, None leaves it as it is (``memchat db``)."""
         self.path = str(path)
         self._lock = threading.RLock()
         #: whose sessions this store sees (the local user unless ``for_owner`` says otherwise)
@@ -93,15 +101,25 @@ class SQLiteStore(MemoryRecords):
             self._retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
             self._db.execute("PRAGMA synchronous = NORMAL")
         self._writer = _writer_id()
-        self.migrate()
-        self.recover()
+        if migrate:
+            self.migrate()
+        elif migrate is False:
+            pending = self.pending_migrations()
+            if pending:
+                self._db.close()
+                raise StoreError(
+                    f"the database {self.path} needs {len(pending)} migration(s) ({', '.join(pending)}); "
+                    "run: memchat db migrate"
+                )
+        if migrate is not None:
+            self.recover()
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, migrate: bool | None = True) -> SQLiteStore:
         for prefix in ("sqlite:///", "sqlite://"):
             if url.startswith(prefix):
-                return cls(url[len(prefix) :] or ":memory:")
-        return cls(url)
+                return cls(url[len(prefix) :] or ":memory:", migrate=migrate)
+        return cls(url, migrate=migrate)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -133,6 +151,15 @@ class SQLiteStore(MemoryRecords):
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._retry(lambda: self._db.execute(sql, params).fetchall()))
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations this memchat knows that the database has not had yet."""
+        with self._lock:
+            known = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_memchat_migrations'"
+            ).fetchone()
+            done = {r[0] for r in self._db.execute("SELECT name FROM _memchat_migrations")} if known else set()
+        return [name for name, _ in MIGRATIONS if name not in done]
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied now."""
@@ -211,6 +238,22 @@ class SQLiteStore(MemoryRecords):
             (int(r[0]), str(r[1]))
             for r in self._read("SELECT id, name FROM users WHERE id != ? ORDER BY id", (LOCAL_USER,))
         ]
+
+    def user_records(self) -> list[tuple[int, str, str | None, str]]:
+        """Every account as (id, name, token hash, created), for copying a database."""
+        rows = self._read("SELECT id, name, token_hash, created FROM users WHERE id != ? ORDER BY id", (LOCAL_USER,))
+        return [(int(r[0]), str(r[1]), r[2], str(r[3])) for r in rows]
+
+    def restore_user(self, name: str, token_hash: str | None, created: str) -> int:
+        """An account copied from another database (its token keeps working)."""
+        with self._write() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO users (name, created, token_hash) VALUES (?, ?, ?)", (name, created, token_hash)
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"a user named {name!r} already exists") from None
+        return int(cur.lastrowid or 0)
 
     def remove_user(self, name: str) -> bool:
         """Remove a user with all their sessions."""

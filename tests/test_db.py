@@ -1,0 +1,109 @@
+"""``memchat db``: migrations run once (also when processes race), a stale schema is refused on
+request, and ``db copy`` moves every session and account losslessly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memchat.domain import ImageRecord, Message, Role, Summary
+from memchat.errors import StoreError
+from memchat.factory import open_store
+from memchat.serialization import export_jsonl
+from memchat.stores.migrations import MIGRATIONS
+from memchat.stores.sqlite import SQLiteStore
+
+CLI = [sys.executable, "-m", "memchat.cli.main"]
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", **env},
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def one_version_behind(path: Path) -> None:
+    """A database as the previous memchat left it: every migration but the last."""
+    store = SQLiteStore(path, migrate=None)
+    with store._write() as db:
+        db.execute("CREATE TABLE _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        for name, fn in MIGRATIONS[:-1]:
+            fn(db)
+            db.execute("INSERT INTO _memchat_migrations VALUES (?, 'then')", (name,))
+    store.close()
+
+
+def test_a_stale_schema_is_refused_on_request_and_migrated_by_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    one_version_behind(path)
+    last = MIGRATIONS[-1][0]
+    with pytest.raises(StoreError, match=f"needs 1 migration\\(s\\) \\({last}\\); run: memchat db migrate"):
+        open_store(path, migrate=False)
+    assert cli("db", "status", "--db", str(path)).stdout == f"{path}: 1 pending: {last}\n"
+    served = cli(
+        "serve", "--no-migrate", "--port", "0", "--db", str(path),
+        MEMCHAT_PROVIDER="compat", MEMCHAT_BASE_URL="http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert served.returncode == 1 and served.stderr.strip().endswith("run: memchat db migrate")
+    migrated = cli("db", "migrate", "--db", str(path))
+    assert migrated.returncode == 0 and f"applied 1 migration(s): {last}" in migrated.stderr
+    assert cli("db", "status", "--db", str(path)).stdout == f"{path}: up to date\n"
+    open_store(path, migrate=False).close()
+
+
+def test_processes_racing_to_migrate_a_blank_database_apply_each_migration_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    code = f"from memchat.factory import open_store; s = open_store({str(path)!r}); s.close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, stderr = p.communicate(timeout=60)
+        assert p.returncode == 0, stderr
+    store = SQLiteStore(path, migrate=None)
+    names = [r[0] for r in store._read("SELECT name FROM _memchat_migrations ORDER BY name")]
+    store.close()
+    assert names == sorted(name for name, _ in MIGRATIONS)
+
+
+def test_db_copy_moves_every_session_and_account_losslessly(tmp_path: Path) -> None:
+    src_path, dst_path = tmp_path / "src.db", tmp_path / "dst.db"
+    with open_store(src_path) as src:
+        src.create_session("trip", persona="Be brief.")
+        call = {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+        rows = src.append_messages(
+            "trip",
+            [
+                Message(Role.USER, "我们去杭州"),
+                Message(Role.ASSISTANT, "", tool_calls=(call,)),
+                Message(Role.TOOL, "{}", tool_call_id="c1"),
+                Message(Role.ASSISTANT, "好的 😀"),
+            ],
+        )
+        src.pin("trip", rows[0].id or 0)
+        src.add_summary("trip", Summary(1, 2, "They plan a trip.", 4))
+        src.add_images("trip", [ImageRecord("a lake", str(tmp_path / "x.png"), "modelscope", "Qwen/Qwen-Image")])
+        src.create_session("notes")
+        ann_id, ann_token = src.add_user("ann")
+        ann = src.for_owner(ann_id)
+        ann.create_session("trip")  # the same name, another owner
+        ann.append_messages("trip", [Message(Role.USER, "ann's secret")])
+        exports = {("local", s.name): export_jsonl(src, s.id) for s in src.list_sessions()}
+        exports[("ann", "trip")] = export_jsonl(ann, "trip")
+    done = cli("db", "copy", str(src_path), str(dst_path))
+    assert done.returncode == 0, done.stderr
+    assert "copied 3 session(s) and 1 user(s)" in done.stderr
+    with open_store(dst_path) as dst:
+        assert {s.name for s in dst.list_sessions()} == {"trip", "notes"}
+        for (owner, name), text in exports.items():
+            view = dst if owner == "local" else dst.for_owner(dst.user_for_token(ann_token) or 0)
+            assert export_jsonl(view, name) == text  # byte for byte: summaries, pins, images, tool calls
+    again = cli("db", "copy", str(src_path), str(dst_path))
+    assert again.returncode == 2 and again.stderr.strip().endswith("copy into an empty database")
