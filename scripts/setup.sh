@@ -28,7 +28,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip wheel --quiet --no-deps --no-cache-dir -w "$wheels" "$llama"
     fi
     echo "memchat: installing…" >&2
-    .venv/bin/python -m pip install --quiet --find-links "$wheels" -e ".[local,server,dev]"
+    .venv/bin/python -m pip install --quiet --find-links "$wheels" -e ".[local,server,postgres,dev]"
     touch "$stamp"
 fi
 # byte-compile memchat once, so that each `memchat` process starts fast even where

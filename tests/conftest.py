@@ -52,3 +52,28 @@ def fake(fake_server: FakeServer) -> Iterator[FakeServer]:
     fake_server.reset()
     yield fake_server
     fake_server.reset()
+
+
+# -- PostgreSQL (127.0.0.1:5432, trust auth, database "test"): a fresh schema per test ---------
+
+PG_BASE = os.environ.get("MEMCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL whose connections live in a schema of their own, dropped after the test."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    try:
+        admin = psycopg.connect(PG_BASE, autocommit=True)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_BASE}: {exc}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_BASE}?options=-csearch_path%3D{schema},public"
+    with psycopg.connect(PG_BASE, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")

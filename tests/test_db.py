@@ -107,3 +107,56 @@ def test_db_copy_moves_every_session_and_account_losslessly(tmp_path: Path) -> N
             assert export_jsonl(view, name) == text  # byte for byte: summaries, pins, images, tool calls
     again = cli("db", "copy", str(src_path), str(dst_path))
     assert again.returncode == 2 and again.stderr.strip().endswith("copy into an empty database")
+
+
+def test_a_postgres_url_without_its_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memchat.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r'pip install "memchat\[postgres\]"'):
+        open_store("postgresql://postgres@127.0.0.1:5432/test")
+
+
+def test_copy_sqlite_to_postgresql_and_back_is_lossless(tmp_path: Path, pg_url: str) -> None:
+    src_path, back_path = tmp_path / "src.db", tmp_path / "back.db"
+    with open_store(src_path) as src:
+        src.create_session("trip", persona="Be brief.")
+        call = {"id": "c1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+        rows = src.append_messages(
+            "trip",
+            [
+                Message(Role.USER, "我们去杭州 \x07 tab\tand ‘quotes’"),
+                Message(Role.ASSISTANT, "", tool_calls=(call,)),
+                Message(Role.TOOL, "{}", tool_call_id="c1"),
+                Message(Role.ASSISTANT, "好的 😀"),
+            ],
+        )
+        src.pin("trip", rows[3].id or 0)
+        src.add_summary("trip", Summary(1, 2, "They plan a trip.", 4))
+        _, token = src.add_user("ann")
+        src.for_owner(src.user_for_token(token) or 0).create_session("ann's")
+        before = export_jsonl(src, "trip")
+    assert cli("db", "copy", str(src_path), pg_url).returncode == 0
+    with open_store(pg_url) as pg:
+        assert export_jsonl(pg, "trip") == before
+        assert pg.user_for_token(token) is not None
+    back = cli("db", "copy", pg_url, str(back_path))
+    assert back.returncode == 0, back.stderr
+    with open_store(back_path) as again:
+        assert export_jsonl(again, "trip") == before
+        assert [s.name for s in again.for_owner(again.user_for_token(token) or 0).list_sessions()] == ["ann's"]
+
+
+def test_processes_racing_to_migrate_postgresql_apply_each_migration_once(pg_url: str) -> None:
+    code = f"from memchat.factory import open_store; s = open_store({pg_url!r}); s.close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, stderr = p.communicate(timeout=60)
+        assert p.returncode == 0, stderr
+    from memchat.stores.pg_migrations import PG_MIGRATIONS
+
+    store = open_store(pg_url, migrate=None)
+    assert store.pending_migrations() == []
+    names = [r[0] for r in store._read("SELECT name FROM _memchat_migrations")]
+    store.close()
+    assert sorted(names) == sorted(name for name, _ in PG_MIGRATIONS)

@@ -19,9 +19,13 @@ from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
-    target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
+    """The store contract: the same tests on SQLite in memory, on disk, and on PostgreSQL."""
+    if request.param == "postgres":
+        target = request.getfixturevalue("pg_url")
+    else:
+        target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
     s = open_store(target)
     yield s
     s.close()

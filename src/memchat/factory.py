@@ -16,7 +16,9 @@ def open_store(url_or_path: str | Path | None = None, *, migrate: bool | None = 
     With ``migrate=False`` a database whose schema is behind this memchat is refused (one line)."""
     target = str(url_or_path) if url_or_path is not None else str(default_db_path())
     if target.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("PostgreSQL storage is not available in this version; use a SQLite path")
+        from memchat.stores.postgres import PostgresStore
+
+        return PostgresStore(target, migrate=migrate)
     from memchat.stores.sqlite import SQLiteStore
 
     return SQLiteStore.from_url(target, migrate=migrate)

@@ -1,0 +1,228 @@
+"""The PostgreSQL store: the SQLite store's behaviour on PostgreSQL (``pip install "memchat[postgres]"``).
+
+Almost every statement of ``SQLiteStore`` is portable SQL, so this store reuses them through a
+small connection adapter (``?`` placeholders, ``INSERT OR IGNORE``, ``lastrowid``, integrity
+errors) and replaces only what differs: the schema (``pg_migrations.py``, applied under an
+advisory lock so several processes may start at once), full-text search (``pg_trgm`` instead of
+FTS5) and transactions (every write transaction takes one advisory lock, the same one-writer
+discipline as SQLite's ``BEGIN IMMEDIATE``; generation itself runs outside transactions, so
+turns in different sessions still run in parallel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from memchat.domain import SearchHit, SessionInfo
+from memchat.errors import ConfigError, StoreError
+from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import now_text as _now
+from memchat.stores.pg_migrations import PG_MIGRATIONS
+from memchat.stores.sqlite import SQLiteStore, _writer_id
+from memchat.stores.sqlite_memory import PER_TERM
+
+INSTALL = 'PostgreSQL storage needs its extra: pip install "memchat[postgres]"'
+#: advisory lock keys: one for write transactions, one for migrations
+WRITE_LOCK = 7_211_001
+MIGRATE_LOCK = 7_211_002
+#: tables whose inserts report the new row's id
+_ID_TABLES = ("users", "sessions", "messages", "summaries", "images")
+_INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
+
+SessionKey = str | int | SessionInfo
+
+
+class _Cursor:
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return list(self._rows)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+
+class _Connection:
+    """The part of ``sqlite3.Connection`` the store uses, on a psycopg connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        import psycopg
+
+        text, returns_id = _translate(sql)
+        try:
+            cur = self.conn.execute(text, tuple(params))
+        except psycopg.errors.IntegrityError as exc:  # the store's callers know sqlite3's exception
+            raise sqlite3.IntegrityError(str(exc)) from exc
+        rows = cur.fetchall() if cur.description is not None else []
+        lastrowid = int(rows[0][0]) if returns_id and rows else None
+        return _Cursor([tuple(r) for r in rows], cur.rowcount, lastrowid)
+
+    def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
+        for params in seq:
+            self.execute(sql, params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _translate(sql: str) -> tuple[str, bool]:
+    """SQLite's dialect as the store writes it → PostgreSQL's; and whether the statement now
+    returns the new row's id."""
+    text = sql.replace("%", "%%").replace("?", "%s")
+    returns_id = False
+    m = _INSERT.match(text)
+    if m:
+        if m.group(1):
+            text = _INSERT.sub(lambda x: f"INSERT INTO {x.group(2)}", text, count=1) + " ON CONFLICT DO NOTHING"
+        elif m.group(2).lower() in _ID_TABLES and "RETURNING" not in text.upper():
+            text += " RETURNING id"
+            returns_id = True
+    return text, returns_id
+
+
+class PostgresStore(SQLiteStore):
+    """Sessions and messages in a PostgreSQL database (``postgresql://…``)."""
+
+    def __init__(self, url: str, *, migrate: bool | None = True) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise ConfigError(f"{INSTALL} ({exc.name} is missing)") from None
+        self.path = _redact(url)
+        self._lock = threading.RLock()
+        self.owner = 1
+        self._view = False
+        try:
+            raw = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to {self.path}: {str(exc).strip().splitlines()[0]}") from None
+        self._db = _Connection(raw)  # type: ignore[assignment]
+        self._writer = _writer_id()
+        if migrate:
+            self.migrate()
+        elif migrate is False:
+            pending = self.pending_migrations()
+            if pending:
+                raw.close()
+                raise StoreError(
+                    f"the database {self.path} needs {len(pending)} migration(s) ({', '.join(pending)}); "
+                    "run: memchat db migrate"
+                )
+        if migrate is not None:
+            self.recover()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _retry(self, fn: Any) -> Any:
+        return fn()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialized with every other writer by an advisory lock."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    def pending_migrations(self) -> list[str]:
+        with self._lock:
+            known = self._db.execute("SELECT to_regclass('_memchat_migrations')").fetchone()
+            done = (
+                {r[0] for r in self._db.execute("SELECT name FROM _memchat_migrations")}
+                if known and known[0]
+                else set()
+            )
+        return [name for name, _ in PG_MIGRATIONS if name not in done]
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+                )
+                done = {r[0] for r in db.execute("SELECT name FROM _memchat_migrations")}
+                for name, script in PG_MIGRATIONS:
+                    if name in done:
+                        continue
+                    db.conn.execute(script)  # type: ignore[attr-defined]
+                    db.execute("INSERT INTO _memchat_migrations (name, applied) VALUES (?, ?)", (name, _now()))
+                    applied.append(name)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        return applied
+
+    # -- search: pg_trgm instead of FTS5 ------------------------------------------------------
+
+    def search(
+        self,
+        terms: Sequence[str],
+        *,
+        session: SessionKey | None = None,
+        before_seq: int | None = None,
+        exclude_session: SessionKey | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """As ``SQLiteStore.search``: one bounded query per term, newest matches first, scored by
+        how many and how rare the terms each message matches. Terms of three characters or more
+        use the trigram index; two-character ones (Chinese words) cannot, and are looked for by
+        scanning the messages in scope, newest first (a trigram index needs three characters)."""
+        terms = [t for t in terms if t]
+        if not terms:
+            return []
+        cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+        scope, params = self._scope(session, before_seq, exclude_session)
+        scores: dict[int, float] = {}
+        for t in terms:
+            pattern = "%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            ids = self._read(
+                "SELECT m.id FROM messages m JOIN sessions s ON s.id = m.session_id "
+                f"WHERE m.content ILIKE ? ESCAPE '\\' AND m.status != 'streaming'{scope} "
+                "ORDER BY m.id DESC LIMIT ?",
+                (pattern, *params, PER_TERM),
+            )
+            weight = math.log(1 + PER_TERM / len(ids)) * (1 + len(t) / 6) if ids else 0.0
+            for (mid,) in ids:
+                scores[int(mid)] = scores.get(int(mid), 0.0) + weight
+        best = sorted(scores, key=lambda mid: (-scores[mid], -mid))[:limit]
+        if not best:
+            return []
+        rows = self._read(
+            f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
+            f"WHERE m.id IN ({', '.join('?' * len(best))})",
+            best,
+        )
+        found = [SearchHit(self._message(r[:-1]), r[-1], scores[int(r[0])]) for r in rows]
+        return sorted(found, key=lambda h: -(h.message.seq or 0))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (for messages)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
