@@ -36,7 +36,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from memchat import Agent, open_store
 from memchat.domain import Chunk, Message, Role, Status, Summary, Usage
-from memchat.errors import ContextTooLong
+from memchat.errors import ContextTooLong, TurnInProgress
 from memchat.memory.budget import Budget
 from memchat.memory.builder import SEAM, MemoryPlanner, _headings, _is_zh
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
@@ -517,6 +517,16 @@ class OtherWriters(RuleBasedStateMachine):
 
     @rule(user=short_text)
     def begin_reply(self, user: str) -> None:
+        if self.open:  # turns of one session are serialized: a second one is refused, nothing written
+            before = self.b.messages("s", include_streaming=True)
+            try:
+                self.b.begin_turn("s", Message(Role.USER, user), model=MODEL)
+            except TurnInProgress:
+                pass
+            else:
+                raise AssertionError("a second reply began while one streams")
+            assert self.b.messages("s", include_streaming=True) == before
+            return
         self.open.append(self.b.begin_turn("s", Message(Role.USER, user), model=MODEL))
 
     @precondition(lambda self: bool(self.open))

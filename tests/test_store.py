@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memchat.domain import Message, Role, Status, Usage
-from memchat.errors import SessionExists, SessionNotFound, StoreError
+from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
 from memchat.factory import open_store
 from memchat.stores.base import SessionRef, Store
 from memchat.stores.migrations import MIGRATIONS
@@ -193,14 +193,25 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     s = SQLiteStore(tmp_path / "t.db")
-    s.create_session("s")
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda i: turn(s, "s", f"q{i}", f"a{i}"), range(40)))
-    msgs = s.messages("s")
-    assert len(msgs) == 80
-    # each reply directly follows its question
-    for q, a in zip(msgs[::2], msgs[1::2], strict=True):
-        assert q.content[1:] == a.content[1:]
+    names = [f"s{k}" for k in range(4)]
+    for name in names:
+        s.create_session(name)
+
+    def chat(name: str) -> None:
+        for i in range(10):
+            turn(s, name, f"q{i}", f"a{i}")
+
+    with ThreadPoolExecutor(4) as pool:  # turns in different sessions, side by side
+        list(pool.map(chat, names))
+    for name in names:
+        msgs = s.messages(name)
+        assert [m.content for m in msgs] == [x for i in range(10) for x in (f"q{i}", f"a{i}")]
+    # one session: a second turn while a reply streams is refused, and writes nothing
+    first = s.begin_turn("s0", Message(Role.USER, "slow"))
+    with pytest.raises(TurnInProgress, match="still being generated"):
+        s.begin_turn("s0", Message(Role.USER, "impatient"))
+    s.finish_turn(first, "done")
+    assert [m.content for m in s.messages("s0")][-2:] == ["slow", "done"]
     s.close()
 
 

@@ -25,6 +25,7 @@ from memchat.errors import (
     ProviderError,
     SessionNotFound,
     StreamError,
+    TurnInProgress,
 )
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
@@ -128,7 +129,23 @@ class _TurnState:
             raise exc from None
 
     def begin(self) -> None:
-        self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
+        """Store the question. While another writer's reply streams in this session, wait up to
+        ``agent.wait_for_turn`` seconds (then plan again: that reply is part of the context now),
+        else ``TurnInProgress``."""
+        deadline = time.monotonic() + self.agent.wait_for_turn
+        pause = 0.05
+        while True:
+            try:
+                self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
+                return
+            except TurnInProgress:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            self.plan = self.agent._plan(
+                self.info, self.user, self.strategy, self.budget, self.model, exclude=self.replaces
+            )
 
     def feed(self, chunk: Chunk) -> bool:
         """Record a chunk; True when it is time to checkpoint."""
@@ -442,6 +459,8 @@ class Agent:
         self.timezone = timezone
         #: a line with today's date after the persona (models cannot know it)
         self.date_line = date_line
+        #: seconds a turn waits for another writer's reply in the same session (0: busy at once)
+        self.wait_for_turn = 0.0
         #: an ``ImageGenerator`` for the ``generate_image`` tool, and where its files go
         self.images: Any = None
         self.images_dir: Any = None

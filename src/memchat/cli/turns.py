@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from memchat.domain import SessionInfo
 
 
+#: seconds ``memchat ask`` waits for another process's reply in the same session
+ASK_WAITS = 300.0
+
+
 def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
     """The settings of a command with the memory flags (``--memory``, ``--context-window``)."""
     return settings_for(
@@ -89,6 +93,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     settings = memory_settings(args, system=args.system)
     agent = _agent(settings)
     agent.auto_approve = bool(getattr(args, "yes", False))  # no one to ask: side effects need --yes
+    agent.wait_for_turn = ASK_WAITS  # scripts asking one session at once queue up instead of failing
     try:
         info = _ask_session(agent, args)
         return _stream(agent, info, text)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
-from memchat.errors import SessionExists, SessionNotFound, StoreError
+from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
 from memchat.stores.base import SessionRef, TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import format_time as _format_time
@@ -50,6 +50,16 @@ CHECKPOINT_EVERY = 1.0  # seconds between saves of streamed text
 
 def _writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(writer: str | None, heartbeat: str | None) -> bool:
+    """Whether the writer of a streaming row may still finish it: a live process of this
+    host, or (another host) a heartbeat newer than ``STALE_AFTER``."""
+    host, _, pid = (writer or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) == os.getpid() or _pid_alive(int(pid))
+    beat = _parse_time(heartbeat)
+    return beat is not None and datetime.now(UTC) - beat < STALE_AFTER
 
 
 def _pid_alive(pid: int) -> bool:
@@ -178,19 +188,7 @@ class SQLiteStore(MemoryRecords):
     def recover(self) -> int:
         """Mark ``streaming`` rows whose writer is gone as ``interrupted``; return how many."""
         rows = self._read("SELECT id, writer, heartbeat, content FROM messages WHERE status = 'streaming'")
-        host = socket.gethostname()
-        stale: list[tuple[int, str]] = []
-        now = datetime.now(UTC)
-        for msg_id, writer, heartbeat, content in rows:
-            w_host, _, w_pid = (writer or "").rpartition(":")
-            if w_host == host and w_pid.isdigit():
-                if int(w_pid) == os.getpid() or _pid_alive(int(w_pid)):
-                    continue
-            else:
-                beat = _parse_time(heartbeat)
-                if beat is not None and now - beat < STALE_AFTER:
-                    continue
-            stale.append((msg_id, content))
+        stale = [(msg_id, content) for msg_id, writer, heartbeat, content in rows if not _alive(writer, heartbeat)]
         if stale:
             with self._write() as db:
                 db.executemany(
@@ -664,8 +662,24 @@ class SQLiteStore(MemoryRecords):
     # -- one turn ---------------------------------------------------------------------
 
     def begin_turn(self, session: str | int | SessionInfo, user: Message, *, model: str | None = None) -> TurnHandle:
+        """Store the user's message and an empty streaming reply. Turns of one session are
+        serialized: while another writer (process, server, REPL) still streams a reply in it,
+        ``TurnInProgress``; a reply left streaming by a writer that is gone becomes interrupted."""
         with self._write() as db:
             sid = self._session_id(db, session)
+            for msg_id, writer, heartbeat, content in db.execute(
+                "SELECT id, writer, heartbeat, content FROM messages WHERE session_id = ? AND status = 'streaming'",
+                (sid,),
+            ).fetchall():
+                if _alive(writer, heartbeat):
+                    raise TurnInProgress(
+                        "another reply is still being generated in this session; wait for it or stop it"
+                    )
+                db.execute(
+                    "UPDATE messages SET status = 'interrupted', writer = NULL, tokens = ?, token_method = 'estimate' "
+                    "WHERE id = ?",
+                    (estimate_tokens(content), msg_id),
+                )
             uid = self._insert_message(db, sid, user)
             aid = self._insert_message(
                 db,
