@@ -160,3 +160,20 @@ def test_processes_racing_to_migrate_postgresql_apply_each_migration_once(pg_url
     names = [r[0] for r in store._read("SELECT name FROM _memchat_migrations")]
     store.close()
     assert sorted(names) == sorted(name for name, _ in PG_MIGRATIONS)
+
+
+def test_a_dropped_postgresql_connection_is_a_clear_error_not_a_crash(pg_url: str) -> None:
+    import psycopg
+
+    from conftest import PG_BASE
+
+    store = open_store(pg_url)
+    store.create_session("kept")
+    (pid,) = store._read("SELECT pg_backend_pid()")[0]
+    with psycopg.connect(PG_BASE, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError, match="the PostgreSQL connection failed"):
+        store.list_sessions()
+    store.close()
+    with open_store(pg_url) as again:  # nothing half-written: the session is there, intact
+        assert [s.name for s in again.list_sessions()] == ["kept"]

@@ -68,6 +68,9 @@ class _Connection:
             cur = self.conn.execute(text, tuple(params))
         except psycopg.errors.IntegrityError as exc:  # the store's callers know sqlite3's exception
             raise sqlite3.IntegrityError(str(exc)) from exc
+        except psycopg.OperationalError as exc:  # the server restarted, the connection dropped
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"the PostgreSQL connection failed: {first}") from exc
         rows = cur.fetchall() if cur.description is not None else []
         lastrowid = int(rows[0][0]) if returns_id and rows else None
         return _Cursor([tuple(r) for r in rows], cur.rowcount, lastrowid)
