@@ -162,6 +162,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="default 8765")
     p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
     p.add_argument("--no-migrate", dest="no_migrate", action="store_true", help="refuse a stale database schema")
+    p.add_argument("--workers", type=int, default=1, help="server processes (more than one needs MEMCHAT_REDIS_URL)")
 
     from memchat.cli import users
 

@@ -51,8 +51,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts = ["127.0.0.1", "localhost", "[::1]", *(args.allow_host or [])]
     if not _loopback(args.host) and args.host not in ("0.0.0.0", "::"):
         hosts.append(args.host)
-    app = create_app(agent, hosts=hosts, token=token)
+    redis_url = os.environ.get("MEMCHAT_REDIS_URL") or None
     shown = f"[{args.host}]" if ":" in args.host else args.host
+    if args.workers > 1:
+        if not redis_url:
+            agent.close()
+            raise UsageError("several workers share turns through Redis: set MEMCHAT_REDIS_URL (redis://…)")
+        agent.close()
+        # each worker builds its app from the environment: hand the resolved settings over
+        os.environ.update(
+            {
+                "MEMCHAT_DB": settings.db,
+                "MEMCHAT_PROVIDER": settings.provider,
+                "MEMCHAT_ALLOWED_HOSTS": ",".join(hosts),
+                **({"MEMCHAT_BASE_URL": settings.base_url} if settings.base_url else {}),
+                **({"MEMCHAT_MODEL": settings.model} if "model" in settings.sources else {}),
+                **({"MEMCHAT_NO_MIGRATE": "1"} if args.no_migrate else {}),
+            }
+        )
+        err(f"serving on http://{shown}:{args.port}/ with {args.workers} workers (Ctrl-C to stop)")
+        uvicorn.run(
+            "memchat.server.app:from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return 0
+    app = create_app(agent, hosts=hosts, token=token, redis_url=redis_url)
     err(f"serving on http://{shown}:{args.port}/ (Ctrl-C to stop)")
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -130,14 +130,30 @@ def sse(event: Event) -> bytes:
 # -- the application ----------------------------------------------------------------------------------
 
 
-def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | None = None) -> Any:
-    """The ASGI application serving ``agent`` (wrapped in the ``Guard``)."""
-    runs = Runs(images_of=agent.store.images)
+def create_app(
+    agent: Agent, *, hosts: list[str] | None = None, token: str | None = None, redis_url: str | None = None
+) -> Any:
+    """The ASGI application serving ``agent`` (wrapped in the ``Guard``); with ``redis_url``,
+    turns are shared with the other workers of the same database (``fanout.py``)."""
+    fanout = None
+    if redis_url:
+        import hashlib
+        import os
+
+        from memchat.server.fanout import RedisFanout
+
+        database = hashlib.sha256(str(getattr(agent.store, "path", "")).encode()).hexdigest()[:16]
+        fanout = RedisFanout(redis_url, worker=f"{os.getpid()}", namespace=database)
+    runs = Runs(images_of=agent.store.images, fanout=fanout)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if fanout is not None:
+            await fanout.listen(runs.stop_local)  # stop requests from any worker
         yield
         await runs.close()  # a server shutting down stops its turns (kept as stopped)
+        if fanout is not None:
+            await fanout.close()
 
     agents: dict[int, Agent] = {}
 
@@ -264,12 +280,11 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
             raise HTTPException(400, i18n.describe_error(exc)) from None
 
     @app.get("/api/sessions/{session_id}")
-    def get_session(request: Request, session_id: int) -> dict[str, Any]:
+    async def get_session(request: Request, session_id: int) -> dict[str, Any]:
         agent = agent_for(request)
-        info = session(agent, session_id)
+        info = await asyncio.to_thread(session, agent, session_id)
         out = session_json(info)
-        run = runs.get(info.id)
-        out["running"] = run is not None and not run.done
+        out["running"] = await runs.running(info.id)
         return out
 
     @app.get("/api/sessions/{session_id}/messages")
@@ -314,12 +329,12 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
 
     @app.post("/api/sessions/{session_id}/undo")
-    def undo(request: Request, session_id: int) -> dict[str, Any]:
+    async def undo(request: Request, session_id: int) -> dict[str, Any]:
         agent = agent_for(request)
-        info = session(agent, session_id)
-        if runs.get(info.id) is not None and not runs.get(info.id).done:  # type: ignore[union-attr]
+        info = await asyncio.to_thread(session, agent, session_id)
+        if await runs.running(info.id):
             raise HTTPException(409, "a reply is being generated in this session")
-        removed = agent.store.remove_last_turn(info.id)
+        removed = await asyncio.to_thread(agent.store.remove_last_turn, info.id)
         return {"removed": len(removed)}
 
     @app.get("/api/sessions/{session_id}/export")
@@ -344,8 +359,8 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
 
     # -- turns -----------------------------------------------------------------------------------
 
-    async def stream(run: Run, after: int) -> AsyncIterator[bytes]:
-        events = run.follow(after).__aiter__()
+    async def stream(source: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+        events = source.__aiter__()
         pending: asyncio.Task[Event] | None = None
         try:
             while True:
@@ -365,16 +380,17 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
             if pending is not None:
                 pending.cancel()
 
-    def sse_response(run: Run, after: int = 0) -> StreamingResponse:
+    def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> StreamingResponse:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream(run, after), media_type="text/event-stream", headers=headers)
+        events = source.follow(after) if isinstance(source, Run) else source
+        return StreamingResponse(stream(events), media_type="text/event-stream", headers=headers)
 
     @app.post("/api/sessions/{session_id}/turns")
     async def new_turn(request: Request, session_id: int, body: NewTurn) -> StreamingResponse:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         try:
-            run = runs.start(info.id, lambda: agent.astream(info.id, body.text))
+            run = await runs.start(info.id, lambda: agent.astream(info.id, body.text))
         except Busy:
             raise HTTPException(409, "a reply is already being generated in this session") from None
         return sse_response(run)
@@ -392,7 +408,7 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         branch = await asyncio.to_thread(
             agent.store.fork_session, info.id, f"{info.name} · edit {position + 1}", at=position
         )
-        run = runs.start(branch.id, lambda: agent.astream(branch.id, body.text))
+        run = await runs.start(branch.id, lambda: agent.astream(branch.id, body.text))
         response = sse_response(run)
         response.headers["X-Memchat-Session-Id"] = str(branch.id)
         return response
@@ -413,7 +429,7 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         try:
-            run = runs.start(info.id, lambda: agent.aretry(info.id))
+            run = await runs.start(info.id, lambda: agent.aretry(info.id))
         except Busy:
             raise HTTPException(409, "a reply is already being generated in this session") from None
         return sse_response(run)
@@ -422,10 +438,10 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
     async def reattach(request: Request, session_id: int, after: int = Query(default=0, ge=0)) -> Response:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
-        run = runs.get(info.id)
-        if run is None:
+        events = await runs.follow(info.id, after)
+        if events is None:
             return Response(status_code=204)
-        return sse_response(run, after)
+        return sse_response(events)
 
     @app.post("/api/sessions/{session_id}/stop")
     async def stop(request: Request, session_id: int) -> dict[str, Any]:
@@ -497,3 +513,23 @@ def create_app(agent: Agent, *, hosts: list[str] | None = None, token: str | Non
     has_users = bool(getattr(agent.store, "users", lambda: [])())
     users = lookup if callable(lookup) and has_users else None
     return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token, users=users)
+
+
+def from_env() -> Any:
+    """The application as ``memchat serve --workers N`` starts it in each worker: settings from
+    the environment (``serve`` exports its flags there), ``MEMCHAT_SERVER_TOKEN``,
+    ``MEMCHAT_REDIS_URL`` and ``MEMCHAT_ALLOWED_HOSTS`` (comma-separated)."""
+    import os
+
+    from memchat.config import resolve
+    from memchat.factory import make_agent, open_store
+
+    settings = resolve()
+    agent = make_agent(settings, store=open_store(settings.db, migrate=os.environ.get("MEMCHAT_NO_MIGRATE") != "1"))
+    hosts = [h for h in os.environ.get("MEMCHAT_ALLOWED_HOSTS", "").split(",") if h] or None
+    return create_app(
+        agent,
+        hosts=hosts,
+        token=os.environ.get("MEMCHAT_SERVER_TOKEN") or None,
+        redis_url=os.environ.get("MEMCHAT_REDIS_URL") or None,
+    )

@@ -76,7 +76,7 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
         except MemchatError as exc:
             return _error(400, i18n.describe_error(exc), exc.kind)
         try:
-            run = runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
+            run = await runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
         except Busy:
             return _error(409, "a reply is already being generated in this session", "busy")
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -37,11 +37,16 @@ class Run:
     events: list[Event] = field(default_factory=list)
     done: bool = False
     task: asyncio.Task[None] | None = None
+    #: where the events also go for the other workers (``fanout.RedisFanout``), if anywhere
+    fanout: Any = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
+        event = Event(len(self.events) + 1, kind, data)
+        if self.fanout is not None:
+            await self.fanout.publish(self.session_id, event)
         async with self._changed:
-            self.events.append(Event(len(self.events) + 1, kind, data))
+            self.events.append(event)
             if kind in ("done", "error"):
                 self.done = True
             self._changed.notify_all()
@@ -67,24 +72,49 @@ class Busy(Exception):
 
 
 class Runs:
-    def __init__(self, images_of: Callable[[int], list[Any]] | None = None) -> None:
+    def __init__(self, images_of: Callable[[int], list[Any]] | None = None, fanout: Any = None) -> None:
         self._active: dict[int, Run] = {}
         self._finished: dict[int, Run] = {}
         #: a session's image records (``ImageRecord``), to announce what ``generate_image`` made
         self._images_of = images_of
+        #: several workers: turns claimed and their events shared through Redis
+        self.fanout = fanout
 
     def get(self, session_id: int) -> Run | None:
         return self._active.get(session_id) or self._finished.get(session_id)
 
-    def start(self, session_id: int, make_turn: Callable[[], AsyncTurn]) -> Run:
+    async def start(self, session_id: int, make_turn: Callable[[], AsyncTurn]) -> Run:
         if session_id in self._active:
             raise Busy
-        run = Run(session_id, make_turn())
+        if self.fanout is not None and not await self.fanout.claim(session_id):
+            raise Busy  # another worker runs a turn in this session
+        run = Run(session_id, make_turn(), fanout=self.fanout)
         self._active[session_id] = run
         run.task = asyncio.get_running_loop().create_task(self._drive(run))
         return run
 
+    async def running(self, session_id: int) -> bool:
+        if session_id in self._active:
+            return True
+        return self.fanout is not None and bool(await self.fanout.running(session_id))
+
+    async def follow(self, session_id: int, after: int) -> AsyncIterator[Event] | None:
+        """The session's current or last turn, from wherever it runs (None: nothing to follow)."""
+        if self.fanout is not None:
+            if await self.fanout.has_events(session_id):
+                events: AsyncIterator[Event] = self.fanout.follow(session_id, after)
+                return events
+            return None
+        run = self.get(session_id)
+        return run.follow(after) if run is not None else None
+
     async def stop(self, session_id: int) -> bool:
+        if session_id not in self._active and self.fanout is not None and await self.fanout.running(session_id):
+            await self.fanout.request_stop(session_id)  # the worker running it stops it
+            return True
+        return await self.stop_local(session_id)
+
+    async def stop_local(self, session_id: int) -> bool:
         run = self._active.get(session_id)
         if run is None or run.task is None:
             return False
@@ -96,7 +126,7 @@ class Runs:
 
     async def close(self) -> None:
         for session_id in list(self._active):
-            await self.stop(session_id)
+            await self.stop_local(session_id)
 
     async def _made(self, session_id: int, content: str) -> list[dict[str, Any]]:
         """The images a ``generate_image`` result names, as the page shows them."""
@@ -133,6 +163,8 @@ class Runs:
             await run.add("error", {"kind": "internal", "message": f"internal error: {type(exc).__name__}"})
         finally:
             self._active.pop(run.session_id, None)
+            if self.fanout is not None:
+                await self.fanout.release(run.session_id)
             self._finished[run.session_id] = run
             while len(self._finished) > KEEP_FINISHED:
                 self._finished.pop(next(iter(self._finished)))

@@ -1,0 +1,101 @@
+"""Turn events shared by every server worker through Redis (``MEMCHAT_REDIS_URL``).
+
+The worker that runs a turn claims the session (``SET NX``), appends each event to the session's
+Redis stream, and releases the claim when the turn ends; any worker replays and follows a turn
+with ``XRANGE``/``XREAD``, so ``GET …/stream?after=N`` works wherever the load balancer sends it.
+Stop requests are published; the worker running the turn stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from memchat.server.runs import Event
+
+#: a claim outlives a crashed worker by at most this long
+CLAIM_SECONDS = 3600
+#: how long one blocking read waits before the follower looks again
+BLOCK_MS = 15_000
+STOP_CHANNEL = "memchat:stop"
+
+
+class RedisFanout:
+    def __init__(self, url: str, worker: str, namespace: str = "") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self.worker = worker
+        #: the database's identity: servers of different databases share a Redis without mixing
+        self._ns = namespace
+        self._listener: asyncio.Task[None] | None = None
+
+    def _stream(self, session_id: int) -> str:
+        return f"memchat:{self._ns}:events:{session_id}"
+
+    def _claim_key(self, session_id: int) -> str:
+        return f"memchat:{self._ns}:busy:{session_id}"
+
+    async def claim(self, session_id: int) -> bool:
+        """This worker runs the session's next turn (False: one runs elsewhere)."""
+        got = await self._redis.set(self._claim_key(session_id), self.worker, nx=True, ex=CLAIM_SECONDS)
+        if got:
+            await self._redis.delete(self._stream(session_id))  # event ids start again at 1
+        return bool(got)
+
+    async def release(self, session_id: int) -> None:
+        await self._redis.delete(self._claim_key(session_id))
+
+    async def running(self, session_id: int) -> bool:
+        return bool(await self._redis.exists(self._claim_key(session_id)))
+
+    async def publish(self, session_id: int, event: Event) -> None:
+        fields: dict[Any, Any] = {
+            "id": event.id,
+            "kind": event.kind,
+            "data": json.dumps(event.data, ensure_ascii=False),
+        }
+        await self._redis.xadd(self._stream(session_id), fields, maxlen=10_000, approximate=True)
+
+    async def has_events(self, session_id: int) -> bool:
+        return bool(await self._redis.exists(self._stream(session_id)))
+
+    async def follow(self, session_id: int, after: int = 0) -> AsyncIterator[Event]:
+        """The turn's events after ``after``, then the live ones until it ends."""
+        key = self._stream(session_id)
+        cursor = "0-0"
+        while True:
+            batch: Any = await self._redis.xread({key: cursor}, block=BLOCK_MS, count=500)
+            for _, entries in batch or []:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    event = Event(int(fields["id"]), fields["kind"], json.loads(fields["data"]))
+                    if event.id > after:
+                        yield event
+                    if event.kind in ("done", "error"):
+                        return
+            if not batch and not await self.running(session_id):
+                return  # nothing more will come (the worker died, or the turn ended long ago)
+
+    async def request_stop(self, session_id: int) -> None:
+        await self._redis.publish(f"{STOP_CHANNEL}:{self._ns}", str(session_id))
+
+    async def listen(self, on_stop: Callable[[int], Awaitable[Any]]) -> None:
+        """Run ``on_stop(session_id)`` for every stop request (from any worker)."""
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(f"{STOP_CHANNEL}:{self._ns}")
+
+        async def loop() -> None:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    with contextlib.suppress(ValueError):
+                        await on_stop(int(message["data"]))
+
+        self._listener = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+        await self._redis.aclose()
