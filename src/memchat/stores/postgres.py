@@ -31,6 +31,8 @@ INSTALL = 'PostgreSQL storage needs its extra: pip install "memchat[postgres]"'
 #: advisory lock keys: one for write transactions, one for migrations
 WRITE_LOCK = 7_211_001
 MIGRATE_LOCK = 7_211_002
+#: connections per store (each process): a turn's writes take one, reads another
+POOL_SIZE = 4
 #: tables whose inserts report the new row's id
 _ID_TABLES = ("users", "sessions", "messages", "summaries", "images")
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
@@ -83,6 +85,25 @@ class _Connection:
         self.conn.close()
 
 
+class _Pooled:
+    """Statements outside a transaction: each on a connection of the pool (autocommit), which
+    checks a connection before handing it out and replaces a broken one."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        with self.pool.connection() as conn:
+            return _Connection(conn).execute(sql, params)
+
+    def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
+        with self.pool.connection() as conn:
+            _Connection(conn).executemany(sql, seq)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 def _translate(sql: str) -> tuple[str, bool]:
     """SQLite's dialect as the store writes it → PostgreSQL's; and whether the statement now
     returns the new row's id."""
@@ -103,7 +124,7 @@ class PostgresStore(SQLiteStore):
 
     def __init__(self, url: str, *, migrate: bool | None = True) -> None:
         try:
-            import psycopg
+            import psycopg  # noqa: F401  (only: is the extra installed?)
         except ImportError as exc:
             raise ConfigError(f"{INSTALL} ({exc.name} is missing)") from None
         self.path = _redact(url)
@@ -111,17 +132,33 @@ class PostgresStore(SQLiteStore):
         self.owner = 1
         self._view = False
         try:
-            raw = psycopg.connect(url, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to {self.path}: {str(exc).strip().splitlines()[0]}") from None
-        self._db = _Connection(raw)  # type: ignore[assignment]
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise ConfigError(f"{INSTALL} ({exc.name} is missing)") from None
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,  # a connection the server dropped is replaced
+            open=False,
+        )
+        try:
+            pool.open(wait=True, timeout=10)
+        except Exception as exc:  # PoolTimeout: no connection could be made
+            pool.close()
+            cause = exc.__cause__ or exc
+            first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            raise StoreError(f"cannot connect to {self.path}: {first}") from None
+        self._pool = pool
+        self._db = _Pooled(pool)  # type: ignore[assignment]
         self._writer = _writer_id()
         if migrate:
             self.migrate()
         elif migrate is False:
             pending = self.pending_migrations()
             if pending:
-                raw.close()
+                pool.close()
                 raise StoreError(
                     f"the database {self.path} needs {len(pending)} migration(s) ({', '.join(pending)}); "
                     "run: memchat db migrate"
@@ -135,19 +172,31 @@ class PostgresStore(SQLiteStore):
         return fn()
 
     @contextlib.contextmanager
+    def _transaction(self, lock: int) -> Iterator[_Connection]:
+        """A transaction on one pooled connection, holding the advisory lock ``lock``."""
+        import psycopg
+
+        try:
+            with self._lock, self._pool.connection() as conn:
+                db = _Connection(conn)
+                db.execute("BEGIN")
+                try:
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+                    yield db
+                except BaseException:
+                    if not conn.broken:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except psycopg.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"the PostgreSQL connection failed: {first}") from exc
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, serialized with every other writer by an advisory lock."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN")
-            try:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                db.execute("COMMIT")
+        with self._transaction(WRITE_LOCK) as db:
+            yield db  # type: ignore[misc]
 
     def pending_migrations(self) -> list[str]:
         with self._lock:
@@ -161,26 +210,20 @@ class PostgresStore(SQLiteStore):
 
     def migrate(self) -> list[str]:
         applied: list[str] = []
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN")
-            try:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
-                )
-                done = {r[0] for r in db.execute("SELECT name FROM _memchat_migrations")}
-                for name, script in PG_MIGRATIONS:
-                    if name in done:
-                        continue
-                    db.conn.execute(script)  # type: ignore[attr-defined]
-                    db.execute("INSERT INTO _memchat_migrations (name, applied) VALUES (?, ?)", (name, _now()))
-                    applied.append(name)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._transaction(MIGRATE_LOCK) as db:  # several processes may start at once
+            db.execute("CREATE TABLE IF NOT EXISTS _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+            done = {r[0] for r in db.execute("SELECT name FROM _memchat_migrations")}
+            for name, script in PG_MIGRATIONS:
+                if name in done:
+                    continue
+                db.conn.execute(script)
+                db.execute("INSERT INTO _memchat_migrations (name, applied) VALUES (?, ?)", (name, _now()))
+                applied.append(name)
         return applied
+
+    def close(self) -> None:
+        if not self._view:
+            self._pool.close()
 
     # -- search: pg_trgm instead of FTS5 ------------------------------------------------------
 
