@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -72,7 +71,9 @@ async def memchat_turn(client: httpx.AsyncClient, sid: int, k: int) -> tuple[flo
     return first or 0.0, time.perf_counter() - start, ids, done
 
 
-def start_servers(tmp: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[bytes], str, int]:
+def start_servers(
+    tmp: Path, workers: int = 1, db: str | None = None
+) -> tuple[subprocess.Popen[str], subprocess.Popen[bytes], str, int]:
     """The model server and ``memchat serve``, each in its own process."""
     words = " ".join(f"w{k}" for k in range(CHUNKS * 3))
     model = subprocess.Popen(
@@ -100,9 +101,17 @@ def start_servers(tmp: Path) -> tuple[subprocess.Popen[str], subprocess.Popen[by
         "MEMCHAT_MODEL": "fake/model-a",
         "MEMCHAT_TOOLS": "none",
         "MEMCHAT_DATE_LINE": "off",
+        **({"MEMCHAT_DB": db} if db else {}),
+        **(
+            {"MEMCHAT_REDIS_URL": os.environ.get("MEMCHAT_REDIS_URL", "redis://127.0.0.1:6379/0")}
+            if workers > 1
+            else {}
+        ),
     }
     serve = subprocess.Popen(
-        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stderr=subprocess.PIPE,
     )
     return model, serve, model_url, port
 
@@ -129,10 +138,12 @@ async def run(args: argparse.Namespace, tmp: Path, model_url: str, port: int) ->
         wall = time.perf_counter() - t0
     lost = sum(1 for *_, done in results if not done)
     broken = sum(1 for _, _, ids, _ in results if ids != list(range(1, len(ids) + 1)))
-    db = sqlite3.connect(tmp / "memchat.db")
-    replies = db.execute("SELECT COUNT(*) FROM messages WHERE role = 'assistant' AND status = 'complete'").fetchone()[0]
-    users = db.execute("SELECT COUNT(*) FROM messages WHERE role = 'user'").fetchone()[0]
-    db.close()
+    from memchat.factory import open_store
+
+    with open_store(args.db or str(tmp / "memchat.db")) as store:
+        stored = [m for info in store.list_sessions() for m in store.messages(info.id)]
+    replies = sum(1 for m in stored if m.role.value == "assistant" and m.status.value == "complete")
+    users = sum(1 for m in stored if m.role.value == "user")
     b_first = [f for f, _ in baseline]
     b_total = [t for _, t in baseline]
     m_first = [f for f, _, _, _ in results]
@@ -159,9 +170,22 @@ async def run(args: argparse.Namespace, tmp: Path, model_url: str, port: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chats", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=1, help="memchat serve --workers (2+: through Redis)")
+    parser.add_argument("--db", default=None, help="a database URL, e.g. postgresql://postgres@127.0.0.1/test")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memchat-bench-"))
-    model, serve, model_url, port = start_servers(tmp)
+    schema = None
+    if args.db and args.db.startswith("postgres"):  # a fresh schema of its own, dropped afterwards
+        import uuid
+
+        import psycopg
+
+        schema = "bench_" + uuid.uuid4().hex[:8]
+        with psycopg.connect(args.db, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        base = args.db
+        args.db = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema},public"
+    model, serve, model_url, port = start_servers(tmp, args.workers, args.db)
     try:
         asyncio.run(run(args, tmp, model_url, port))
     finally:
@@ -169,6 +193,11 @@ def main() -> None:
         model.terminate()
         serve.wait(10)
         model.wait(10)
+        if schema is not None:
+            import psycopg
+
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 if __name__ == "__main__":
