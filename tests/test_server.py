@@ -453,3 +453,27 @@ def test_serving_beyond_loopback_needs_a_token_or_accounts(tmp_path: Path) -> No
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "set MEMCHAT_SERVER_TOKEN" in proc.stderr and "memchat users add" in proc.stderr
+
+
+def test_a_redis_that_is_down_is_a_clear_503_and_the_rest_keeps_serving(fake: FakeServer, tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    import socket
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    provider = OpenAICompatible(fake.url, api_key="k", model="fake/model-a", max_retries=0)
+    agent = Agent(open_store(tmp_path / "r.db"), provider, date_line=False)
+    served = Served(create_app(agent, redis_url=dead))
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            assert client.get("/api/health").status_code == 200  # the worker started anyway
+            sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+            turn = client.post(f"/api/sessions/{sid}/turns", json={"text": "hi"})
+            assert turn.status_code == 503
+            assert "Redis is not reachable" in turn.json()["error"]["message"]
+            assert client.get(f"/api/sessions/{sid}/messages").json()["messages"] == []  # nothing half-written
+            assert fake.chat_requests == []
+    finally:
+        served.close()
+        agent.close()

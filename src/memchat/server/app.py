@@ -179,6 +179,8 @@ def create_app(
             if isinstance(exc, SessionExists)
             else 502
             if isinstance(exc, ProviderError)  # the model or image service failed, not the request
+            else 503
+            if exc.kind == "fanout_unavailable"  # Redis, shared by the workers, is down
             else 400
         )
         return JSONResponse({"error": {"code": exc.kind, "message": i18n.describe_error(exc)}}, status_code=status)

@@ -13,7 +13,25 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from memchat.errors import MemchatError
 from memchat.server.runs import Event
+
+
+class FanoutUnavailable(MemchatError):
+    """Redis does not answer: turns cannot be shared between workers right now."""
+
+    kind = "fanout_unavailable"
+
+
+async def _answer(call: Awaitable[Any]) -> Any:
+    """``call``'s result; a Redis that cannot be reached is one clear error (503 by the app)."""
+    import redis.exceptions
+
+    try:
+        return await call
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise FanoutUnavailable(f"Redis is not reachable ({str(exc).splitlines()[0]}); try again shortly") from exc
+
 
 #: a claim outlives a crashed worker by at most this long
 CLAIM_SECONDS = 3600
@@ -40,16 +58,17 @@ class RedisFanout:
 
     async def claim(self, session_id: int) -> bool:
         """This worker runs the session's next turn (False: one runs elsewhere)."""
-        got = await self._redis.set(self._claim_key(session_id), self.worker, nx=True, ex=CLAIM_SECONDS)
+        got = await _answer(self._redis.set(self._claim_key(session_id), self.worker, nx=True, ex=CLAIM_SECONDS))
         if got:
-            await self._redis.delete(self._stream(session_id))  # event ids start again at 1
+            await _answer(self._redis.delete(self._stream(session_id)))  # event ids start again at 1
         return bool(got)
 
     async def release(self, session_id: int) -> None:
-        await self._redis.delete(self._claim_key(session_id))
+        with contextlib.suppress(MemchatError):  # Redis down: the claim expires by itself
+            await _answer(self._redis.delete(self._claim_key(session_id)))
 
     async def running(self, session_id: int) -> bool:
-        return bool(await self._redis.exists(self._claim_key(session_id)))
+        return bool(await _answer(self._redis.exists(self._claim_key(session_id))))
 
     async def publish(self, session_id: int, event: Event) -> None:
         fields: dict[Any, Any] = {
@@ -57,10 +76,10 @@ class RedisFanout:
             "kind": event.kind,
             "data": json.dumps(event.data, ensure_ascii=False),
         }
-        await self._redis.xadd(self._stream(session_id), fields, maxlen=10_000, approximate=True)
+        await _answer(self._redis.xadd(self._stream(session_id), fields, maxlen=10_000, approximate=True))
 
     async def has_events(self, session_id: int) -> bool:
-        return bool(await self._redis.exists(self._stream(session_id)))
+        return bool(await _answer(self._redis.exists(self._stream(session_id))))
 
     async def follow(self, session_id: int, after: int = 0) -> AsyncIterator[Event]:
         """The turn's events after ``after``, then the live ones until it ends."""
@@ -80,18 +99,24 @@ class RedisFanout:
                 return  # nothing more will come (the worker died, or the turn ended long ago)
 
     async def request_stop(self, session_id: int) -> None:
-        await self._redis.publish(f"{STOP_CHANNEL}:{self._ns}", str(session_id))
+        await _answer(self._redis.publish(f"{STOP_CHANNEL}:{self._ns}", str(session_id)))
 
     async def listen(self, on_stop: Callable[[int], Awaitable[Any]]) -> None:
-        """Run ``on_stop(session_id)`` for every stop request (from any worker)."""
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"{STOP_CHANNEL}:{self._ns}")
+        """Run ``on_stop(session_id)`` for every stop request (from any worker), in the
+        background; while Redis is down it keeps trying, so a worker starts and serves anyway."""
+        import redis.exceptions
 
         async def loop() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    with contextlib.suppress(ValueError):
-                        await on_stop(int(message["data"]))
+            while True:
+                try:
+                    pubsub = self._redis.pubsub()
+                    await pubsub.subscribe(f"{STOP_CHANNEL}:{self._ns}")
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            with contextlib.suppress(ValueError):
+                                await on_stop(int(message["data"]))
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    await asyncio.sleep(1.0)
 
         self._listener = asyncio.get_running_loop().create_task(loop())
 

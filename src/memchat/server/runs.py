@@ -44,7 +44,10 @@ class Run:
     async def add(self, kind: str, data: dict[str, Any]) -> None:
         event = Event(len(self.events) + 1, kind, data)
         if self.fanout is not None:
-            await self.fanout.publish(self.session_id, event)
+            try:
+                await self.fanout.publish(self.session_id, event)
+            except MemchatError:  # Redis went away: this worker's own readers still get the turn
+                self.fanout = None
         async with self._changed:
             self.events.append(event)
             if kind in ("done", "error"):
