@@ -27,8 +27,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def workers(fake_server: FakeServer, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Two workers of ``memchat serve`` on one database (a SQLite file, or PostgreSQL)."""
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url(REDIS).ping()
@@ -45,6 +46,7 @@ def workers(fake_server: FakeServer, tmp_path: Path) -> Iterator[str]:
         "MEMCHAT_BASE_URL": fake_server.url,
         "MEMCHAT_REDIS_URL": REDIS,
         "MEMCHAT_TOOLS": "none",
+        **({"MEMCHAT_DB": request.getfixturevalue("pg_url")} if request.param == "postgres" else {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "memchat.cli.main", "serve", "--workers", "2", "--port", str(port)],
