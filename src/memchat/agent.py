@@ -24,6 +24,7 @@ from memchat.errors import (
     MemchatError,
     ProviderError,
     SessionNotFound,
+    StoreError,
     StreamError,
     TurnInProgress,
 )
@@ -78,6 +79,7 @@ class _TurnState:
         self.finish_reason: str | None = None
         self.turn: TurnHandle | None = None
         self.saved_at = time.monotonic()
+        self.unsaved = False  # a checkpoint failed (the database is unreachable): no more until the end
         self.reply: Reply | None = None
         #: the user stopped the turn (a Stop button): what streamed is kept as ``stopped``
         self.stopped = False
@@ -175,8 +177,16 @@ class _TurnState:
         return False
 
     def checkpoint(self) -> None:
+        """Save the text streamed so far. Best effort: a database that is unreachable for a
+        moment does not end the turn (its end, ``finish``, is what must be written); after a
+        failed save the turn saves no more until it ends, so the stream never waits on it again."""
         assert self.turn is not None
-        self.agent.store.checkpoint_turn(self.turn, "".join(self.parts))
+        if self.unsaved:
+            return
+        try:
+            self.agent.store.checkpoint_turn(self.turn, "".join(self.parts))
+        except StoreError:
+            self.unsaved = True
 
     def finish(self, status: Status = Status.COMPLETE) -> Reply:
         assert self.turn is not None
@@ -227,9 +237,12 @@ class _TurnState:
         if self.turn is None:
             return
         if self.parts:
-            self.finish(Status.STOPPED if self.stopped else Status.INTERRUPTED)
-        else:
-            self.abort()
+            try:
+                self.finish(Status.STOPPED if self.stopped else Status.INTERRUPTED)
+                return
+            except StoreError:  # the database is unreachable: drop the turn (see abort_turn)
+                pass
+        self.abort()
 
 
 class Turn:

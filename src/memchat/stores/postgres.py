@@ -33,6 +33,9 @@ WRITE_LOCK = 7_211_001
 MIGRATE_LOCK = 7_211_002
 #: connections per store (each process): a turn's writes take one, reads another
 POOL_SIZE = 4
+#: seconds a statement waits for a working connection (PostgreSQL restarting, say) before the
+#: operation fails with a clear error; a restart shorter than this goes unnoticed
+CONNECT_WAIT = 5.0
 #: tables whose inserts report the new row's id
 _ID_TABLES = ("users", "sessions", "messages", "summaries", "images")
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
@@ -71,8 +74,7 @@ class _Connection:
         except psycopg.errors.IntegrityError as exc:  # the store's callers know sqlite3's exception
             raise sqlite3.IntegrityError(str(exc)) from exc
         except psycopg.OperationalError as exc:  # the server restarted, the connection dropped
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StoreError(f"the PostgreSQL connection failed: {first}") from exc
+            raise _failed(exc) from exc
         rows = cur.fetchall() if cur.description is not None else []
         lastrowid = int(rows[0][0]) if returns_id and rows else None
         return _Cursor([tuple(r) for r in rows], cur.rowcount, lastrowid)
@@ -93,15 +95,33 @@ class _Pooled:
         self.pool = pool
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return _Connection(conn).execute(sql, params)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             _Connection(conn).executemany(sql, seq)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:  # PoolTimeout: no working connection in time
+            raise _failed(exc) from exc
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _failed(exc: Exception) -> StoreError:
+    """The one-line error for a connection that failed or could not be made."""
+    if isinstance(exc, StoreError):
+        return exc
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return StoreError(f"the PostgreSQL database is unreachable: {first}")
 
 
 def _translate(sql: str) -> tuple[str, bool]:
@@ -128,6 +148,7 @@ class PostgresStore(SQLiteStore):
         except ImportError as exc:
             raise ConfigError(f"{INSTALL} ({exc.name} is missing)") from None
         self.path = _redact(url)
+        self._key = self.path
         self._lock = threading.RLock()
         self.owner = 1
         self._view = False
@@ -141,6 +162,10 @@ class PostgresStore(SQLiteStore):
             max_size=POOL_SIZE,
             kwargs={"autocommit": True},
             check=ConnectionPool.check_connection,  # a connection the server dropped is replaced
+            timeout=CONNECT_WAIT,
+            # a reconnection that keeps failing gives up this soon, so the first request after an
+            # outage starts a fresh attempt at once instead of waiting out a long backoff
+            reconnect_timeout=CONNECT_WAIT,
             open=False,
         )
         try:
@@ -189,8 +214,7 @@ class PostgresStore(SQLiteStore):
                     raise
                 db.execute("COMMIT")
         except psycopg.OperationalError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StoreError(f"the PostgreSQL connection failed: {first}") from exc
+            raise _failed(exc) from exc
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -52,12 +52,22 @@ def _writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(writer: str | None, heartbeat: str | None) -> bool:
-    """Whether the writer of a streaming row may still finish it: a live process of this
-    host, or (another host) a heartbeat newer than ``STALE_AFTER``."""
+#: this process's turns, per database (``SQLiteStore._key``): the reply rows it streams now…
+_LIVE: set[tuple[str, int]] = set()
+#: …and the turns it failed and could not remove then (the database was unreachable): they are
+#: removed by its next ``begin_turn`` or ``recover`` on that database, so a failed turn leaves
+#: nothing behind once the database is back
+_ORPHANS: dict[str, set[TurnHandle]] = {}
+_TURNS_LOCK = threading.Lock()
+
+
+def _alive(writer: str | None, heartbeat: str | None, live: bool) -> bool:
+    """Whether the writer of a streaming row may still finish it: this process if the row is
+    one of its live turns (``live``), another live process of this host, or (another host) a
+    heartbeat newer than ``STALE_AFTER``."""
     host, _, pid = (writer or "").rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
-        return int(pid) == os.getpid() or _pid_alive(int(pid))
+        return live if int(pid) == os.getpid() else _pid_alive(int(pid))
     beat = _parse_time(heartbeat)
     return beat is not None and datetime.now(UTC) - beat < STALE_AFTER
 
@@ -105,6 +115,8 @@ class SQLiteStore(MemoryRecords):
                 check_same_thread=False,
             )
         self._db = connection
+        #: names this database among the process's turns (two in-memory databases are two)
+        self._key = f":memory:{id(connection)}" if self.path == ":memory:" else self.path
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
@@ -186,9 +198,11 @@ class SQLiteStore(MemoryRecords):
         return applied_now
 
     def recover(self) -> int:
-        """Mark ``streaming`` rows whose writer is gone as ``interrupted``; return how many."""
+        """Remove this process's failed turns that could not be removed then; mark ``streaming``
+        rows whose writer is gone as ``interrupted``; return how many were marked."""
+        self._remove_orphans()
         rows = self._read("SELECT id, writer, heartbeat, content FROM messages WHERE status = 'streaming'")
-        stale = [(msg_id, content) for msg_id, writer, heartbeat, content in rows if not _alive(writer, heartbeat)]
+        stale = [(i, content) for i, writer, heartbeat, content in rows if not self._row_alive(i, writer, heartbeat)]
         if stale:
             with self._write() as db:
                 db.executemany(
@@ -665,13 +679,14 @@ class SQLiteStore(MemoryRecords):
         """Store the user's message and an empty streaming reply. Turns of one session are
         serialized: while another writer (process, server, REPL) still streams a reply in it,
         ``TurnInProgress``; a reply left streaming by a writer that is gone becomes interrupted."""
+        self._remove_orphans()
         with self._write() as db:
             sid = self._session_id(db, session)
             for msg_id, writer, heartbeat, content in db.execute(
                 "SELECT id, writer, heartbeat, content FROM messages WHERE session_id = ? AND status = 'streaming'",
                 (sid,),
             ).fetchall():
-                if _alive(writer, heartbeat):
+                if self._row_alive(msg_id, writer, heartbeat):
                     raise TurnInProgress(
                         "another reply is still being generated in this session; wait for it or stop it"
                     )
@@ -688,7 +703,31 @@ class SQLiteStore(MemoryRecords):
                 writer=self._writer,
             )
             # ``updated`` moves when the turn ends (finish_turn): an aborted turn leaves no trace
+        with _TURNS_LOCK:
+            _LIVE.add((self._key, aid))
         return TurnHandle(sid, uid, aid)
+
+    def _row_alive(self, msg_id: int, writer: str | None, heartbeat: str | None) -> bool:
+        with _TURNS_LOCK:
+            live = (self._key, msg_id) in _LIVE
+        return _alive(writer, heartbeat, live)
+
+    def _remove_orphans(self) -> None:
+        """Delete the turns this process failed while the database was unreachable (see
+        ``abort_turn``), unless another process has settled their reply since."""
+        with _TURNS_LOCK:
+            orphans = list(_ORPHANS.get(self._key, ()))
+        if not orphans:
+            return
+        with self._write() as db:
+            for t in orphans:
+                db.execute(
+                    "DELETE FROM messages WHERE id IN (?, ?) "
+                    "AND EXISTS (SELECT 1 FROM messages WHERE id = ? AND status = 'streaming')",
+                    (t.user_id, t.assistant_id, t.assistant_id),
+                )
+        with _TURNS_LOCK:
+            _ORPHANS[self._key].difference_update(orphans)
 
     def checkpoint_turn(self, turn: TurnHandle, content: str) -> None:
         with self._write() as db:
@@ -742,10 +781,21 @@ class SQLiteStore(MemoryRecords):
                     "DELETE FROM messages WHERE id = ? AND session_id = ?", [(i, turn.session_id) for i in replaces]
                 )
             self._touch(db, turn.session_id)
+        with _TURNS_LOCK:
+            _LIVE.discard((self._key, turn.assistant_id))
         if row is None:
             raise StoreError("the reply's row disappeared while it streamed (was the session deleted?)")
         return self._message(row)
 
     def abort_turn(self, turn: TurnHandle) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM messages WHERE id IN (?, ?)", (turn.user_id, turn.assistant_id))
+        """Remove the turn's two rows. When the database cannot be reached now (the failure that
+        ended the turn, often), they are removed by this process's next turn or ``recover``
+        instead; meanwhile no one takes the reply for a live one."""
+        with _TURNS_LOCK:
+            _LIVE.discard((self._key, turn.assistant_id))
+        try:
+            with self._write() as db:
+                db.execute("DELETE FROM messages WHERE id IN (?, ?)", (turn.user_id, turn.assistant_id))
+        except (StoreError, sqlite3.Error):
+            with _TURNS_LOCK:
+                _ORPHANS.setdefault(self._key, set()).add(turn)
