@@ -27,9 +27,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """Two workers of ``memchat serve`` on one database (a SQLite file, or PostgreSQL)."""
+def shared_env(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """What every server process of one deployment shares: database, Redis, model."""
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url(REDIS).ping()
@@ -38,8 +37,7 @@ def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequ
             raise
         pytest.skip(f"Redis is not reachable at {REDIS}")
     fake_server.reset()
-    port = free_port()
-    env = {
+    return {
         **os.environ,
         "MEMCHAT_HOME": str(tmp_path),
         "MEMCHAT_PROVIDER": "compat",
@@ -48,8 +46,12 @@ def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequ
         "MEMCHAT_TOOLS": "none",
         **({"MEMCHAT_DB": request.getfixturevalue("pg_url")} if request.param == "postgres" else {}),
     }
+
+
+def start_serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "memchat.cli.main", "serve", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), *args],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,9 +63,29 @@ def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequ
                 break
         except httpx.TransportError:
             time.sleep(0.05)
+    return proc, url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Two workers of ``memchat serve`` on one database (a SQLite file, or PostgreSQL)."""
+    proc, url = start_serve(shared_env(fake_server, tmp_path, request), "--workers", "2")
     yield url
     proc.terminate()
     proc.communicate(timeout=10)
+    fake_server.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_servers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Two separate ``memchat serve`` processes (two hosts, as a load balancer sees them) on one
+    database and one Redis."""
+    env = shared_env(fake_server, tmp_path, request)
+    started = [start_serve(env) for _ in range(2)]
+    yield [url for _, url in started]
+    for proc, _ in started:
+        proc.terminate()
+        proc.communicate(timeout=10)
     fake_server.reset()
 
 
@@ -108,3 +130,42 @@ def test_a_turn_on_one_worker_is_followed_stopped_and_guarded_from_any(workers: 
         last = c.get(f"{workers}/api/sessions/{sid}/messages").json()["messages"][-1]
         assert last["status"] == "stopped" and last["content"].startswith("w0 ")
         assert c.get(f"{workers}/api/sessions/{sid}").json()["running"] is False
+
+
+def test_two_servers_take_turns_in_one_session_and_lose_nothing(
+    two_servers: list[str], fake_server: FakeServer
+) -> None:
+    a, b = two_servers
+    with fresh() as c:
+        sid = c.post(a + "/api/sessions", json={"name": "alternate"}).json()["id"]
+    said: list[str] = []
+    for k in range(10):
+        here, there = (a, b) if k % 2 == 0 else (b, a)
+        words = [f"reply {k}", *[f" w{j}" for j in range(8)]]
+        fake_server.script(FakeReply.text(*words, delay=0.03))
+        started = threading.Event()
+        turn: list[str] = []
+
+        def run(url: str = here, k: int = k, turn: list[str] = turn, started: threading.Event = started) -> None:
+            with fresh() as c, c.stream("POST", f"{url}/api/sessions/{sid}/turns", json={"text": f"q{k}"}) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        turn.append(line)
+                        started.set()
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        assert started.wait(10)
+        with fresh() as c, c.stream("GET", f"{there}/api/sessions/{sid}/stream", params={"after": 0}) as r:
+            followed = [line for line in r.iter_lines() if line.startswith("event: ")]
+        runner.join(10)
+        assert turn[-1] == followed[-1] == "event: done"  # the other server followed it to the end
+        assert followed == turn  # the same events, none missed or doubled
+        # the model saw every earlier turn, whichever server had it
+        sent = [m["content"] for m in fake_server.chat_requests[-1].messages]
+        assert sent[len(sent) - len(said) - 1 :] == [*said, f"q{k}"]
+        said += [f"q{k}", "".join(words)]
+    for url in (a, b):
+        with fresh() as c:
+            stored = c.get(f"{url}/api/sessions/{sid}/messages").json()["messages"]
+        assert [m["content"] for m in stored] == said  # every turn once, in order, on both
