@@ -12,13 +12,15 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memchat import __version__, i18n
 from memchat.agent import Agent
@@ -33,6 +35,12 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 #: a comment line on an idle stream, so proxies and browsers keep it open
 KEEPALIVE = 15.0
 MAX_TEXT = 100_000
+#: the largest id the stores hold (SQLite INTEGER, PostgreSQL BIGINT): a larger one is a 422, not a 500
+MAX_ID = 2**63 - 1
+#: a session, message or image id in a path or a body
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+SessionId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
+ImageId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 
 
 # -- bodies -----------------------------------------------------------------------------------------
@@ -52,7 +60,7 @@ class SessionChange(BaseModel):
 
 class Fork(BaseModel):
     name: str | None = Field(default=None, max_length=200)
-    at: int | None = Field(default=None, ge=0)
+    at: int | None = Field(default=None, ge=0, le=MAX_ID)
 
 
 class NewTurn(BaseModel):
@@ -60,7 +68,7 @@ class NewTurn(BaseModel):
 
 
 class Pin(BaseModel):
-    message_id: int
+    message_id: Id
     pinned: bool = True
 
 
@@ -73,7 +81,7 @@ class NewImage(BaseModel):
 
 
 class Edit(BaseModel):
-    message_id: int
+    message_id: Id
     text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
@@ -203,10 +211,14 @@ def create_app(
             raise HTTPException(404, f"no session {session_id}")
         return info
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 409: "busy", 400: "bad_request"}.get(exc.status_code, "error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (a body that is not JSON) and routing's too
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 409: "busy", 400: "bad_request", 405: "method_not_allowed"}.get(
+            exc.status_code, "error"
+        )
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code, headers=exc.headers
+        )
 
     # -- service -------------------------------------------------------------------------------
 
@@ -282,7 +294,7 @@ def create_app(
             raise HTTPException(400, i18n.describe_error(exc)) from None
 
     @app.get("/api/sessions/{session_id}")
-    async def get_session(request: Request, session_id: int) -> dict[str, Any]:
+    async def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         out = session_json(info)
@@ -292,7 +304,7 @@ def create_app(
     @app.get("/api/sessions/{session_id}/messages")
     def messages(
         request: Request,
-        session_id: int,
+        session_id: SessionId,
         offset: int = Query(default=0, ge=0),
         limit: int = Query(default=200, ge=1, le=2000),
     ) -> dict[str, Any]:
@@ -308,7 +320,7 @@ def create_app(
         return {"messages": items, "total": len(stored), "images": images}
 
     @app.patch("/api/sessions/{session_id}")
-    def change_session(request: Request, session_id: int, body: SessionChange) -> dict[str, Any]:
+    def change_session(request: Request, session_id: SessionId, body: SessionChange) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
         updated = agent.store.update_session(
@@ -317,7 +329,7 @@ def create_app(
         return session_json(updated)
 
     @app.delete("/api/sessions/{session_id}", status_code=204)
-    async def delete_session(request: Request, session_id: int) -> Response:
+    async def delete_session(request: Request, session_id: SessionId) -> Response:
         agent = agent_for(request)
         info = session(agent, session_id)
         await runs.stop(info.id)
@@ -325,13 +337,13 @@ def create_app(
         return Response(status_code=204)
 
     @app.post("/api/sessions/{session_id}/fork", status_code=201)
-    def fork(request: Request, session_id: int, body: Fork) -> dict[str, Any]:
+    def fork(request: Request, session_id: SessionId, body: Fork) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
         return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
 
     @app.post("/api/sessions/{session_id}/undo")
-    async def undo(request: Request, session_id: int) -> dict[str, Any]:
+    async def undo(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         if await runs.running(info.id):
@@ -340,7 +352,7 @@ def create_app(
         return {"removed": len(removed)}
 
     @app.get("/api/sessions/{session_id}/export")
-    def export(request: Request, session_id: int, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
+    def export(request: Request, session_id: SessionId, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
         agent = agent_for(request)
         from memchat.serialization import export_jsonl, export_markdown
 
@@ -351,7 +363,9 @@ def create_app(
         return PlainTextResponse(text, media_type=kind, headers={"Content-Disposition": disposition})
 
     @app.get("/api/sessions/{session_id}/context")
-    def context(request: Request, session_id: int, text: str | None = Query(default=None, max_length=MAX_TEXT)) -> Any:
+    def context(
+        request: Request, session_id: SessionId, text: str | None = Query(default=None, max_length=MAX_TEXT)
+    ) -> Any:
         agent = agent_for(request)
         from memchat.serialization import context_view
 
@@ -388,7 +402,7 @@ def create_app(
         return StreamingResponse(stream(events), media_type="text/event-stream", headers=headers)
 
     @app.post("/api/sessions/{session_id}/turns")
-    async def new_turn(request: Request, session_id: int, body: NewTurn) -> StreamingResponse:
+    async def new_turn(request: Request, session_id: SessionId, body: NewTurn) -> StreamingResponse:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         try:
@@ -398,7 +412,7 @@ def create_app(
         return sse_response(run)
 
     @app.post("/api/sessions/{session_id}/edit")
-    async def edit(request: Request, session_id: int, body: Edit) -> StreamingResponse:
+    async def edit(request: Request, session_id: SessionId, body: Edit) -> StreamingResponse:
         """Edit a user message: a new branch (a fork up to just before it) gets the new text as
         its turn; the original stays as it was. The branch's id comes in ``X-Memchat-Session-Id``."""
         agent = agent_for(request)
@@ -416,7 +430,7 @@ def create_app(
         return response
 
     @app.get("/api/sessions/{session_id}/branches")
-    def branches(request: Request, session_id: int) -> dict[str, Any]:
+    def branches(request: Request, session_id: SessionId) -> dict[str, Any]:
         """The session's family: where it was forked from, and the forks of it and of its root."""
         agent = agent_for(request)
         info = session(agent, session_id)
@@ -427,7 +441,7 @@ def create_app(
         return {"root": root, "sessions": [{**session_json(s), "fork_at": s.fork_at} for s in family]}
 
     @app.post("/api/sessions/{session_id}/retry")
-    async def retry(request: Request, session_id: int) -> StreamingResponse:
+    async def retry(request: Request, session_id: SessionId) -> StreamingResponse:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         try:
@@ -437,7 +451,7 @@ def create_app(
         return sse_response(run)
 
     @app.get("/api/sessions/{session_id}/stream")
-    async def reattach(request: Request, session_id: int, after: int = Query(default=0, ge=0)) -> Response:
+    async def reattach(request: Request, session_id: SessionId, after: int = Query(default=0, ge=0)) -> Response:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         events = await runs.follow(info.id, after)
@@ -446,13 +460,13 @@ def create_app(
         return sse_response(events)
 
     @app.post("/api/sessions/{session_id}/stop")
-    async def stop(request: Request, session_id: int) -> dict[str, Any]:
+    async def stop(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         return {"stopped": await runs.stop(info.id)}
 
     @app.post("/api/sessions/{session_id}/pins")
-    def pin(request: Request, session_id: int, body: Pin) -> dict[str, Any]:
+    def pin(request: Request, session_id: SessionId, body: Pin) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
         if body.pinned:
@@ -464,7 +478,7 @@ def create_app(
     # -- images ----------------------------------------------------------------------------------
 
     @app.post("/api/sessions/{session_id}/images", status_code=201)
-    def generate_image(request: Request, session_id: int, body: NewImage) -> dict[str, Any]:
+    def generate_image(request: Request, session_id: SessionId, body: NewImage) -> dict[str, Any]:
         agent = agent_for(request)
         from memchat.images.base import ImageRequest
         from memchat.tools.builtin import to_record
@@ -482,7 +496,7 @@ def create_app(
         return {"images": [{"id": im.id, "prompt": im.prompt, "url": f"/api/images/{im.id}"} for im in saved]}
 
     @app.get("/api/images/{image_id}")
-    def image_file(request: Request, image_id: int) -> FileResponse:
+    def image_file(request: Request, image_id: ImageId) -> FileResponse:
         agent = agent_for(request)
         from memchat.factory import images_dir
 
