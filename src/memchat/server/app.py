@@ -94,6 +94,52 @@ class Import(BaseModel):
     name: str | None = Field(default=None, max_length=200)
 
 
+# -- what the routes answer (declared in /openapi.json, checked by tests/test_schema_fuzz.py) ----------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": {"code", "message"}}`` with a 4xx (5xx: the model, or Redis)."""
+
+    error: ErrorDetail
+
+
+_ERRORS = {
+    400: "a bad request: a body that is not UTF-8, an import that is not a memchat export, …",
+    401: "a token is required (Authorization: Bearer …, or the page's cookie)",
+    403: "a state-changing request from another site",
+    404: "no such session (or someone else's)",
+    409: "busy (a reply is being generated in this session), or the name is taken",
+    413: "the body is over 1 MB",
+    415: "the body is not JSON",
+    421: "a Host this server does not answer as",
+    422: "invalid parameters or body",
+    502: "the model or image service failed",
+    503: "Redis, which the workers share, is unreachable",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses."""
+    return {code: {"model": ErrorBody, "description": _ERRORS[code]} for code in codes}
+
+
+#: every request may meet the guard (Host, token, origin, body) and validation
+COMMON_ERRORS = errors(400, 401, 403, 413, 415, 421, 422)
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+def text_content(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {t: {"schema": {"type": "string"}} for t in media_types}}}
+
+
 # -- shapes -----------------------------------------------------------------------------------------
 
 
@@ -174,7 +220,14 @@ def create_app(
             agents[user] = agent.with_store(agent.store.for_owner(user))
         return agents[user]
 
-    app = FastAPI(title="memchat", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="memchat",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=COMMON_ERRORS,
+    )
     app.state.agent = agent
     app.state.runs = runs
 
@@ -222,7 +275,7 @@ def create_app(
 
     # -- service -------------------------------------------------------------------------------
 
-    @app.post("/api/login")
+    @app.post("/api/login", responses=errors(401))
     def login(body: Login) -> JSONResponse:
         """Trade a token for the page's HttpOnly cookie (the token never reaches script)."""
         lookup = getattr(agent.store, "user_for_token", None)
@@ -274,7 +327,7 @@ def create_app(
         page = found[offset : offset + limit]
         return {"sessions": [session_json(s) for s in page], "total": len(found)}
 
-    @app.post("/api/sessions", status_code=201)
+    @app.post("/api/sessions", status_code=201, responses=errors(409))
     def create_session(request: Request, body: NewSession) -> dict[str, Any]:
         agent = agent_for(request)
         persona = agent.persona if body.persona is None else body.persona
@@ -283,7 +336,7 @@ def create_app(
         )
         return session_json(info)
 
-    @app.post("/api/sessions/import", status_code=201)
+    @app.post("/api/sessions/import", status_code=201, responses=errors(409))
     def import_session(request: Request, body: Import) -> dict[str, Any]:
         agent = agent_for(request)
         from memchat.serialization import import_jsonl
@@ -293,7 +346,7 @@ def create_app(
         except ImportFormatError as exc:
             raise HTTPException(400, i18n.describe_error(exc)) from None
 
-    @app.get("/api/sessions/{session_id}")
+    @app.get("/api/sessions/{session_id}", responses=errors(404))
     async def get_session(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
@@ -301,7 +354,7 @@ def create_app(
         out["running"] = await runs.running(info.id)
         return out
 
-    @app.get("/api/sessions/{session_id}/messages")
+    @app.get("/api/sessions/{session_id}/messages", responses=errors(404))
     def messages(
         request: Request,
         session_id: SessionId,
@@ -319,7 +372,7 @@ def create_app(
         ]
         return {"messages": items, "total": len(stored), "images": images}
 
-    @app.patch("/api/sessions/{session_id}")
+    @app.patch("/api/sessions/{session_id}", responses=errors(404, 409))
     def change_session(request: Request, session_id: SessionId, body: SessionChange) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
@@ -328,7 +381,7 @@ def create_app(
         )
         return session_json(updated)
 
-    @app.delete("/api/sessions/{session_id}", status_code=204)
+    @app.delete("/api/sessions/{session_id}", status_code=204, responses=errors(404))
     async def delete_session(request: Request, session_id: SessionId) -> Response:
         agent = agent_for(request)
         info = session(agent, session_id)
@@ -336,13 +389,13 @@ def create_app(
         await asyncio.to_thread(agent.store.delete_session, info.id)
         return Response(status_code=204)
 
-    @app.post("/api/sessions/{session_id}/fork", status_code=201)
+    @app.post("/api/sessions/{session_id}/fork", status_code=201, responses=errors(404, 409))
     def fork(request: Request, session_id: SessionId, body: Fork) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
         return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
 
-    @app.post("/api/sessions/{session_id}/undo")
+    @app.post("/api/sessions/{session_id}/undo", responses=errors(404, 409))
     async def undo(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
@@ -351,7 +404,14 @@ def create_app(
         removed = await asyncio.to_thread(agent.store.remove_last_turn, info.id)
         return {"removed": len(removed)}
 
-    @app.get("/api/sessions/{session_id}/export")
+    @app.get(
+        "/api/sessions/{session_id}/export",
+        response_class=Response,
+        responses={
+            **text_content("application/x-ndjson", "text/markdown", description="the export (JSONL or Markdown)"),
+            **errors(404),
+        },
+    )
     def export(request: Request, session_id: SessionId, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
         agent = agent_for(request)
         from memchat.serialization import export_jsonl, export_markdown
@@ -362,7 +422,7 @@ def create_app(
         disposition = f'attachment; filename="session-{info.id}.{format}"'
         return PlainTextResponse(text, media_type=kind, headers={"Content-Disposition": disposition})
 
-    @app.get("/api/sessions/{session_id}/context")
+    @app.get("/api/sessions/{session_id}/context", responses=errors(404))
     def context(
         request: Request, session_id: SessionId, text: str | None = Query(default=None, max_length=MAX_TEXT)
     ) -> Any:
@@ -401,7 +461,11 @@ def create_app(
         events = source.follow(after) if isinstance(source, Run) else source
         return StreamingResponse(stream(events), media_type="text/event-stream", headers=headers)
 
-    @app.post("/api/sessions/{session_id}/turns")
+    @app.post(
+        "/api/sessions/{session_id}/turns",
+        response_class=EventStream,
+        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+    )
     async def new_turn(request: Request, session_id: SessionId, body: NewTurn) -> StreamingResponse:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
@@ -411,7 +475,11 @@ def create_app(
             raise HTTPException(409, "a reply is already being generated in this session") from None
         return sse_response(run)
 
-    @app.post("/api/sessions/{session_id}/edit")
+    @app.post(
+        "/api/sessions/{session_id}/edit",
+        response_class=EventStream,
+        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+    )
     async def edit(request: Request, session_id: SessionId, body: Edit) -> StreamingResponse:
         """Edit a user message: a new branch (a fork up to just before it) gets the new text as
         its turn; the original stays as it was. The branch's id comes in ``X-Memchat-Session-Id``."""
@@ -429,7 +497,7 @@ def create_app(
         response.headers["X-Memchat-Session-Id"] = str(branch.id)
         return response
 
-    @app.get("/api/sessions/{session_id}/branches")
+    @app.get("/api/sessions/{session_id}/branches", responses=errors(404))
     def branches(request: Request, session_id: SessionId) -> dict[str, Any]:
         """The session's family: where it was forked from, and the forks of it and of its root."""
         agent = agent_for(request)
@@ -440,7 +508,11 @@ def create_app(
         family.sort(key=lambda s: (s.id != root, s.id))
         return {"root": root, "sessions": [{**session_json(s), "fork_at": s.fork_at} for s in family]}
 
-    @app.post("/api/sessions/{session_id}/retry")
+    @app.post(
+        "/api/sessions/{session_id}/retry",
+        response_class=EventStream,
+        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+    )
     async def retry(request: Request, session_id: SessionId) -> StreamingResponse:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
@@ -450,7 +522,15 @@ def create_app(
             raise HTTPException(409, "a reply is already being generated in this session") from None
         return sse_response(run)
 
-    @app.get("/api/sessions/{session_id}/stream")
+    @app.get(
+        "/api/sessions/{session_id}/stream",
+        response_class=EventStream,
+        responses={
+            **text_content("text/event-stream", description="the running turn's events after `after`"),
+            204: {"description": "no turn is running in this session"},
+            **errors(404),
+        },
+    )
     async def reattach(request: Request, session_id: SessionId, after: int = Query(default=0, ge=0)) -> Response:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
@@ -459,13 +539,13 @@ def create_app(
             return Response(status_code=204)
         return sse_response(events)
 
-    @app.post("/api/sessions/{session_id}/stop")
+    @app.post("/api/sessions/{session_id}/stop", responses=errors(404))
     async def stop(request: Request, session_id: SessionId) -> dict[str, Any]:
         agent = agent_for(request)
         info = await asyncio.to_thread(session, agent, session_id)
         return {"stopped": await runs.stop(info.id)}
 
-    @app.post("/api/sessions/{session_id}/pins")
+    @app.post("/api/sessions/{session_id}/pins", responses=errors(404))
     def pin(request: Request, session_id: SessionId, body: Pin) -> dict[str, Any]:
         agent = agent_for(request)
         info = session(agent, session_id)
@@ -477,7 +557,7 @@ def create_app(
 
     # -- images ----------------------------------------------------------------------------------
 
-    @app.post("/api/sessions/{session_id}/images", status_code=201)
+    @app.post("/api/sessions/{session_id}/images", status_code=201, responses=errors(404, 502))
     def generate_image(request: Request, session_id: SessionId, body: NewImage) -> dict[str, Any]:
         agent = agent_for(request)
         from memchat.images.base import ImageRequest
@@ -495,7 +575,17 @@ def create_app(
         saved = agent.store.add_images(info.id, [to_record(im) for im in made])
         return {"images": [{"id": im.id, "prompt": im.prompt, "url": f"/api/images/{im.id}"} for im in saved]}
 
-    @app.get("/api/images/{image_id}")
+    @app.get(
+        "/api/images/{image_id}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the image file",
+                "content": {t: {} for t in ("image/png", "image/jpeg", "image/webp", "image/gif")},
+            },
+            **errors(404),
+        },
+    )
     def image_file(request: Request, image_id: ImageId) -> FileResponse:
         agent = agent_for(request)
         from memchat.factory import images_dir
@@ -518,10 +608,9 @@ def create_app(
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        response = FileResponse(WEB / "index.html", media_type="text/html")
-        if token:  # the page's own requests carry the token in an HttpOnly cookie, never in script
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        return response
+        # never a cookie here: anyone who can load the page would get the token with it; the page
+        # asks for the token once and trades it for the HttpOnly cookie at /api/login
+        return FileResponse(WEB / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

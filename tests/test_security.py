@@ -1,0 +1,304 @@
+"""The security campaign (issue 8): every route of the app × {anonymous, a wrong token, another
+user}; SSRF through the image URLs a provider returns; path traversal on every route that serves
+files; a scan of everything memchat writes or answers for the keys and tokens it was given; and
+how config files holding keys come to exist. The page's XSS corpus is in ``tests/test_xss.py``.
+
+Everything runs against real loopback servers: the app under uvicorn, the model
+(``fakeserver.py``), an image service (``imageserver.py``) and, for SSRF, small servers of
+this file that return hostile image URLs and record whoever reaches them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
+
+import campaign
+from fakeserver import FakeReply, FakeServer
+from imageserver import ImageServer, Task
+from memchat.agent import Agent
+from memchat.factory import open_store
+from memchat.images.modelscope_async import ModelScopeImages
+from memchat.providers.openai_compat import OpenAICompatible
+from memchat.serialization import export_jsonl
+from memchat.server.app import create_app
+from serving import Served
+
+# recognisable fake secrets: any of them found where it should not be is a leak
+PROVIDER_KEY = "sk-FAKEKEY-provider-7f3a9c51e2d04b68"
+IMAGE_KEY = "ms-FAKEKEY-images-0c9d8e7f6a5b4c3d"
+SERVER_TOKEN = "srv-FAKEKEY-token-5e4d3c2b1a09f8e7"
+
+SECRET_TEXT = "ann's secret is 4242-ZEBRA"
+SECRET_REPLY = "noted: 4242-ZEBRA"
+SECRET_NAME = "ann-diary-ZEBRA"
+
+
+# -- a world with two accounts --------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    served: Served
+    agent: Agent
+    images: ImageServer
+    tokens: dict[str, str]
+    ids: dict[str, int]  # ann's session, her fork, her first message, her image
+    clients: dict[str, httpx.Client] = field(default_factory=dict)
+
+    def client(self, who: str, headers: dict[str, str] | None = None) -> httpx.Client:
+        if who not in self.clients:
+            auth = {"Authorization": f"Bearer {self.tokens[who]}"} if who in self.tokens else {}
+            self.clients[who] = httpx.Client(base_url=self.served.url, headers=auth | (headers or {}), timeout=10)
+        return self.clients[who]
+
+
+@pytest.fixture(scope="module")
+def image_server() -> Iterator[ImageServer]:
+    server = ImageServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterator[World]:
+    image_server.reset()
+    store = open_store(tmp_path / "accounts.db")
+    _, ann = store.add_user("ann")
+    _, bob = store.add_user("bob")
+    provider = OpenAICompatible(fake.url, api_key=PROVIDER_KEY, model="fake/model-a", max_retries=0)
+    agent = Agent(store, provider, persona="Be brief.", date_line=False)
+    agent.images = ModelScopeImages(image_server.url, api_key=IMAGE_KEY, poll_initial=0.01, poll_max=0.02)
+    agent.images_dir = tmp_path / "images"
+    served = Served(create_app(agent, token=SERVER_TOKEN))
+    w = World(served, agent, image_server, {"ann": ann, "bob": bob, "wrong": "not-" + ann}, {})
+    a = w.client("ann")
+    sid = a.post("/api/sessions", json={"name": SECRET_NAME, "persona": "ZEBRA persona"}).json()["id"]
+    fake.script(FakeReply.text(SECRET_REPLY))
+    assert a.post(f"/api/sessions/{sid}/turns", json={"text": SECRET_TEXT}).status_code == 200
+    first = a.get(f"/api/sessions/{sid}/messages").json()["messages"][0]["id"]
+    assert a.post(f"/api/sessions/{sid}/pins", json={"message_id": first}).status_code == 200
+    image_server.script(Task(polls=0))
+    made = a.post(f"/api/sessions/{sid}/images", json={"prompt": "a ZEBRA"})
+    assert made.status_code == 201, made.text
+    fork = a.post(f"/api/sessions/{sid}/fork", json={"name": SECRET_NAME + " fork"}).json()["id"]
+    w.ids = {"session": sid, "fork": fork, "message": first, "image": made.json()["images"][0]["id"]}
+    yield w
+    for c in w.clients.values():
+        c.close()
+    served.close()
+    agent.images.close()
+    agent.close()
+
+
+def snapshot(w: World) -> str:
+    """Everything of ann's, as her own scope of the store sees it (and her image's bytes)."""
+    ann = w.agent.store.for_owner(w.agent.store.user_for_token(w.tokens["ann"]))
+    out: list[Any] = []
+    for s in ann.list_sessions():
+        out.append([s.id, s.name, s.persona, s.model, s.memory, s.parent_id, s.message_count])
+        out.append([[m.id, m.role.value, m.content, m.status.value] for m in ann.messages(s.id)])
+        out.append([m.id for m in ann.pins(s.id)])
+        out.append(
+            [[im.id, im.path, hashlib.sha256(Path(im.path).read_bytes()).hexdigest()] for im in ann.images(s.id)]
+        )
+        out.append(export_jsonl(ann, s.id))
+    return json.dumps(out, ensure_ascii=False)
+
+
+# -- the route table × who asks -------------------------------------------------------------------
+
+#: reachable without a token, and why
+PUBLIC = {
+    ("GET", "/api/health"): "liveness",
+    ("POST", "/api/login"): "signing in (a wrong token is its own 401)",
+    ("GET", "/"): "the page (it holds no data and grants no cookie)",
+    ("MOUNT", "/static"): "the page's script and style",
+    ("GET", "/openapi.json"): "the API's schema (no data)",
+}
+#: one sample request per route: (method, route path) → (url, json body, headers); {sid}, {fork},
+#: {message} and {image} are ann's
+SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
+    ("GET", "/api/health"): ("/api/health", None, {}),
+    ("POST", "/api/login"): ("/api/login", {"token": "wrong-token"}, {}),
+    ("GET", "/api/models"): ("/api/models", None, {}),
+    ("GET", "/api/sessions"): ("/api/sessions?q=ZEBRA", None, {}),
+    ("POST", "/api/sessions"): ("/api/sessions", {"name": "own"}, {}),
+    ("POST", "/api/sessions/import"): ("/api/sessions/import", {"text": "not an export"}, {}),
+    ("GET", "/api/sessions/{session_id}"): ("/api/sessions/{sid}", None, {}),
+    ("GET", "/api/sessions/{session_id}/messages"): ("/api/sessions/{sid}/messages", None, {}),
+    ("PATCH", "/api/sessions/{session_id}"): ("/api/sessions/{sid}", {"name": "pwned", "persona": "pwned"}, {}),
+    ("DELETE", "/api/sessions/{session_id}"): ("/api/sessions/{sid}", None, {}),
+    ("POST", "/api/sessions/{session_id}/fork"): ("/api/sessions/{sid}/fork", {"name": "stolen"}, {}),
+    ("POST", "/api/sessions/{session_id}/undo"): ("/api/sessions/{sid}/undo", {}, {}),
+    ("GET", "/api/sessions/{session_id}/export"): ("/api/sessions/{sid}/export?format=md", None, {}),
+    ("GET", "/api/sessions/{session_id}/context"): ("/api/sessions/{sid}/context?text=x", None, {}),
+    ("POST", "/api/sessions/{session_id}/turns"): ("/api/sessions/{sid}/turns", {"text": "hi"}, {}),
+    ("POST", "/api/sessions/{session_id}/edit"): (
+        "/api/sessions/{sid}/edit",
+        {"message_id": "{message}", "text": "x"},
+        {},
+    ),
+    ("GET", "/api/sessions/{session_id}/branches"): ("/api/sessions/{fork}/branches", None, {}),
+    ("POST", "/api/sessions/{session_id}/retry"): ("/api/sessions/{sid}/retry", {}, {}),
+    ("GET", "/api/sessions/{session_id}/stream"): ("/api/sessions/{sid}/stream?after=0", None, {}),
+    ("POST", "/api/sessions/{session_id}/stop"): ("/api/sessions/{sid}/stop", {}, {}),
+    ("POST", "/api/sessions/{session_id}/pins"): (
+        "/api/sessions/{sid}/pins",
+        {"message_id": "{message}", "pinned": False},
+        {},
+    ),
+    ("POST", "/api/sessions/{session_id}/images"): ("/api/sessions/{sid}/images", {"prompt": "x"}, {}),
+    ("GET", "/api/images/{image_id}"): ("/api/images/{image}", None, {}),
+    ("GET", "/v1/models"): ("/v1/models", None, {}),
+    ("POST", "/v1/chat/completions"): (
+        "/v1/chat/completions",
+        {"model": "m", "messages": [{"role": "user", "content": "what is my secret?"}]},
+        {"X-Memchat-Session": SECRET_NAME},
+    ),
+    ("GET", "/"): ("/", None, {}),
+    ("MOUNT", "/static"): ("/static/app.js", None, {}),
+    ("GET", "/openapi.json"): ("/openapi.json", None, {}),
+}
+MISSING = 987_654  # an id nobody has
+
+
+def route_table(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route of the FastAPI app inside the guard; a mount is one entry."""
+    out = []
+    for route in app.app.routes:
+        if isinstance(route, Mount):
+            out.append(("MOUNT", route.path))
+        elif isinstance(route, APIRoute | Route):
+            out.extend((m, route.path) for m in sorted(route.methods or ()) if m != "HEAD")
+        else:
+            raise AssertionError(f"a route of an unknown kind: {route!r}")
+    return out
+
+
+def fill(key: tuple[str, str], ids: dict[str, int]) -> tuple[str, str, Any, dict[str, str]]:
+    """The sample request of a route with ids filled in: (method, url, body, headers)."""
+    url, body, headers = SAMPLES[key]
+    subst = {"{sid}": ids["session"], "{fork}": ids["fork"], "{message}": ids["message"], "{image}": ids["image"]}
+    for k, v in subst.items():
+        url = url.replace(k, str(v))
+    if isinstance(body, dict):
+        body = {k: (subst[v] if isinstance(v, str) and v in subst else v) for k, v in body.items()}
+    return ("GET" if key[0] == "MOUNT" else key[0]), url, body, headers
+
+
+def ask(client: httpx.Client, method: str, url: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+    return client.request(method, url, json=body, headers=headers)
+
+
+def test_every_route_refuses_anonymous_and_wrong_tokens_and_hides_one_users_data_from_another(
+    world: World, fake: FakeServer
+) -> None:
+    w = world
+    table = route_table(w.served.server.config.app)
+    unsampled = [r for r in table if r not in SAMPLES]
+    assert not unsampled, f"routes without a sample request in tests/test_security.py: {unsampled}"
+    assert len(table) >= 25
+    before = snapshot(w)
+    secrets = (SECRET_TEXT, SECRET_REPLY, SECRET_NAME, "ZEBRA persona")
+    figures = {"routes": len(table), "public": 0, "anonymous_401": 0, "wrong_token_401": 0, "other_user_404": 0}
+    figures["other_user_own_scope"] = 0
+    missing = {k: MISSING for k in w.ids}
+    for key in table:
+        method, url, body, headers = fill(key, w.ids)
+        for who in ("anonymous", "wrong"):
+            got = ask(w.client(who), method, url, body, headers)
+            if key in PUBLIC:
+                assert got.status_code < 500 and "a token is required" not in got.text, (who, key, got.text)
+                assert "set-cookie" not in got.headers, (who, key)  # nothing is granted without a token
+                assert not any(s in got.text for s in secrets), (who, key)
+                continue
+            assert got.status_code == 401, (who, key, got.status_code, got.text)
+            assert got.json()["error"]["code"] == "unauthorized"
+            # an id that exists and one that does not look the same: the guard answers first
+            assert ask(w.client(who), *fill(key, missing)[:2], body, headers).text == got.text
+            figures["anonymous_401" if who == "anonymous" else "wrong_token_401"] += 1
+        if key in PUBLIC:
+            figures["public"] += 1
+            continue
+        got = ask(w.client("bob"), method, url, body, headers)
+        if "{" in key[1]:  # one of ann's things, by id: bob is told it does not exist
+            assert got.status_code == 404, (key, got.status_code, got.text)
+            absent = ask(w.client("bob"), *fill(key, missing)[:2], body, headers)
+            assert absent.status_code == 404
+            assert got.text.replace(str(w.ids["session"]), "N").replace(str(w.ids["fork"]), "N").replace(
+                str(w.ids["image"]), "N"
+            ) == absent.text.replace(str(MISSING), "N"), key  # the same words: no existence leak
+            figures["other_user_404"] += 1
+        else:  # bob's own scope: it works for him and shows nothing of ann's
+            assert got.status_code < 500, (key, got.status_code, got.text)
+            figures["other_user_own_scope"] += 1
+        assert not any(s in got.text for s in secrets), (key, got.text)
+    # the OpenAI endpoint naming ann's session by name gave bob a session of his own
+    assert not any(SECRET_TEXT in json.dumps(r.messages) for r in fake.chat_requests[1:])
+    assert snapshot(w) == before  # ann's data is untouched
+    campaign.record("security_routes", figures)
+
+
+def test_another_users_requests_cannot_see_or_stop_a_turn_that_is_running(world: World, fake: FakeServer) -> None:
+    w = world
+    sid = w.ids["session"]
+    fake.script(FakeReply.text(*[f"w{k} " for k in range(12)], delay=0.05))
+    result: dict[str, Any] = {}
+
+    def ann_turn() -> None:
+        result["turn"] = w.client("ann").post(f"/api/sessions/{sid}/turns", json={"text": "count"}).text
+
+    thread = threading.Thread(target=ann_turn)
+    thread.start()
+    try:
+        bob = w.client("bob")
+        for _ in range(100):
+            if w.client("ann").get(f"/api/sessions/{sid}").json()["running"]:
+                break
+            threading.Event().wait(0.01)
+        assert bob.get(f"/api/sessions/{sid}/stream").status_code == 404
+        assert bob.post(f"/api/sessions/{sid}/stop", json={}).status_code == 404
+        assert bob.post(f"/api/sessions/{sid}/turns", json={"text": "x"}).status_code == 404  # not 409
+    finally:
+        thread.join(10)
+    assert "event: done" in result["turn"] and "w11" in result["turn"]
+    assert w.client("ann").get(f"/api/sessions/{sid}/messages").json()["messages"][-1]["status"] == "complete"
+
+
+def test_the_server_token_alone_guards_every_route_and_the_page_grants_nothing(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    provider = OpenAICompatible(fake.url, api_key=PROVIDER_KEY, model="fake/model-a", max_retries=0)
+    agent = Agent(open_store(tmp_path / "token.db"), provider, persona="p", date_line=False)
+    served = Served(create_app(agent, token=SERVER_TOKEN))
+    owner = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {SERVER_TOKEN}"}, timeout=10)
+    anonymous = httpx.Client(base_url=served.url, timeout=10)
+    try:
+        sid = owner.post("/api/sessions", json={"name": "mine"}).json()["id"]
+        ids = {"session": sid, "fork": sid, "message": 1, "image": 1}
+        table = route_table(served.server.config.app)
+        for key in table:
+            method, url, body, headers = fill(key, ids)
+            page = anonymous.get("/")  # a regression: loading the page used to set the token's cookie
+            assert page.status_code == 200 and "set-cookie" not in page.headers and not anonymous.cookies
+            got = anonymous.request(method, url, json=body, headers=headers)
+            if key in PUBLIC:
+                assert got.status_code < 500 and "a token is required" not in got.text, key
+            else:
+                assert got.status_code == 401, (key, got.status_code)
+        assert owner.get("/api/sessions").json()["total"] == 1
+    finally:
+        owner.close()
+        anonymous.close()
+        served.close()
+        agent.close()
