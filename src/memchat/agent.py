@@ -23,6 +23,7 @@ from memchat.errors import (
     ContextTooLong,
     MemchatError,
     ProviderError,
+    ReplyTooLong,
     SessionNotFound,
     StoreError,
     StreamError,
@@ -48,6 +49,9 @@ _TOOLS_REFUSED = re.compile(r"tool|function.?call", re.I)
 TOOLS_SHARE = 0.25
 #: seconds between saves of a streaming reply (a crash loses at most this much text)
 CHECKPOINT_EVERY = 1.0
+#: a reply (text and reasoning, all its tool rounds) longer than this ends the turn: a runaway
+#: generation must not grow memory, events and the database without bound
+MAX_REPLY_CHARS = 400_000
 #: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
 SUMMARY_BACKOFF_MAX = 64
 #: one summary folds at most this many context windows of the newest messages it is due
@@ -79,6 +83,7 @@ class _TurnState:
         self.finish_reason: str | None = None
         self.turn: TurnHandle | None = None
         self.saved_at = time.monotonic()
+        self.size = 0  # characters streamed (text and reasoning), across the turn's calls
         self.unsaved = False  # a checkpoint failed (the database is unreachable): no more until the end
         self.reply: Reply | None = None
         #: the user stopped the turn (a Stop button): what streamed is kept as ``stopped``
@@ -155,6 +160,9 @@ class _TurnState:
             self.parts.append(chunk.text)
         if chunk.reasoning:
             self.reasoning.append(chunk.reasoning)
+        self.size += len(chunk.text) + len(chunk.reasoning)
+        if self.size > self.agent.max_reply_chars:
+            raise ReplyTooLong(f"{self.agent.max_reply_chars:,}")
         if chunk.tool_deltas:
             self.tools.feed(chunk)
         if chunk.usage is not None:
@@ -287,7 +295,7 @@ class Turn:
                     yield Chunk(tool_result=result)
                 st.record_step(calls, results)
             st.finish()
-        except (GeneratorExit, KeyboardInterrupt):
+        except (GeneratorExit, KeyboardInterrupt, ReplyTooLong):
             st.interrupt()
             raise
         except BaseException:
@@ -365,6 +373,9 @@ class AsyncTurn:
                     yield Chunk(tool_result=result)
                 st.record_step(calls, results)
             await asyncio.to_thread(st.finish)
+        except ReplyTooLong:
+            await asyncio.to_thread(st.interrupt)
+            raise
         except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
             st.interrupt()
             raise
@@ -455,6 +466,8 @@ class Agent:
         #: recall also searches the user's other sessions
         self.recall_all = recall_all
         self.checkpoint_every = checkpoint_every
+        #: a reply longer than this is cut there (kept as interrupted) with ``ReplyTooLong``
+        self.max_reply_chars = MAX_REPLY_CHARS
         #: called with (first seq, last seq) before the model is asked to fold them into the
         #: summary (a slow call on a local model: interfaces say so)
         self.on_summarize: Callable[[int, int], None] | None = None

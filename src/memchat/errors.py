@@ -122,6 +122,15 @@ class StreamError(ProviderError):
     kind = "stream"
 
 
+class ReplyTooLong(StreamError):
+    """The model went on past ``Agent.max_reply_chars``: the turn ends there and what streamed
+    is kept, marked ``interrupted`` (``detail``: the limit)."""
+
+    kind = "reply_too_long"
+    #: the turn is kept (not dropped, unlike other failed turns)
+    kept = True
+
+
 class ImageRequestError(MemchatError):
     """An image request memchat refuses before sending it (bad size, seed, steps…)."""
 

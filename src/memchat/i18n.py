@@ -72,6 +72,8 @@ add(
         "use /undo, /clear or a new session",
         "err.server": "the model server had an error ({detail}); try again later",
         "err.stream": "the reply stream broke ({detail}); try again",
+        "err.reply_too_long": "the reply passed memchat's limit of {detail} characters and was cut there "
+        "(kept, marked interrupted)",
         "err.context_too_long": "{detail}",
         "err.bad_image_request": "{detail}",
         "err.image_failed": "the image could not be generated ({detail})",
@@ -100,6 +102,7 @@ add(
         "err.context_length": "对话超出了模型的上下文窗口（{detail}）；可用 /undo、/clear 或新建会话",
         "err.server": "模型服务出错（{detail}）；请稍后再试",
         "err.stream": "回复流中断（{detail}）；请重试",
+        "err.reply_too_long": "回复超过了 memchat 的上限（{detail} 个字符），已在此截断（已保留，标记为中断）",
         "err.context_too_long": "上下文放不下：{detail}",
         "err.bad_image_request": "{detail}",
         "err.image_failed": "图片生成失败（{detail}）",

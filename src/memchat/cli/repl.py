@@ -283,7 +283,8 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> Non
     except MemchatError as exc:
         turn.close()
         ui.error(i18n.describe_error(exc))
-        ui.note(t("repl.retry_kept") if retry else t("err.dropped"))
+        if not getattr(exc, "kept", False):  # the message itself says what was kept
+            ui.note(t("repl.retry_kept") if retry else t("err.dropped"))
         return
     if state.show_context and turn.reply is not None:
         state.show_context_now()

@@ -160,8 +160,9 @@ class Runs:
             await run.add("done", {"status": status, "message_id": reply.message_id if reply else None})
             raise
         except MemchatError as exc:
-            # the failed turn is gone (the lesson's rule): say why, in one line
-            await run.add("error", {"kind": exc.kind, "message": i18n.describe_error(exc), "dropped": True})
+            # the failed turn is gone (the lesson's rule) unless the error says it is kept: say why, in one line
+            dropped = not getattr(exc, "kept", False)
+            await run.add("error", {"kind": exc.kind, "message": i18n.describe_error(exc), "dropped": dropped})
         except Exception as exc:  # a bug: still end the stream, with a line rather than a hang
             await run.add("error", {"kind": "internal", "message": f"internal error: {type(exc).__name__}"})
         finally:
