@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.routing import Mount, Route
 
 import campaign
 from fakeserver import FakeReply, FakeServer
-from imageserver import ImageServer, Task
+from imageserver import ImageServer, Task, png
 from memchat.agent import Agent
 from memchat.factory import open_store
 from memchat.images.modelscope_async import ModelScopeImages
@@ -196,6 +197,11 @@ def fill(key: tuple[str, str], ids: dict[str, int]) -> tuple[str, str, Any, dict
     return ("GET" if key[0] == "MOUNT" else key[0]), url, body, headers
 
 
+def by_the_guard(response: httpx.Response) -> bool:
+    """Refused for want of a token (not, say, a wrong token given to /api/login)."""
+    return response.status_code == 401 and response.json()["error"]["message"].startswith("a token is required")
+
+
 def ask(client: httpx.Client, method: str, url: str, body: Any, headers: dict[str, str]) -> httpx.Response:
     return client.request(method, url, json=body, headers=headers)
 
@@ -218,7 +224,7 @@ def test_every_route_refuses_anonymous_and_wrong_tokens_and_hides_one_users_data
         for who in ("anonymous", "wrong"):
             got = ask(w.client(who), method, url, body, headers)
             if key in PUBLIC:
-                assert got.status_code < 500 and "a token is required" not in got.text, (who, key, got.text)
+                assert got.status_code < 500 and not by_the_guard(got), (who, key, got.text)
                 assert "set-cookie" not in got.headers, (who, key)  # nothing is granted without a token
                 assert not any(s in got.text for s in secrets), (who, key)
                 continue
@@ -293,7 +299,7 @@ def test_the_server_token_alone_guards_every_route_and_the_page_grants_nothing(
             assert page.status_code == 200 and "set-cookie" not in page.headers and not anonymous.cookies
             got = anonymous.request(method, url, json=body, headers=headers)
             if key in PUBLIC:
-                assert got.status_code < 500 and "a token is required" not in got.text, key
+                assert got.status_code < 500 and not by_the_guard(got), key
             else:
                 assert got.status_code == 401, (key, got.status_code)
         assert owner.get("/api/sessions").json()["total"] == 1
@@ -302,3 +308,273 @@ def test_the_server_token_alone_guards_every_route_and_the_page_grants_nothing(
         anonymous.close()
         served.close()
         agent.close()
+
+
+# -- SSRF: the image URLs a provider returns ------------------------------------------------------
+
+
+class Recorder(ThreadingHTTPServer):
+    """A loopback HTTP server that records every connection it accepts (even one that never
+    becomes a request, like a TLS handshake) and answers every GET with a PNG — or, on the
+    hostile image provider, with scripted image URLs and redirects."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.urls: list[str] = []  # the image provider's answer: these URLs, in order
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                recorder.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if self.path.startswith("/redirect?to="):
+                    self.send_response(302)
+                    self.send_header("Location", self.path.removeprefix("/redirect?to="))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = png()
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # the OpenAI images API: one URL per image
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                recorder.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                body = json.dumps({"created": 1, "data": [{"url": recorder.urls.pop(0)}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture(scope="module")
+def victim() -> Iterator[Recorder]:
+    """What an SSRF would reach: a service on the loopback interface."""
+    server = Recorder()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[Recorder]:
+    """An image provider (on loopback, so its own origin is trusted) returning hostile URLs."""
+    server = Recorder()
+    yield server
+    server.close()
+
+
+def ssrf_urls(port: int) -> list[str]:
+    """Image URLs that must never be fetched: every one names an address that is not public;
+    those that can reach this machine point at the victim's port."""
+    p = port
+    loopback = [
+        f"https://127.0.0.1:{p}/x.png",
+        f"http://127.0.0.1:{p}/x.png",  # plain http to another origin
+        f"https://127.0.0.2:{p}/x.png",
+        f"https://localhost:{p}/x.png",
+        f"https://LOCALHOST.:{p}/x.png",
+        f"https://[::1]:{p}/x.png",
+        f"https://[::ffff:127.0.0.1]:{p}/x.png",  # IPv4-mapped IPv6
+        f"https://[::ffff:7f00:1]:{p}/x.png",
+        f"https://[::127.0.0.1]:{p}/x.png",  # IPv4-compatible (deprecated) IPv6
+        f"https://2130706433:{p}/x.png",  # decimal
+        f"https://0x7f000001:{p}/x.png",  # hex
+        f"https://0x7f.0.0.1:{p}/x.png",
+        f"https://0177.0.0.1:{p}/x.png",  # octal
+        f"https://127.1:{p}/x.png",  # short form
+        f"https://0:{p}/x.png",  # 0.0.0.0 reaches this machine on Linux
+        f"https://0.0.0.0:{p}/x.png",
+        f"https://[::]:{p}/x.png",
+        f"https://user:pass@127.0.0.1:{p}/x.png",
+        f"https://images.example.com@127.0.0.1:{p}/x.png",  # userinfo that looks like a host
+        f"https://images.example.com\\@127.0.0.1:{p}/x.png",
+        f"https://127.0.0.1:{p}#@images.example.com/x.png",
+    ]
+    private = [
+        "https://10.0.0.1/x.png",
+        "https://10.255.255.254/x.png",
+        "https://172.16.0.1/x.png",
+        "https://172.31.255.254/x.png",
+        "https://192.168.1.1/x.png",
+        "https://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "https://[fe80::1]/x.png",  # IPv6 link-local
+        "https://[fd00::1]/x.png",  # IPv6 unique local
+        "https://[fc00::1]/x.png",
+        "https://[::ffff:10.0.0.1]/x.png",
+        "https://[::ffff:169.254.169.254]/x.png",
+        "https://[64:ff9b::a9fe:a9fe]/x.png",  # NAT64 of 169.254.169.254
+        "https://100.64.0.1/x.png",  # carrier-grade NAT
+        "https://198.18.0.1/x.png",  # benchmarking
+        "https://224.0.0.1/x.png",  # multicast
+        "https://255.255.255.255/x.png",
+        "https://[ff02::1]/x.png",
+    ]
+    schemes = [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/x.png",
+        "gopher://127.0.0.1:6379/_FLUSHALL",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "javascript:alert(1)",
+        "//127.0.0.1/x.png",
+        f"http://127.0.0.1:{p}/x.png".replace("http", "HTTP"),
+    ]
+    return loopback + private + schemes
+
+
+def hostile_images(hostile: Recorder) -> Any:
+    from memchat.images.openai_images import OpenAIImages
+
+    return OpenAIImages(hostile.origin + "/v1", api_key=IMAGE_KEY, model="m", max_retries=0, http_timeout=5)
+
+
+@pytest.mark.campaign
+def test_image_urls_to_private_loopback_and_odd_addresses_are_refused_and_nothing_is_fetched(
+    victim: Recorder, hostile: Recorder, tmp_path: Path
+) -> None:
+    from memchat.errors import ImageDownloadError
+    from memchat.images import ImageRequest
+
+    urls = ssrf_urls(victim.port)
+    # each also served as a redirect from the provider's own (trusted) origin
+    via_redirect = [f"{hostile.origin}/redirect?to={u}" for u in urls if "://" in u and not u.startswith("//")]
+    # and a redirect chain that ends on the victim after hops on the trusted origin
+    hop = f"{hostile.origin}/redirect?to=https://127.0.0.1:{victim.port}/x.png"
+    chain = [f"{hostile.origin}/redirect?to={hostile.origin}/redirect?to={hop}"]
+    cases = urls + via_redirect + chain
+    rounds = campaign.size(1, 3)
+    gen = hostile_images(hostile)
+    refused: dict[str, int] = {}
+    try:
+        for _ in range(rounds):
+            for url in cases:
+                before = (victim.connections, len(victim.requests))
+                hostile.urls.append(url)
+                with pytest.raises(ImageDownloadError) as caught:
+                    gen.generate(ImageRequest("x"), dest_dir=tmp_path / "out")
+                message = str(caught.value)
+                assert any(w in message for w in ("refused", "redirect", "resolve", "cannot download")), (
+                    url,
+                    message,
+                )
+                assert (victim.connections, len(victim.requests)) == before, f"{url} reached the victim"
+                reason = message.split(": ")[-1].split(" (")[0] if "refused" in message else message
+                refused[reason[:40]] = refused.get(reason[:40], 0) + 1
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    finally:
+        gen.close()
+    # the same path works for a file on the provider's own origin (the test is not vacuous)
+    hostile.urls.append(f"{hostile.origin}/files/ok.png")
+    ok = hostile_images(hostile)
+    try:
+        (made,) = ok.generate(ImageRequest("x"), dest_dir=tmp_path / "ok")
+        assert made.path.read_bytes().startswith(b"\x89PNG")
+    finally:
+        ok.close()
+    campaign.record(
+        "security_ssrf",
+        {
+            "urls": len(urls),
+            "redirects": len(via_redirect) + len(chain),
+            "rounds": rounds,
+            "refused": sum(refused.values()),
+        },
+    )
+
+
+def test_a_download_elsewhere_connects_to_the_address_checked_and_never_carries_the_key(
+    victim: Recorder, hostile: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name answers a public address when checked and loopback after; the
+    download must go to the address that was checked. And the service's key is for the service:
+    a CDN on another host never sees it."""
+    import socket
+
+    from memchat.errors import ImageDownloadError
+    from memchat.images import ImageRequest
+
+    real = socket.getaddrinfo
+    answers = {"rebind.example": 0}
+
+    def rebinding(host: Any, port: Any, *args: Any, **kw: Any) -> Any:
+        if host == "rebind.example":
+            answers[host] += 1
+            address = "93.184.216.34" if answers[host] == 1 else "127.0.0.1"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, port, *args, **kw)
+
+    sent: list[httpx.Request] = []
+    real_send = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kw: Any) -> httpx.Response:
+        if request.url.host == "127.0.0.1" and request.url.port == hostile.port:
+            return real_send(self, request, **kw)  # the provider itself
+        sent.append(request)
+        raise httpx.ConnectError("not on the internet in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(httpx.Client, "send", send)
+    gen = hostile_images(hostile)
+    try:
+        hostile.urls.append(f"https://rebind.example:{victim.port}/x.png")
+        before = victim.connections
+        with pytest.raises(ImageDownloadError, match="cannot download the image from rebind.example"):
+            gen.generate(ImageRequest("x"), dest_dir=tmp_path)
+    finally:
+        gen.close()
+    (request,) = sent
+    assert request.url.host == "93.184.216.34" and request.headers["host"] == f"rebind.example:{victim.port}"
+    assert request.extensions["sni_hostname"] == "rebind.example"  # the certificate is checked for the name
+    assert "authorization" not in request.headers and IMAGE_KEY not in str(request.headers.raw)
+    assert answers["rebind.example"] == 1 and victim.connections == before
+    # the provider's own origin still gets the key (it is the service)
+    assert hostile.requests[-1][1]["authorization"] == f"Bearer {IMAGE_KEY}"
+
+
+def test_a_download_that_cannot_connect_is_an_image_error_not_a_crash(
+    hostile: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memchat.errors import ImageDownloadError
+    from memchat.images import ImageRequest
+
+    gen = hostile_images(hostile)
+    try:
+        closed = Recorder()
+        closed.close()  # a port nobody listens on: the connection is refused
+        # taken as allowed, so that what is checked is the error a failed connection becomes
+        monkeypatch.setattr("memchat.images.download.check_url", lambda url, trusted: None)
+        hostile.urls.append(f"http://127.0.0.1:{closed.port}/a.png")
+        with pytest.raises(ImageDownloadError, match="cannot download the image from 127.0.0.1"):
+            gen.generate(ImageRequest("x"), dest_dir=tmp_path)
+    finally:
+        gen.close()

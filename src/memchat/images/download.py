@@ -32,26 +32,54 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def check_url(url: str, trusted: str) -> None:
+#: IPv6 forms that carry an IPv4 address (IPv4-compatible, NAT64): judged by that address
+_EMBEDDING = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+#: the only IPv6 addresses that may be public (global unicast)
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` is a public unicast address (not private, loopback, link-local,
+    site-local, reserved, multicast — nor an IPv6 address wrapping one of those)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in net for net in _EMBEDDING):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return public(embedded)
+        if address not in _GLOBAL_UNICAST or address in _LOCAL_NAT64:
+            return False
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str, trusted: str) -> str | None:
     """Refuse ``url`` unless it is https to a public address, or on the ``trusted`` origin
-    (the configured base URL's own scheme, host and port)."""
+    (the configured base URL's own scheme, host and port). Returns the vetted address to
+    connect to (so a second DNS answer cannot differ), or None on the trusted origin."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImageDownloadError(f"refused URL {url[:200]!r}: not an http(s) address")
     if trusted and _origin(url) == _origin(trusted):
-        return
+        return None
     if parts.scheme != "https":
         raise ImageDownloadError(f"refused URL {url[:200]!r}: only https downloads are allowed")
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise ImageDownloadError(f"cannot resolve {parts.hostname}: {exc}") from exc
+    vetted: str | None = None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise ImageDownloadError(f"refused URL {url[:200]!r}: {parts.hostname} is a private address ({address})")
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not public(address):
+            shown = (
+                address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+            )
+            raise ImageDownloadError(f"refused URL {url[:200]!r}: {parts.hostname} is a private address ({shown})")
+        vetted = vetted or str(address)
+    if vetted is None:
+        raise ImageDownloadError(f"cannot resolve {parts.hostname}: no address")
+    return vetted
 
 
 def fetch(
@@ -59,8 +87,12 @@ def fetch(
 ) -> tuple[Path, str, int]:
     """Download ``url`` into ``dest_dir`` as ``<uuid>.<ext>`` (atomically); (path, mime, bytes)."""
     for _ in range(4):  # the URL, then at most 3 redirects, each checked again
-        check_url(url, trusted)
-        with client.stream("GET", url, follow_redirects=False) as response:
+        request = _request(client, url, check_url(url, trusted))
+        try:
+            response = client.send(request, stream=True, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            raise ImageDownloadError(f"cannot download the image from {urlsplit(url).hostname}: {exc}") from None
+        try:
             if response.status_code in (301, 302, 303, 307, 308):
                 url = urljoin(url, response.headers.get("location", ""))
                 continue
@@ -70,7 +102,23 @@ def fetch(
             if mime not in _MAGIC:
                 raise ImageDownloadError(f"the file is not an image (content type {mime or 'missing'!r})")
             return _save(response, mime, dest_dir, max_bytes)
+        except httpx.HTTPError as exc:
+            raise ImageDownloadError(f"the image download failed: {exc}") from None
+        finally:
+            response.close()
     raise ImageDownloadError("too many redirects")
+
+
+def _request(client: httpx.Client, url: str, pinned: str | None) -> httpx.Request:
+    """The GET for ``url``: on the service's own origin as configured (with its key); anywhere
+    else without the client's ``Authorization`` (the key is the service's, not a CDN's) and
+    connected to the ``pinned`` address that was checked (Host and TLS name stay the URL's)."""
+    request = client.build_request("GET", url)
+    if pinned is not None:
+        request.headers.pop("authorization", None)
+        request.extensions["sni_hostname"] = request.url.host
+        request.url = request.url.copy_with(host=pinned)
+    return request
 
 
 def _save(response: httpx.Response, mime: str, dest_dir: Path, max_bytes: int) -> tuple[Path, str, int]:
