@@ -347,17 +347,29 @@ class AsyncTurn:
         self._setup = setup
         self._state: _TurnState | None = None
         self._options = options
+        self._begun = False
         self._gen = self._run()
 
     @property
     def reply(self) -> Reply | None:
         return self._state.reply if self._state else None
 
-    async def _run(self) -> AsyncGenerator[Chunk, None]:
-        import asyncio  # imported here: `memchat ask` never needs it and it costs ~35 ms
+    async def begin(self) -> None:
+        """Store the question now, before iterating (optional): ``TurnInProgress`` here, while
+        another writer's reply streams in the session, lets a server answer "busy" up front."""
+        import asyncio
 
         st = self._state = await asyncio.to_thread(self._setup)
         await asyncio.to_thread(st.begin)
+        self._begun = True
+
+    async def _run(self) -> AsyncGenerator[Chunk, None]:
+        import asyncio  # imported here: `memchat ask` never needs it and it costs ~35 ms
+
+        if not self._begun:
+            await self.begin()
+        st = self._state
+        assert st is not None
         try:
             while True:
                 async for chunk in self._call():

@@ -17,7 +17,7 @@ from typing import Any
 from memchat import i18n
 from memchat.agent import AsyncTurn
 from memchat.domain import Chunk
-from memchat.errors import MemchatError
+from memchat.errors import MemchatError, TurnInProgress
 
 #: finished runs whose events stay readable (a reload right after the end still replays)
 KEEP_FINISHED = 64
@@ -93,6 +93,15 @@ class Runs:
             raise Busy  # another worker runs a turn in this session
         run = Run(session_id, make_turn(), fanout=self.fanout)
         self._active[session_id] = run
+        try:  # the question is stored before the answer starts: a reply streaming from another
+            await run.turn.begin()  # process (the REPL, a script, a host without Redis) is a 409
+        except TurnInProgress:
+            del self._active[session_id]
+            if self.fanout is not None:
+                await self.fanout.release(session_id)
+            raise Busy from None
+        except Exception:  # any other failure is the turn's own: its stream says it (in _drive)
+            pass
         run.task = asyncio.get_running_loop().create_task(self._drive(run))
         return run
 
