@@ -14,8 +14,10 @@ and OpenAI's images API (§3) on one port:
 Misbehaviour is scripted per task with ``server.script(Task(...))``: ``fail`` (FAILED with
 ModelScope's 422 body), ``never`` (stays RUNNING), ``polls`` (how many polls before SUCCEED),
 ``image`` (``"png"``, ``"text"`` with a wrong content type, ``"fake"`` (image/png that is not
-one), ``"huge"``, ``"redirect"`` to another host); and per request with
-``server.http_errors`` (a queue of (status, body, headers) answered before anything else).
+one), ``"huge"``, ``"redirect"`` to another host, ``"none"``: SUCCEED without an image); and per
+request with ``server.http_errors`` (a queue of (status, body, headers) answered before anything
+else) or ``server.faults`` (a queue of ``Fault``: silence before answering, a dropped connection, a
+body that is not JSON; ``None`` lets that request through), which comes first.
 
 Standalone: ``python tests/imageserver.py --port 0 [--mode openai] [--api-key K]`` prints its
 base URL (``http://127.0.0.1:PORT/v1``) first, then serves until killed.
@@ -27,12 +29,14 @@ import argparse
 import base64
 import json
 import signal
+import socket
 import struct
 import sys
 import threading
+import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -67,11 +71,24 @@ class Task:
 
 
 @dataclass
+class Fault:
+    """How the next API request (not a file download) is answered; ``None`` in ``faults``: normally."""
+
+    status: int = 200
+    body: Any = None  # JSON; with ``raw`` unset and ``status`` 200 and no body, the request goes through
+    raw: bytes | None = None  # a body written verbatim (``text/plain``)
+    headers: dict[str, str] = field(default_factory=dict)
+    wait: float = 0.0  # seconds of silence first (ended early by ``reset``)
+    drop: bool = False  # then close the connection without answering
+
+
+@dataclass
 class Recorded:
     method: str
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = 0.0  # ``time.monotonic()`` when it arrived
 
 
 class ImageServer:
@@ -81,6 +98,10 @@ class ImageServer:
         self.openai_urls = False
         self.requests: list[Recorded] = []
         self.http_errors: deque[tuple[int, Any, dict[str, str]]] = deque()
+        self.faults: deque[Fault | None] = deque()
+        self._abort = threading.Event()
+        #: connections accepted since the last ``reset`` (a TLS handshake on this plain port too)
+        self.connections = 0
         self._scripts: deque[Task] = deque()
         self._tasks: dict[str, dict[str, Any]] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -95,6 +116,11 @@ class ImageServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server.connections += 1
+
             def do_GET(self) -> None:
                 server._handle(self, "GET")
 
@@ -106,6 +132,10 @@ class ImageServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
@@ -115,6 +145,7 @@ class ImageServer:
         return self
 
     def close(self) -> None:
+        self._abort.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -126,6 +157,11 @@ class ImageServer:
         with self._lock:
             self.requests.clear()
             self.http_errors.clear()
+            self.faults.clear()
+            self.connections = 0
+            old, self._abort = self._abort, threading.Event()
+        old.set()
+        with self._lock:
             self._scripts.clear()
             self._tasks.clear()
             self._seq = 0
@@ -145,12 +181,18 @@ class ImageServer:
             body = None
         path = h.path.split("?")[0]
         with self._lock:
-            self.requests.append(Recorded(method, path, {k.lower(): v for k, v in h.headers.items()}, body))
+            headers = {k.lower(): v for k, v in h.headers.items()}
+            self.requests.append(Recorded(method, path, headers, body, time.monotonic()))
         if path.startswith("/files/"):
             self._file(h, path.removeprefix("/files/"))
             return
         if self.api_key and h.headers.get("authorization") != f"Bearer {self.api_key}":
             self._json(h, 401, {"errors": {"message": MS_AUTH}, "request_id": "req-auth"})
+            return
+        with self._lock:
+            fault = self.faults.popleft() if self.faults else None
+            abort = self._abort
+        if fault is not None and self._fault(h, fault, abort):
             return
         with self._lock:
             scripted = self.http_errors.popleft() if self.http_errors else None
@@ -163,6 +205,29 @@ class ImageServer:
             self._poll(h, path.removeprefix("/v1/tasks/"))
         else:
             self._json(h, 404, {"error": {"message": f"no route {method} {path}"}})
+
+    def _fault(self, h: BaseHTTPRequestHandler, fault: Fault, abort: threading.Event) -> bool:
+        """Play ``fault``; False when it lets the request through (after its wait)."""
+        if fault.wait and abort.wait(fault.wait):
+            h.close_connection = True
+            return True
+        if fault.drop:
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return True
+        if fault.raw is not None:
+            h.send_response(fault.status)
+            h.send_header("Content-Type", "text/plain; charset=utf-8")
+            h.send_header("Content-Length", str(len(fault.raw)))
+            for k, v in fault.headers.items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(fault.raw)
+            return True
+        if fault.status != 200 or fault.body is not None:
+            self._json(h, fault.status, fault.body, fault.headers)
+            return True
+        return False
 
     def _submit(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         if not body.get("prompt") or not body.get("model"):
@@ -201,7 +266,11 @@ class ImageServer:
             errors = {"code": 422, "message": "Output data may contain inappropriate content."}
             self._json(h, 200, {**base, "task_status": "FAILED", "errors": errors})
         else:
-            urls = [self._publish(script.image, task["seq"] * 10 + k) for k in range(script.images)]
+            urls = (
+                []
+                if script.image == "none"
+                else [self._publish(script.image, task["seq"] * 10 + k) for k in range(script.images)]
+            )
             self._json(h, 200, {**base, "task_status": "SUCCEED", "output_images": urls})
 
     def _openai(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:

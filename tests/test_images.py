@@ -325,3 +325,34 @@ def test_memchat_image_errors_are_one_line(
     ]
     proc = cli("image", "a cat", "--seed", "-5", env=env)
     assert proc.returncode == 1 and proc.stderr.strip() == "memchat: seed -5: use 0 to 2147483647"
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once(
+    server: ImageServer, tmp_path: Path, modelscope: Callable[..., ModelScopeImages]
+) -> None:
+    """Regression (fault matrix): a throttled submit asking for 120 s was slept through."""
+    server.http_errors.append((429, {"errors": {"message": "Request limit exceeded."}}, {"Retry-After": "120"}))
+    started = time.monotonic()
+    with pytest.raises(RateLimited) as info:
+        modelscope(server).generate(ImageRequest("x"), dest_dir=tmp_path)
+    assert time.monotonic() - started < 5 and len(server.requests) == 1
+    assert info.value.retry_after == 120 and not info.value.quota
+
+
+def test_a_submit_that_times_out_is_not_sent_again_but_a_poll_is(
+    server: ImageServer, tmp_path: Path, modelscope: Callable[..., ModelScopeImages]
+) -> None:
+    """Regression (fault matrix): a timed-out submit was retried, and may start a second paid task."""
+    from imageserver import Fault
+    from memchat.errors import ProviderTimeout
+
+    server.faults.append(Fault(wait=10))
+    with pytest.raises(ProviderTimeout):
+        modelscope(server, http_timeout=0.5).generate(ImageRequest("x"), dest_dir=tmp_path / "a")
+    assert [r.method for r in server.requests] == ["POST"]
+    server.reset()
+    server.script(Task(polls=0))
+    server.faults.extend([None, Fault(wait=10)])  # the first poll hangs: asking again is harmless
+    (image,) = modelscope(server, http_timeout=0.5).generate(ImageRequest("x"), dest_dir=tmp_path / "b")
+    assert image.path.exists()
+    assert [r.method for r in server.requests if not r.path.startswith("/files/")] == ["POST", "GET", "GET"]

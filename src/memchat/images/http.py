@@ -10,6 +10,7 @@ from typing import Any
 from memchat.errors import ImageCancelled, ProviderError, ProviderTimeout, ProviderUnavailable, RateLimited, ServerError
 from memchat.providers._httpx import httpx
 from memchat.providers.http_errors import status_error
+from memchat.providers.openai_compat import MAX_RETRY_AFTER
 
 
 class ImageHTTP:
@@ -43,13 +44,18 @@ class ImageHTTP:
         headers: dict[str, str] | None = None,
         cancel: threading.Event | None = None,
     ) -> Any:
-        """The JSON answer of one request; throttling and server errors retried a few times."""
+        """The JSON answer of one request; throttling, server errors and failed connections
+        retried a few times (a timeout only for a GET; a ``Retry-After`` beyond ``MAX_RETRY_AFTER``
+        fails at once)."""
         url = self.base_url + path
+        error: ProviderError
         for attempt in range(self.max_retries + 1):
             try:
                 response = self.client().request(method, url, json=json_body, headers=headers)
+            except httpx.ConnectTimeout:  # nothing was sent: as safe to retry as a refused connection
+                error = ProviderUnavailable(f"timed out connecting to {self.base_url}")
             except httpx.TimeoutException as exc:
-                error: ProviderError = ProviderTimeout(f"no answer from {self.base_url} within {self.timeout:g} s")
+                error = ProviderTimeout(f"no answer from {self.base_url} within {self.timeout:g} s")
                 error.__cause__ = exc
             except httpx.HTTPError as exc:
                 error = ProviderUnavailable(
@@ -62,12 +68,22 @@ class ImageHTTP:
                     except ValueError:
                         raise ServerError(f"{self.base_url} answered with something that is not JSON") from None
                 error = status_error(response, self.scrub)
-            retry = isinstance(error, ServerError | ProviderUnavailable | ProviderTimeout) or (
-                isinstance(error, RateLimited) and not error.quota
+            retry_after = error.retry_after if isinstance(error, RateLimited) else None
+            # a request that timed out may have been carried out: only a GET is asked again
+            # (a second submit could start a second paid task)
+            timed_out = isinstance(error, ProviderTimeout) and method.upper() == "GET"
+            retry = (
+                timed_out
+                or isinstance(error, ServerError | ProviderUnavailable)
+                or (
+                    isinstance(error, RateLimited)
+                    and not error.quota
+                    and (retry_after is None or retry_after <= MAX_RETRY_AFTER)  # else fail now, not in an hour
+                )
             )
             if not retry or attempt == self.max_retries:
                 raise error
-            wait = getattr(error, "retry_after", None) or min(1.0 * 2**attempt, 8.0)
+            wait = retry_after or min(1.0 * 2**attempt, 8.0)
             sleep(wait, cancel)
         raise AssertionError("unreachable")
 
