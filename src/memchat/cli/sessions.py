@@ -146,7 +146,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise ImportFormatError(f"{where}: {exc.detail}", **exc.info) from exc
     store = store_for(settings_for(args))
     try:
-        created = store.import_session(parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins)
+        created = store.import_session(
+            parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+        )
     finally:
         store.close()
     sys.stdout.write(t("cli.imported", name=created.name, count=created.message_count) + "\n")
