@@ -23,6 +23,7 @@ from memchat.errors import (
     ImageFailed,
     ImageRequestError,
     ImageTimeout,
+    ProviderError,
     RateLimited,
 )
 from memchat.images import ImageRequest
@@ -356,3 +357,23 @@ def test_a_submit_that_times_out_is_not_sent_again_but_a_poll_is(
     (image,) = modelscope(server, http_timeout=0.5).generate(ImageRequest("x"), dest_dir=tmp_path / "b")
     assert image.path.exists()
     assert [r.method for r in server.requests if not r.path.startswith("/files/")] == ["POST", "GET", "GET"]
+
+
+def test_an_image_service_failure_names_the_image_settings(
+    server: ImageServer, tmp_path: Path, modelscope: Callable[..., ModelScopeImages]
+) -> None:
+    """Regression (fault matrix): the line said "cannot reach the model server … MEMCHAT_BASE_URL"
+    and "check MEMCHAT_API_KEY" for the image service, whose settings are MEMCHAT_IMAGE_*."""
+    from fakeserver import refused_url
+    from memchat.i18n import describe_error
+
+    with pytest.raises(ProviderError) as info:
+        ModelScopeImages(refused_url(), api_key=KEY, max_retries=0).generate(ImageRequest("x"), dest_dir=tmp_path)
+    line = describe_error(info.value)
+    assert line.startswith("cannot reach the image service (") and "MEMCHAT_IMAGE_BASE_URL" in line
+    server.http_errors.append((401, {"errors": {"message": MS_AUTH}}, {}))
+    with pytest.raises(AuthenticationError) as auth:
+        modelscope(server).generate(ImageRequest("x"), dest_dir=tmp_path)
+    line = describe_error(auth.value)
+    assert line.startswith("the image service refused the API key (") and "MEMCHAT_IMAGE_API_KEY" in line
+    assert KEY not in line

@@ -83,6 +83,13 @@ add(
         "err.fanout_unavailable": "{detail}",
         "err.retry_after": " (retry after {seconds:.0f} s)",
         "err.dropped": "your message was not kept; send it again when ready",
+        # the image service's own failures (``info["service"] == "image"``): its own settings
+        "err.image.unavailable": "cannot reach the image service ({detail}); check the network or "
+        "MEMCHAT_IMAGE_BASE_URL",
+        "err.image.timeout": "the image service did not answer in time ({detail}); try again",
+        "err.image.auth": "the image service refused the API key ({detail}); check MEMCHAT_IMAGE_API_KEY "
+        "(it defaults to the chat provider's key)",
+        "err.image.server": "the image service had an error ({detail}); try again later",
     },
     zh={
         "err.error": "{detail}",
@@ -112,6 +119,11 @@ add(
         "err.fanout_unavailable": "{detail}",
         "err.retry_after": "（{seconds:.0f} 秒后可重试）",
         "err.dropped": "这条消息没有保留；准备好后请重新发送",
+        "err.image.unavailable": "无法连接图片服务（{detail}）；请检查网络或 MEMCHAT_IMAGE_BASE_URL",
+        "err.image.timeout": "图片服务响应超时（{detail}）；请重试",
+        "err.image.auth": "图片服务拒绝了 API 密钥（{detail}）；"
+        "请检查 MEMCHAT_IMAGE_API_KEY（默认与对话服务的密钥相同）",
+        "err.image.server": "图片服务出错（{detail}）；请稍后再试",
     },
 )
 
@@ -119,7 +131,11 @@ add(
 def describe_error(exc: MemchatError) -> str:
     """One line for the user: what went wrong and what to do."""
     detail = " ".join(str(exc.detail or exc.kind).split())
-    line = t(f"err.{exc.kind}", detail=detail)
+    key = f"err.{exc.kind}"
+    service = exc.info.get("service")  # a service other than the chat model: its own wording
+    if service and f"err.{service}.{exc.kind}" in _CATALOG["en"]:
+        key = f"err.{service}.{exc.kind}"
+    line = t(key, detail=detail)
     if isinstance(exc, RateLimited) and exc.retry_after and not exc.quota:
         line += t("err.retry_after", seconds=exc.retry_after)
     return line

@@ -66,7 +66,9 @@ class ImageHTTP:
                     try:
                         return response.json()
                     except ValueError:
-                        raise ServerError(f"{self.base_url} answered with something that is not JSON") from None
+                        raise ServerError(
+                            f"{self.base_url} answered with something that is not JSON", service="image"
+                        ) from None
                 error = status_error(response, self.scrub)
             retry_after = error.retry_after if isinstance(error, RateLimited) else None
             # a request that timed out may have been carried out: only a GET is asked again
@@ -82,6 +84,7 @@ class ImageHTTP:
                 )
             )
             if not retry or attempt == self.max_retries:
+                error.info.setdefault("service", "image")  # the line names the image service's settings
                 raise error
             wait = retry_after or min(1.0 * 2**attempt, 8.0)
             sleep(wait, cancel)

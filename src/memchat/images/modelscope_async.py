@@ -82,7 +82,7 @@ class ModelScopeImages(ImageGenerator):
         )
         task_id = answer.get("task_id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise ServerError(f"the image service did not return a task id: {str(answer)[:200]}")
+            raise ServerError(f"the image service did not return a task id: {str(answer)[:200]}", service="image")
         return task_id
 
     def _wait(

@@ -57,7 +57,7 @@ class OpenAIImages(ImageGenerator):
         answer = self.http.call("POST", "/images/generations", json_body=body, cancel=cancel)
         items = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(items, list) or not items:
-            raise ServerError(f"the image service returned no image: {str(answer)[:200]}")
+            raise ServerError(f"the image service returned no image: {str(answer)[:200]}", service="image")
         with all_or_nothing([]) as saved:
             for item in items:
                 item = item if isinstance(item, dict) else {}
@@ -69,7 +69,7 @@ class OpenAIImages(ImageGenerator):
                     try:
                         data = base64.b64decode(item["b64_json"], validate=True)
                     except (binascii.Error, ValueError):
-                        raise ServerError("the image service sent invalid base64") from None
+                        raise ServerError("the image service sent invalid base64", service="image") from None
                     path, mime, size = save_bytes(data, "image/png", dest_dir)
                 elif url:
                     path, mime, size = fetch(
@@ -80,6 +80,8 @@ class OpenAIImages(ImageGenerator):
                         max_bytes=self.max_download_bytes,
                     )
                 else:
-                    raise ServerError("the image service returned an item with neither b64_json nor url")
+                    raise ServerError(
+                        "the image service returned an item with neither b64_json nor url", service="image"
+                    )
                 saved.append(GeneratedImage(path, request.prompt, self.name, model, mime, size, url, None, params))
         return saved
