@@ -317,6 +317,21 @@ def test_connection_refused_is_unavailable_after_retries() -> None:
     assert "127.0.0.1" in info.value.detail and info.value.status is None
 
 
+def test_connection_refused_says_refused_on_the_async_path_too() -> None:
+    """Regression (fault matrix): the async transport's error read only "All connection attempts
+    failed" (the server's turns said nothing of the refused connection)."""
+    p = OpenAICompatible(refused_url(), KEY, "m", max_retries=0)
+
+    async def main() -> None:
+        async for _ in p.astream([{"role": "user", "content": "hi"}]):
+            pass
+
+    with pytest.raises(ProviderUnavailable) as info:
+        asyncio.run(main())
+    assert "Connection refused" in info.value.detail and KEY not in info.value.detail
+    p.close()
+
+
 def test_connection_refused_then_server_up(fake: FakeServer) -> None:
     """Retry reaches a server that starts while the client backs off."""
     url = refused_url()

@@ -381,7 +381,7 @@ class OpenAICompatible(Provider):
 
     def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
         """An error raised before a response arrived."""
-        reason = self._scrub(str(exc)) or type(exc).__name__
+        reason = self._scrub(_reason(exc))
         if isinstance(exc, httpx.ConnectTimeout):
             return ProviderUnavailable(f"timed out connecting to {self._where()} after {self.connect_timeout} s")
         if isinstance(exc, httpx.TimeoutException):
@@ -534,6 +534,22 @@ def _tool_delta(raw: Any, position: int) -> ToolCallDelta | None:
         name=fn.get("name") if isinstance(fn.get("name"), str) and fn.get("name") else None,
         arguments=args if isinstance(args, str) else "",
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in words: the async transport says only "All connection attempts failed"
+    and keeps the cause (connection refused, network unreachable…) in the exception's chain."""
+    text = str(exc) or type(exc).__name__
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno:
+            # errno for the socket's errors; DNS errors (negative) carry their own words
+            why = os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror or "")
+            return text if why.lower() in text.lower() else f"{text} ({why})"
+        cause = cause.__cause__ or cause.__context__
+    return text
 
 
 async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
