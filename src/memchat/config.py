@@ -53,6 +53,9 @@ IMAGE_PROVIDERS = {
     "openai": ("https://api.openai.com/v1", "gpt-image-1", "OPENAI_API_KEY"),
 }
 _FALSE = ("0", "off", "false", "no", "none")
+#: what the config file may hold for a setting besides a string: a TOML value of another type
+#: (``db = 5``, ``context_window = [1]``) is refused, not misread as a path or a crash
+_ALSO = {"context_window": int, "max_steps": int, "date_line": bool, "tools": list, "tool": list}
 
 
 def home_dir() -> Path | None:
@@ -176,7 +179,25 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    for key, value in data.items():
+        _check_type(path, key, value)
     return data
+
+
+_TOML_TYPES = {str: "a string", int: "a whole number", bool: "true or false", list: "a list of strings"}
+
+
+def _check_type(path: Path, key: str, value: Any) -> None:
+    also = _ALSO.get(key)
+    if isinstance(value, str) or (also is not None and type(value) is also):
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: {key} must be a list of strings")
+        return
+    wanted = " or ".join(_TOML_TYPES[t] for t in (str, also) if t is not None)
+    kind = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a table"}.get(
+        type(value), "a date or time"
+    )
+    raise ConfigError(f"{path}: {key} must be {wanted}, not {kind}")
 
 
 def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
