@@ -578,3 +578,270 @@ def test_a_download_that_cannot_connect_is_an_image_error_not_a_crash(
             gen.generate(ImageRequest("x"), dest_dir=tmp_path)
     finally:
         gen.close()
+
+
+# -- path traversal on every route that serves a file ---------------------------------------------
+
+TRAVERSALS = [
+    "../server/app.py",
+    "..%2fserver%2fapp.py",
+    "%2e%2e/server/app.py",
+    "%2e%2e%2fserver%2fapp.py",
+    "%252e%252e%252fserver%252fapp.py",  # double-encoded
+    "..%252fserver%252fapp.py",
+    "....//server/app.py",
+    "..\\server\\app.py",
+    "..%5cserver%5capp.py",
+    "%2e%2e%5cserver%5capp.py",
+    "/etc/passwd",
+    "%2fetc%2fpasswd",
+    "//etc/passwd",
+    "app.js%00.png",
+    "app.js%00",
+    "..%00/server/app.py",
+    "%c0%ae%c0%ae/server/app.py",  # overlong UTF-8
+    "..%c0%afserver%c0%afapp.py",
+    "./../server/app.py",
+    "static/../../server/app.py",
+    "../../../../../../etc/passwd",
+    "..;/server/app.py",
+    "%2e%2e;/server/app.py",
+    "file:///etc/passwd",
+]
+#: what a file outside a served directory would show
+LEAKS = ("def create_app", "root:x:0:0", "SQLite format 3")
+
+
+def raw_get(client: httpx.Client, path: str, headers: dict[str, str]) -> httpx.Response:
+    """GET ``path`` exactly as written (no normalisation of dots or escapes by the client)."""
+    request = client.build_request("GET", "/", headers=headers)
+    request.url = request.url.copy_with(raw_path=path.encode("latin-1"))
+    return client.send(request)
+
+
+def test_no_file_outside_its_directory_is_served_whatever_the_path(world: World) -> None:
+    w = world
+    auth = {"Authorization": f"Bearer {w.tokens['ann']}"}
+    bases = ["/static/", "/static/x/", "/api/images/", "/", "/api/sessions/{sid}/export?format="]
+    served = 0
+    for base in bases:
+        for attack in TRAVERSALS:
+            path = base.replace("{sid}", str(w.ids["session"])) + attack
+            got = raw_get(w.client("anonymous"), path, auth)
+            assert got.status_code in (400, 404, 405, 422) or (base == "/" and got.status_code == 200), (
+                path,
+                got.status_code,
+            )
+            assert not any(leak in got.text for leak in LEAKS), path
+            served += 1
+    # the static directory serves its own files, and only those
+    assert raw_get(w.client("anonymous"), "/static/app.js", {}).status_code == 200
+    # image records whose path points outside the images directory (an import can carry any
+    # path) are never served: absolute, relative, dotted, the database itself
+    a = w.client("ann")
+    sid = w.ids["session"]
+    export = a.get(f"/api/sessions/{sid}/export").text
+    image_dir = Path(w.agent.images_dir)
+    hostile = [
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        str(image_dir / ".." / "accounts.db"),
+        str(image_dir / str(sid) / ".." / ".." / "accounts.db"),
+        "accounts.db",
+        str(image_dir),  # the directory itself
+        str(image_dir / "missing.png"),
+        str(Path(__file__).resolve()),
+    ]
+    records = 0
+    for k, path in enumerate(hostile):
+        lines = []
+        for line in export.splitlines():
+            obj = json.loads(line)
+            if obj.get("type") == "image":
+                obj["path"] = path
+            lines.append(json.dumps(obj))
+        imported = a.post("/api/sessions/import", json={"text": "\n".join(lines), "name": f"imported {k}"})
+        assert imported.status_code == 201, imported.text
+        for image in a.get(f"/api/sessions/{imported.json()['id']}/messages").json()["images"]:
+            got = a.get(image["url"])
+            assert got.status_code == 404 and not any(leak in got.text for leak in LEAKS), path
+            records += 1
+    assert records == len(hostile)
+    campaign.record("security_traversal", {"paths": served, "hostile_image_records": records})
+
+
+# -- secrets: nowhere but where they belong -------------------------------------------------------
+
+
+def core(secret: str) -> str:
+    """The part of a secret no masked form shows (``mask`` keeps 3 leading and 4 trailing)."""
+    return secret[3:-4]
+
+
+def test_no_key_or_token_is_found_in_responses_logs_exports_errors_or_the_database(
+    fake: FakeServer, image_server: ImageServer, clean_env: Path
+) -> None:
+    """``memchat serve`` (a real process) with a provider key, an image key, a server token and
+    two accounts; turns that succeed and turns whose upstream echoes the key back in its errors
+    (chat, stream, image service, a tool's error), exports, the page: then every response, the
+    server's output, the CLI's output and every byte under MEMCHAT_HOME are searched."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from serving import free_port
+
+    image_server.reset()
+    home = clean_env
+    env = {
+        **os.environ,
+        "MEMCHAT_PROVIDER": "compat",
+        "MEMCHAT_BASE_URL": fake.url,
+        "MEMCHAT_API_KEY": PROVIDER_KEY,
+        "MEMCHAT_MODEL": "fake/model-a",
+        "MEMCHAT_IMAGE_PROVIDER": "modelscope",
+        "MEMCHAT_IMAGE_BASE_URL": image_server.url,
+        "MEMCHAT_IMAGE_API_KEY": IMAGE_KEY,
+        "MEMCHAT_SERVER_TOKEN": SERVER_TOKEN,
+    }
+    cli = [sys.executable, "-m", "memchat.cli.main"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+
+    tokens = {}
+    for name in ("ann", "bob"):
+        added = run("users", "add", name)
+        assert added.returncode == 0, added.stderr
+        tokens[name] = added.stdout.strip()  # printed once, on purpose: not scanned
+    port = free_port()
+    out, err = home / "serve.out", home / "serve.err"
+    with out.open("w") as o, err.open("w") as e:
+        server = subprocess.Popen([*cli, "serve", "--port", str(port)], stdout=o, stderr=e, env=env)
+    seen: list[str] = []  # everything a client received
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(base + "/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and server.poll() is None, err.read_text()
+                time.sleep(0.05)
+        ann = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens['ann']}"}, timeout=15)
+        owner = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {SERVER_TOKEN}"}, timeout=15)
+        anonymous = httpx.Client(base_url=base, timeout=15)
+
+        def keep(r: httpx.Response) -> httpx.Response:
+            seen.append(f"{r.status_code} {r.request.method} {r.request.url.path}\n{r.headers}\n{r.text}")
+            return r
+
+        echo = f"Incorrect API key provided: {PROVIDER_KEY}. Authorization: Bearer {PROVIDER_KEY}"
+        with ann, owner, anonymous:
+            sid = keep(ann.post("/api/sessions", json={"name": "scan"})).json()["id"]
+            fake.script(
+                FakeReply.text("hello"),
+                FakeReply.error_response(401, {"error": {"message": echo, "code": "invalid_api_key"}}),
+                FakeReply.error_response(400, {"error": {"message": echo}}),
+                FakeReply.stream_error(echo),
+                FakeReply.calls(("generate_image", '{"prompt": "a fox"}')),
+                FakeReply.text("no image then"),
+            )
+            image_server.http_errors.append((401, {"errors": {"message": f"bad token {IMAGE_KEY}"}}, {}))  # the tool's
+            for text in ("hi", "again", "once more", "in-stream", "draw a fox"):
+                keep(ann.post(f"/api/sessions/{sid}/turns", json={"text": text}))
+            assert "bad token ***" in ann.get(f"/api/sessions/{sid}/messages").text  # the tool's error, kept
+            image_server.http_errors.append((403, {"errors": {"message": f"denied for {IMAGE_KEY}"}}, {}))
+            keep(ann.post(f"/api/sessions/{sid}/images", json={"prompt": "a cat"}))
+            image_server.script(Task(polls=0))
+            made = keep(ann.post(f"/api/sessions/{sid}/images", json={"prompt": "a cat"}))
+            assert made.status_code == 201, made.text
+            keep(ann.get(made.json()["images"][0]["url"]))
+            fake.script(FakeReply.error_response(401, {"error": {"message": echo}}), FakeReply.stream_error(echo))
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": "local"}
+            keep(owner.post("/v1/chat/completions", json=body))
+            keep(owner.post("/v1/chat/completions", json={**body, "stream": True}))
+            fake.script(FakeReply.text("fine"))
+            keep(owner.post("/v1/chat/completions", json=body))
+            for path in (
+                f"/api/sessions/{sid}/messages",
+                f"/api/sessions/{sid}/export",
+                f"/api/sessions/{sid}/export?format=md",
+                f"/api/sessions/{sid}/context?text=x",
+                "/api/sessions",
+                "/api/models",
+                "/v1/models",
+                "/api/health",
+                "/",
+                "/static/app.js",
+                "/static/i18n.js",
+                "/static/markdown.js",
+                "/static/app.css",
+                "/openapi.json",
+                "/api/sessions/999999",
+            ):
+                keep(ann.get(path))
+                keep(anonymous.get(path))
+            keep(anonymous.post("/api/login", json={"token": "wrong"}))
+            signed_in = anonymous.post("/api/login", json={"token": tokens["bob"]})  # bob's own cookie: his token
+            assert "HttpOnly" in signed_in.headers["set-cookie"] and tokens["bob"] not in signed_in.text
+            statuses = [s.split(" ", 1)[0] for s in seen]
+            assert "401" in statuses and "502" in statuses and "200" in statuses  # the errors did happen
+    finally:
+        server.terminate()
+        server.wait(10)
+    # the command line: a failing ask, the settings, an export to a file
+    fake.script(FakeReply.error_response(401, {"error": {"message": echo}}))
+    cli_out = [run("ask", "-s", "cli", "hello"), run("config"), run("sessions", "list", "--json")]
+    cli_out.append(run("sessions", "export", "local", "-o", str(home / "scan.jsonl")))
+    cli_out.append(run("sessions", "export", "local", "--format", "md", "-o", str(home / "scan.md")))
+    assert cli_out[0].returncode != 0 and cli_out[0].stderr.strip()
+    texts = {"responses": "\n".join(seen), "cli": "\n".join(p.stdout + p.stderr for p in cli_out)}
+    files = {str(p.relative_to(home)): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert {"scan.jsonl", "scan.md", "serve.err"} <= set(files), (sorted(files), cli_out[-1].stderr)
+    assert any(name.endswith(".db") for name in files) and any(name.endswith(".png") for name in files)
+    secrets = {"provider key": PROVIDER_KEY, "image key": IMAGE_KEY, "server token": SERVER_TOKEN, **tokens}
+    found = {
+        f"{what} in {where}": n
+        for what, secret in secrets.items()
+        for where, blob in [*((k, v.encode()) for k, v in texts.items()), *files.items()]
+        if (n := blob.count(core(secret).encode()))
+    }
+    assert found == {}, found
+    # memchat never writes a config file (keys come from the environment or a file the user
+    # wrote, refused unless 0600: tests/test_config.py), so no key file is ever created by it
+    assert not [name for name in files if name.endswith(".toml")]
+    from memchat.config import config_path
+
+    assert not config_path().exists()
+    # account tokens are kept only as their hashes
+    db = b"".join(v for k, v in files.items() if ".db" in k)
+    assert all(hashlib.sha256(t.encode()).hexdigest().encode() in db for t in tokens.values())
+    campaign.record(
+        "security_secrets",
+        {
+            "secrets": len(secrets),
+            "responses": len(seen),
+            "files": len(files),
+            "scanned_bytes": sum(len(v) for v in files.values()) + sum(len(t) for t in texts.values()),
+            "found": 0,
+        },
+    )
+
+
+def test_no_code_of_memchat_writes_a_config_file() -> None:
+    """Keys reach memchat from the environment or from a config file the user wrote (refused
+    unless 0600, tests/test_config.py); memchat itself never creates one, so it never has to
+    choose the mode of a file holding a key."""
+    import re
+
+    import memchat
+
+    src = Path(memchat.__file__).parent
+    writers = re.compile(r"write_text|write_bytes|open\([^)]*['\"][wax]|mkstemp|os\.open\(")
+    config = (src / "config.py").read_text()
+    assert not writers.search(config)
+    users = [f.relative_to(src) for f in src.rglob("*.py") if f.name != "config.py" and "config_path(" in f.read_text()]
+    assert users == []
