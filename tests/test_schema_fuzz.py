@@ -6,6 +6,8 @@ every error JSON ``{"error": {"code", "message"}}``. Plus the requests the schem
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,30 @@ from typing import Any
 import httpx
 import pytest
 import requests
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
+import campaign
 from fakeserver import FakeServer
 from memchat.agent import Agent
 from memchat.factory import open_store
 from memchat.providers.openai_compat import OpenAICompatible
 from memchat.server.app import create_app
 from serving import Served
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import FailureGroup  # noqa: E402
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 class App:
@@ -95,3 +114,133 @@ def test_errors_raised_below_the_routes_have_the_error_shape_too(app: App) -> No
     r = app.http.delete("/api/health")
     assert r.status_code == 405 and error_shaped(r) and r.json()["error"]["code"] == "method_not_allowed"
     assert r.headers["allow"] == "GET"
+
+
+def test_a_long_context_text_is_a_422_not_a_dropped_connection(app: App) -> None:
+    """Regression: the schema allowed 100,000 characters in ``…/context?text=``; uvicorn drops a
+    connection whose request head is that long, so the client saw a reset instead of an answer."""
+    sid = app.http.post("/api/sessions", json={"name": "c"}).json()["id"]
+    assert app.http.get(f"/api/sessions/{sid}/context", params={"text": "长" * 1000}).status_code == 200
+    r = app.http.get(f"/api/sessions/{sid}/context", params={"text": "x" * 1001})
+    assert r.status_code == 422 and error_shaped(r)
+
+
+def test_a_body_that_is_not_json_says_so(app: App) -> None:
+    r = app.http.post("/api/sessions", content=b'{"name": ', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_json"
+    assert r.json()["error"]["message"].startswith("the body is not valid JSON: ")
+
+
+def test_the_schema_declares_every_error_and_every_media_type(app: App) -> None:
+    """Every operation declares the JSON error shape for the guard's and validation's statuses;
+    the streams, the export and the image file declare what they really send."""
+    spec = app.http.get("/openapi.json").json()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in ("400", "401", "403", "413", "415", "421", "422"):
+                content = responses[status]["content"]["application/json"]["schema"]
+                assert content.get("$ref", "").endswith("/ErrorBody") or "error" in content.get("properties", {}), (
+                    method,
+                    path,
+                    status,
+                )
+            if "{session_id}" in path:
+                assert "404" in responses, (method, path)
+    turns = spec["paths"]["/api/sessions/{session_id}/turns"]["post"]["responses"]
+    assert list(turns["200"]["content"]) == ["text/event-stream"] and "409" in turns
+    export = spec["paths"]["/api/sessions/{session_id}/export"]["get"]["responses"]["200"]["content"]
+    assert set(export) == {"application/x-ndjson", "text/markdown"}
+
+
+# -- schemathesis over the whole schema ------------------------------------------------------------------
+
+#: examples per operation and generation mode (about 30 operations, valid and invalid data)
+EXAMPLES = campaign.size(12, 150)
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+
+
+def _from_the_app(response: requests.Response) -> bool:
+    """Whether the app (behind the guard) answered, rather than uvicorn refusing a request that is
+    not valid HTTP (schemathesis's invalid data includes control characters in a query string)."""
+    return "content-security-policy" in response.headers
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.failures: dict[tuple[str, str], str] = {}
+        self.refused_by_uvicorn = 0
+
+
+def fuzz_operation(app: App, operation: Any, mode: Any, known: list[int], http: requests.Session, tally: Tally) -> None:
+    """``EXAMPLES`` cases of one operation in one mode (valid or invalid data), every answer checked."""
+    label = f"{operation.label} [{mode.value}]"
+
+    @SETTINGS
+    @given(case=operation.as_strategy(mode), pick=st.sampled_from([None, *known]))
+    def fuzz(case: Any, pick: int | None) -> None:
+        if pick is not None and isinstance(case.path_parameters, dict) and "session_id" in case.path_parameters:
+            case.path_parameters["session_id"] = pick  # often an existing session, not only missing ones
+        response = case.call(base_url=app.url, session=http, timeout=30)
+        tally.calls[mode.value] += 1
+        tally.statuses[response.status_code] += 1
+        if not _from_the_app(response):
+            tally.refused_by_uvicorn += 1
+            assert response.status_code == 400, response.text
+            return
+        try:
+            case.validate_response(response, checks=CHECKS, transport_kwargs={"base_url": app.url})
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                tally.failures.setdefault((label, failure.title), f"{response.status_code} {response.text[:300]!r}")
+        if response.status_code >= 400 and not error_shaped(response):
+            tally.failures.setdefault((label, "error shape"), f"{response.status_code} {response.text[:300]!r}")
+
+    try:
+        fuzz()
+    except Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # nothing to make invalid (no parameters, no body)
+
+
+@pytest.mark.campaign
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(app: App) -> None:
+    # a few sessions with messages, so that generated ids hit real ones as well as missing ones
+    known: list[int] = []
+    for name in ("alpha", "beta", "gamma"):
+        made = app.http.post("/api/sessions", json={"name": name})
+        known.append(made.json()["id"])
+        app.http.post(f"/api/sessions/{known[-1]}/turns", json={"text": f"hello {name} 你好 🙂"})
+    schema = schemathesis.openapi.from_url(app.url + "/openapi.json")
+    http = requests.Session()
+    tally = Tally()
+    operations = 0
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        operations += 1
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            fuzz_operation(app, result.ok(), mode, known, http, tally)
+    statuses = tally.statuses
+    figures = {
+        "schemathesis": schemathesis.__version__,
+        "operations": operations,
+        "examples_per_operation_and_mode": EXAMPLES,
+        "requests": sum(tally.calls.values()),
+        "valid_data_requests": tally.calls["positive"],
+        "invalid_data_requests": tally.calls["negative"],
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "refused_by_uvicorn_as_invalid_http": tally.refused_by_uvicorn,
+        "server_errors": sum(v for k, v in statuses.items() if k >= 500),
+        "violations": len(tally.failures),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    campaign.record("schema_fuzz", figures)
+    assert not tally.failures, "\n".join(f"{k}: {v}" for k, v in sorted(tally.failures.items()))
+    assert figures["server_errors"] == 0

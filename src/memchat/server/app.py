@@ -35,6 +35,10 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 #: a comment line on an idle stream, so proxies and browsers keep it open
 KEEPALIVE = 15.0
 MAX_TEXT = 100_000
+#: a text in a URL (``…/context?text=``): HTTP servers refuse request heads much over 16 KB
+#: (uvicorn drops the connection), and 1,000 characters stay under 12 KB percent-encoded
+MAX_QUERY_TEXT = 1_000
+_QUERY_TEXT = "plan for this next message (recall included); at most 1,000 characters, as it travels in the URL"
 #: the largest id the stores hold (SQLite INTEGER, PostgreSQL BIGINT): a larger one is a 422, not a 500
 MAX_ID = 2**63 - 1
 #: a session, message or image id in a path or a body
@@ -132,12 +136,24 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 COMMON_ERRORS = errors(400, 401, 403, 413, 415, 421, 422)
 
 
-class EventStream(StreamingResponse):
-    media_type = "text/event-stream"
-
-
 def text_content(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "content": {t: {"schema": {"type": "string"}} for t in media_types}}}
+
+
+#: one Server-Sent Event of a turn: ``id: N``, ``event: KIND``, ``data: {JSON object}``
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "minLength": 1},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"type": "object"}},
+    },
+}
+
+
+def event_stream(description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": SSE_EVENT}}}}
 
 
 # -- shapes -----------------------------------------------------------------------------------------
@@ -249,6 +265,11 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # loc is ("body", position): say what it is
+            reason = (first.get("ctx") or {}).get("error", "invalid")
+            return JSONResponse(
+                {"error": {"code": "invalid_json", "message": f"the body is not valid JSON: {reason}"}}, status_code=422
+            )
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
         return JSONResponse({"error": {"code": "invalid", "message": message}}, status_code=422)
@@ -424,7 +445,9 @@ def create_app(
 
     @app.get("/api/sessions/{session_id}/context", responses=errors(404))
     def context(
-        request: Request, session_id: SessionId, text: str | None = Query(default=None, max_length=MAX_TEXT)
+        request: Request,
+        session_id: SessionId,
+        text: str | None = Query(default=None, max_length=MAX_QUERY_TEXT, description=_QUERY_TEXT),
     ) -> Any:
         agent = agent_for(request)
         from memchat.serialization import context_view
@@ -463,8 +486,8 @@ def create_app(
 
     @app.post(
         "/api/sessions/{session_id}/turns",
-        response_class=EventStream,
-        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+        response_class=Response,
+        responses={**event_stream("the turn's events"), **errors(404, 409, 503)},
     )
     async def new_turn(request: Request, session_id: SessionId, body: NewTurn) -> StreamingResponse:
         agent = agent_for(request)
@@ -477,8 +500,8 @@ def create_app(
 
     @app.post(
         "/api/sessions/{session_id}/edit",
-        response_class=EventStream,
-        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+        response_class=Response,
+        responses={**event_stream("the turn's events"), **errors(404, 409, 503)},
     )
     async def edit(request: Request, session_id: SessionId, body: Edit) -> StreamingResponse:
         """Edit a user message: a new branch (a fork up to just before it) gets the new text as
@@ -510,8 +533,8 @@ def create_app(
 
     @app.post(
         "/api/sessions/{session_id}/retry",
-        response_class=EventStream,
-        responses={**text_content("text/event-stream", description="the turn's events"), **errors(404, 409, 503)},
+        response_class=Response,
+        responses={**event_stream("the turn's events"), **errors(404, 409, 503)},
     )
     async def retry(request: Request, session_id: SessionId) -> StreamingResponse:
         agent = agent_for(request)
@@ -524,9 +547,9 @@ def create_app(
 
     @app.get(
         "/api/sessions/{session_id}/stream",
-        response_class=EventStream,
+        response_class=Response,
         responses={
-            **text_content("text/event-stream", description="the running turn's events after `after`"),
+            **event_stream("the running turn's events after `after`"),
             204: {"description": "no turn is running in this session"},
             **errors(404),
         },

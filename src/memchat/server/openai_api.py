@@ -22,6 +22,63 @@ from memchat.server.runs import Busy, Runs
 HEADER = "X-Memchat-Session"
 
 
+#: OpenAI's error shape (a superset of memchat's ``{"error": {"code", "message"}}``)
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": "string"},
+            },
+        }
+    },
+}
+_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "user", "assistant", "tool"]},
+        "content": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "object"}},
+                {"type": "null"},
+            ]
+        },
+    },
+}
+#: what ``/v1/chat/completions`` reads (parsed by hand: OpenAI clients send more, which is ignored)
+_COMPLETIONS_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["messages"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "messages": {"type": "array", "minItems": 1, "items": _MESSAGE_SCHEMA},
+                    "stream": {"type": "boolean"},
+                    "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+                    "user": {"type": "string"},
+                    "metadata": {"type": "object", "properties": {"session": {"type": "string"}}},
+                },
+            }
+        }
+    },
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"description": "an error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}} for c in codes}
+
+
 def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
 
@@ -47,7 +104,18 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": agent.provider.name} for m in listed],
         }
 
-    @app.post("/v1/chat/completions")
+    @app.post(
+        "/v1/chat/completions",
+        openapi_extra={"requestBody": _COMPLETIONS_BODY},
+        response_class=Response,
+        responses={
+            200: {
+                "description": "a chat.completion, or its chunks as Server-Sent Events when `stream` is true",
+                "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+            },
+            **_errors(400, 409, 502),
+        },
+    )
     async def completions(request: Request) -> Response:
         agent = agent_for(request)
         try:
