@@ -178,3 +178,19 @@ def test_a_dropped_postgresql_connection_is_replaced_by_the_pool(pg_url: str) ->
     store.close()
     with open_store(pg_url) as again:  # nothing half-written
         assert sorted(s.name for s in again.list_sessions()) == ["after", "kept"]
+
+
+def test_a_new_database_its_directory_and_the_repl_history_are_private(tmp_path: Path) -> None:
+    from memchat.cli.repl import file_history
+
+    db = tmp_path / "data" / "memchat.db"
+    open_store(db).close()
+    assert (db.stat().st_mode & 0o777, db.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    history = tmp_path / "data" / "history"
+    file_history(history)
+    assert history.stat().st_mode & 0o777 == 0o600
+    kept = tmp_path / "shared.db"  # a file the user made themselves keeps its mode
+    kept.touch(mode=0o640)
+    kept.chmod(0o640)
+    open_store(kept).close()
+    assert kept.stat().st_mode & 0o777 == 0o640

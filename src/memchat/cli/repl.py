@@ -13,6 +13,7 @@ or command, never per keypress).
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -104,8 +105,10 @@ class StdinReader:
 
 
 def file_history(path: Path) -> History:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # what the user typed, so only they may read it
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     except OSError:
         return InMemoryHistory()
     return FileHistory(str(path))

@@ -125,7 +125,7 @@ def _save(response: httpx.Response, mime: str, dest_dir: Path, max_bytes: int) -
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ImageDownloadError(f"the image is {int(declared):,} bytes; the limit is {max_bytes:,}")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
     try:
         total = 0
@@ -146,7 +146,7 @@ def _save(response: httpx.Response, mime: str, dest_dir: Path, max_bytes: int) -
 
 def save_bytes(data: bytes, mime: str, dest_dir: Path) -> tuple[Path, str, int]:
     """Save an image that came inline (``b64_json``), with the same checks."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     mime = sniff(data) or mime
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".part-")
     try:

@@ -48,6 +48,15 @@ STALE_AFTER = timedelta(minutes=10)
 CHECKPOINT_EVERY = 1.0  # seconds between saves of streamed text
 
 
+def _create_private(path: Path) -> None:
+    """A new database file (and a directory made for it) only its owner can read: it holds
+    every conversation. An existing file keeps the mode its owner gave it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -107,7 +116,7 @@ class SQLiteStore(MemoryRecords):
         self._view = False
         if connection is None:
             if self.path != ":memory:":
-                Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(self.path).expanduser())
             connection = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
