@@ -48,9 +48,28 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Usage | None:
+        """Usage as a server reports it; a count that is not a number (a list, ``"many"``, NaN)
+        counts as 0 rather than failing the reply it came with."""
         if not data:
             return None
-        return cls(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+        return cls(_count(data.get("prompt_tokens")), _count(data.get("completion_tokens")))
+
+
+#: token counts are kept below 2**53: a JSON number every client (and SQLite, summed) reads exactly
+_MAX_COUNT = 2**53
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return 0
+    if isinstance(value, float):
+        value = int(value) if value == value and abs(value) != float("inf") else 0
+    return min(max(value, 0), _MAX_COUNT) if isinstance(value, int) else 0
 
 
 @dataclass(frozen=True, slots=True)
