@@ -153,6 +153,15 @@ def test_the_schema_declares_every_error_and_every_media_type(app: App) -> None:
     assert set(export) == {"application/x-ndjson", "text/markdown"}
 
 
+@pytest.mark.parametrize("options", [[1], "x", 3, True])
+def test_stream_options_that_are_not_an_object_are_a_400_before_any_turn(app: App, options: Any) -> None:
+    """Regression: ``"stream_options": [1]`` was a 500 (AttributeError) after the turn had started."""
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": options, "user": "so"}
+    r = app.http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400 and error_shaped(r) and r.json()["error"]["code"] == "invalid_stream_options"
+    assert app.agent.store.find_session("so") is None or app.agent.store.messages("so") == []
+
+
 # -- schemathesis over the whole schema ------------------------------------------------------------------
 
 #: examples per operation and generation mode (about 30 operations, valid and invalid data)

@@ -137,6 +137,10 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
             return _error(400, "the session name must be a non-empty string", "invalid_session")
         persona = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
         model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else None
+        options = body.get("stream_options")
+        if options is not None and not isinstance(options, dict):  # checked before the turn starts
+            return _error(400, "'stream_options' must be an object", "invalid_stream_options")
+        include_usage = bool((options or {}).get("include_usage"))
         try:
             info = agent.store.find_session(name) if name else None
             if info is None:
@@ -152,7 +156,6 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
         shown_model = model or agent.model_for(info)
         headers = {HEADER: info.name}
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             stream = _chunks(run, cid, created, shown_model, include_usage)
             return StreamingResponse(
                 stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
