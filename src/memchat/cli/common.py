@@ -27,7 +27,9 @@ class UsageError(Exception):
 
 
 def err(line: str) -> None:
-    """``line`` on stderr as ``memchat: line``."""
+    """``line`` on stderr as ``memchat: line``: one line whatever it quotes (a newline or another
+    control character the user typed is shown escaped, as ``\\n``)."""
+    line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
     sys.stderr.write(f"{PROG}: {line}\n")
     sys.stderr.flush()
 
