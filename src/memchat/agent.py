@@ -200,7 +200,7 @@ class _TurnState:
         assert self.turn is not None
         text = "".join(self.parts)
         if status is Status.COMPLETE and not text:
-            raise StreamError("the model returned an empty reply; try again")
+            raise StreamError("the model returned an empty reply")
         steps = self.tools.steps
         if self.usage is not None and self.usage.completion_tokens and status is Status.COMPLETE and not steps:
             tokens, method = self.usage.completion_tokens, "usage"

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import random
+import ssl  # loaded by httpx already
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
@@ -426,7 +427,7 @@ class _Reader:
             if not self.done:
                 self._event(event, out)
         if not self.done and not self.finished:
-            raise StreamError("the connection closed before the reply was complete; try again", status=self._status)
+            raise StreamError("the connection closed before the reply was complete", status=self._status)
         return out
 
     def broken(self, exc: httpx.HTTPError) -> list[Chunk] | None:
@@ -445,7 +446,7 @@ class _Reader:
         if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeout(f"the stream stalled: no data for {p.timeout} s", status=self._status)
         reason = p._scrub(str(exc)) or type(exc).__name__
-        return StreamError(f"the connection was cut mid-reply ({reason}); try again", status=self._status)
+        return StreamError(f"the connection was cut mid-reply ({reason})", status=self._status)
 
     def plain(self, body: bytes) -> list[Chunk]:
         """A non-streaming ``chat.completion`` body (a server that ignored ``stream``)."""
@@ -544,8 +545,9 @@ def _reason(exc: BaseException) -> str:
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno:
-            # errno for the socket's errors; DNS errors (negative) carry their own words
+        if isinstance(cause, OSError) and cause.errno and not isinstance(cause, ssl.SSLError):
+            # errno for the socket's errors; DNS errors (negative) carry their own words; an SSL
+            # error's number is OpenSSL's, not errno (and its text says it all)
             why = os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror or "")
             return text if why.lower() in text.lower() else f"{text} ({why})"
         cause = cause.__cause__ or cause.__context__
