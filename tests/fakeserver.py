@@ -67,6 +67,7 @@ class Recorded:
     body: Any  # parsed JSON, or None when the body was empty or not JSON
     raw: bytes = b""
     peer: tuple[str, int] = ("", 0)  # the client's address: the same port means a reused connection
+    at: float = 0.0  # ``time.monotonic()`` when it arrived (the gaps show a client's retry pauses)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -102,6 +103,7 @@ class FakeReply:
     raw: bytes | str | None = None  # a 200 text/event-stream body written verbatim
     framing: str = "chunked"  # "chunked" or "close" (no Transfer-Encoding; the body ends at EOF)
     drop: bool = False  # close the connection without answering at all
+    wait: float = 0.0  # seconds of silence before anything, even the status line (a server that never starts)
     #: tool calls to stream: dicts with ``name``, ``arguments`` (JSON text) and optionally ``id``;
     #: each call's arguments arrive in ``tool_split`` pieces after a first fragment with id and name
     tool_calls: Sequence[dict[str, str]] = ()
@@ -197,6 +199,11 @@ class FakeReply:
                 }
             },
         )
+
+    @classmethod
+    def silent(cls, seconds: float) -> FakeReply:
+        """Say nothing for ``seconds``, not even the status line (a timeout before the first byte)."""
+        return cls(wait=seconds)
 
     @classmethod
     def stall_reply(cls, seconds: float, after: int = 0, **kw: Any) -> FakeReply:
@@ -389,6 +396,9 @@ class FakeServer:
         self._scripts: dict[str, deque[ReplySource]] = {"chat": deque(), "models": deque()}
         self._abort = threading.Event()
         self._conns: set[socket.socket] = set()
+        #: connections accepted since the last ``reset`` (also those that never sent a valid request,
+        #: such as a TLS handshake sent to this plain-HTTP port)
+        self.connections = 0
         self._seq = 0
         self._created = int(time.time())
         self._httpd = _HTTPServer((host, port), _Handler, bind_and_activate=True)
@@ -474,6 +484,7 @@ class FakeServer:
         """Forget requests and scripts, end any stall in progress, restore the defaults."""
         with self._lock:
             self._requests.clear()
+            self.connections = 0
             for q in self._scripts.values():
                 q.clear()
             old, self._abort = self._abort, threading.Event()
@@ -487,6 +498,7 @@ class FakeServer:
         with self._lock:
             if add:
                 self._conns.add(conn)
+                self.connections += 1
             else:
                 self._conns.discard(conn)
 
@@ -503,7 +515,8 @@ class FakeServer:
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in h.headers.items()}
-        rec = Recorded(method, h.path, headers, body, raw, (h.client_address[0], h.client_address[1]))
+        peer = (h.client_address[0], h.client_address[1])
+        rec = Recorded(method, h.path, headers, body, raw, peer, time.monotonic())
         with self._lock:
             self._requests.append(rec)
             abort = self._abort
@@ -566,6 +579,9 @@ class FakeServer:
             return
         req = rec.body if isinstance(rec.body, dict) else {}
         reply = self._resolve("chat", rec) or (self._tool_model(req) if self.tool_model else None) or FakeReply()
+        if reply.wait and abort.wait(reply.wait):
+            h.close_connection = True
+            return
         if reply.drop:
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)
