@@ -162,6 +162,21 @@ def test_stream_options_that_are_not_an_object_are_a_400_before_any_turn(app: Ap
     assert app.agent.store.find_session("so") is None or app.agent.store.messages("so") == []
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_session_named_in_chinese_or_with_control_characters_is_answered(app: App, stream: bool) -> None:
+    """Regression: the reply's X-Memchat-Session header echoed the name raw, and a header carries
+    only Latin-1: a session named in Chinese (or emoji, or with a control character) was a 500."""
+    from urllib.parse import unquote
+
+    for name in ("日记 🙂", "a\tb", "ok-name"):
+        body = {"messages": [{"role": "user", "content": "hi"}], "user": name, "stream": stream}
+        r = app.http.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        assert unquote(r.headers["x-memchat-session"]) == name
+        assert [m.content for m in app.agent.store.messages(name)][:1] == ["hi"]
+        app.agent.store.delete_session(app.agent.store.get_session(name).id)
+
+
 # -- schemathesis over the whole schema ------------------------------------------------------------------
 
 #: examples per operation and generation mode (about 30 operations, valid and invalid data)

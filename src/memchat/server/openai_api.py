@@ -79,6 +79,16 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"description": "an error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}} for c in codes}
 
 
+def _header_value(name: str) -> str:
+    """A session name as a response header: as it is when it is printable ASCII, else
+    percent-encoded UTF-8 (a header carries only Latin-1, and no control characters)."""
+    if name.isascii() and name.isprintable():
+        return name
+    from urllib.parse import quote
+
+    return quote(name, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))
+
+
 def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
 
@@ -154,7 +164,7 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         shown_model = model or agent.model_for(info)
-        headers = {HEADER: info.name}
+        headers = {HEADER: _header_value(info.name)}
         if body.get("stream"):
             stream = _chunks(run, cid, created, shown_model, include_usage)
             return StreamingResponse(
