@@ -30,3 +30,29 @@ class Served:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def serve_process(env: dict[str, str], *args: str) -> tuple[Any, str]:
+    """``memchat serve`` in a process of its own on a free port, returned once ``/api/health``
+    answers (its output discarded)."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.03)
+    return proc, url

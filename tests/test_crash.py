@@ -36,7 +36,7 @@ import campaign
 from fakeserver import FakeServer
 from memchat.domain import Role, Status
 from memchat.factory import open_store
-from serving import free_port
+from serving import serve_process
 
 pytestmark = [pytest.mark.campaign, pytest.mark.slow]
 
@@ -139,42 +139,27 @@ def round_repl(env: dict[str, str], name: str, rng: random.Random) -> bool:
     return done
 
 
-class ServerRound:
+def round_server(env: dict[str, str], name: str, rng: random.Random) -> bool:
     """One ``memchat serve`` process per round (its start-up recovers the database)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __call__(self, env: dict[str, str], name: str, rng: random.Random) -> bool:
-        port = free_port()
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        url = f"http://127.0.0.1:{port}"
+    proc, url = serve_process(env)
+    try:
+        sid = httpx.post(url + "/api/sessions", json={"name": name}, timeout=10).json()["id"]
+        deadline = time.monotonic() + rng.uniform(0.0, 1.8)
+        done = False
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+            with httpx.stream(
+                "POST", f"{url}/api/sessions/{sid}/turns", json={"text": f"question {name}"}, timeout=10
+            ) as r:
+                for line in r.iter_lines():
+                    if line == "event: done":
+                        done = True
+                    if done or time.monotonic() >= deadline:
                         break
-                except httpx.TransportError:
-                    time.sleep(0.03)
-            sid = httpx.post(url + "/api/sessions", json={"name": name}, timeout=10).json()["id"]
-            deadline = time.monotonic() + rng.uniform(0.0, 1.8)
-            done = False
-            try:
-                with httpx.stream(
-                    "POST", f"{url}/api/sessions/{sid}/turns", json={"text": f"question {name}"}, timeout=10
-                ) as r:
-                    for line in r.iter_lines():
-                        if line == "event: done":
-                            done = True
-                        if done or time.monotonic() >= deadline:
-                            break
-            except httpx.TransportError:
-                pass
-        finally:
-            kill(proc)
-        return done
+        except httpx.TransportError:
+            pass
+    finally:
+        kill(proc)
+    return done
 
 
 # -- the audit ------------------------------------------------------------------------------------
@@ -224,7 +209,7 @@ def test_kill_9_at_random_moments_of_a_turn_loses_and_corrupts_nothing(
     open_store(db).close()  # migrated before the first kill
     env = env_for(db, model, tmp_path / "home")
     rounds = campaign.size(3, 100)
-    run = {"ask": round_ask, "repl": round_repl, "server": ServerRound(env)}[interface]
+    run = {"ask": round_ask, "repl": round_repl, "server": round_server}[interface]
     rng = random.Random(f"{interface}-{store_kind}")
     told_done: dict[str, bool] = {}
     for k in range(rounds):

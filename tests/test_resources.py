@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 import campaign
 from fakeserver import FakeReply, FakeServer
-from serving import free_port
+from serving import serve_process
 
 pytestmark = pytest.mark.campaign
 
@@ -41,15 +40,7 @@ def server(fake: FakeServer, tmp_path: Path) -> Iterator[tuple[str, int]]:
         "MEMCHAT_BASE_URL": fake.url,
         "MEMCHAT_TOOLS": "none",
     }
-    port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.03)
+    proc, url = serve_process(env)
     yield url, proc.pid
     proc.terminate()
     proc.wait(10)

@@ -20,7 +20,7 @@ import pytest
 
 from fakeserver import FakeReply, FakeServer
 from memchat.factory import open_store
-from serving import free_port
+from serving import serve_process
 
 CLI = [sys.executable, "-m", "memchat.cli.main"]
 
@@ -72,15 +72,7 @@ def both(fake: FakeServer, tmp_path: Path) -> Iterator[tuple[str, Repl, Path]]:
         "MEMCHAT_TOOLS": "none",
         "PYTHONIOENCODING": "utf-8",
     }
-    port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.03)
+    server, url = serve_process(env)
     repl = Repl(env, "shared")
     repl.wait_for(b"You")
     yield url, repl, tmp_path / "memchat.db"

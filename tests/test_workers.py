@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import httpx
 import pytest
 
 from fakeserver import FakeReply, FakeServer
+from serving import serve_process
 
 REDIS = os.environ.get("MEMCHAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -48,31 +46,13 @@ def shared_env(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureR
     }
 
 
-def start_serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), *args],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    return proc, url
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def workers(fake_server: FakeServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """Two workers of ``memchat serve`` on one database (a SQLite file, or PostgreSQL)."""
-    proc, url = start_serve(shared_env(fake_server, tmp_path, request), "--workers", "2")
+    proc, url = serve_process(shared_env(fake_server, tmp_path, request), "--workers", "2")
     yield url
     proc.terminate()
-    proc.communicate(timeout=10)
+    proc.wait(10)
     fake_server.reset()
 
 
@@ -81,11 +61,11 @@ def two_servers(fake_server: FakeServer, tmp_path: Path, request: pytest.Fixture
     """Two separate ``memchat serve`` processes (two hosts, as a load balancer sees them) on one
     database and one Redis."""
     env = shared_env(fake_server, tmp_path, request)
-    started = [start_serve(env) for _ in range(2)]
+    started = [serve_process(env) for _ in range(2)]
     yield [url for _, url in started]
     for proc, _ in started:
         proc.terminate()
-        proc.communicate(timeout=10)
+        proc.wait(10)
     fake_server.reset()
 
 
