@@ -96,14 +96,20 @@ class Runs:
         try:  # the question is stored before the answer starts: a reply streaming from another
             await run.turn.begin()  # process (the REPL, a script, a host without Redis) is a 409
         except TurnInProgress:
-            del self._active[session_id]
-            if self.fanout is not None:
-                await self.fanout.release(session_id)
+            await self._forget(session_id)
             raise Busy from None
         except Exception:  # any other failure is the turn's own: its stream says it (in _drive)
             pass
+        except BaseException:  # cancelled (the server stopping): the session must not stay busy
+            await self._forget(session_id)
+            raise
         run.task = asyncio.get_running_loop().create_task(self._drive(run))
         return run
+
+    async def _forget(self, session_id: int) -> None:
+        self._active.pop(session_id, None)
+        if self.fanout is not None:
+            await self.fanout.release(session_id)
 
     async def running(self, session_id: int) -> bool:
         if session_id in self._active:
