@@ -5,13 +5,13 @@ reload mid-reply, IME composition, an XSS corpus, and that every request stays o
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import CHROMIUM
 from fakeserver import FakeReply, FakeServer
 from memchat.agent import Agent
 from memchat.factory import open_store
@@ -19,7 +19,6 @@ from memchat.providers.openai_compat import OpenAICompatible
 from memchat.server.app import create_app
 from serving import Served
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
     reason="chromium is not installed (apt-get install chromium; CI installs it)",
@@ -32,18 +31,6 @@ XSS = (
     '<svg onload="window.__pwned=1"></svg> <a href="javascript:window.__pwned=1">a</a> '
     "and a [real link](https://example.com/page)."
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -282,6 +269,7 @@ def test_image_command_shows_the_picture_inline(page: Any, site: tuple[str, Fake
         image = page.locator(".msg.image img")
         sync_api.expect(image).to_have_count(1, timeout=5000)
         assert image.get_attribute("alt") == "a red fox in the snow"
+        page.wait_for_function("document.querySelector('.msg.image img').complete", timeout=5000)
         assert page.evaluate("document.querySelector('.msg.image img').naturalWidth") == 8  # the real PNG, loaded
         assert page.problems == []
         agent.images.close()

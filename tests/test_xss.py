@@ -10,8 +10,6 @@ the DOM itself (no injected element, no event-handler attribute), not only that 
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 import campaign
+from conftest import CHROMIUM
 from fakeserver import FakeReply, FakeServer
 from memchat.agent import Agent
 from memchat.factory import open_store
@@ -26,7 +25,6 @@ from memchat.providers.openai_compat import OpenAICompatible
 from memchat.server.app import create_app
 from serving import Served
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
     reason="chromium is not installed (apt-get install chromium; CI installs it)",
@@ -105,18 +103,6 @@ INJECTED = (
 )
 HANDLERS = "[onerror], [onload], [onmouseover], [onfocus], [ontoggle], [onclick], [srcdoc], [autofocus]"
 PLACES = "#messages, #sessions, #title, #branches, #persona-panel, #context-panel"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield b
-        b.close()
 
 
 def check(page: Any, dialogs: list[str]) -> int:
