@@ -5,12 +5,14 @@ gets a clear error and leaves nothing half-written; the next one works once the 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,20 +119,24 @@ def test_backends_terminated_mid_turn_are_replaced_and_the_turn_is_stored_once(p
     agent.close()
 
 
-def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+def turn_breaking_midway(client: httpx.Client, sid: int, fault: Callable[[], None]) -> list[tuple[str, Any]]:
+    """Run a (slow) turn through the API; ``fault`` strikes after its third event. Its events."""
+    seen: list[tuple[str, Any]] = []
     kind = ""
-    for line in lines:
-        if line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("data: "):
-            yield kind, line[6:]
+    with client.stream("POST", f"/api/sessions/{sid}/turns", json={"text": "hi"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                seen.append((kind, json.loads(line[6:])))
+                if len(seen) == 3:
+                    fault()
+    return seen
 
 
 def test_the_server_reports_a_database_outage_mid_turn_and_serves_again_after(
     proxied_pg: tuple[str, FaultProxy], fake: FakeServer
 ) -> None:
-    import json
-
     url, proxy = proxied_pg
     agent = agent_on(url, fake)
     served = Served(create_app(agent))
@@ -138,12 +144,7 @@ def test_the_server_reports_a_database_outage_mid_turn_and_serves_again_after(
         with httpx.Client(base_url=served.url, timeout=20) as client:
             sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
             fake.script(slow_reply())
-            seen: list[tuple[str, dict]] = []
-            with client.stream("POST", f"/api/sessions/{sid}/turns", json={"text": "hi"}) as r:
-                for kind, data in sse_events(r.iter_lines()):
-                    seen.append((kind, json.loads(data)))
-                    if len(seen) == 3:
-                        proxy.down()
+            seen = turn_breaking_midway(client, sid, proxy.down)
             kind, last = seen[-1]
             assert kind == "error" and last["dropped"] is True
             assert "PostgreSQL database is unreachable" in last["message"]
@@ -219,8 +220,6 @@ def own_redis() -> Iterator[RedisServer]:
 def test_redis_killed_mid_stream_the_turn_still_ends_and_serving_resumes_when_it_is_back(
     own_redis: RedisServer, fake: FakeServer, tmp_path: Path
 ) -> None:
-    import json
-
     provider = OpenAICompatible(fake.url, api_key="k", model="fake/model-a", max_retries=0)
     agent = Agent(open_store(tmp_path / "r.db"), provider, date_line=False)
     served = Served(create_app(agent, redis_url=own_redis.url))
@@ -229,12 +228,7 @@ def test_redis_killed_mid_stream_the_turn_still_ends_and_serving_resumes_when_it
         with httpx.Client(base_url=served.url, timeout=20) as client:
             sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
             fake.script(slow_reply())
-            seen: list[tuple[str, dict]] = []
-            with client.stream("POST", f"/api/sessions/{sid}/turns", json={"text": "hi"}) as r:
-                for kind, data in sse_events(r.iter_lines()):
-                    seen.append((kind, json.loads(data)))
-                    if len(seen) == 3:
-                        own_redis.kill()
+            seen = turn_breaking_midway(client, sid, own_redis.kill)
             # this worker's reader got the whole turn, and it was stored once
             assert seen[-1][0] == "done" and seen[-1][1]["status"] == "complete"
             assert "".join(d.get("text", "") for k, d in seen if k == "delta") == want
