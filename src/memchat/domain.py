@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -226,3 +226,59 @@ class SearchHit:
     message: Message
     session: str
     score: float
+
+
+class MemoryKind(enum.StrEnum):
+    """What a long-term memory records about the user and their world."""
+
+    FACT = "fact"  # "lives in Munich", "has two cats"
+    PREFERENCE = "preference"  # "prefers window seats"
+    INSTRUCTION = "instruction"  # "always answer in metric units": sent with every call
+    EVENT = "event"  # "had a dentist appointment" on ``event_date``
+
+
+class MemoryOrigin(enum.StrEnum):
+    """How a memory was learned."""
+
+    EXPLICIT = "explicit"  # the user asked (remember …, /remember, memchat memory add, the page)
+    AUTO = "auto"  # extracted by the model from a conversation, after a turn
+    IMPORT = "import"  # brought in by ``memchat memory import`` or a database copy
+
+
+class EndReason(enum.StrEnum):
+    """Why a memory stopped being served (it is kept, with its history)."""
+
+    SUPERSEDED = "superseded"  # a newer memory replaced it (``superseded_by``)
+    FORGOTTEN = "forgotten"  # the user asked to forget it
+    REVERTED = "reverted"  # an older version was restored in its place
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Something the agent knows about its user, kept across sessions.
+
+    A memory is never rewritten: an edit or a newer fact ends it (``ended``, ``end_reason``,
+    ``superseded_by``) and adds the new version (``supersedes`` points back), so the history
+    of what was known, and when, stays readable and undoable. ``id``/``created`` belong to the
+    store; ``created`` is when it was learned."""
+
+    content: str
+    kind: MemoryKind = MemoryKind.FACT
+    origin: MemoryOrigin = MemoryOrigin.EXPLICIT
+    #: for an event: the day it happened or will happen (resolved from "yesterday", "上周五" …)
+    event_date: date | None = None
+    #: the session and messages it was learned from (the session id may outlive its name)
+    session_id: int | None = None
+    session_name: str | None = None
+    source_ids: tuple[int, ...] = ()
+    supersedes: int | None = None
+    tokens: int = 0
+    id: int | None = None
+    created: datetime | None = None
+    ended: datetime | None = None
+    end_reason: EndReason | None = None
+    superseded_by: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.ended is None

@@ -7,6 +7,7 @@
     ├── StoreError
     │   ├── SessionNotFound
     │   ├── SessionExists
+    │   ├── MemoryNotFound          no such memory (of this user)
     │   └── ImportFormatError       a file to import is not a memchat export
     ├── TurnInProgress              another turn of this session is still streaming (server)
     ├── ContextTooLong              the context cannot fit the window with this memory strategy
@@ -49,6 +50,10 @@ class StoreError(MemchatError):
 
 class SessionNotFound(StoreError):
     kind = "session_not_found"
+
+
+class MemoryNotFound(StoreError):
+    kind = "memory_not_found"
 
 
 class SessionExists(StoreError):

@@ -18,7 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from memchat.domain import ImageRecord, Message, SearchHit, SessionInfo, Status, Summary, Usage
+from memchat.domain import (
+    EndReason,
+    ImageRecord,
+    Memory,
+    MemoryKind,
+    Message,
+    SearchHit,
+    SessionInfo,
+    Status,
+    Summary,
+    Usage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,25 @@ class Store(Protocol):
         exclude_session: str | int | None = None,
         limit: int = 20,
     ) -> list[SearchHit]: ...
+    def search_words(
+        self,
+        words: Sequence[str],
+        *,
+        session: str | int | None = None,
+        before_seq: int | None = None,
+        exclude_session: str | int | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Settled messages ranked by BM25 over the word index (stemmed English words, Chinese
+        bigrams; see ``memory/terms.py``) for any of ``words``, best first, ``score`` higher is
+        better: in ``session`` before ``before_seq``, or with ``session=None`` in all of the
+        owner's sessions but ``exclude_session`` and incognito ones."""
+        ...
+
+    def messages_at(self, session: str | int, seqs: Sequence[int]) -> list[Message]:
+        """The settled messages of ``session`` with these sequence numbers, in order."""
+        ...
+
     def add_images(self, session: str | int, images: Sequence[ImageRecord]) -> list[ImageRecord]: ...
     def images(self, session: str | int) -> list[ImageRecord]: ...
     def calibration(self, model: str) -> float | None: ...
@@ -100,6 +130,50 @@ class Store(Protocol):
         pins: Sequence[int] = (),
         images: Sequence[ImageRecord] = (),
     ) -> SessionInfo: ...
+
+    # long-term memories: the owner's, across sessions (see ``memchat/memories``)
+    def add_memory(self, memory: Memory, *, supersedes: int | None = None) -> Memory:
+        """Store a new memory (``content``, ``kind``, ``origin``, ``event_date``, ``session_id``,
+        ``source_ids``, ``tokens``; ``created`` defaults to now). With ``supersedes``, the same
+        transaction ends that (active) memory: ``ended`` now, ``end_reason`` superseded,
+        ``superseded_by`` the new one, whose ``supersedes`` points back."""
+        ...
+
+    def get_memory(self, memory_id: int) -> Memory:
+        """One of the owner's memories, active or not (``MemoryNotFound``)."""
+        ...
+
+    def memories(
+        self, *, include_ended: bool = False, kinds: Sequence[MemoryKind] | None = None, limit: int | None = None
+    ) -> list[Memory]:
+        """The owner's memories, newest first (active only unless ``include_ended``)."""
+        ...
+
+    def end_memory(self, memory_id: int, reason: EndReason) -> Memory:
+        """Stop serving an active memory (forgotten); it is kept. ``MemoryNotFound`` when not active."""
+        ...
+
+    def restore_memory(self, memory_id: int) -> Memory:
+        """Serve an ended memory again: a forgotten one comes back; a superseded one replaces the
+        active version of its line (which ends as ``reverted``). Returns it."""
+        ...
+
+    def memory_history(self, memory_id: int) -> list[Memory]:
+        """Every version of the memory's line (following ``supersedes`` both ways), oldest first."""
+        ...
+
+    def search_memories(self, words: Sequence[str], *, limit: int = 20) -> list[tuple[Memory, float]]:
+        """Active memories ranked by BM25 for any of ``words``, best first (higher is better)."""
+        ...
+
+    def memory_version(self) -> int:
+        """A counter that moves with every change to the owner's memories (for caches)."""
+        ...
+
+    def import_memories(self, memories: Sequence[Memory]) -> list[Memory]:
+        """Store memories as they are (ended ones and their links included, ids remapped within
+        the batch: ``supersedes``/``superseded_by`` refer to ids of the batch); one transaction."""
+        ...
 
     # one turn
     def begin_turn(self, session: str | int, user: Message, *, model: str | None = None) -> TurnHandle: ...

@@ -268,3 +268,100 @@ def m007_user_tokens(db: sqlite3.Connection) -> None:
         CREATE UNIQUE INDEX users_token ON users (token_hash) WHERE token_hash IS NOT NULL;
         """,
     )
+
+
+def _backfill_index_text(db: sqlite3.Connection, table: str) -> None:
+    """Fill ``search_text`` (the word index's form of Chinese text) for existing rows."""
+    from memchat.memory.terms import index_text
+
+    rows = db.execute(f"SELECT id, content FROM {table} WHERE content GLOB '*[^ -~]*'").fetchall()
+    db.executemany(
+        f"UPDATE {table} SET search_text = ? WHERE id = ?",
+        [(text, i) for i, content in rows if (text := index_text(content)) is not None],
+    )
+
+
+@migration
+def m008_word_index(db: sqlite3.Connection) -> None:
+    """A ranked word index over messages (FTS5 ``porter unicode61``, ranked with BM25), beside
+    the trigram index that finds substrings. It reads ``search_text`` where a message has
+    Chinese (its runs as two-character words, see ``memory/terms.py``), else the content."""
+    db.execute("ALTER TABLE messages ADD COLUMN search_text TEXT")
+    _backfill_index_text(db, "messages")  # before the index and its triggers exist
+    run_script(
+        db,
+        """
+        CREATE VIEW messages_words_source AS
+            SELECT id, COALESCE(search_text, content) AS words FROM messages;
+        CREATE VIRTUAL TABLE messages_words USING fts5(
+            words, content='messages_words_source', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_words_ai AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+        END;
+        CREATE TRIGGER messages_words_ad AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_words (messages_words, rowid, words)
+                VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+        END;
+        CREATE TRIGGER messages_words_au AFTER UPDATE OF content, search_text ON messages BEGIN
+            INSERT INTO messages_words (messages_words, rowid, words)
+                VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+            INSERT INTO messages_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+        END;
+        """,
+    )
+    db.execute("INSERT INTO messages_words (messages_words) VALUES ('rebuild')")
+
+
+@migration
+def m009_memories(db: sqlite3.Connection) -> None:
+    """Long-term memories: what the agent knows about its user across sessions. A memory is
+    never rewritten: a newer one ends it (``ended``, ``end_reason``, ``superseded_by``), so
+    its history stays. ``users.memory_version`` moves with every change (readers cache)."""
+    run_script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN memory_version INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE memories (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL DEFAULT 1 REFERENCES users(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('fact', 'preference', 'instruction', 'event')),
+            content TEXT NOT NULL,
+            search_text TEXT,
+            event_date TEXT,
+            origin TEXT NOT NULL DEFAULT 'explicit' CHECK (origin IN ('explicit', 'auto', 'import')),
+            session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+            source_ids TEXT NOT NULL DEFAULT '[]',
+            supersedes INTEGER REFERENCES memories(id) ON DELETE SET NULL,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL,
+            ended TEXT,
+            end_reason TEXT CHECK (end_reason IN ('superseded', 'forgotten', 'reverted')),
+            superseded_by INTEGER REFERENCES memories(id) ON DELETE SET NULL
+        );
+        CREATE INDEX memories_owner ON memories (owner_id, ended, id);
+        CREATE INDEX memories_supersedes ON memories (supersedes);
+        CREATE VIEW memories_words_source AS
+            SELECT id, COALESCE(search_text, content) AS words FROM memories;
+        CREATE VIRTUAL TABLE memories_words USING fts5(
+            words, content='memories_words_source', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+            UPDATE users SET memory_version = memory_version + 1 WHERE id = NEW.owner_id;
+        END;
+        CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+            INSERT INTO memories_words (memories_words, rowid, words)
+                VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+            UPDATE users SET memory_version = memory_version + 1 WHERE id = OLD.owner_id;
+        END;
+        CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN
+            INSERT INTO memories_words (memories_words, rowid, words)
+                VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+            INSERT INTO memories_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+            UPDATE users SET memory_version = memory_version + 1 WHERE id = NEW.owner_id;
+        END;
+        """,
+    )

@@ -25,6 +25,7 @@ from typing import Any
 
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
+from memchat.memory.terms import index_text
 from memchat.stores.base import SessionRef, TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import format_time as _format_time
@@ -486,9 +487,10 @@ class SQLiteStore(MemoryRecords):
                 db, name, row[1], row[2], row[3], row[4], json.loads(row[5]), None, None, src, cut
             )
             db.execute(
-                "INSERT INTO messages (session_id, seq, role, content, tool_calls, tool_call_id, attachments, "
-                "status, tokens, token_method, usage, model, created) "
-                "SELECT ?, ROW_NUMBER() OVER (ORDER BY seq), role, content, tool_calls, tool_call_id, attachments, "
+                "INSERT INTO messages (session_id, seq, role, content, search_text, tool_calls, tool_call_id, "
+                "attachments, status, tokens, token_method, usage, model, created) "
+                "SELECT ?, ROW_NUMBER() OVER (ORDER BY seq), role, content, search_text, tool_calls, tool_call_id, "
+                "attachments, "
                 "status, tokens, token_method, usage, model, created FROM messages "
                 "WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT ?",
                 (sid, src, cut),
@@ -549,13 +551,15 @@ class SQLiteStore(MemoryRecords):
             tokens, method = estimate_tokens(msg.content), "estimate"
         now = _now()
         cur = db.execute(
-            "INSERT INTO messages (session_id, seq, role, content, status, tokens, token_method, usage, model, "
-            "writer, heartbeat, created, tool_calls, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (session_id, seq, role, content, search_text, status, tokens, token_method, "
+            "usage, model, writer, heartbeat, created, tool_calls, tool_call_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sid,
                 self._next_seq(db, sid),
                 Role(msg.role).value,
                 msg.content,
+                index_text(msg.content),
                 Status(msg.status).value,
                 tokens,
                 method,
@@ -772,11 +776,12 @@ class SQLiteStore(MemoryRecords):
                     (self._next_seq(db, turn.session_id), turn.assistant_id),
                 )
             row = db.execute(
-                "UPDATE messages SET content = ?, status = ?, tokens = ?, token_method = ?, usage = ?, "
-                "model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
+                "UPDATE messages SET content = ?, search_text = ?, status = ?, tokens = ?, token_method = ?, "
+                "usage = ?, model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
                 f"WHERE id = ? RETURNING {MESSAGE_COLUMNS}",
                 (
                     content,
+                    index_text(content),
                     Status(status).value,
                     tokens,
                     token_method,

@@ -24,6 +24,10 @@ from memchat.stores.columns import now_text as _now
 
 SessionKey = str | int | SessionInfo
 
+#: sessions whose turns may be recalled into others (an incognito session's may not);
+#: settings are stored as ``json.dumps(..., sort_keys=True)``, which writes ``"incognito": true``
+NOT_INCOGNITO = "s.settings NOT LIKE '%\"incognito\": true%'"
+
 #: weight of a new observation in the calibration's moving average
 _CALIBRATION_ALPHA = 0.3
 _RATIO_BOUNDS = (0.5, 3.0)
@@ -272,6 +276,46 @@ class MemoryRecords:
                 msg = self._message(r[:-1])
                 found.setdefault(msg.id or 0, SearchHit(msg, r[-1], 0.0))
         return sorted(found.values(), key=lambda h: -(h.message.seq or 0))
+
+    def search_words(
+        self: _Host,
+        words: Sequence[str],
+        *,
+        session: SessionKey | None = None,
+        before_seq: int | None = None,
+        exclude_session: SessionKey | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Settled messages ranked by FTS5's BM25 over the word index, best first (see the
+        ``Store`` protocol)."""
+        from memchat.memory.terms import fts_query
+
+        if not words:
+            return []
+        scope, params = self._scope(session, before_seq, exclude_session)
+        if session is None:
+            scope += f" AND {NOT_INCOGNITO}"
+        cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+        rows = self._read(
+            f"SELECT {cols}, s.name, -bm25(messages_words) FROM messages_words "
+            "JOIN messages m ON m.id = messages_words.rowid JOIN sessions s ON s.id = m.session_id "
+            f"WHERE messages_words MATCH ? AND m.status != 'streaming'{scope} "
+            "ORDER BY bm25(messages_words) LIMIT ?",
+            (fts_query(list(words)), *params, limit),
+        )
+        return [SearchHit(self._message(r[:-2]), r[-2], float(r[-1])) for r in rows]
+
+    def messages_at(self: _Host, session: SessionKey, seqs: Sequence[int]) -> list[Message]:
+        """The settled messages of ``session`` with these sequence numbers, in order."""
+        wanted = sorted({int(q) for q in seqs})
+        if not wanted:
+            return []
+        rows = self._read(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND status != 'streaming' "
+            f"AND seq IN ({', '.join('?' * len(wanted))}) ORDER BY seq",
+            (self._sid(session), *wanted),
+        )
+        return [self._message(r) for r in rows]
 
     def _expand(self: _Host, term: str) -> str:
         """An FTS5 query matching the indexed trigrams that start with the two-character
