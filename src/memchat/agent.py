@@ -16,7 +16,19 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from memchat.clock import now
-from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Summary, ToolCall, ToolResult, Usage
+from memchat.domain import (
+    Chunk,
+    Memory,
+    Message,
+    Reply,
+    Role,
+    SessionInfo,
+    Status,
+    Summary,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from memchat.errors import (
     BadRequest,
     ContextLengthExceeded,
@@ -29,6 +41,7 @@ from memchat.errors import (
     StreamError,
     TurnInProgress,
 )
+from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
@@ -37,7 +50,7 @@ from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
 from memchat.tokens import MESSAGE_OVERHEAD
 from memchat.tools.base import Tool, ToolContext
-from memchat.tools.builtin import builtin_tools
+from memchat.tools.builtin import MEMORY_TOOLS, builtin_tools
 from memchat.tools.loop import DEFAULT_MAX_STEPS, Approver, ToolLoop
 from memchat.tools.registry import ToolRegistry
 
@@ -54,6 +67,10 @@ CHECKPOINT_EVERY = 1.0
 MAX_REPLY_CHARS = 400_000
 #: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
 SUMMARY_BACKOFF_MAX = 64
+#: how memories are learned (see ``Agent.learning``)
+LEARN_MODES = ("auto", "explicit", "off")
+#: seconds ``Agent.close`` waits for memories still being learned in the background
+LEARN_FLUSH_SECONDS = 5.0
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
@@ -231,8 +248,18 @@ class _TurnState:
             finish_reason=self.finish_reason,
             model=self.model,
             message_id=msg.id,
+            memories=self.plan.memory_ids,
+            recalled=self.plan.recalled_elsewhere,
         )
+        learned = self.agent._learn(self, self.reply)
+        self.agent.remembered = list(learned)
+        if learned:
+            self.reply = dataclasses.replace(self.reply, remembered=learned)
         return self.reply
+
+    @property
+    def turn_user_id(self) -> int | None:
+        return self.turn.user_id if self.turn is not None else None
 
     def abort(self) -> None:
         if self.turn is not None:
@@ -455,7 +482,7 @@ class Agent:
         options: ChatOptions | None = None,
         memory: str | None = None,
         context_window: int | None = None,
-        recall_all: bool = False,
+        recall_all: bool = True,
         checkpoint_every: float = CHECKPOINT_EVERY,
         tools: ToolRegistry | Iterable[Tool] | None = None,
         enabled_tools: Sequence[str] | None = None,
@@ -463,6 +490,8 @@ class Agent:
         auto_approve: bool = False,
         timezone: tzinfo | None = None,
         date_line: bool = True,
+        long_term: bool = True,
+        learning: str | None = None,
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -475,7 +504,7 @@ class Agent:
         self.memory = memory
         #: the context window to plan for (None: the known-models table, then the provider's)
         self.context_window = context_window
-        #: recall also searches the user's other sessions
+        #: recall also searches the user's other sessions (on by default; off in incognito sessions)
         self.recall_all = recall_all
         self.checkpoint_every = checkpoint_every
         #: a reply longer than this is cut there (kept as interrupted) with ``ReplyTooLong``
@@ -505,6 +534,20 @@ class Agent:
         self._memory = MemoryPlanner(store, provider.count_tokens)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
+        #: long-term memory: what the agent knows about its user, recalled in every session
+        #: (with ``recall_all``, the user's other sessions' turns too); off in incognito sessions
+        self.long_term = long_term
+        if learning is not None and learning not in LEARN_MODES:
+            raise MemchatError(f"learning must be one of {', '.join(LEARN_MODES)}, not {learning!r}")
+        #: how memories are learned: auto (the model, after each turn, off the reply's path),
+        #: explicit (only when asked), off. None: auto, but explicit on the embedded model,
+        #: which is too weak to extract memories reliably
+        self.learning = learning or ("explicit" if provider.name == "local" else "auto")
+        #: the user's long-term memories (the use cases every interface calls)
+        self.memories = MemoryService(store, provider.count_tokens)
+        self._learner: Any = None
+        #: what the last turn was asked to remember or forget (for the REPL's confirmation)
+        self.remembered: list[Memory] = []
 
     @classmethod
     def from_env(cls, **flags: Any) -> Agent:
@@ -516,8 +559,82 @@ class Agent:
         return agent
 
     def close(self) -> None:
+        """Close the provider and the store; memories still being learned get a few seconds."""
+        if self._learner is not None:
+            self._learner.flush(LEARN_FLUSH_SECONDS)
+            self._learner.close()
         self.provider.close()
         self.store.close()
+
+    # -- long-term memory ---------------------------------------------------------------
+
+    def is_incognito(self, info: SessionInfo) -> bool:
+        """Nothing is learned from an incognito session and nothing recalled into it."""
+        return isinstance(info.settings, dict) and info.settings.get("incognito") is True
+
+    def set_incognito(self, session: SessionKey, on: bool = True) -> SessionInfo:
+        info = self.session(session)
+        settings = dict(info.settings) if isinstance(info.settings, dict) else {}
+        if on:
+            settings["incognito"] = True
+        else:
+            settings.pop("incognito", None)
+        return self.store.update_session(info.id, settings=settings)
+
+    def _long_term(self, info: SessionInfo) -> tuple[bool, bool]:
+        """(memories, other sessions' turns) for a call in ``info``."""
+        if self.is_incognito(info):
+            return False, False
+        return self.long_term, self.recall_all
+
+    @property
+    def learner(self) -> Any:
+        """The background learner (made on first use)."""
+        from memchat.memories.learner import MemoryLearner
+
+        if self._learner is None:
+            self._learner = MemoryLearner(self.provider, mode=self.learning)
+        return self._learner
+
+    def _learn(self, state: _TurnState, reply: Reply) -> tuple[Memory, ...]:
+        """After a turn: what the user asked to remember or forget, now (a database write);
+        in ``auto`` mode, the exchange goes to the background learner (never delaying the reply).
+        Never fails the turn."""
+        from memchat.memories.learner import LearnJob, detect_explicit
+
+        info = state.info
+        if not self.long_term or self.learning == "off" or self.is_incognito(info):
+            return ()
+        used_tools = state.tools.called
+        done: list[Memory] = [a for a in state.tools.context.artifacts if isinstance(a, Memory)]
+        try:
+            asked = detect_explicit(state.user.content) if not used_tools & {"remember", "forget"} else None
+            if asked is not None:
+                verb, text = asked
+                source = [i for i in (state.turn_user_id, reply.message_id) if i is not None]
+                if verb == "remember" and text:
+                    done.append(
+                        self.memories.add(text, session_id=info.id, source_ids=source, today=now(self.timezone).date())
+                    )
+                elif verb == "forget" and text:
+                    forgotten = self.memories.forget_matching(text)
+                    if forgotten is not None:
+                        done.append(forgotten)
+            if self.learning == "auto" and reply.status is Status.COMPLETE and reply.text:
+                self.learner.submit(
+                    LearnJob(
+                        service=self.memories,
+                        session_id=info.id,
+                        source_ids=tuple(i for i in (state.turn_user_id, reply.message_id) if i is not None),
+                        user=state.user.content,
+                        reply=reply.text,
+                        model=state.model,
+                        today=now(self.timezone).date(),
+                    )
+                )
+        except MemchatError:
+            pass  # a memory that cannot be stored (too long, the database busy) does not fail the turn
+        return tuple(done)
 
     def with_store(self, store: Store) -> Agent:
         """This agent's settings, provider and tools over another store (another user's view
@@ -526,6 +643,8 @@ class Agent:
         twin.store = store
         twin._memory = MemoryPlanner(store, self.provider.count_tokens)
         twin._summary_backoff = {}
+        twin.memories = MemoryService(store, self.provider.count_tokens)
+        twin.remembered = []
         return twin
 
     def _count(self, text: str) -> int:
@@ -594,9 +713,12 @@ class Agent:
         if self.enabled_tools is not None:
             return list(self.enabled_tools)
         stored = session.settings.get("tools") if isinstance(session.settings, dict) else None
+        memories = self._long_term(session)[0] and self.learning != "off"
         if isinstance(stored, list):
-            return [str(n) for n in stored if self.tools.get(str(n)) is not None]
-        return [n for n in self.tools.names() if n != "generate_image" or self.images is not None]
+            names = [str(n) for n in stored if self.tools.get(str(n)) is not None]
+        else:
+            names = [n for n in self.tools.names() if n != "generate_image" or self.images is not None]
+        return [n for n in names if memories or n not in MEMORY_TOOLS]
 
     def _tool_loop(self, info: SessionInfo) -> ToolLoop:
         chosen = self.tools.select(self.tools_for(info)) if self.provider.supports_tools else {}
@@ -604,9 +726,10 @@ class Agent:
             session=info,
             store=self.store,
             timezone=self.timezone,
-            search_all=self.recall_all,
+            search_all=self._long_term(info)[1],
             images=self.images,
             images_dir=self.images_dir,
+            memories=self.memories if self._long_term(info)[0] else None,
         )
         return ToolLoop(
             chosen,
@@ -632,14 +755,16 @@ class Agent:
             tokens, method = self.provider.count_tokens(text)
             new = Message(Role.USER, text, tokens=tokens, token_method=method)
         loop = self._tool_loop(info)
+        memories, others = self._long_term(info)
         plan = self._memory.plan(
             info,
             new,
             strategy=self.memory_for(info),
             budget=self._budget_with_tools(model, loop),
             model=model,
-            recall_all=self.recall_all,
+            recall_all=others,
             today=self.today(),
+            long_term=memories,
         )
         plan.notes.extend(loop.notes)
         return plan
@@ -658,6 +783,8 @@ class Agent:
         """Plan a call; when a summary is due, write it first (a failure falls back to the window).
         Without ``summarize`` no summary is written: the turns it would fold are left out."""
 
+        memories, others = self._long_term(info)
+
         def make(may_summarize: bool) -> ContextPlan:
             return self._memory.plan(
                 info,
@@ -666,9 +793,10 @@ class Agent:
                 budget=budget,
                 model=model,
                 exclude=exclude,
-                recall_all=self.recall_all,
+                recall_all=others,
                 summarize=may_summarize,
                 today=self.today(),
+                long_term=memories,
             )
 
         failures, wait = self._summary_backoff.get(info.id, (0, 0))

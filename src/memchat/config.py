@@ -37,6 +37,8 @@ _KEYS = (
     "context_window",
     "memory",
     "recall",
+    "memories",
+    "learn",
     "tools",
     "tool",
     "max_steps",
@@ -55,7 +57,17 @@ IMAGE_PROVIDERS = {
 _FALSE = ("0", "off", "false", "no", "none")
 #: what the config file may hold for a setting besides a string: a TOML value of another type
 #: (``db = 5``, ``context_window = [1]``) is refused, not misread as a path or a crash
-_ALSO = {"context_window": int, "max_steps": int, "date_line": bool, "tools": list, "tool": list}
+_ALSO = {
+    "context_window": int,
+    "max_steps": int,
+    "date_line": bool,
+    "memories": bool,
+    "tools": list,
+    "tool": list,
+}
+#: how long-term memories are learned: ``auto`` (the model extracts them after each turn, and
+#: explicit requests), ``explicit`` (only when the user asks), ``off``
+LEARN_MODES = ("auto", "explicit", "off")
 
 
 def home_dir() -> Path | None:
@@ -110,8 +122,12 @@ class Settings:
     system: str | None = None
     context_window: int | None = None
     memory: str | None = None
-    #: where recall searches: ``session`` (default) or ``all`` of the user's sessions
-    recall: str = "session"
+    #: where recall searches: ``all`` of the user's sessions (default) or this ``session`` only
+    recall: str = "all"
+    #: long-term memory: what the agent learns about the user, recalled in every session
+    memories: bool = True
+    #: how memories are learned (None: ``auto``, but ``explicit`` on the embedded model)
+    learn: str | None = None
     #: tools switched on (None: each session's own; () none)
     tools: tuple[str, ...] | None = None
     #: the user's own tools, ``module:function``
@@ -251,9 +267,17 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         raise ConfigError(f"context_window must be a number of tokens, not {window!r}") from exc
     if context_window is not None and context_window <= 0:
         raise ConfigError(f"the context window must be a positive number of tokens, not {context_window}")
-    recall = str(pick("recall", "MEMCHAT_RECALL") or "session").strip().lower()
+    memories_value = pick("memories", "MEMCHAT_MEMORIES")
+    memories = True if memories_value is None else str(memories_value).strip().lower() not in _FALSE
+    # without long-term memory, recall stays in the session unless asked
+    recall = str(pick("recall", "MEMCHAT_RECALL") or ("all" if memories else "session")).strip().lower()
     if recall not in ("session", "all"):
         raise ConfigError(f"recall must be 'session' or 'all', not {recall!r}")
+    learn = pick("learn", "MEMCHAT_LEARN")
+    if learn is not None:
+        learn = str(learn).strip().lower()
+        if learn not in LEARN_MODES:
+            raise ConfigError(f"learn must be one of {', '.join(LEARN_MODES)}, not {learn!r}")
     memory = pick("memory", "MEMCHAT_MEMORY")
     if memory is not None:
         from memchat.memory.plan import STRATEGIES
@@ -292,6 +316,8 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         date_line=date_line,
         memory=memory,
         recall=recall,
+        memories=memories,
+        learn=learn,
         provider=provider,
         base_url=str(base_url).rstrip("/") if base_url else None,
         api_key=str(api_key) if api_key else None,

@@ -181,6 +181,12 @@ class Reply:
     finish_reason: str | None = None
     model: str | None = None
     message_id: int | None = None
+    #: the long-term memories that were in this reply's context (ids)
+    memories: tuple[int, ...] = ()
+    #: past turns of the user's other sessions that were in this reply's context
+    recalled: int = 0
+    #: what the user asked this turn to remember or forget ("remember that …"), as stored
+    remembered: tuple[Memory, ...] = ()
 
     def __str__(self) -> str:
         return self.text

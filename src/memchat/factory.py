@@ -74,6 +74,8 @@ def make_agent(settings: Settings, store: Any = None) -> Any:
         memory=settings.memory,
         context_window=settings.context_window if "context_window" in settings.sources else None,
         recall_all=settings.recall == "all",
+        long_term=settings.memories,
+        learning=settings.learn,
         tools=tools,
         enabled_tools=enabled,
         max_steps=settings.max_steps,

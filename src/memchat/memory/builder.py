@@ -19,11 +19,12 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from memchat.clock import date_line
-from memchat.domain import Message, Role, SearchHit, SessionInfo
+from memchat.domain import MemoryKind, Message, Role, SessionInfo
 from memchat.errors import ContextTooLong
+from memchat.memories.dates import resolve_date
 from memchat.memory.budget import Budget
-from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Section
-from memchat.memory.recall import query_terms, rank
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, RecallItem, Section
+from memchat.memory.retrieve import memory_item, recall_turns, relevant_memories
 from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import sanitize, turn_starts
@@ -36,6 +37,11 @@ LOW_WATER = 0.6
 RECALL_SHARE = 0.25
 #: per section joined into the system message: a margin for tokenizer effects at the seams
 SEAM = 2
+#: long-term memory (memories and recalled turns) takes at most this many tokens of a call
+MEMORY_CAP = 2_000
+#: all served memories go with every call while they take at most this share of the budget
+#: (a stable part of the system message); beyond it, instructions always and the rest when relevant
+ALWAYS_SHARE = 0.12
 
 Counter = Callable[[str], tuple[int, str]]
 
@@ -46,11 +52,15 @@ def _headings(lang_zh: bool) -> dict[str, str]:
             "summary": "【之前对话的摘要（第 {first}–{last} 条消息）】",
             "pinned": "【置顶消息】",
             "recall": "【可能相关的早先消息（按需检索）】",
+            "memories": "【你对用户的长期记忆（跨会话；[m编号] 可用于 remember/forget 工具）】",
+            "relevant": "【与这条消息相关的长期记忆】",
         }
     return {
         "summary": "[Summary of the earlier conversation (messages {first}–{last})]",
         "pinned": "[Pinned messages]",
         "recall": "[Earlier messages that may be relevant (retrieved for this message)]",
+        "memories": "[What you remember about the user from earlier chats ([mN]: an id for the remember/forget tools)]",
+        "relevant": "[Long-term memories related to this message]",
     }
 
 
@@ -65,6 +75,8 @@ class MemoryPlanner:
         self.tails = TailCache(store)
         self._ratios: dict[str, float] = {}
         self._lock = threading.Lock()
+        #: (limit, zh) → (memory version, the always-on memories section)
+        self._always: dict[tuple[int, bool], tuple[int, Section | None]] = {}
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -97,8 +109,11 @@ class MemoryPlanner:
         recall_all: bool = False,
         summarize: bool = True,
         today: datetime | None = None,
+        long_term: bool = False,
     ) -> ContextPlan:
-        """``today``: when given, a line with the date follows the persona (models cannot know it)."""
+        """``today``: when given, a line with the date follows the persona (models cannot know it).
+        ``recall_all``: recall also searches the user's other sessions; ``long_term``: the
+        user's long-term memories go with the call (both off in an incognito session)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
         ratio = self.ratio(model)
@@ -124,6 +139,11 @@ class MemoryPlanner:
             line = date_line(today, "zh" if zh else "en")
             head.append(Section("date", line, text_tokens(line)))
 
+        if long_term:
+            always = self._always_on(limit, text_tokens, zh)
+            if always is not None:
+                head.append(always)
+
         tail, complete, entry = self.tails.get(info.id, 2 * limit)
         history = sanitize([m for m in tail if m.id not in exclude])
         new_cost = msg_tokens(new) + ov if new is not None else 0
@@ -146,7 +166,17 @@ class MemoryPlanner:
                     "messages); switch the memory strategy with /memory auto (or --memory window|summary|recall)",
                     limit=limit,
                 )
-            self._assemble(plan, head, messages, new, msg_tokens, ratio)
+            sections = list(head)
+            if new is not None and (recall_all or long_term):
+                used = system + cost
+                section = self._recall(
+                    info, new, None, {m.id for m in messages}, limit - used - ov, False, recall_all, long_term,
+                    heads, text_tokens, zh, today, {i.memory_id for s in head for i in s.items},
+                    sum(s.tokens for s in head if s.kind == "memories"),
+                )  # fmt: skip
+                if section is not None:
+                    sections.append(section)
+            self._assemble(plan, sections, messages, new, msg_tokens, ratio)
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
@@ -183,7 +213,7 @@ class MemoryPlanner:
         if uses_summary and summarize and will_evict:
             summary_room = max(summary_room, summary_reply_tokens(budget.window) + SEAM + 16)
         older = will_evict or not complete or len(candidates) < len(history) or summary is not None
-        recall_room = int(limit * RECALL_SHARE) if use_recall and (older or recall_all) else 0
+        recall_room = int(limit * RECALL_SHARE) if use_recall and older else 0
         room = limit - fixed - summary_room - recall_room
         if room < 0 and summary_section is not None:
             plan.notes.append("the summary was left out: it does not fit this window")
@@ -223,10 +253,15 @@ class MemoryPlanner:
             sections.append(Section("pinned", text, text_tokens(text), note=f"{len(older_pins)} pinned"))
         used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + ov
         older = bool(evicted) or summary is not None or not complete or len(candidates) < len(history)
-        if use_recall and new is not None and (older or recall_all):
+        own = use_recall and older
+        if new is not None and (own or recall_all or long_term):
             first_verbatim = verbatim[0].seq if verbatim else None
             skip = verbatim_ids | pinned_ids | set(exclude)
-            section = self._recall(info, new, first_verbatim, skip, limit - used - ov, recall_all, heads, text_tokens)
+            shown = {i.memory_id for s in head for i in s.items}
+            section = self._recall(
+                info, new, first_verbatim, skip, limit - used - ov, own, recall_all, long_term,
+                heads, text_tokens, zh, today, shown, sum(s.tokens for s in head if s.kind == "memories"),
+            )  # fmt: skip
             if section is not None:
                 sections.append(section)
         plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
@@ -255,37 +290,86 @@ class MemoryPlanner:
         before_seq: int | None,
         exclude: set[int | None],
         room: int,
-        recall_all: bool,
+        own: bool,
+        others: bool,
+        long_term: bool,
         heads: dict[str, str],
         text_tokens: Callable[[str], int],
+        zh: bool,
+        today: datetime | None,
+        shown: set[int | None],
+        always_tokens: int = 0,
     ) -> Section | None:
-        terms = query_terms(new.content)
-        if not terms or room <= 0:
+        """Memories relevant to ``new`` (those not already in the system message), then the past
+        turns that match it best — of this session before ``before_seq`` (``own``) and of the
+        user's other sessions (``others``) — within ``room`` tokens and ``MEMORY_CAP``."""
+        room = min(room, MEMORY_CAP - always_tokens)
+        heading = heads["recall"]
+        room -= text_tokens(heading) + SEAM
+        if room <= 0 or not (own or others or long_term):
             return None
-        hits: list[SearchHit] = self.store.search(terms, session=info.id, before_seq=before_seq, limit=40)
-        if recall_all:
-            hits += self.store.search(terms, session=None, exclude_session=info.id, limit=40)
-        ranked = [h for h in rank(hits, terms) if h.message.id not in exclude]
-        if not ranked:
+        items: list[RecallItem] = []
+        if long_term:
+            memory_room = min(room // 3, 600)
+            items += relevant_memories(
+                self.store, new.content, room=memory_room, count=text_tokens, skip=shown, zh=zh
+            )  # fmt: skip
+        room -= sum(i.tokens for i in items)
+        target = resolve_date(new.content, today.date()) if today is not None else None
+        turns = recall_turns(
+            self.store,
+            info.id,
+            new.content,
+            room=room,
+            count=text_tokens,
+            before_seq=before_seq,
+            own=own,
+            others=others,
+            exclude=exclude,
+            target_day=target,
+        )
+        if not items and not turns:
             return None
-        lines: list[str] = []
-        notes: list[str] = []
-        spent = text_tokens(heads["recall"]) + SEAM
-        for h in ranked:
-            where = "" if h.session == info.name else f" {h.session}"
-            line = f"[#{h.message.seq}{where} {h.message.role.value}] {h.message.content}"
-            cost = text_tokens(line) + 1
-            if spent + cost > room:
-                continue
-            lines.append(line)
-            spent += cost
-            notes.append(f"#{h.message.seq}{where} (score {h.score:.1f})")
-            if len(lines) >= 8:
-                break
-        if not lines:
-            return None
-        text = heads["recall"] + "\n" + "\n".join(lines)
-        return Section("recall", text, text_tokens(text), note="matched " + ", ".join(notes))
+        parts: list[str] = []
+        if items:
+            parts += [heads["relevant"], *(i.text for i in items)]
+        if turns:
+            parts += [heading, *(i.text for i in turns)]
+        text = "\n".join(parts)
+        notes = [f"m{i.memory_id}" for i in items] + [
+            f"#{i.seq}{' ' + i.session if i.session else ''} (score {i.score:.1f})" for i in turns
+        ]
+        return Section("recall", text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns))
+
+    def _always_on(self, limit: int, text_tokens: Callable[[str], int], zh: bool) -> Section | None:
+        """The memories that go with every call: all of them while they fit ``ALWAYS_SHARE`` of
+        the budget, else the instructions (newest first) that do. Cached per memory version."""
+        version = self.store.memory_version()
+        key = (limit, zh)
+        cached = self._always.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        memories = self.store.memories()
+        room = min(int(limit * ALWAYS_SHARE), MEMORY_CAP // 2)
+        heading = _headings(zh)["memories"]
+        items = [memory_item(m, text_tokens, 1.0, "always sent (all memories fit)", zh) for m in memories]
+        if sum(i.tokens for i in items) + text_tokens(heading) > room:
+            items = []
+            spent = text_tokens(heading)
+            for m in memories:
+                if m.kind is not MemoryKind.INSTRUCTION:
+                    continue
+                item = memory_item(m, text_tokens, 1.0, "an instruction: always sent", zh)
+                if spent + item.tokens > room:
+                    break
+                items.append(item)
+                spent += item.tokens
+        section = None
+        if items:
+            text = heading + "\n" + "\n".join(i.text for i in items)
+            section = Section("memories", text, text_tokens(text), note=f"{len(items)} memories", items=tuple(items))
+        self._always[key] = (version, section)
+        return section
 
     @staticmethod
     def _assemble(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from memchat.domain import Role
@@ -40,6 +41,25 @@ class ContextEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallItem:
+    """One thing memory brought into a call, and why: a long-term memory, or a past turn (of
+    this session, or of another one of the user's)."""
+
+    #: memory | turn
+    kind: str
+    text: str
+    tokens: int
+    score: float = 0.0
+    #: a short reason: the words it matched, same session or another, how recent
+    why: str = ""
+    memory_id: int | None = None
+    session: str | None = None
+    seq: int | None = None
+    message_id: int | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """A part of the system messages: persona, summary, pinned (the leading one) or recall (its
     own, before the new message)."""
@@ -49,6 +69,8 @@ class Section:
     tokens: int
     #: for summary: the seq range covered; for recall: why each message was picked
     note: str = ""
+    #: memories and past turns (kinds ``memories`` and ``recall``), each with why it was chosen
+    items: tuple[RecallItem, ...] = ()
 
 
 def context_tokens(entries: Sequence[ContextEntry], overhead: int = MESSAGE_OVERHEAD) -> int:
@@ -77,6 +99,18 @@ class ContextPlan:
 
     def wire(self) -> list[dict[str, Any]]:
         return [e.to_wire() for e in self.entries]
+
+    @property
+    def memory_ids(self) -> tuple[int, ...]:
+        """The long-term memories this call sends."""
+        return tuple(
+            i.memory_id for s in self.sections for i in s.items if i.kind == "memory" and i.memory_id is not None
+        )
+
+    @property
+    def recalled_elsewhere(self) -> int:
+        """Past turns of the user's other sessions this call sends."""
+        return sum(1 for s in self.sections for i in s.items if i.kind == "turn" and i.session is not None)
 
     def verbatim(self) -> list[ContextEntry]:
         return [e for e in self.entries if e.kind in ("verbatim", "new")]

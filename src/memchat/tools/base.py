@@ -38,6 +38,8 @@ class ToolContext:
     #: an ``ImageGenerator`` and the directory for its files, when one is configured
     images: Any = None
     images_dir: Any = None
+    #: the user's long-term memories (``memchat.memories.MemoryService``), when they are on
+    memories: Any = None
     #: what tools report back beyond their text (e.g. saved image files)
     artifacts: list[Any] = field(default_factory=list)
 

@@ -1,5 +1,6 @@
 """The tools memchat ships: ``now`` (the date the model cannot know), ``search_history`` (the
-session's — and, if allowed, the user's other sessions' — older messages) and ``generate_image``
+session's — and, if allowed, the user's other sessions' — older messages), ``remember`` and
+``forget`` (the user's long-term memories) and ``generate_image``
 (through the configured ``ImageGenerator``; the files are kept with the session)."""
 
 from __future__ import annotations
@@ -82,6 +83,62 @@ def generate_image(
     return json.dumps({"saved": [r.path for r in records]}, ensure_ascii=False)
 
 
+def remember(
+    content: str, context: ToolContext, kind: str | None = None, replaces: int | None = None, date: str | None = None
+) -> str:
+    """Save something to remember about the user across conversations: a fact, a preference,
+    an instruction for every answer, or an event with its date. Use it when the user asks you
+    to remember something, or tells you a lasting fact about themselves. To change what a
+    memory says (the user moved, changed jobs…), pass its id as ``replaces``: the old one is
+    kept in the history but no longer used.
+
+    Args:
+        content: the memory, one short self-contained sentence in the user's language
+        kind: fact, preference, instruction or event
+        replaces: the id (the number after m in [m12]) of the memory this one updates
+        date: for an event, the day it happened or will happen, YYYY-MM-DD
+    """
+    if context.memories is None:
+        return "error: long-term memory is off in this conversation"
+    session = context.session
+    memory = context.memories.add(
+        content,
+        kind=kind if kind in ("fact", "preference", "instruction", "event") else None,
+        event_date=date or None,
+        session_id=session.id if session is not None else None,
+        replaces=replaces,
+        today=context.now().date(),
+    )
+    context.artifacts.append(memory)
+    return json.dumps({"remembered": f"m{memory.id}", "kind": memory.kind.value}, ensure_ascii=False)
+
+
+def forget(context: ToolContext, memory_id: int | None = None, about: str | None = None) -> str:
+    """Stop using a memory about the user, when they ask you to forget it or it is wrong.
+    It is kept in the history (the user can restore it), but no longer used.
+
+    Args:
+        memory_id: the id of the memory (the number after m in [m12])
+        about: words of the memory to forget, when its id is not known
+    """
+    if context.memories is None:
+        return "error: long-term memory is off in this conversation"
+    if memory_id is not None:
+        memory = context.memories.forget(int(memory_id))
+    elif about:
+        memory = context.memories.forget_matching(about)
+        if memory is None:
+            return "no memory matches that"
+    else:
+        return "error: give memory_id or about"
+    context.artifacts.append(memory)
+    return json.dumps({"forgot": f"m{memory.id}", "content": memory.content}, ensure_ascii=False)
+
+
+#: tools offered only while long-term memory is on in the session
+MEMORY_TOOLS = ("remember", "forget")
+
+
 def to_record(image: Any) -> ImageRecord:
     """A ``GeneratedImage`` as the session keeps it."""
     return ImageRecord(
@@ -97,6 +154,13 @@ def to_record(image: Any) -> ImageRecord:
 
 
 def builtin_tools() -> list[Tool]:
-    """``now``, ``search_history`` and ``generate_image`` (offered only with an image provider)."""
+    """``now``, ``search_history``, ``remember`` and ``forget`` (offered while long-term memory is
+    on) and ``generate_image`` (offered only with an image provider)."""
     # an image takes a task, polling and a download: up to the image API's own 300 s cap
-    return [make_tool(now), make_tool(search_history), make_tool(generate_image, timeout=330)]
+    return [
+        make_tool(now),
+        make_tool(search_history),
+        make_tool(remember),
+        make_tool(forget),
+        make_tool(generate_image, timeout=330),
+    ]

@@ -42,6 +42,8 @@ class ToolLoop:
         self.wire: list[dict[str, Any]] = []
         self.taken = 0
         self.notes: list[str] = []
+        #: the names of the tools called in this turn
+        self.called: set[str] = set()
         self._calls = CallAccumulator()
 
     @property
@@ -84,6 +86,7 @@ class ToolLoop:
     def record(self, text: str, calls: list[ToolCall], results: list[ToolResult]) -> None:
         """One step taken: the assistant's message with its calls, then every result."""
         self.taken += 1
+        self.called.update(c.name for c in calls)
         wire_calls = tuple(c.to_wire() for c in calls)
         assistant = Message(Role.ASSISTANT, text, tool_calls=wire_calls, **self._tokens(text + json.dumps(wire_calls)))
         self.steps.append(assistant)
