@@ -191,9 +191,25 @@ class RecallMatchView(TypedDict):
     score: float
 
 
+class RecallItemView(TypedDict):
+    """One thing long-term memory put into the call, and why: a memory (``memory_id``) or a
+    past turn (``session``, ``seq``), its tokens, its score and the reason it was chosen."""
+
+    kind: str
+    text: str
+    tokens: int
+    score: float
+    why: str
+    memory_id: int | None
+    session: str | None
+    seq: int | None
+    created: str | None
+
+
 class ContextSectionView(TypedDict):
     """A part of the system message. ``covers``: the first and last message numbers a summary
-    covers; ``messages``: the pinned messages' numbers; ``matches``: what recall added."""
+    covers; ``messages``: the pinned messages' numbers; ``matches``: what recall added;
+    ``items``: the memories and past turns of sections ``memories`` and ``recall``, with why."""
 
     kind: str
     tokens: int
@@ -202,6 +218,7 @@ class ContextSectionView(TypedDict):
     messages: list[int]
     matches: list[RecallMatchView]
     text: str
+    items: list[RecallItemView]
 
 
 class OmittedView(TypedDict):
@@ -809,6 +826,20 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
             messages=[],
             matches=[],
             text=section.text,
+            items=[
+                RecallItemView(
+                    kind=item.kind,
+                    text=item.text,
+                    tokens=item.tokens,
+                    score=float(item.score),
+                    why=item.why,
+                    memory_id=item.memory_id,
+                    session=item.session,
+                    seq=item.seq,
+                    created=format_time(item.created),
+                )
+                for item in section.items
+            ],
         )
         if section.kind == "summary":
             summary = store.latest_summary(info.id)

@@ -25,7 +25,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memchat import __version__, i18n
 from memchat.agent import Agent
 from memchat.domain import Message, SessionInfo
-from memchat.errors import ImportFormatError, MemchatError, ProviderError, SessionExists, SessionNotFound
+from memchat.errors import (
+    ImportFormatError,
+    MemchatError,
+    MemoryNotFound,
+    ProviderError,
+    SessionExists,
+    SessionNotFound,
+)
 from memchat.memory.plan import STRATEGIES
 from memchat.server.runs import Busy, Event, Run, Runs
 from memchat.server.security import COOKIE, BodyTooLarge, Guard
@@ -60,6 +67,8 @@ class SessionChange(BaseModel):
     persona: str | None = Field(default=None, max_length=20_000)
     memory: Literal["auto", "full", "window", "summary", "recall"] | None = None
     model: str | None = Field(default=None, max_length=200)
+    #: an incognito session: nothing is learned from it, nothing recalled into it
+    incognito: bool | None = None
 
 
 class Fork(BaseModel):
@@ -116,8 +125,8 @@ _ERRORS = {
     400: "a bad request: a body that is not UTF-8, an import that is not a memchat export, …",
     401: "a token is required (Authorization: Bearer …, or the page's cookie)",
     403: "a state-changing request from another site",
-    404: "no such session (or someone else's)",
-    409: "busy (a reply is being generated in this session), or the name is taken",
+    404: "no such session or memory (or someone else's)",
+    409: "busy (a reply is being generated in this session), the name is taken, or the memory is no longer served",
     413: "the body is over 1 MB",
     415: "the body is not JSON",
     421: "a Host this server does not answer as",
@@ -167,6 +176,7 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
         "model": info.model,
         "memory": info.memory,
         "messages": info.message_count,
+        "incognito": info.settings.get("incognito") is True,
         "parent_id": info.parent_id,
         "created": info.created.isoformat() if info.created else None,
         "updated": info.updated.isoformat() if info.updated else None,
@@ -251,9 +261,9 @@ def create_app(
     async def memchat_error(_: Request, exc: MemchatError) -> JSONResponse:
         status = (
             404
-            if isinstance(exc, SessionNotFound)
+            if isinstance(exc, (SessionNotFound, MemoryNotFound))
             else 409
-            if isinstance(exc, SessionExists)
+            if isinstance(exc, SessionExists) or exc.kind == "memory_ended"
             else 502
             if isinstance(exc, ProviderError)  # the model or image service failed, not the request
             else 503
@@ -400,6 +410,8 @@ def create_app(
         updated = agent.store.update_session(
             info.id, name=body.name, persona=body.persona, memory=body.memory, model=body.model
         )
+        if body.incognito is not None:
+            updated = agent.set_incognito(updated, body.incognito)
         return session_json(updated)
 
     @app.delete("/api/sessions/{session_id}", status_code=204, responses=errors(404))
@@ -622,6 +634,12 @@ def create_app(
                         raise HTTPException(404, "no such image")
                     return FileResponse(path, media_type=im.mime)
         raise HTTPException(404, "no such image")
+
+    # -- long-term memories (the caller's own; memories_api.py) -----------------------------------
+
+    from memchat.server.memories_api import memory_router
+
+    app.include_router(memory_router(agent_for))
 
     # -- the OpenAI-compatible endpoint and the page ------------------------------------------------
 

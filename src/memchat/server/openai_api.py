@@ -17,9 +17,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from memchat import i18n
 from memchat.agent import Agent
 from memchat.errors import MemchatError, ProviderError
-from memchat.server.runs import Busy, Runs
+from memchat.server.runs import Busy, Runs, planned_memory_use
 
 HEADER = "X-Memchat-Session"
+#: how many long-term memories, and past turns of the user's other sessions, the reply's
+#: context held (OpenAI's body stays as it is: these ride in headers)
+MEMORIES_HEADER = "X-Memchat-Memories"
+RECALLED_HEADER = "X-Memchat-Recalled"
 
 
 #: OpenAI's error shape (a superset of memchat's ``{"error": {"code", "message"}}``)
@@ -121,6 +125,17 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
         responses={
             200: {
                 "description": "a chat.completion, or its chunks as Server-Sent Events when `stream` is true",
+                "headers": {
+                    HEADER: {"description": "the session's name", "schema": {"type": "string"}},
+                    MEMORIES_HEADER: {
+                        "description": "long-term memories in the reply's context",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    RECALLED_HEADER: {
+                        "description": "past turns of the user's other sessions in the reply's context",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                },
                 "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
             },
             **_errors(400, 409, 502),
@@ -165,7 +180,9 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
         created = int(time.time())
         shown_model = model or agent.model_for(info)
         headers = {HEADER: _header_value(info.name)}
-        if body.get("stream"):
+        if body.get("stream"):  # the headers go before the reply: the memories as planned
+            memories, recalled = planned_memory_use(run)
+            headers |= {MEMORIES_HEADER: str(memories), RECALLED_HEADER: str(recalled)}
             stream = _chunks(run, cid, created, shown_model, include_usage)
             return StreamingResponse(
                 stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
@@ -177,6 +194,9 @@ def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs:
                 parts.append(event.data["text"])
             elif event.kind == "usage":
                 usage = event.data
+            elif event.kind == "done":
+                headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
+                headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
             elif event.kind == "error":
                 status = 502 if event.data.get("kind") in _UPSTREAM else 400
                 return _error(status, event.data["message"], event.data["kind"], "upstream_error")

@@ -16,8 +16,9 @@ from typing import Any
 
 from memchat import i18n
 from memchat.agent import AsyncTurn
-from memchat.domain import Chunk
+from memchat.domain import Chunk, Reply
 from memchat.errors import MemchatError, TurnInProgress
+from memchat.memory.plan import ContextPlan
 
 #: finished runs whose events stay readable (a reload right after the end still replays)
 KEEP_FINISHED = 64
@@ -168,11 +169,13 @@ class Runs:
                         await run.add("image", image)
             reply = run.turn.reply
             assert reply is not None
-            await run.add("done", {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text})
+            done = {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text}
+            await run.add("done", {**done, **memory_use(reply)})
         except asyncio.CancelledError:
             reply = run.turn.reply
             status = reply.status.value if reply is not None else "stopped"
-            await run.add("done", {"status": status, "message_id": reply.message_id if reply else None})
+            done = {"status": status, "message_id": reply.message_id if reply else None}
+            await run.add("done", {**done, **memory_use(reply)})
             raise
         except MemchatError as exc:
             # the failed turn is gone (the lesson's rule) unless the error says it is kept: say why, in one line
@@ -187,6 +190,26 @@ class Runs:
             self._finished[run.session_id] = run
             while len(self._finished) > KEEP_FINISHED:
                 self._finished.pop(next(iter(self._finished)))
+
+
+def memory_use(reply: Reply | None) -> dict[str, Any]:
+    """What long-term memory put into a reply's context: the ids of the memories it sent
+    (``memories``) and how many past turns of the user's other sessions (``recalled``); the
+    page marks such a reply ("used 2 memories")."""
+    if reply is None:
+        return {"memories": [], "recalled": 0}
+    return {"memories": list(reply.memories), "recalled": reply.recalled}
+
+
+def planned_memory_use(run: Run) -> tuple[int, int]:
+    """(memories, past turns of the user's other sessions) in the context of a run's turn as
+    planned when it began, before its reply exists (``/v1``'s response headers go out first)."""
+    plan = getattr(run.turn, "plan", None)
+    if plan is None:  # AsyncTurn has no public ``plan`` yet: its state's (None before it begins)
+        plan = getattr(getattr(run.turn, "_state", None), "plan", None)
+    if not isinstance(plan, ContextPlan):
+        return 0, 0
+    return len(plan.memory_ids), plan.recalled_elsewhere
 
 
 def chunk_events(chunk: Chunk) -> list[tuple[str, dict[str, Any]]]:

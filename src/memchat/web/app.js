@@ -49,6 +49,7 @@
     if (state.controller) state.controller.abort();  // leave the old stream; its turn goes on
     const info = await (await api("/api/sessions/" + id)).json();
     state.session = info;
+    showIncognito();
     localStorage.setItem("memchat.session", String(id));
     $("title").textContent = info.name;
     $("persona").value = info.persona || "";
@@ -105,6 +106,7 @@
       const branch = Number(response.headers.get("X-Memchat-Session-Id"));
       const info = await (await api("/api/sessions/" + branch)).json();
       state.session = info;
+      showIncognito();
       $("title").textContent = info.name;
       await loadMessages();
       $("messages").appendChild(messageNode({ role: "user", content: text }));
@@ -148,6 +150,8 @@
     } else {
       window.memchatMarkdown.render(m.content, body);
     }
+    const used = m.role === "assistant" && m.id ? usedMarks()[m.id] : null;
+    if (used) who.appendChild(usedNode(used.m || [], used.r || 0));
     if (m.role === "user" && m.id) {
       const edit = document.createElement("button");
       edit.type = "button";
@@ -237,6 +241,9 @@
         box.appendChild(imageNode(data));
       } else if (kind === "done") {
         ended = true;
+        const memories = data.memories || [];
+        keepUsed(data.message_id, memories, data.recalled || 0);
+        if (memories.length || data.recalled) div.querySelector(".who").appendChild(usedNode(memories, data.recalled || 0));
         say(data.status === "complete" ? "" : t("status_" + data.status));
       } else if (kind === "error") {
         ended = true;
@@ -293,10 +300,304 @@
       const percent = b.limit ? Math.min(100, Math.round((100 * b.used) / b.limit)) : 100;
       $("gauge-fill").style.width = percent + "%";
       $("gauge-text").textContent = t("tokens", { used: b.used, limit: b.limit });
-      $("context").textContent = view.entries.map((e) => "[" + e.index + "] " + e.role + " · " + e.kind + " · " + e.tokens + "\n" + e.content).join("\n\n");
+      const chosen = [];  // what long-term memory brought, and why
+      for (const section of view.sections || []) {
+        for (const item of section.items || []) {
+          const what = item.kind === "memory" ? "memory #" + item.memory_id : (item.session || "") + " #" + item.seq;
+          chosen.push("· " + what + " · " + item.tokens + (item.why ? " · " + item.why : "") + "\n  " + item.text);
+        }
+      }
+      const entries = view.entries.map((e) => "[" + e.index + "] " + e.role + " · " + e.kind + " · " + e.tokens + "\n" + e.content);
+      $("context").textContent = (chosen.length ? chosen.join("\n") + "\n\n" : "") + entries.join("\n\n");
     } catch (e) {
       $("gauge-text").textContent = e.message;
     }
+  }
+
+  // -- long-term memories: "What memchat remembers" ---------------------------------------------
+
+  const mem = { only: null, undo: null };
+  const USED = "memchat.used";  // message id → {m: memory ids, r: earlier turns} (the page's marks)
+
+  function usedMarks() {
+    try { return JSON.parse(localStorage.getItem(USED) || "{}") || {}; } catch (_) { return {}; }
+  }
+
+  function keepUsed(messageId, memories, recalled) {
+    if (!messageId || (!memories.length && !recalled)) return;
+    const marks = usedMarks();
+    marks[messageId] = { m: memories, r: recalled };
+    const ids = Object.keys(marks);
+    for (const old of ids.slice(0, Math.max(0, ids.length - 500))) delete marks[old];
+    localStorage.setItem(USED, JSON.stringify(marks));
+  }
+
+  function usedNode(memories, recalled) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "used";
+    const parts = [];
+    if (memories.length) parts.push(memories.length === 1 ? t("used_memories_1") : t("used_memories", { n: memories.length }));
+    if (recalled) parts.push(recalled === 1 ? t("recalled_turns_1") : t("recalled_turns", { n: recalled }));
+    b.textContent = parts.join(" · ");
+    b.dataset.memories = memories.join(",");
+    b.addEventListener("click", () => {
+      if (memories.length) openMemories(memories);
+      else { $("context-panel").open = true; $("context-panel").scrollIntoView(); }
+    });
+    return b;
+  }
+
+  function day(value) {
+    if (!value) return "";
+    const locale = window.memchatI18n.lang === "zh" ? "zh-CN" : "en";
+    const options = { year: "numeric", month: "short", day: "numeric" };
+    const parts = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);  // a date alone: that day, wherever we are
+    const when = parts ? new Date(Number(parts[1]), Number(parts[2]) - 1, Number(parts[3])) : new Date(value);
+    return isNaN(when) ? value : when.toLocaleDateString(locale, options);
+  }
+
+  function short(text) {
+    return text.length > 60 ? text.slice(0, 59) + "…" : text;
+  }
+
+  function memSay(text, undo) {
+    const box = $("memory-status");
+    box.replaceChildren(document.createTextNode(text || ""));
+    mem.undo = undo || null;
+    if (undo) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.id = "memory-undo";
+      b.textContent = t("undo");
+      b.addEventListener("click", undo);
+      box.append(" ", b);
+      b.focus();
+    }
+  }
+
+  function memButton(label, aria, action) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = t(label);
+    b.className = label;
+    b.setAttribute("aria-label", aria);
+    b.addEventListener("click", action);
+    return b;
+  }
+
+  function memoryNode(m) {
+    const li = document.createElement("li");
+    li.className = "memory" + (m.active ? "" : " ended");
+    li.dataset.id = m.id;
+    const top = document.createElement("div");
+    top.className = "mem-top";
+    const kind = document.createElement("span");
+    kind.className = "kind kind-" + m.kind;
+    kind.textContent = t("kind_" + m.kind);
+    const text = document.createElement("span");
+    text.className = "mem-text";
+    text.textContent = m.content;
+    top.append(kind, " ", text);
+    const meta = document.createElement("div");
+    meta.className = "mem-meta";
+    const bits = [t("learned", { date: day(m.created) }) + " · " + t("origin_" + m.origin)];
+    if (m.event_date) bits.push(t("on_date", { date: day(m.event_date) }));
+    if (m.ended) bits.push(t("ended_" + m.end_reason, { date: day(m.ended) }));
+    meta.append(bits.join(" · "));
+    if (m.session_id !== null && m.session_exists) {
+      const source = document.createElement("button");
+      source.type = "button";
+      source.className = "link source";
+      source.textContent = t("from_session", { name: m.session || "#" + m.session_id });
+      source.addEventListener("click", () => { $("memories-panel").close(); openSession(m.session_id); });
+      meta.append(" · ", source);
+    } else if (m.session_id !== null) {
+      meta.append(" · " + t("session_gone"));
+    }
+    const actions = document.createElement("div");
+    actions.className = "mem-actions";
+    if (m.active) {
+      actions.append(
+        memButton("edit", t("action_edit", { text: short(m.content) }), () => editMemory(li, m)),
+        memButton("forget", t("action_forget", { text: short(m.content) }), () => forgetMemory(m)),
+      );
+    } else {
+      actions.append(memButton("restore", t("action_restore", { text: short(m.content) }), () => restoreMemory(m)));
+    }
+    actions.append(memButton("history", t("action_history", { text: short(m.content) }), () => showHistory(li, m)));
+    li.append(top, meta, actions);
+    return li;
+  }
+
+  async function loadMemories() {
+    const list = $("memory-list");
+    let found;
+    try {
+      if (mem.only) {
+        found = [];
+        for (const id of mem.only) {
+          try { found.push(await (await api("/api/memories/" + id)).json()); } catch (_) { /* gone */ }
+        }
+      } else {
+        const q = $("memory-search").value.trim();
+        const query = new URLSearchParams();
+        if (q) query.set("q", q);
+        if ($("memory-all").checked) query.set("all", "true");
+        found = (await (await api("/api/memories?" + query)).json()).memories;
+      }
+    } catch (e) { memSay(e.message); return; }
+    $("memory-filter").hidden = !mem.only;
+    $("memory-filter-text").textContent = mem.only ? t("used_in_reply") : "";
+    list.replaceChildren(...found.map(memoryNode));
+    if (!found.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = $("memory-search").value.trim() ? t("no_matches") : t("no_memories");
+      list.appendChild(li);
+    }
+  }
+
+  function openMemories(only) {
+    mem.only = only && only.length ? only : null;
+    const panel = $("memories-panel");
+    if (!panel.open) panel.showModal();
+    memSay("");
+    loadMemories();
+    (mem.only ? $("memory-filter-clear") : $("memory-search")).focus();
+  }
+
+  function editMemory(li, m) {
+    const text = li.querySelector(".mem-text");
+    const area = document.createElement("textarea");
+    area.className = "mem-edit";
+    area.rows = 2;
+    area.maxLength = 2000;
+    area.value = m.content;
+    area.setAttribute("aria-label", t("edit_memory"));
+    const save = memButton("save", t("save"), async () => {
+      const value = area.value.trim();
+      if (!value) return;
+      try {
+        await api("/api/memories/" + m.id, { method: "PATCH", body: { text: value } });
+        memSay(t("saved_note"));
+        await loadMemories();
+      } catch (e) { memSay(e.message); }
+    });
+    const cancel = memButton("cancel", t("cancel"), () => { loadMemories(); });
+    area.addEventListener("keydown", (event) => {
+      if (event.isComposing || event.keyCode === 229) return;
+      if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); save.click(); }
+      else if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); cancel.click(); }
+    });
+    const form = document.createElement("div");
+    form.className = "mem-editing";
+    form.append(area, save, cancel);
+    text.replaceWith(form);
+    li.querySelector(".mem-actions").hidden = true;
+    area.focus();
+  }
+
+  async function forgetMemory(m) {
+    try {
+      await api("/api/memories/" + m.id, { method: "DELETE" });
+    } catch (e) { memSay(e.message); return; }
+    await loadMemories();
+    memSay(t("forgotten_note", { text: short(m.content) }), () => restoreMemory(m));
+  }
+
+  async function restoreMemory(m) {
+    try {
+      await api("/api/memories/" + m.id + "/restore", { method: "POST", body: {} });
+    } catch (e) { memSay(e.message); return; }
+    memSay(t("restored_note", { text: short(m.content) }));
+    await loadMemories();
+  }
+
+  async function showHistory(li, m) {
+    const open = li.querySelector(".mem-history");
+    if (open) { open.remove(); return; }
+    try {
+      const detail = await (await api("/api/memories/" + m.id)).json();
+      const ol = document.createElement("ol");
+      ol.className = "mem-history";
+      for (const v of detail.history) {
+        const item = document.createElement("li");
+        const when = t("learned", { date: day(v.created) }) + (v.ended ? " · " + t("ended_" + v.end_reason, { date: day(v.ended) }) : " · " + t("current"));
+        item.textContent = v.content + " — " + when;
+        if (!v.active && v.id !== m.id) {
+          item.append(" ", memButton("restore", t("action_restore", { text: short(v.content) }), () => restoreMemory(v)));
+        }
+        ol.appendChild(item);
+      }
+      li.appendChild(ol);
+    } catch (e) { memSay(e.message); }
+  }
+
+  async function addMemory(event) {
+    event.preventDefault();
+    const text = $("memory-text").value.trim();
+    if (!text) return;
+    const body = { text };
+    if ($("memory-kind").value) body.kind = $("memory-kind").value;
+    if ($("memory-date").value) body.date = $("memory-date").value;
+    try {
+      const made = await (await api("/api/memories", { method: "POST", body })).json();
+      $("memory-text").value = "";
+      $("memory-date").value = "";
+      $("memory-kind").value = "";
+      mem.only = null;
+      $("memory-search").value = "";
+      await loadMemories();
+      memSay(t("added_note", { text: short(made.content) }));
+    } catch (e) { memSay(e.message); }
+  }
+
+  async function importMemories() {
+    const file = $("memory-import").files[0];
+    if (!file) return;
+    try {
+      const response = await fetch("/api/memories/import", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/x-ndjson" }, body: await file.text(),
+      });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error.message);
+      memSay(t("imported_memories", { n: data.imported }));
+      await loadMemories();
+    } catch (e) { memSay(e.message); }
+    $("memory-import").value = "";
+  }
+
+  function wireMemories() {
+    $("memories-open").addEventListener("click", () => openMemories(null));
+    $("memories-close").addEventListener("click", () => $("memories-panel").close());
+    $("memory-add").addEventListener("submit", addMemory);
+    let typing = null;
+    $("memory-search").addEventListener("input", () => {
+      clearTimeout(typing);
+      mem.only = null;
+      typing = setTimeout(loadMemories, 150);
+    });
+    $("memory-all").addEventListener("change", () => { mem.only = null; loadMemories(); });
+    $("memory-filter-clear").addEventListener("click", () => { mem.only = null; loadMemories(); $("memory-search").focus(); });
+    $("memory-import").addEventListener("change", importMemories);
+    $("incognito").addEventListener("change", async () => {
+      const on = $("incognito").checked;
+      try {
+        if (!state.session) await newSession();
+        state.session = await (await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { incognito: on } })).json();
+        showIncognito();
+        refreshContext();
+      } catch (e) { say(e.message); $("incognito").checked = !on; }
+    });
+  }
+
+  function showIncognito() {
+    const on = Boolean(state.session && state.session.incognito);
+    $("incognito").checked = on;
+    document.body.classList.toggle("incognito", on);
+    $("title").title = on ? t("incognito_on") : "";
   }
 
   // -- wiring ------------------------------------------------------------------------------------
@@ -366,6 +667,7 @@
       if (!state.session || !confirm(t("confirm_delete", { name: state.session.name }))) return;
       await api("/api/sessions/" + state.session.id, { method: "DELETE" });
       state.session = null;
+      showIncognito();
       localStorage.removeItem("memchat.session");
       $("messages").replaceChildren();
       $("title").textContent = "memchat";
@@ -383,6 +685,7 @@
       refreshContext();
     });
     $("context-panel").addEventListener("toggle", refreshContext);
+    wireMemories();
     $("model").addEventListener("change", async () => {
       if (!state.session) return;
       await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { model: $("model").value } });
@@ -435,6 +738,7 @@
     $("lang").addEventListener("click", () => {
       window.memchatI18n.toggle();
       if (state.session) loadMessages().then(loadBranches);
+      if ($("memories-panel").open) loadMemories();
     });
     $("theme").addEventListener("click", () => theme(true));
     $("menu").addEventListener("click", () => $("sidebar").classList.toggle("open"));

@@ -1,6 +1,6 @@
 // The page's words in English and Chinese: the browser's language by default, switchable
-// (kept in localStorage). Elements name their text with data-i18n, data-i18n-label (aria-label)
-// and data-i18n-placeholder.
+// (kept in localStorage). Elements name their text with data-i18n, data-i18n-label (aria-label),
+// data-i18n-placeholder and data-i18n-title.
 "use strict";
 (function () {
   const WORDS = {
@@ -17,6 +17,26 @@
       new_name: "New name", confirm_delete: "Delete {name}?", edit_prompt: "Edit your message (a new branch keeps the old one)",
       sign_in: "This memchat server needs your token", imported: "imported {name}", lost: "connection lost: {why}",
       status_stopped: "stopped", status_interrupted: "interrupted", retry: "Retry", server_default: "(server default)",
+      memories_button: "Memories", memories_title: "What memchat remembers", close: "Close",
+      memory_search: "Search memories", show_forgotten: "Show forgotten and replaced",
+      memory_new: "Something to remember", memory_kind: "Kind", memory_date: "Date (of an event)",
+      kind_auto: "(guess the kind)", kind_fact: "fact", kind_preference: "preference",
+      kind_instruction: "instruction", kind_event: "event", add: "Add", save: "Save", cancel: "Cancel",
+      forget: "Forget", restore: "Restore", undo: "Undo", history: "History", edit_memory: "Edit memory",
+      learned: "learned {date}", origin_explicit: "you told it", origin_auto: "picked up in a chat",
+      origin_import: "imported", on_date: "on {date}", from_session: "from “{name}”",
+      session_gone: "from a deleted chat", ended_forgotten: "forgotten {date}", ended_superseded: "replaced {date}",
+      ended_reverted: "reverted {date}", current: "current", forgotten_note: "Forgot “{text}”.",
+      restored_note: "Restored “{text}”.", added_note: "Remembered “{text}”.", saved_note: "Saved.",
+      imported_memories: "Imported {n} memories.",
+      no_memories: "Nothing remembered yet. Say “remember …” in a chat, or add something here.",
+      no_matches: "No memory matches.", used_memories_1: "used 1 memory", used_memories: "used {n} memories",
+      recalled_turns_1: "1 earlier turn", recalled_turns: "{n} earlier turns",
+      used_in_reply: "Memories used in this reply:", show_all: "Show all",
+      incognito: "Incognito", incognito_hint: "Nothing is learned from this chat, and nothing is recalled into it",
+      incognito_on: "incognito: nothing is learned from this chat, nothing recalled into it",
+      action_edit: "Edit: {text}", action_forget: "Forget: {text}", action_restore: "Restore: {text}",
+      action_history: "History of: {text}",
     },
     zh: {
       sessions: "会话", new_chat: "+ 新对话", search: "搜索会话", import: "导入",
@@ -31,6 +51,26 @@
       new_name: "新名字", confirm_delete: "删除 {name}？", edit_prompt: "编辑消息（新分支会保留原来的对话）",
       sign_in: "这个 memchat 服务器需要你的 token", imported: "已导入 {name}", lost: "连接中断：{why}",
       status_stopped: "已停止", status_interrupted: "已中断", retry: "重试", server_default: "（服务器默认）",
+      memories_button: "长期记忆", memories_title: "memchat 记得什么", close: "关闭",
+      memory_search: "搜索记忆", show_forgotten: "显示已忘记和已替换的",
+      memory_new: "要记住的事", memory_kind: "类型", memory_date: "日期（事件）",
+      kind_auto: "（自动判断类型）", kind_fact: "事实", kind_preference: "偏好",
+      kind_instruction: "指示", kind_event: "事件", add: "添加", save: "保存", cancel: "取消",
+      forget: "忘记", restore: "恢复", undo: "撤销", history: "历史", edit_memory: "编辑记忆",
+      learned: "{date} 记下", origin_explicit: "你让它记的", origin_auto: "从对话中学到",
+      origin_import: "导入的", on_date: "日期 {date}", from_session: "来自“{name}”",
+      session_gone: "来自已删除的对话", ended_forgotten: "{date} 已忘记", ended_superseded: "{date} 已被替换",
+      ended_reverted: "{date} 已还原", current: "当前", forgotten_note: "已忘记“{text}”。",
+      restored_note: "已恢复“{text}”。", added_note: "已记住“{text}”。", saved_note: "已保存。",
+      imported_memories: "已导入 {n} 条记忆。",
+      no_memories: "还没有记住任何事。在对话里说“记住……”，或在这里添加。",
+      no_matches: "没有匹配的记忆。", used_memories_1: "用了 1 条记忆", used_memories: "用了 {n} 条记忆",
+      recalled_turns_1: "1 段过往对话", recalled_turns: "{n} 段过往对话",
+      used_in_reply: "这条回复用到的记忆：", show_all: "显示全部",
+      incognito: "无痕", incognito_hint: "不从这个对话学习，也不把记忆带进这个对话",
+      incognito_on: "无痕：不从这个对话学习，也不把记忆带进来",
+      action_edit: "编辑：{text}", action_forget: "忘记：{text}", action_restore: "恢复：{text}",
+      action_history: "历史：{text}",
     },
   };
 
@@ -53,6 +93,7 @@
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     for (const el of document.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
     for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+    for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
   }
 
   function toggle() {
