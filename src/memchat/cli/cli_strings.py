@@ -7,19 +7,26 @@ own) never pays for them.
 
 from __future__ import annotations
 
-__all__ = ["t"]
+__all__ = ["register", "t"]
 
 _registered = False
 
 
-def t(key: str, **fields: object) -> str:
-    """A CLI string in the user's language (registered on first use: ``ask`` needs few)."""
+def register() -> None:
+    """Add the CLI strings to the catalog (once; ``t`` does it on first use)."""
     global _registered
     from memchat import i18n
 
     if not _registered:
         i18n.add(en=_EN, zh=_ZH)
         _registered = True
+
+
+def t(key: str, **fields: object) -> str:
+    """A CLI string in the user's language (registered on first use: ``ask`` needs few)."""
+    from memchat import i18n
+
+    register()
     return i18n.t(key, **fields)
 
 
@@ -84,6 +91,60 @@ _EN = {
     "ctx.needs_summary": "messages {first}–{last} will be folded into the summary before the call",
     "ctx.note": "note: {note}",
     "ctx.empty": "(empty: no persona and no messages yet)",
+    "ctx.kind.memories": "memories",
+    "ctx.kind.memory": "memory",
+    "ctx.kind.turn": "past turn",
+    "ctx.items": "{memories} memories, {turns} past turns",
+    "ctx.item_memory": "memory #{id}",
+    "ctx.item_turn": "{session}",
+    "ctx.item_turn_here": "this session",
+    "ctx.item_score": "score {score}",
+    "ctx.incognito": "incognito: nothing is learned from this session and nothing is recalled into it",
+    "err.memory_not_found": "{detail} (see: memchat memory list --all)",
+    "cli.col_id": "ID",
+    "cli.col_kind": "KIND",
+    "cli.col_date": "DATE",
+    "cli.col_text": "TEXT",
+    "cli.col_learned": "LEARNED",
+    "cli.col_state": "STATE",
+    "mem.none": "no memories yet (add one: memchat memory add TEXT)",
+    "mem.no_match": "no memory matches {query!r}",
+    "mem.state_active": "active",
+    "mem.state_superseded": "replaced by #{id} on {date}",
+    "mem.state_forgotten": "forgotten on {date}",
+    "mem.state_reverted": "reverted on {date}",
+    "mem.replaces": " (replaces #{id})",
+    "mem.replacing": " (replaces #{id}: {text})",
+    "mem.on_date": " [{date}]",
+    "mem.added": "remembered #{id} ({kind}): {text}",
+    "mem.edited": "updated #{old} → #{id}: {text}",
+    "mem.forgot": "forgot #{id}: {text} (memchat memory restore {id} brings it back)",
+    "mem.restored": "restored #{id}: {text}",
+    "mem.exported": "exported {count} memories to {path}",
+    "mem.imported": "imported {count} memories from {path}",
+    "mem.bad_json": "{where} line {line}: not JSON ({reason}); nothing was imported",
+    "mem.bad_line": "{where} line {line}: {reason}; nothing was imported",
+    "mem.label_memory": "memory",
+    "mem.label_kind": "kind",
+    "mem.label_date": "date",
+    "mem.label_learned": "learned",
+    "mem.label_state": "state",
+    "mem.label_session": "session",
+    "mem.label_source": "from",
+    "mem.origin_explicit": "you asked",
+    "mem.origin_auto": "learned from a conversation",
+    "mem.origin_import": "imported",
+    "mem.session_gone": "session {id} (deleted)",
+    "mem.message": "message {number} ·",
+    "mark.used": "· used {parts}",
+    "mark.memories": "{count} memories ({ids})",
+    "mark.memory": "1 memory ({ids})",
+    "mark.turns": "{count} turns from other chats",
+    "mark.turn": "1 turn from another chat",
+    "mark.and": ", ",
+    "mark.ask_hint": " — memchat sessions context {session} --text … shows why",
+    "mark.remembered": "✓ remembered: {text}",
+    "mark.forgot": "✓ forgot: {text}",
 }
 _ZH = {
     "cli.interrupted": "已中断",
@@ -145,4 +206,58 @@ _ZH = {
     "ctx.needs_summary": "第 {first}–{last} 条消息将在调用前并入摘要",
     "ctx.note": "注意：{note}",
     "ctx.empty": "（空：还没有角色设定和消息）",
+    "ctx.kind.memories": "长期记忆",
+    "ctx.kind.memory": "记忆",
+    "ctx.kind.turn": "过去的对话",
+    "ctx.items": "{memories} 条长期记忆，{turns} 轮过去的对话",
+    "ctx.item_memory": "记忆 #{id}",
+    "ctx.item_turn": "{session}",
+    "ctx.item_turn_here": "本会话",
+    "ctx.item_score": "得分 {score}",
+    "ctx.incognito": "无痕模式：不从本会话学习，也不向本会话调入其他记忆",
+    "err.memory_not_found": "{detail}（查看：memchat memory list --all）",
+    "cli.col_id": "编号",
+    "cli.col_kind": "类型",
+    "cli.col_date": "日期",
+    "cli.col_text": "内容",
+    "cli.col_learned": "记住于",
+    "cli.col_state": "状态",
+    "mem.none": "还没有长期记忆（添加一条：memchat memory add 文本）",
+    "mem.no_match": "没有与 {query!r} 匹配的记忆",
+    "mem.state_active": "有效",
+    "mem.state_superseded": "{date} 被 #{id} 取代",
+    "mem.state_forgotten": "{date} 已忘记",
+    "mem.state_reverted": "{date} 已还原为旧版本",
+    "mem.replaces": "（取代 #{id}）",
+    "mem.replacing": "（取代 #{id}：{text}）",
+    "mem.on_date": " [{date}]",
+    "mem.added": "已记住 #{id}（{kind}）：{text}",
+    "mem.edited": "已更新 #{old} → #{id}：{text}",
+    "mem.forgot": "已忘记 #{id}：{text}（memchat memory restore {id} 可恢复）",
+    "mem.restored": "已恢复 #{id}：{text}",
+    "mem.exported": "已导出 {count} 条记忆到 {path}",
+    "mem.imported": "已从 {path} 导入 {count} 条记忆",
+    "mem.bad_json": "{where} 第 {line} 行：不是 JSON（{reason}）；没有导入任何记忆",
+    "mem.bad_line": "{where} 第 {line} 行：{reason}；没有导入任何记忆",
+    "mem.label_memory": "记忆",
+    "mem.label_kind": "类型",
+    "mem.label_date": "日期",
+    "mem.label_learned": "记住于",
+    "mem.label_state": "状态",
+    "mem.label_session": "会话",
+    "mem.label_source": "来源",
+    "mem.origin_explicit": "你要求记住的",
+    "mem.origin_auto": "从对话中学到的",
+    "mem.origin_import": "导入的",
+    "mem.session_gone": "会话 {id}（已删除）",
+    "mem.message": "第 {number} 条消息 ·",
+    "mark.used": "· 用到了 {parts}",
+    "mark.memories": "{count} 条长期记忆（{ids}）",
+    "mark.memory": "1 条长期记忆（{ids}）",
+    "mark.turns": "其他对话中的 {count} 轮",
+    "mark.turn": "其他对话中的 1 轮",
+    "mark.and": "，",
+    "mark.ask_hint": " —— memchat sessions context {session} --text … 可查看原因",
+    "mark.remembered": "✓ 已记住：{text}",
+    "mark.forgot": "✓ 已忘记：{text}",
 }

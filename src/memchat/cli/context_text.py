@@ -4,11 +4,14 @@ here) and the REPL's ``/context`` (a rich table, ``render``). Imports no termina
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from memchat.cli.cli_strings import t
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from memchat.domain import Memory
     from memchat.serialization import ContextEntryView, ContextSectionView, ContextView, OmittedView
 
 #: cells of the budget gauge
@@ -49,9 +52,41 @@ def tokens(n: int) -> str:
     return t("ctx.tokens", count=f"{n:,}")
 
 
+def items(section: ContextSectionView) -> list[Mapping[str, Any]]:
+    """The memories and past turns a section brought (``items`` of the view; none in a
+    persona, summary or pinned section)."""
+    found = cast("Mapping[str, Any]", section).get("items")
+    return [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
+
+
+def item_line(item: Mapping[str, Any], session: str) -> str:
+    """What one memory or past turn is and why it was chosen: ``memory #3 · 9 tokens · score
+    4.2 · matched name`` or ``trip · 2026-11-30 · 40 tokens · score 3.1 · matched Lyon``."""
+    if item.get("kind") == "memory":
+        parts = [t("ctx.item_memory", id=item.get("memory_id") if item.get("memory_id") is not None else "?")]
+    else:
+        where = item.get("session")
+        parts = [t("ctx.item_turn_here") if not where or where == session else t("ctx.item_turn", session=where)]
+        created = item.get("created")
+        if isinstance(created, str) and created:
+            parts.append(created[:10])
+    parts.append(tokens(int(item.get("tokens") or 0)))
+    score = item.get("score")
+    if isinstance(score, int | float) and score:
+        parts.append(t("ctx.item_score", score=f"{score:.1f}"))
+    if item.get("why"):
+        parts.append(str(item["why"]))
+    return " · ".join(parts)
+
+
 def section_note(section: ContextSectionView, session: str) -> str:
     """Why a section is there: the messages a summary covers, the pinned messages, what
-    recall matched (in ``session`` or another one) and with which score."""
+    recall matched (in ``session`` or another one) and with which score, how many memories
+    and past turns it holds (each item says why: ``item_line``)."""
+    found = items(section)
+    if found:
+        memories = sum(1 for i in found if i.get("kind") == "memory")
+        return t("ctx.items", memories=memories, turns=len(found) - memories)
     if section["kind"] == "summary" and section["covers"]:
         first, last = section["covers"]
         return t("ctx.covers", first=first, last=last)
@@ -123,7 +158,12 @@ def format_context(view: ContextView) -> str:
             for s in sections:
                 note = section_note(s, view["session"])
                 out.append("    · " + " · ".join(p for p in (kind(s["kind"]), tokens(s["tokens"]), note) if p))
-                out.append(_indent(s["text"], "      "))
+                found = items(s)
+                for item in found:  # each memory and past turn, why it was chosen, then its text
+                    out.append("      - " + item_line(item, view["session"]))
+                    out.append(_indent(str(item.get("text") or ""), "        "))
+                if not found:
+                    out.append(_indent(s["text"], "      "))
         else:
             out.append(_indent(e["content"], "    "))
     out.append("")
@@ -135,3 +175,22 @@ def _width(text: str) -> int:
     import unicodedata
 
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+# -- what a reply used and learned (the REPL after a reply, ``memchat ask`` on stderr) ---------
+
+
+def used_line(memory_ids: Sequence[int], recalled: int) -> str | None:
+    """``· used 2 memories (#3, #7), 1 turn from another chat``; None when it used neither."""
+    parts = []
+    if memory_ids:
+        ids = ", ".join(f"#{i}" for i in memory_ids)
+        parts.append(t("mark.memory" if len(memory_ids) == 1 else "mark.memories", count=len(memory_ids), ids=ids))
+    if recalled:
+        parts.append(t("mark.turn" if recalled == 1 else "mark.turns", count=recalled))
+    return t("mark.used", parts=t("mark.and").join(parts)) if parts else None
+
+
+def learned_lines(memories: Iterable[Memory]) -> list[str]:
+    """``✓ remembered: …`` / ``✓ forgot: …`` for what the user asked to remember or forget in a turn."""
+    return [t("mark.remembered" if m.active else "mark.forgot", text=m.content) for m in memories]

@@ -1,7 +1,7 @@
 """memchat's command line: the parser, its global flags and ``main()``, which runs a command
 and maps its errors to exit codes. The commands live in ``turns`` (``chat``, ``ask``),
-``sessions`` (``sessions …``) and ``info`` (``models``, ``config``); their strings in
-``cli_strings``.
+``sessions`` (``sessions …``), ``memories`` (``memory …``) and ``info`` (``models``,
+``config``); their strings in ``cli_strings``.
 
 Module-level imports stay at argparse/sys/os (and ``common`` and ``cli_strings``, which
 import no more): ``memchat ask`` must start, stream one turn and exit in well under 200 ms,
@@ -101,6 +101,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--show-context", action="store_true", help="show what the model sees before each turn")
     p.add_argument("-c", "--continue", dest="resume", action="store_true", help="continue the most recent session")
     _memory_flags(p)
+    _long_term_flags(p)
     _tool_flags(p)
 
     _define_ask(command(sub, "ask", turns.cmd_ask, _ASK_HELP))
@@ -138,6 +139,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _memory_flags(p)
     _tool_flags(p, approval=False)
+
+    _define_memory(sub, command)
 
     from memchat.cli import images
 
@@ -199,7 +202,48 @@ def _define_ask(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", metavar="TEXT", help="persona of a NEW session (an existing one keeps its own)")
     p.add_argument("question", nargs="*", metavar="QUESTION", help="the question; '-' or none reads stdin")
     _memory_flags(p)
+    _long_term_flags(p)
     _tool_flags(p)
+
+
+def _define_memory(sub: Any, command: Callable[..., _Parser]) -> None:
+    """``memchat memory list|search|show|add|edit|forget|restore|history|export|import``."""
+    from memchat.cli import memories
+
+    kinds = memories.KINDS
+    group = command(sub, "memory", _no_command, "what memchat remembers about you across sessions: review and control")
+    ms = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = command(ms, "list", memories.cmd_list, "the memories served to every session, newest first")
+    p.add_argument("--all", action="store_true", help="also the forgotten and replaced ones (with their state)")
+    p.add_argument("--kind", choices=kinds, help="only memories of this kind")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ms, "search", memories.cmd_search, "memories matching some words, best first")
+    p.add_argument("query", nargs="+", metavar="QUERY")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ms, "show", memories.cmd_show, "one memory: where and when it was learned, its state")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ms, "add", memories.cmd_add, "remember something (a newer fact on the same subject replaces the old)")
+    p.add_argument("text", nargs="+", metavar="TEXT")
+    p.add_argument("--kind", choices=kinds, help="default: guessed from the text")
+    p.add_argument("--date", metavar="YYYY-MM-DD", help="the day an event happened (default: read from the text)")
+    p = command(ms, "edit", memories.cmd_edit, "replace a memory's text (the old version is kept)")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("text", nargs="+", metavar="TEXT")
+    p.add_argument("--kind", choices=kinds, help="change its kind too")
+    p = command(ms, "forget", memories.cmd_forget, "stop serving a memory (kept; restore brings it back)")
+    p.add_argument("id", type=int, nargs="?", metavar="ID")
+    p.add_argument("--match", nargs="+", metavar="TEXT", help="forget the memory that best matches TEXT")
+    p = command(ms, "restore", memories.cmd_restore, "serve a forgotten or replaced memory again")
+    p.add_argument("id", type=int, metavar="ID")
+    p = command(ms, "history", memories.cmd_history, "every version of a memory, oldest first")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ms, "export", memories.cmd_export, "every memory (ended ones too) as JSONL")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p = command(ms, "import", memories.cmd_import, "add the memories of a JSONL export (all or none)")
+    p.add_argument("file", metavar="FILE", help="a memchat memory export, or '-' for stdin")
 
 
 def _window(value: str) -> int:
@@ -233,8 +277,31 @@ def _memory_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--recall",
         choices=("session", "all"),
-        default="session",
-        help="where recall searches older messages: this session (default) or all your sessions",
+        help="where recall searches older messages: all your sessions (default, unless --no-memories) "
+        "or this session only (env MEMCHAT_RECALL)",
+    )
+
+
+def _long_term_flags(p: argparse.ArgumentParser) -> None:
+    """``--no-memories``, ``--learn``, ``--incognito`` (``chat``, ``ask``)."""
+    g = p.add_argument_group("long-term memory")
+    g.add_argument(
+        "--no-memories",
+        dest="memories",
+        action="store_const",
+        const=False,
+        help="no long-term memories and no recall from your other sessions (env MEMCHAT_MEMORIES=0)",
+    )
+    g.add_argument(
+        "--learn",
+        choices=("auto", "explicit", "off"),
+        help="what the agent learns about you: from every turn (auto), only when asked to remember "
+        "(explicit), nothing (off) (env MEMCHAT_LEARN)",
+    )
+    g.add_argument(
+        "--incognito",
+        action="store_true",
+        help="mark the session incognito: nothing is learned from it, nothing recalled into it",
     )
 
 
@@ -267,7 +334,7 @@ def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
 
 
 def _no_command(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires ACTION
-    raise UsageError("sessions: an action is required")
+    raise UsageError(f"{args.command}: an action is required")
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from memchat.cli import context_text
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
-from memchat.domain import Chunk, ImageRecord, Message, Role, SessionInfo, Status, Summary
+from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary
 from memchat.serialization import ContextView, covered
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -201,11 +201,18 @@ class Renderer:
                     for sec in sections:
                         content = Text()
                         note = context_text.section_note(sec, view["session"])
+                        found = context_text.items(sec)
                         if note:
-                            content.append(note + "\n", style="italic")
-                        content.append(sec["text"])
+                            content.append(note + ("\n" if not found else ""), style="italic")
+                        if not found:
+                            content.append(sec["text"])
                         part = "↳ " + context_text.kind(sec["kind"])
                         table.add_row("", "", "", part, str(sec["tokens"]), content, style=style)
+                        for item in found:  # each memory and past turn: why it was chosen, its text
+                            content = Text(context_text.item_line(item, view["session"]) + "\n", style="italic")
+                            content.append(str(item.get("text") or ""))
+                            item_kind = "  · " + context_text.kind(str(item.get("kind")))
+                            table.add_row("", "", "", item_kind, "", content, style=style)
                 else:
                     table.add_row(
                         str(e["index"]), number, e["role"], kind, str(e["tokens"]), Text(e["content"]), style=style
@@ -293,6 +300,20 @@ class Renderer:
             updated = s.updated.astimezone().strftime("%Y-%m-%d %H:%M") if s.updated else ""
             mark = "*" if s.id == current else ""
             table.add_row(mark, s.name, str(s.message_count), s.model or "", updated, style="bold" if mark else None)
+        self.console.print(table)
+
+    def memories(self, memories: Sequence[Memory]) -> None:
+        """Memories as a table: id (what /forget takes), kind, an event's date, text, when learned."""
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("#", justify="right", style="bold")
+        table.add_column(t("repl.col_mem_kind"), style="dim")
+        table.add_column(t("repl.col_mem_date"))
+        table.add_column(t("repl.col_mem_text"), overflow="fold")
+        table.add_column(t("repl.col_mem_learned"), style="dim")
+        for m in memories:
+            learned = m.created.astimezone().strftime("%Y-%m-%d") if m.created else ""
+            date = m.event_date.isoformat() if m.event_date else ""
+            table.add_row(str(m.id), m.kind.value, date, m.content, learned)
         self.console.print(table)
 
     def help(self, rows: Iterable[tuple[str, str]]) -> None:

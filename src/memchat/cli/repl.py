@@ -30,10 +30,11 @@ from rich.console import Console
 from memchat import i18n
 from memchat.agent import Agent, Turn
 from memchat.cli import slash
+from memchat.cli.context_text import learned_lines, used_line
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
 from memchat.config import Settings, data_dir
-from memchat.domain import SessionInfo, ToolCall
+from memchat.domain import Reply, SessionInfo, ToolCall
 from memchat.errors import MemchatError
 from memchat.tools import Tool
 
@@ -143,6 +144,7 @@ def run_repl(
     system: str | None = None,
     show_context: bool = False,
     resume: bool = False,
+    incognito: bool = False,
     console: Console | None = None,
     pt_input: Input | None = None,
     pt_output: Output | None = None,
@@ -206,6 +208,10 @@ def run_repl(
         elif not created and system is not None and system != info.persona:
             state.session = agent.store.update_session(info.id, persona=system)
             ui.note(t("repl.persona_flag", session=info.name))
+        if incognito and not agent.is_incognito(state.session):
+            state.session = agent.set_incognito(state.session, True)
+        if agent.is_incognito(state.session):
+            ui.note(t("repl.incognito_on"))
     except EOFError:
         ui.info(t("repl.bye"))
         return 0
@@ -289,5 +295,17 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> Non
         if not getattr(exc, "kept", False):  # the message itself says what was kept
             ui.note(t("repl.retry_kept") if retry else t("err.dropped"))
         return
+    if turn.reply is not None:
+        _marks(state, turn.reply)
     if state.show_context and turn.reply is not None:
         state.show_context_now()
+
+
+def _marks(state: slash.ReplState, reply: Reply) -> None:
+    """After a reply: what the user asked it to remember or forget (``✓ remembered: …``), and
+    whether it used long-term memories or turns of other chats."""
+    for line in learned_lines(reply.remembered):
+        state.ui.info(line)
+    used = used_line(reply.memories, reply.recalled)
+    if used is not None:
+        state.ui.note(used + t("repl.used_hint"))

@@ -4,7 +4,11 @@ and returns ``None``, ``EXIT`` or a ``Turn`` for the loop to stream (``/retry``)
 Memory: ``/context`` shows the plan of the next call, ``/memory`` shows or sets the
 session's strategy, ``/pin``/``/unpin`` keep a message in every call, ``/forget-summary``
 drops the summaries (rebuilt when needed). ``ReplState.plan`` is the last plan of the next
-call, refreshed once after each turn or command, for the bottom toolbar."""
+call, refreshed once after each turn or command, for the bottom toolbar.
+
+Long-term memory (what the agent knows about the user across sessions, through
+``agent.memories``): ``/remember TEXT``, ``/forget ID|TEXT``, ``/memories [QUERY]``, and
+``/incognito [on|off]`` (nothing learned from the session, nothing recalled into it)."""
 
 from __future__ import annotations
 
@@ -65,8 +69,9 @@ class ReplState:
     def show_plan(self, plan: ContextPlan) -> None:
         self.ui.context(context_view(self.agent.store, self.session, plan, model=self.model))
 
-    def show_context_now(self) -> None:
-        self.show_plan(self.agent.context(self.refresh()))
+    def show_context_now(self, text: str | None = None) -> None:
+        """The plan of the next call (for the message ``text``, recall included, when given)."""
+        self.show_plan(self.agent.context(self.refresh(), text))
 
     def update_status(self) -> None:
         """Plan the next call once (after a turn or a command), for the toolbar."""
@@ -152,7 +157,7 @@ def _help(state: ReplState, arg: str) -> Result:
 
 
 def _context(state: ReplState, arg: str) -> Result:
-    state.show_context_now()
+    state.show_context_now(arg or None)
     return None
 
 
@@ -367,6 +372,62 @@ def _forget_summary(state: ReplState, arg: str) -> Result:
     return None
 
 
+def _remember(state: ReplState, arg: str) -> Result:
+    """``/remember TEXT``: a memory served to every session from now on."""
+    m = state.agent.memories.add(arg, session_id=state.session.id)
+    line = t("repl.remembered", id=m.id, kind=m.kind.value, text=m.content)
+    if m.supersedes is not None:
+        line += t("repl.remembered_replaces", id=m.supersedes)
+    state.ui.info(line)
+    return None
+
+
+def _forget(state: ReplState, arg: str) -> Result:
+    """``/forget ID`` (as ``/memories`` numbers them) or ``/forget TEXT`` (the best match)."""
+    memories = state.agent.memories
+    ident = arg.strip().removeprefix("#")
+    if ident.isdigit():
+        m = memories.forget(int(ident))
+    else:
+        found = memories.forget_matching(arg)
+        if found is None:
+            state.ui.error(t("repl.memories_no_match", query=arg))
+            return None
+        m = found
+    state.ui.info(t("repl.memory_forgot", id=m.id, text=m.content))
+    return None
+
+
+def _memories(state: ReplState, arg: str) -> Result:
+    """``/memories``: every memory served; ``/memories QUERY``: those matching it."""
+    memories = state.agent.memories
+    found = memories.search(arg) if arg else memories.list()
+    if not found:
+        state.ui.note(t("repl.memories_no_match", query=arg) if arg else t("repl.memories_none"))
+        return None
+    state.ui.memories(found)
+    state.ui.note(t("repl.memories_hint"))
+    return None
+
+
+_ON = ("on", "yes", "true", "1", "开", "是")
+_OFF = ("off", "no", "false", "0", "关", "否")
+
+
+def _incognito(state: ReplState, arg: str) -> Result:
+    """``/incognito``: whether this session is incognito; ``on``/``off`` sets it."""
+    agent = state.agent
+    word = arg.strip().lower()
+    if word and word not in _ON + _OFF:
+        state.ui.error(t("repl.usage", usage=COMMANDS["incognito"].usage))
+        return None
+    if word:
+        state.session = agent.set_incognito(state.session, word in _ON)
+    on = agent.is_incognito(state.refresh())
+    state.ui.info(t("repl.incognito_on" if on else "repl.incognito_off"))
+    return None
+
+
 def _exit(state: ReplState, arg: str) -> Result:
     return EXIT
 
@@ -375,7 +436,7 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("help", "/help", "none", _help),
-        Command("context", "/context", "none", _context),
+        Command("context", "/context [MESSAGE]", "optional", _context),
         Command("history", "/history", "none", _history),
         Command("system", "/system [TEXT]", "optional", _system),
         Command("new", "/new [NAME]", "optional", _new),
@@ -393,7 +454,11 @@ COMMANDS: dict[str, Command] = {
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),
         Command("forget-summary", "/forget-summary", "none", _forget_summary),
+        Command("remember", "/remember TEXT", "required", _remember),
+        Command("forget", "/forget ID|TEXT", "required", _forget),
+        Command("memories", "/memories [QUERY]", "optional", _memories),
+        Command("incognito", "/incognito [on|off]", "optional", _incognito),
         Command("exit", "/exit", "none", _exit),
     )
 }
-ALIASES = {"quit": "exit", "q": "exit", "?": "help", "forget": "forget-summary", "strategy": "memory"}
+ALIASES = {"quit": "exit", "q": "exit", "?": "help", "strategy": "memory"}

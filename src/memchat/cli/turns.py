@@ -5,8 +5,13 @@ prompt_toolkit) and none of the other commands; the agent, store and provider ar
 when the command runs.
 
 ``--memory``, ``--context-window`` and ``--recall`` (both commands) choose the memory strategy,
-the window to plan for and whether recall searches the user's other sessions; ``_agent``
-builds the ``Agent`` from them (``sessions context`` uses it too).
+the window to plan for and whether recall searches the user's other sessions; ``--no-memories``
+and ``--learn`` switch long-term memory off and choose how it learns; ``_agent`` builds the
+``Agent`` from them (``sessions context`` uses it too). ``--incognito`` marks the session
+incognito before the turn (nothing learned from it, nothing recalled into it).
+
+A reply that used long-term memories or turns of the user's other chats is marked on stderr
+(one dim line; stdout stays the reply), and so is what the user asked it to remember or forget.
 
 ``ask -s NAME --system TEXT`` sets the persona only when it creates NAME: a one-shot
 ``ask`` never changes an existing session except by appending its turn (so a failed turn
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 
     from memchat.agent import Agent
     from memchat.config import Settings
-    from memchat.domain import SessionInfo
+    from memchat.domain import Reply, SessionInfo
 
 
 #: seconds ``memchat ask`` waits for another process's reply in the same session
@@ -42,6 +47,8 @@ def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
         memory=getattr(args, "memory", None),
         context_window=getattr(args, "context_window", None),
         recall=getattr(args, "recall", None),
+        memories=getattr(args, "memories", None),
+        learn=getattr(args, "learn", None),
         tools=getattr(args, "tools", None),
         tool=getattr(args, "tool", None),
         max_steps=getattr(args, "max_steps", None),
@@ -72,6 +79,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 system=args.system,
                 show_context=args.show_context,
                 resume=args.resume,
+                incognito=args.incognito,
             )
         )
     finally:
@@ -96,9 +104,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     agent.wait_for_turn = ASK_WAITS  # scripts asking one session at once queue up instead of failing
     try:
         info = _ask_session(agent, args)
+        if args.incognito and not agent.is_incognito(info):
+            info = agent.set_incognito(info, True)
         return _stream(agent, info, text)
     finally:
-        agent.close()
+        agent.close()  # waits (bounded) for what is still being learned from this turn
 
 
 def _ask_session(agent: Agent, args: argparse.Namespace) -> SessionInfo:
@@ -130,4 +140,20 @@ def _stream(agent: Agent, info: SessionInfo, text: str) -> int:
         if last != "\n":
             out.write("\n")
             out.flush()
+    if turn.reply is not None:
+        _marks(turn.reply, info.name)
     return 0
+
+
+def _marks(reply: Reply, session: str) -> None:
+    """What the reply used and what the user asked it to remember, dim on stderr."""
+    from memchat.cli.context_text import learned_lines, used_line
+
+    lines = learned_lines(reply.remembered)
+    used = used_line(reply.memories, reply.recalled)
+    if used is not None:
+        lines.append(used + t("mark.ask_hint", session=session))
+    dim = sys.stderr is not None and sys.stderr.isatty()
+    for line in lines:
+        sys.stderr.write(f"\x1b[2m{line}\x1b[0m\n" if dim else line + "\n")
+    sys.stderr.flush()
