@@ -4,9 +4,10 @@ Almost every statement of ``SQLiteStore`` is portable SQL, so this store reuses 
 small connection adapter (``?`` placeholders, ``INSERT OR IGNORE``, ``lastrowid``, integrity
 errors) and replaces only what differs: the schema (``pg_migrations.py``, applied under an
 advisory lock so several processes may start at once), full-text search (``pg_trgm`` instead of
-FTS5) and transactions (every write transaction takes one advisory lock, the same one-writer
-discipline as SQLite's ``BEGIN IMMEDIATE``; generation itself runs outside transactions, so
-turns in different sessions still run in parallel).
+FTS5's trigrams; ``tsvector`` and ``ts_rank`` instead of FTS5's BM25 for the ranked word search
+of messages and memories) and transactions (every write transaction takes one advisory lock, the
+same one-writer discipline as SQLite's ``BEGIN IMMEDIATE``; generation itself runs outside
+transactions, so turns in different sessions still run in parallel).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from memchat.domain import SearchHit, SessionInfo
+from memchat.domain import Memory, SearchHit, SessionInfo
 from memchat.errors import ConfigError, StoreError
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import now_text as _now
 from memchat.stores.pg_migrations import PG_MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore, _writer_id
-from memchat.stores.sqlite_memory import PER_TERM
+from memchat.stores.sqlite_memories import MEMORY_COLUMNS, MEMORY_FROM, memory_from_row, search_form
+from memchat.stores.sqlite_memory import NOT_INCOGNITO, PER_TERM
 
 INSTALL = 'PostgreSQL storage needs its extra: pip install "memchat[postgres]"'
 #: advisory lock keys: one for write transactions, one for migrations
@@ -240,7 +242,10 @@ class PostgresStore(SQLiteStore):
             for name, script in PG_MIGRATIONS:
                 if name in done:
                     continue
-                db.conn.execute(script)
+                if isinstance(script, str):
+                    db.conn.execute(script)
+                else:
+                    script(db)
                 db.execute("INSERT INTO _memchat_migrations (name, applied) VALUES (?, ?)", (name, _now()))
                 applied.append(name)
         return applied
@@ -291,6 +296,70 @@ class PostgresStore(SQLiteStore):
         )
         found = [SearchHit(self._message(r[:-1]), r[-1], scores[int(r[0])]) for r in rows]
         return sorted(found, key=lambda h: -(h.message.seq or 0))
+
+    # -- ranked word search: tsvector instead of FTS5's BM25 -----------------------------------
+
+    def search_words(
+        self,
+        words: Sequence[str],
+        *,
+        session: SessionKey | None = None,
+        before_seq: int | None = None,
+        exclude_session: SessionKey | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """As ``SQLiteStore.search_words``, over the GIN index of ``to_tsvector('english',
+        COALESCE(search_text, content))``: settled messages matching any of ``words`` (each
+        word a phrase of its own, English-stemmed), best first by ``ts_rank`` (normalised by
+        the message's length, as BM25 is); ``score`` higher is better."""
+        query, query_params = _tsquery(words)
+        if not query or limit <= 0:
+            return []
+        scope, params = self._scope(session, before_seq, exclude_session)
+        if session is None:
+            scope += f" AND {NOT_INCOGNITO}"
+        cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+        rows = self._read(
+            f"SELECT {cols}, s.name, ts_rank({_MESSAGE_VECTOR}, q.query, {_RANK_NORMALIZATION}) AS score "
+            f"FROM ({query}) AS q (query), messages m JOIN sessions s ON s.id = m.session_id "
+            f"WHERE {_MESSAGE_VECTOR} @@ q.query AND m.status != 'streaming'{scope} "
+            "ORDER BY score DESC, m.id DESC LIMIT ?",
+            (*query_params, *params, int(limit)),
+        )
+        return [SearchHit(self._message(r[:-2]), r[-2], float(r[-1])) for r in rows]
+
+    def search_memories(self, words: Sequence[str], *, limit: int = 20) -> list[tuple[Memory, float]]:
+        """As ``SQLiteStore.search_memories``, over the GIN index of the memories' English
+        ``tsvector``, ranked by ``ts_rank`` (higher is better)."""
+        query, query_params = _tsquery([search_form(str(w)) for w in words])
+        if not query or limit <= 0:
+            return []
+        rows = self._read(
+            f"SELECT {MEMORY_COLUMNS}, ts_rank({_MEMORY_VECTOR}, q.query, {_RANK_NORMALIZATION}) AS score "
+            f"FROM ({query}) AS q (query), {MEMORY_FROM} "
+            f"WHERE {_MEMORY_VECTOR} @@ q.query AND m.owner_id = ? AND m.ended IS NULL "
+            "ORDER BY score DESC, m.id DESC LIMIT ?",
+            (*query_params, self.owner, int(limit)),
+        )
+        return [(memory_from_row(r[:-1]), float(r[-1])) for r in rows]
+
+
+#: the indexed expressions (``pg_migrations.py``): a query must use them as written to use the index
+_MESSAGE_VECTOR = "to_tsvector('english', COALESCE(m.search_text, m.content))"
+_MEMORY_VECTOR = "to_tsvector('english', COALESCE(m.search_text, m.content))"
+#: ts_rank's normalisation: divide by 1 + log(document length) (long texts do not win by length)
+_RANK_NORMALIZATION = 1
+
+
+def _tsquery(words: Sequence[str]) -> tuple[str, list[str]]:
+    """A ``SELECT`` of the tsquery matching any of ``words``, and its parameters: each word goes
+    through ``phraseto_tsquery`` as a parameter (plain text: no word is read as tsquery syntax;
+    a word of several tokens is their phrase, as a quoted FTS5 phrase is), joined with ``||``.
+    ("", []) when no word is left."""
+    kept = [w for w in (str(w).strip() for w in words) if w]
+    if not kept:
+        return "", []
+    return "SELECT " + " || ".join("phraseto_tsquery('english', ?)" for _ in kept), kept
 
 
 def _redact(url: str) -> str:

@@ -32,6 +32,7 @@ from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.migrations import MIGRATIONS
+from memchat.stores.sqlite_memories import MemoriesRecords
 from memchat.stores.sqlite_memory import MemoryRecords, insert_image
 from memchat.tokens import estimate_tokens
 
@@ -98,7 +99,7 @@ _SESSION_COLUMNS = (
 )
 
 
-class SQLiteStore(MemoryRecords):
+class SQLiteStore(MemoryRecords, MemoriesRecords):
     """Sessions and messages in one SQLite file (or ``":memory:"``)."""
 
     def __init__(
