@@ -34,6 +34,16 @@ _RATIO_BOUNDS = (0.5, 3.0)
 #: matches read per search term (newest first): the cost of a search is bounded by the terms,
 #: not by the length of the history
 PER_TERM = 64
+#: messages read per query word (the newest that hold it): a word held by more is common
+PER_WORD = 300
+#: the best candidates (by the sum of their words' idf) scored with BM25 proper
+CANDIDATES = 150
+#: (store, word) → (messages holding it, messages in the index then): kept while the index
+#: grows by less than a twentieth (a document frequency moves slowly)
+_DF: dict[tuple[int, str], tuple[int, int]] = {}
+_DF_MAX = 20_000
+#: store → (messages, average tokens) for BM25's length normalisation
+_WORD_STATS: dict[int, tuple[int, float]] = {}
 #: two-character terms are also looked for (by LIKE) among this many of the newest messages
 SHORT_TERM_SPAN = 4_000
 #: indexed trigrams a two-character term expands to, at most (the most frequent ones)
@@ -78,6 +88,8 @@ class _Host(Protocol):
     def _session_id(self, db: sqlite3.Connection, session: SessionKey) -> int: ...
     def _sid(self, session: SessionKey) -> int: ...
     def _expand(self, term: str) -> str: ...
+    def _word_stats(self) -> tuple[int, float]: ...
+    def _document_frequency(self, word: str, query: str, n: int) -> int: ...
     @staticmethod
     def _message(row: Sequence[Any]) -> Message: ...
     @staticmethod
@@ -286,24 +298,86 @@ class MemoryRecords:
         exclude_session: SessionKey | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """Settled messages ranked by FTS5's BM25 over the word index, best first (see the
-        ``Store`` protocol)."""
+        """Settled messages ranked by BM25 over the word index, best first (see the ``Store``
+        protocol and ``memory/bm25.py``: candidates by the words' idf, bounded per word, then
+        BM25 with term frequency and length normalisation)."""
+        from memchat.memory import bm25
         from memchat.memory.terms import fts_query
 
+        words = list(dict.fromkeys(w for w in words if w))
         if not words:
             return []
+        n, average = self._word_stats()
+        span = ""
+        span_params: list[Any] = []
+        if session is not None:  # the session's messages lie within its id range
+            lo, hi = self._read(
+                "SELECT MIN(id), MAX(id) FROM messages WHERE session_id = ?"
+                + (" AND seq < ?" if before_seq is not None else ""),
+                (self._sid(session), *([before_seq] if before_seq is not None else [])),
+            )[0]
+            if lo is None:
+                return []
+            span, span_params = " AND rowid BETWEEN ? AND ?", [lo, hi]
+        idfs: dict[str, float] = {}
+        matched: dict[int, list[str]] = {}
+        for w in words:
+            query = fts_query([w])
+            df = self._document_frequency(w, query, n)
+            if df == 0:
+                continue
+            idfs[w] = bm25.idf(df, n)
+            rows = self._read(
+                f"SELECT rowid FROM messages_words WHERE messages_words MATCH ?{span} ORDER BY rowid DESC LIMIT ?",
+                (query, *span_params, PER_WORD),
+            )
+            for (mid,) in rows:
+                matched.setdefault(mid, []).append(w)
+        if not matched:
+            return []
+        best = sorted(matched, key=lambda mid: (-sum(idfs[w] for w in matched[mid]), -mid))[:CANDIDATES]
         scope, params = self._scope(session, before_seq, exclude_session)
         if session is None:
             scope += f" AND {NOT_INCOGNITO}"
         cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
         rows = self._read(
-            f"SELECT {cols}, s.name, -bm25(messages_words) FROM messages_words "
-            "JOIN messages m ON m.id = messages_words.rowid JOIN sessions s ON s.id = m.session_id "
-            f"WHERE messages_words MATCH ? AND m.status != 'streaming'{scope} "
-            "ORDER BY bm25(messages_words) LIMIT ?",
-            (fts_query(list(words)), *params, limit),
+            f"SELECT {cols}, s.name, COALESCE(m.search_text, m.content) FROM messages m "
+            f"CROSS JOIN sessions s ON s.id = m.session_id WHERE m.id IN ({', '.join('?' * len(best))}) "
+            f"AND m.status != 'streaming'{scope}",
+            (*best, *params),
         )
-        return [SearchHit(self._message(r[:-2]), r[-2], float(r[-1])) for r in rows]
+        hits: list[SearchHit] = []
+        for r in rows:
+            msg = self._message(r[:-2])
+            found = matched.get(msg.id or 0, [])
+            value, _ = bm25.score(words, r[-1], msg.tokens or len(r[-1]) // 4, idfs, average, found)
+            hits.append(SearchHit(msg, r[-2], value))
+        hits.sort(key=lambda h: (-h.score, -(h.message.id or 0)))
+        return hits[:limit]
+
+    def _word_stats(self: _Host) -> tuple[int, float]:
+        """(messages in the word index, their average length in tokens), cached while the
+        number of messages moves by less than a twentieth."""
+        n = int(self._read("SELECT COALESCE(SUM(settled_count), 0) FROM sessions")[0][0]) or 1
+        cached = _WORD_STATS.get(id(self))
+        if cached is not None and abs(cached[0] - n) <= cached[0] / 20:
+            return n, cached[1]
+        average = self._read("SELECT AVG(tokens) FROM (SELECT tokens FROM messages ORDER BY id DESC LIMIT 5000)")
+        value = float(average[0][0] or 1.0)
+        _WORD_STATS[id(self)] = (n, value)
+        return n, value
+
+    def _document_frequency(self: _Host, word: str, query: str, n: int) -> int:
+        """How many messages hold ``word`` (all owners: BM25's statistics are the index's)."""
+        key = (id(self), word)
+        cached = _DF.get(key)
+        if cached is not None and abs(n - cached[1]) <= cached[1] / 20:
+            return cached[0]
+        df = int(self._read("SELECT COUNT(*) FROM messages_words WHERE messages_words MATCH ?", (query,))[0][0])
+        if len(_DF) >= _DF_MAX:
+            _DF.clear()
+        _DF[key] = (df, n)
+        return df
 
     def messages_at(self: _Host, session: SessionKey, seqs: Sequence[int]) -> list[Message]:
         """The settled messages of ``session`` with these sequence numbers, in order."""

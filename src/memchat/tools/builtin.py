@@ -38,17 +38,28 @@ def search_history(query: str, context: ToolContext, limit: int = 5) -> str:
         limit: how many messages to return, 1 to 20
     """
     from memchat.memory.recall import query_terms, rank
+    from memchat.memory.retrieve import rank_hits
+    from memchat.memory.terms import query_words
 
     if context.store is None or context.session is None:
         return "error: no conversation to search"
-    terms = query_terms(query) or ([query.strip()] if query.strip() else [])
-    if not terms:
-        return "error: the query has no words to search for"
     limit = max(1, min(int(limit), 20))
-    hits = context.store.search(terms, session=context.session.id, limit=40)
-    if context.search_all:
-        hits += context.store.search(terms, session=None, exclude_session=context.session.id, limit=40)
-    ranked = rank(hits, terms)[:limit]
+    words = query_words(query)
+    own = context.store.search_words(words, session=context.session.id, limit=40) if words else []
+    others = (
+        context.store.search_words(words, session=None, exclude_session=context.session.id, limit=40)
+        if words and context.search_all
+        else []
+    )
+    ranked = [r[0] for r in rank_hits(own, others)][:limit]
+    if not ranked:  # no word the ranked index knows: look for the text as it is (substrings)
+        terms = query_terms(query) or ([query.strip()] if query.strip() else [])
+        if not terms:
+            return "error: the query has no words to search for"
+        hits = context.store.search(terms, session=context.session.id, limit=40)
+        if context.search_all:
+            hits += context.store.search(terms, session=None, exclude_session=context.session.id, limit=40)
+        ranked = rank(hits, terms)[:limit]
     if not ranked:
         return "no earlier message matches"
     lines = []
