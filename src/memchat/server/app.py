@@ -270,7 +270,10 @@ def create_app(
             if exc.kind == "fanout_unavailable"  # Redis, shared by the workers, is down
             else 400
         )
-        return JSONResponse({"error": {"code": exc.kind, "message": i18n.describe_error(exc)}}, status_code=status)
+        message = i18n.describe_error(exc)
+        if message == f"err.{exc.kind}":  # a kind the catalog has no line for: its own words
+            message = " ".join(str(exc.detail or exc.kind).split())
+        return JSONResponse({"error": {"code": exc.kind, "message": message}}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
