@@ -28,6 +28,10 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # the context's date line changes every day: tests that compare whole messages go without it
     # (tests/test_tools.py checks the line itself, with it switched on)
     monkeypatch.setenv("MEMCHAT_DATE_LINE", "off")
+    # automatic memory learning asks the model again after every turn (in the background): tests
+    # that script or count the model's requests go without it (tests/test_memories_learning.py
+    # and the auto-learning tests switch it on)
+    monkeypatch.setenv("MEMCHAT_LEARN", "explicit")
     from memchat import i18n
 
     i18n.set_lang(None)

@@ -17,6 +17,7 @@ import pytest
 from memchat import Agent, open_store
 from memchat.domain import Chunk, Message, Role, Usage
 from memchat.errors import ContextTooLong, ServerError
+from memchat.memory.retrieve import MAX_ITEMS
 from memchat.memory.budget import Budget
 from memchat.memory.plan import ContextPlan
 from memchat.memory.summarize import INSTRUCTIONS, summary_reply_tokens
@@ -122,6 +123,13 @@ def section(plan: ContextPlan, kind: str) -> str | None:
     return next((s.text for s in plan.sections if s.kind == kind), None)
 
 
+def recalled_line(recall: str, seq: int | None, content: str, session: str = "") -> bool:
+    """A recalled message's line: ``[DATE[ SESSION] #SEQ ROLE] TEXT`` (here: a user message)."""
+    where = f" {session}" if session else ""
+    pattern = re.compile(r"\[\d{4}-\d{2}-\d{2}" + re.escape(f"{where} #{seq} user] {content}") + "$")
+    return any(pattern.match(line) for line in recall.splitlines())
+
+
 # -- window ------------------------------------------------------------------------------------------
 
 
@@ -143,7 +151,7 @@ def test_window_drops_the_oldest_whole_turns() -> None:
 
 def test_window_keeps_pinned_messages_in_the_system_message_once_they_fall_out() -> None:
     agent, provider, store = setup("window", 1024)
-    chat(agent, ["Remember: my locker code is 4417."])
+    chat(agent, ["My locker code is 4417."])
     fact = store.messages("s")[0]
     store.pin("s", fact.id or 0)
     plans = chat(agent, [filler(k) for k in range(3)])
@@ -366,12 +374,13 @@ def test_recall_finds_an_early_english_fact() -> None:
     fact = store.messages("s")[0]
     recall = section(plan, "recall")
     assert recall is not None and recall.startswith(RECALL_HEAD + "\n")
-    assert f"[#{fact.seq} user] {fact.content}" in recall.splitlines()
+    assert recalled_line(recall, fact.seq, fact.content)
     assert system_text(call) == PERSONA  # the leading system message stays a stable prefix
     assert recall_text(call) == recall  # delimited, in its own message just before the question
     assert call[-1] == {"role": "user", "content": "Which city did Alexandra move to?"}
     assert fact.seq not in verbatim_seqs(plan) and plan.tokens <= agent.budget_for("scripted-model").limit
-    assert next(s for s in plan.sections if s.kind == "recall").note.startswith(f"matched #{fact.seq}")
+    items = next(s for s in plan.sections if s.kind == "recall").items
+    assert items[0].seq == fact.seq and items[0].kind == "turn" and "this chat" in items[0].why
 
 
 @pytest.mark.parametrize(
@@ -389,7 +398,7 @@ def test_recall_finds_an_early_chinese_fact(fact: str, question: str) -> None:
     plan = chat(agent, [question])[-1]
     recall = section(plan, "recall")
     assert recall is not None and recall.startswith("【可能相关的早先消息（按需检索）】\n")
-    assert f"[#1 user] {fact}" in recall.splitlines()
+    assert recalled_line(recall, 1, fact)
     assert plan.tokens <= agent.budget_for("scripted-model").limit
 
 
@@ -402,25 +411,26 @@ def test_recall_respects_the_budget_and_skips_what_is_verbatim() -> None:
     plan = agent.context("s", "And the lighthouse keeper?")
     recall = section(plan, "recall")
     assert recall is not None
-    lines = recall.splitlines()[1:]
-    assert 1 <= len(lines) <= 8
-    seqs = [int(re.match(r"\[#(\d+) ", line).group(1)) for line in lines]  # type: ignore[union-attr]
+    items = next(s for s in plan.sections if s.kind == "recall").items
+    assert 1 <= len(items) <= MAX_ITEMS
+    seqs = [i.seq for i in items if i.seq is not None]
     assert not set(seqs) & set(verbatim_seqs(plan)), "a recalled message is also verbatim"
     assert all(s < min(verbatim_seqs(plan)) for s in seqs)
     assert plan.tokens <= limit
 
 
-def test_recall_all_searches_the_other_sessions() -> None:
+def test_recall_searches_the_other_sessions_unless_told_not_to() -> None:
     agent, provider, store = setup("recall", 1024)
     store.create_session("travel")
     store.append_messages("travel", [Message(Role.USER, "My passport number is X1234567, expires 2031.")])
     chat(agent, [filler(k) for k in range(3)])
+    agent.recall_all = False  # --recall session
     plan = agent.context("s", "What is my passport number?")
     assert section(plan, "recall") is None  # this session alone has nothing older
-    agent.recall_all = True
+    agent.recall_all = True  # the default
     plan = chat(agent, ["What is my passport number?"])[-1]
     recall = section(plan, "recall")
-    assert recall is not None and "[#1 travel user] My passport number is X1234567" in recall
+    assert recall is not None and recalled_line(recall, 1, "My passport number is X1234567, expires 2031.", "travel")
     assert "X1234567" in recall_text(provider.calls[-1])
 
 
@@ -438,8 +448,8 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
     system = system_text(provider.calls[-1])
     assert system.startswith(PERSONA + "\n\n[Summary of the earlier conversation (messages 1–")
     assert "[Pinned messages]\n[#3 user] My favourite colour is teal." in system
-    assert "[#1 user] My dog is called Biscuit." not in system
-    assert "[#1 user] My dog is called Biscuit." in recall_text(provider.calls[-1])
+    assert "My dog is called Biscuit." not in system
+    assert recalled_line(recall_text(provider.calls[-1]), 1, "My dog is called Biscuit.")
     assert plan.tokens <= agent.budget_for("scripted-model").limit
     assert provider.calls[-1][1]["role"] == "user" and plan.entries[-1].kind == "new"
     assert [e.kind for e in plan.entries[-2:]] == ["recall", "new"]

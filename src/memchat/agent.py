@@ -41,6 +41,7 @@ from memchat.errors import (
     StreamError,
     TurnInProgress,
 )
+from memchat.memories.learner import LearnJob, MemoryLearner, detect_explicit
 from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
@@ -539,13 +540,15 @@ class Agent:
         self.long_term = long_term
         if learning is not None and learning not in LEARN_MODES:
             raise MemchatError(f"learning must be one of {', '.join(LEARN_MODES)}, not {learning!r}")
-        #: how memories are learned: auto (the model, after each turn, off the reply's path),
-        #: explicit (only when asked), off. None: auto, but explicit on the embedded model,
-        #: which is too weak to extract memories reliably
-        self.learning = learning or ("explicit" if provider.name == "local" else "auto")
+        #: how memories are learned: auto (the model, after each turn, off the reply's path: a
+        #: second call per turn), explicit (only when the user asks), off. The library's default
+        #: is explicit (no call is made that the caller did not ask for); the configured
+        #: interfaces (``make_agent``) default to auto, except on the embedded model, which is
+        #: too weak to extract memories reliably
+        self.learning = learning or "explicit"
         #: the user's long-term memories (the use cases every interface calls)
         self.memories = MemoryService(store, provider.count_tokens)
-        self._learner: Any = None
+        self._learner: MemoryLearner | None = None
         #: what the last turn was asked to remember or forget (for the REPL's confirmation)
         self.remembered: list[Memory] = []
 
@@ -588,10 +591,8 @@ class Agent:
         return self.long_term, self.recall_all
 
     @property
-    def learner(self) -> Any:
+    def learner(self) -> MemoryLearner:
         """The background learner (made on first use)."""
-        from memchat.memories.learner import MemoryLearner
-
         if self._learner is None:
             self._learner = MemoryLearner(self.provider, mode=self.learning)
         return self._learner
@@ -600,8 +601,6 @@ class Agent:
         """After a turn: what the user asked to remember or forget, now (a database write);
         in ``auto`` mode, the exchange goes to the background learner (never delaying the reply).
         Never fails the turn."""
-        from memchat.memories.learner import LearnJob, detect_explicit
-
         info = state.info
         if not self.long_term or self.learning == "off" or self.is_incognito(info):
             return ()
@@ -620,7 +619,7 @@ class Agent:
                     forgotten = self.memories.forget_matching(text)
                     if forgotten is not None:
                         done.append(forgotten)
-            if self.learning == "auto" and reply.status is Status.COMPLETE and reply.text:
+            if self.learning == "auto" and reply.status is Status.COMPLETE and reply.text and not done:
                 self.learner.submit(
                     LearnJob(
                         service=self.memories,

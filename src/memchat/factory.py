@@ -75,7 +75,7 @@ def make_agent(settings: Settings, store: Any = None) -> Any:
         context_window=settings.context_window if "context_window" in settings.sources else None,
         recall_all=settings.recall == "all",
         long_term=settings.memories,
-        learning=settings.learn,
+        learning=settings.learn or ("explicit" if provider.name == "local" else "auto"),
         tools=tools,
         enabled_tools=enabled,
         max_steps=settings.max_steps,

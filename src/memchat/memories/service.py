@@ -161,7 +161,7 @@ class MemoryService:
             content=text,
             kind=kind,
             origin=MemoryOrigin(origin),
-            event_date=when if kind is MemoryKind.EVENT else when,
+            event_date=when,
             session_id=session_id,
             source_ids=tuple(int(i) for i in source_ids),
             tokens=self._count(text)[0],
