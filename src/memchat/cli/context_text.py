@@ -4,15 +4,21 @@ here) and the REPL's ``/context`` (a rich table, ``render``). Imports no termina
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from memchat.cli.cli_strings import t
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
     from memchat.domain import Memory
-    from memchat.serialization import ContextEntryView, ContextSectionView, ContextView, OmittedView
+    from memchat.serialization import (
+        ContextEntryView,
+        ContextSectionView,
+        ContextView,
+        OmittedView,
+        RecallItemView,
+    )
 
 #: cells of the budget gauge
 GAUGE_WIDTH = 20
@@ -52,30 +58,39 @@ def tokens(n: int) -> str:
     return t("ctx.tokens", count=f"{n:,}")
 
 
-def items(section: ContextSectionView) -> list[Mapping[str, Any]]:
-    """The memories and past turns a section brought (``items`` of the view; none in a
-    persona, summary or pinned section)."""
-    found = cast("Mapping[str, Any]", section).get("items")
-    return [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
+def items(section: ContextSectionView) -> list[RecallItemView]:
+    """The memories and past turns a section brought (none in a persona, summary or pinned one)."""
+    return list(section.get("items") or [])
 
 
-def item_line(item: Mapping[str, Any], session: str) -> str:
+def _day(stamp: str | None) -> str:
+    """A stored time (``…Z``) as the local day."""
+    if not stamp:
+        return ""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d")
+    except ValueError:
+        return stamp[:10]
+
+
+def item_line(item: RecallItemView, session: str, *, with_tokens: bool = True) -> str:
     """What one memory or past turn is and why it was chosen: ``memory #3 · 9 tokens · score
     4.2 · matched name`` or ``trip · 2026-11-30 · 40 tokens · score 3.1 · matched Lyon``."""
-    if item.get("kind") == "memory":
-        parts = [t("ctx.item_memory", id=item.get("memory_id") if item.get("memory_id") is not None else "?")]
+    if item["kind"] == "memory":
+        parts = [t("ctx.item_memory", id="?" if item["memory_id"] is None else item["memory_id"])]
     else:
-        where = item.get("session")
+        where = item["session"]
         parts = [t("ctx.item_turn_here") if not where or where == session else t("ctx.item_turn", session=where)]
-        created = item.get("created")
-        if isinstance(created, str) and created:
-            parts.append(created[:10])
-    parts.append(tokens(int(item.get("tokens") or 0)))
-    score = item.get("score")
-    if isinstance(score, int | float) and score:
-        parts.append(t("ctx.item_score", score=f"{score:.1f}"))
-    if item.get("why"):
-        parts.append(str(item["why"]))
+        if item["created"]:
+            parts.append(_day(item["created"]))
+    if with_tokens:
+        parts.append(tokens(item["tokens"]))
+    if item["score"]:
+        parts.append(t("ctx.item_score", score=f"{item['score']:.1f}"))
+    if item["why"]:
+        parts.append(item["why"])
     return " · ".join(parts)
 
 
@@ -85,8 +100,9 @@ def section_note(section: ContextSectionView, session: str) -> str:
     and past turns it holds (each item says why: ``item_line``)."""
     found = items(section)
     if found:
-        memories = sum(1 for i in found if i.get("kind") == "memory")
-        return t("ctx.items", memories=memories, turns=len(found) - memories)
+        memories = sum(1 for i in found if i["kind"] == "memory")
+        counts = [("memory", "memories", memories), ("turn", "turns", len(found) - memories)]
+        return t("mark.and").join(t(f"ctx.items_{one if n == 1 else many}", count=n) for one, many, n in counts if n)
     if section["kind"] == "summary" and section["covers"]:
         first, last = section["covers"]
         return t("ctx.covers", first=first, last=last)
@@ -161,7 +177,7 @@ def format_context(view: ContextView) -> str:
                 found = items(s)
                 for item in found:  # each memory and past turn, why it was chosen, then its text
                     out.append("      - " + item_line(item, view["session"]))
-                    out.append(_indent(str(item.get("text") or ""), "        "))
+                    out.append(_indent(item["text"], "        "))
                 if not found:
                     out.append(_indent(s["text"], "      "))
         else:

@@ -209,10 +209,11 @@ class Renderer:
                         part = "↳ " + context_text.kind(sec["kind"])
                         table.add_row("", "", "", part, str(sec["tokens"]), content, style=style)
                         for item in found:  # each memory and past turn: why it was chosen, its text
-                            content = Text(context_text.item_line(item, view["session"]) + "\n", style="italic")
-                            content.append(str(item.get("text") or ""))
-                            item_kind = "  · " + context_text.kind(str(item.get("kind")))
-                            table.add_row("", "", "", item_kind, "", content, style=style)
+                            why = context_text.item_line(item, view["session"], with_tokens=False)
+                            content = Text(why + "\n", style="italic")
+                            content.append(item["text"])
+                            item_kind = "  · " + context_text.kind(item["kind"])
+                            table.add_row("", "", "", item_kind, str(item["tokens"]), content, style=style)
                 else:
                     table.add_row(
                         str(e["index"]), number, e["role"], kind, str(e["tokens"]), Text(e["content"]), style=style
@@ -322,6 +323,6 @@ class Renderer:
         table.add_column(style="cyan", no_wrap=True)
         table.add_column()
         for usage, text in rows:
-            table.add_row(usage, text)
+            table.add_row(Text(usage), Text(text))  # not markup: "[on|off]" is text
         self.console.print(table)
         self.note(t("repl.help_footer"))
