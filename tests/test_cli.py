@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import stat
@@ -657,15 +658,14 @@ def test_ask_memory_flags_bound_what_is_sent(model: FakeServer, db: SQLiteStore)
     assert state(db) == before
 
 
-def test_ask_recall_all_searches_the_other_sessions(model: FakeServer, db: SQLiteStore) -> None:
+def test_ask_recall_searches_the_other_sessions_unless_told_not_to(model: FakeServer, db: SQLiteStore) -> None:
     long_session(db, "pets", turns=2)
     db.create_session("today")
-    assert run("ask", "-s", "today", "--recall", "all", "is my cat called Mimi?").returncode == 0
+    assert run("ask", "-s", "today", "is my cat called Mimi?").returncode == 0  # --recall all: the default
     system_message = model.chat_requests[-1].messages[0]
-    assert (
-        system_message["role"] == "system" and "[#1 pets user] my cat is called Mimi (0)" in system_message["content"]
-    )
-    assert run("ask", "-s", "today", "what is my cat called?").returncode == 0  # this session only
+    assert system_message["role"] == "system"
+    assert re.search(r"^\[\d{4}-\d\d-\d\d pets #1 user\] my cat is called Mimi \(0\)$", system_message["content"], re.M)
+    assert run("ask", "-s", "today", "--recall", "session", "what is my cat called?").returncode == 0
     assert all("pets" not in m["content"] for m in model.chat_requests[-1].messages)
 
 

@@ -77,6 +77,7 @@ class MemoryPlanner:
         self._lock = threading.Lock()
         #: (limit, zh) → (memory version, the always-on memories section)
         self._always: dict[tuple[int, bool], tuple[int, Section | None]] = {}
+        self._retired: tuple[int, set[int | None]] = (-1, set())
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -315,7 +316,9 @@ class MemoryPlanner:
                 self.store, new.content, room=memory_room, count=text_tokens, skip=shown, zh=zh
             )  # fmt: skip
         room -= sum(i.tokens for i in items)
-        target = resolve_date(new.content, today.date()) if today is not None else None
+        target = resolve_date(new.content[:400], today.date()) if today is not None else None
+        if long_term:  # what the user had forgotten, or what has changed since, is not brought back
+            exclude = exclude | self._retired_sources()
         turns = recall_turns(
             self.store,
             info.id,
@@ -327,6 +330,7 @@ class MemoryPlanner:
             others=others,
             exclude=exclude,
             target_day=target,
+            skip_requests=long_term,
         )
         if not items and not turns:
             return None
@@ -340,6 +344,18 @@ class MemoryPlanner:
             f"#{i.seq}{' ' + i.session if i.session else ''} (score {i.score:.1f})" for i in turns
         ]
         return Section("recall", text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns))
+
+    def _retired_sources(self) -> set[int | None]:
+        """The messages that taught memories no longer served (forgotten or superseded), unless
+        they also taught one that is: recall leaves them out. Cached per memory version."""
+        version = self.store.memory_version()
+        if self._retired[0] != version:
+            retired: set[int | None] = set()
+            kept: set[int | None] = set()
+            for m in self.store.memories(include_ended=True):
+                (kept if m.active else retired).update(m.source_ids)
+            self._retired = (version, retired - kept)
+        return self._retired[1]
 
     def _always_on(self, limit: int, text_tokens: Callable[[str], int], zh: bool) -> Section | None:
         """The memories that go with every call: all of them while they fit ``ALWAYS_SHARE`` of

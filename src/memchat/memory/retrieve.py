@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from memchat.domain import Memory, MemoryKind, Message, Role, SearchHit
+from memchat.memories.learner import detect_explicit
 from memchat.memory.plan import RecallItem
 from memchat.memory.terms import has_cjk, query_words
 from memchat.stores.base import Store
@@ -169,6 +170,7 @@ def recall_turns(
     others: bool,
     exclude: set[int | None],
     target_day: date | None = None,
+    skip_requests: bool = False,
 ) -> list[RecallItem]:
     """The past turns for ``text`` that fit ``room`` tokens (items' own tokens, one line
     each), in time order: this session's messages before ``before_seq`` (``own``) and the
@@ -179,6 +181,10 @@ def recall_turns(
     mine = store.search_words(words, session=session_id, before_seq=before_seq, limit=CANDIDATES) if own else []
     theirs = store.search_words(words, session=None, exclude_session=session_id, limit=CANDIDATES) if others else []
     ranked = [r for r in rank_hits(mine, theirs, target_day=target_day) if r[0].message.id not in exclude]
+    if skip_requests:  # "remember …" / "forget …": what they said lives in the memories (or was forgotten)
+        ranked = [
+            r for r in ranked if r[0].message.role is not Role.USER or detect_explicit(r[0].message.content) is None
+        ]
     if not ranked:
         return []
     neighbours = _neighbours(store, [r[0] for r in ranked], session_id)
