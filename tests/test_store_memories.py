@@ -500,3 +500,31 @@ def test_db_copy_of_memories_to_postgresql_and_back(tmp_path: Path, pg_url: str)
     assert back.returncode == 0, back.stderr
     with open_store(back_path) as again:
         check_copy(again, original, token)
+
+
+def test_postgresql_migration_indexes_the_messages_stored_before(pg_url: str) -> None:
+    """pg002 fills ``search_text`` for existing Chinese messages, so their bigrams are found."""
+    import psycopg
+
+    from memchat.stores.pg_migrations import PG_MIGRATIONS
+
+    then = "2026-01-01T00:00:00.000000Z"
+    name, script = PG_MIGRATIONS[0]
+    assert isinstance(script, str)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(script)
+        conn.execute("CREATE TABLE _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        conn.execute("INSERT INTO _memchat_migrations VALUES (%s, 'then')", (name,))
+        sid = conn.execute(
+            "INSERT INTO sessions (name, created, updated) VALUES ('old', %s, %s) RETURNING id",
+            (then, then),
+        ).fetchone()[0]  # type: ignore[index]
+        for seq, text in enumerate(["我们去了长城", "plain english kayaking"], 1):
+            conn.execute(
+                "INSERT INTO messages (session_id, seq, role, content, created) VALUES (%s, %s, 'user', %s, %s)",
+                (sid, seq, text, then),
+            )
+    with open_store(pg_url) as store:
+        assert [h.message.content for h in store.search_words(["长城"])] == ["我们去了长城"]
+        assert [h.message.content for h in store.search_words(["kayak"])] == ["plain english kayaking"]
+        assert store.memory_version() == 0 and store.memories() == []

@@ -4,8 +4,8 @@ store's migrations (``migrations.py``) reach after all of them, written once for
 The counters (``sessions.version``/``rewrites``/``settled_count``) and the dropping of stale
 summaries are kept by one PL/pgSQL trigger function; search uses ``pg_trgm`` (a GIN trigram
 index makes ``ILIKE '%term%'`` fast, Chinese included); the ranked word search of messages and
-memories uses GIN indexes over ``to_tsvector('english', COALESCE(search_text, content))``
-(``search_text``: Chinese as bigrams, as on SQLite); ``users.memory_version`` is kept by a
+memories uses a stored ``words`` column, ``to_tsvector('english', COALESCE(search_text,
+content))`` (``search_text``: Chinese as bigrams, as on SQLite), with a GIN index; ``users.memory_version`` is kept by a
 trigger on ``memories``."""
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 def _word_index(db: Any) -> None:
     """A ranked word index over messages (SQLite's m008): ``search_text`` holds the index's form
     of a message with Chinese in it (its runs as bigrams, ``memory/terms.py``), filled here for
-    the messages stored before, and a GIN index over the English ``tsvector`` of
-    ``COALESCE(search_text, content)`` (the expression ``search_words`` matches against).
-    ``db``: the store's connection adapter (``?`` placeholders)."""
+    the messages stored before; ``words`` is the English ``tsvector`` of
+    ``COALESCE(search_text, content)``, stored (kept by PostgreSQL) so that ranking a match
+    reads it instead of parsing the text again, with a GIN index. ``db``: the store's
+    connection adapter (``?`` placeholders)."""
     from memchat.memory.terms import index_text
 
     db.execute("ALTER TABLE messages ADD COLUMN search_text TEXT")
@@ -29,8 +30,10 @@ def _word_index(db: Any) -> None:
         if text is not None:
             db.execute("UPDATE messages SET search_text = ? WHERE id = ?", (text, row_id))
     db.execute(
-        "CREATE INDEX messages_words ON messages USING gin (to_tsvector('english', COALESCE(search_text, content)))"
+        "ALTER TABLE messages ADD COLUMN words tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('english', COALESCE(search_text, content))) STORED"
     )
+    db.execute("CREATE INDEX messages_words ON messages USING gin (words)")
 
 
 #: a migration is a script, or a function given the store's connection adapter (for a step
@@ -214,14 +217,14 @@ PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
             created TEXT NOT NULL,
             ended TEXT,
             end_reason TEXT CHECK (end_reason IN ('superseded', 'forgotten', 'reverted')),
-            superseded_by BIGINT REFERENCES memories(id) ON DELETE SET NULL
+            superseded_by BIGINT REFERENCES memories(id) ON DELETE SET NULL,
+            words tsvector GENERATED ALWAYS AS (to_tsvector('english', COALESCE(search_text, content))) STORED
         );
         CREATE INDEX memories_owner ON memories (owner_id, ended, id);
         CREATE INDEX memories_supersedes ON memories (supersedes);
         CREATE INDEX memories_superseded_by ON memories (superseded_by);
         CREATE INDEX memories_session ON memories (session_id);
-        CREATE INDEX memories_words ON memories
-            USING gin (to_tsvector('english', COALESCE(search_text, content)));
+        CREATE INDEX memories_words ON memories USING gin (words);
 
         CREATE FUNCTION memchat_memory_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN

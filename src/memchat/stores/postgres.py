@@ -308,8 +308,8 @@ class PostgresStore(SQLiteStore):
         exclude_session: SessionKey | None = None,
         limit: int = 50,
     ) -> list[SearchHit]:
-        """As ``SQLiteStore.search_words``, over the GIN index of ``to_tsvector('english',
-        COALESCE(search_text, content))``: settled messages matching any of ``words`` (each
+        """As ``SQLiteStore.search_words``, over the GIN-indexed ``words`` column (the English
+        ``tsvector`` of ``COALESCE(search_text, content)``): settled messages matching any of ``words`` (each
         word a phrase of its own, English-stemmed), best first by ``ts_rank`` (normalised by
         the message's length, as BM25 is); ``score`` higher is better."""
         query, query_params = _tsquery(words)
@@ -329,8 +329,8 @@ class PostgresStore(SQLiteStore):
         return [SearchHit(self._message(r[:-2]), r[-2], float(r[-1])) for r in rows]
 
     def search_memories(self, words: Sequence[str], *, limit: int = 20) -> list[tuple[Memory, float]]:
-        """As ``SQLiteStore.search_memories``, over the GIN index of the memories' English
-        ``tsvector``, ranked by ``ts_rank`` (higher is better)."""
+        """As ``SQLiteStore.search_memories``, over the GIN-indexed ``words`` column of the
+        memories (their English ``tsvector``), ranked by ``ts_rank`` (higher is better)."""
         query, query_params = _tsquery([search_form(str(w)) for w in words])
         if not query or limit <= 0:
             return []
@@ -344,9 +344,9 @@ class PostgresStore(SQLiteStore):
         return [(memory_from_row(r[:-1]), float(r[-1])) for r in rows]
 
 
-#: the indexed expressions (``pg_migrations.py``): a query must use them as written to use the index
-_MESSAGE_VECTOR = "to_tsvector('english', COALESCE(m.search_text, m.content))"
-_MEMORY_VECTOR = "to_tsvector('english', COALESCE(m.search_text, m.content))"
+#: the stored, GIN-indexed ``tsvector`` of ``COALESCE(search_text, content)`` (``pg_migrations.py``)
+_MESSAGE_VECTOR = "m.words"
+_MEMORY_VECTOR = "m.words"
 #: ts_rank's normalisation: divide by 1 + log(document length) (long texts do not win by length)
 _RANK_NORMALIZATION = 1
 
