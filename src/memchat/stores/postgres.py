@@ -309,9 +309,10 @@ class PostgresStore(SQLiteStore):
         limit: int = 50,
     ) -> list[SearchHit]:
         """As ``SQLiteStore.search_words``, over the GIN-indexed ``words`` column (the English
-        ``tsvector`` of ``COALESCE(search_text, content)``): settled messages matching any of ``words`` (each
-        word a phrase of its own, English-stemmed), best first by ``ts_rank`` (normalised by
-        the message's length, as BM25 is); ``score`` higher is better."""
+        ``tsvector`` of ``COALESCE(search_text, content)``): settled messages matching any of
+        ``words`` (each word a phrase of its own, English-stemmed), best first by ``ts_rank``
+        (normalised by the message's length, as BM25 is, but without BM25's idf: every word
+        weighs the same); ``score`` higher is better."""
         query, query_params = _tsquery(words)
         if not query or limit <= 0:
             return []
