@@ -17,9 +17,9 @@ import pytest
 from memchat import Agent, open_store
 from memchat.domain import Chunk, Message, Role, Usage
 from memchat.errors import ContextTooLong, ServerError
-from memchat.memory.retrieve import MAX_ITEMS
 from memchat.memory.budget import Budget
 from memchat.memory.plan import ContextPlan
+from memchat.memory.retrieve import MAX_ITEMS
 from memchat.memory.summarize import INSTRUCTIONS, summary_reply_tokens
 from memchat.providers.base import ChatOptions, WireMessage
 from memchat.stores.sqlite import SQLiteStore

@@ -341,7 +341,7 @@ def test_every_plan_keeps_the_invariants(
 
     if strategy == "full":
         expected, _ = full_cost(world, new_text)
-        sent = [(e.role, e.content) for e in plan.entries if e.kind != "persona"]
+        sent = [(e.role, e.content) for e in plan.entries if e.kind not in ("persona", "recall")]
         assert sent == [(m.role, m.content) for m in expected], "full did not send everything in order"
         return
 
@@ -363,13 +363,16 @@ def test_every_plan_keeps_the_invariants(
         assert world.summary.content in system
         assert all(s > world.summary.last_seq for s in seqs), "a summarized message is also sent verbatim"
     if "recall" in kinds:
-        assert strategy in ("recall", "auto") and new is not None
+        assert (strategy in ("recall", "auto") or recall_all) and new is not None
         recall = next(s for s in plan.sections if s.kind == "recall")
-        for line in recall.text.splitlines()[1:]:
-            found = re.match(r"\[#(\d+) (user|assistant|tool|system)\] ", line)
-            if found:  # one of this session's messages
-                assert int(found.group(1)) not in seqs, "a recalled message is also sent verbatim"
-                assert int(found.group(1)) not in excluded_seqs, "a replaced message was recalled"
+        for item in recall.items:
+            assert item.text in recall.text and item.kind == "turn"
+            if item.session is None:  # one of this session's messages
+                assert strategy in ("recall", "auto"), "this session's turns recalled by a strategy without recall"
+                assert item.seq not in seqs, "a recalled message is also sent verbatim"
+                assert item.seq not in excluded_seqs, "a replaced message was recalled"
+            else:
+                assert recall_all and item.session != "s", "another session recalled without recall_all"
     if plan.needs_summary is not None:
         assert summarize and strategy in ("summary", "auto")
         first_seq, last_seq = plan.needs_summary

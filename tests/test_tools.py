@@ -206,7 +206,7 @@ def test_what_day_is_it_is_answered_through_the_now_tool(
     events = [c.tool_call or c.tool_result for c in chunks if c.tool_call or c.tool_result]
     assert [type(e).__name__ for e in events] == ["ToolCall", "ToolResult"]
     first, second = fake.chat_requests
-    assert tool_names(first) == ["now", "search_history"]  # generate_image: no image generator here
+    assert tool_names(first) == ["now", "search_history", "remember", "forget"]  # generate_image: no generator here
     sent = second.messages
     assert sent[-2]["role"] == "assistant" and sent[-2]["tool_calls"] == [
         {"id": "call_0_now", "type": "function", "function": {"name": "now", "arguments": "{}"}}
@@ -474,7 +474,8 @@ def test_ask_what_day_it_is_through_the_now_tool(fake: FakeServer, tmp_path: Pat
     assert "tools" not in (fake.chat_requests[-1].body or {})
     proc = cli("ask", "--tools", "now,weather", "hi", env=env)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [
-        "memchat: configuration: unknown tool 'weather' (available: now, search_history, generate_image)"
+        "memchat: configuration: unknown tool 'weather' "
+        "(available: now, search_history, remember, forget, generate_image)"
     ]
 
 
@@ -527,7 +528,7 @@ def test_the_repl_asks_before_a_side_effect_and_remembers_always(fake: FakeServe
     assert tool_results == ["error: the call was not run: the user declined", "pong from h1", "pong from h1"]
     assert proc.stdout.count("Run ping(") == 2  # "always": not asked the third time
     assert "→ ping(" in proc.stdout and "← ping: pong from h1" in proc.stdout
-    assert "tools on: now, search_history, ping" in proc.stdout
+    assert "tools on: now, search_history, remember, forget, ping" in proc.stdout
 
 
 def test_history_and_markdown_show_tool_calls_and_images(fake: FakeServer) -> None:

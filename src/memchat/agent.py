@@ -382,6 +382,11 @@ class AsyncTurn:
     def reply(self) -> Reply | None:
         return self._state.reply if self._state else None
 
+    @property
+    def plan(self) -> ContextPlan | None:
+        """What this call sends and why, once the turn has begun (``begin`` or the first chunk)."""
+        return self._state.plan if self._state else None
+
     async def begin(self) -> None:
         """Store the question now, before iterating (optional): ``TurnInProgress`` here, while
         another writer's reply streams in the session, lets a server answer "busy" up front."""

@@ -851,11 +851,12 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
             view["messages"] = [n for n in (number(p.seq) for p in sent_pins) if n is not None]
             pinned.update(view["messages"])
         elif section.kind == "recall":
-            items = _MATCH_SEPARATOR.split(section.note.removeprefix("matched "))
-            for match in filter(None, map(_MATCH.fullmatch, items)):
-                session = match.group(2) or info.name
-                n = number_in(session, int(match.group(1)))
-                view["matches"].append(RecallMatchView(session=session, message=n, score=float(match.group(3))))
+            for item in section.items:
+                if item.kind != "turn" or item.seq is None:
+                    continue
+                session = item.session or info.name
+                n = number_in(session, item.seq)
+                view["matches"].append(RecallMatchView(session=session, message=n, score=float(item.score)))
                 if session == info.name and n is not None:
                     recalled.add(n)
         sections.append(view)

@@ -9,6 +9,7 @@ supersedes it (the old version is kept, ended, and can be restored); forgetting 
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -102,7 +103,7 @@ class MemoryService:
 
     # -- reading ------------------------------------------------------------------------
 
-    def list(self, *, include_ended: bool = False, kind: MemoryKind | str | None = None) -> list[Memory]:
+    def list(self, *, include_ended: bool = False, kind: MemoryKind | str | None = None) -> builtins.list[Memory]:
         """The user's memories, newest first (only those still served unless ``include_ended``)."""
         kinds = [MemoryKind(kind)] if kind else None
         return self.store.memories(include_ended=include_ended, kinds=kinds)
@@ -110,11 +111,11 @@ class MemoryService:
     def get(self, memory_id: int) -> Memory:
         return self.store.get_memory(memory_id)
 
-    def history(self, memory_id: int) -> list[Memory]:
+    def history(self, memory_id: int) -> builtins.list[Memory]:
         """Every version of this memory, oldest first."""
         return self.store.memory_history(memory_id)
 
-    def search(self, query: str, *, limit: int = 20) -> list[Memory]:
+    def search(self, query: str, *, limit: int = 20) -> builtins.list[Memory]:
         """Served memories that match ``query`` (words, any language), best first; a query with
         no words to look for (only function words) matches by substring."""
         words = query_words(query)
@@ -215,11 +216,11 @@ class MemoryService:
 
     # -- export and import ----------------------------------------------------------------
 
-    def export(self, *, include_ended: bool = True) -> list[dict[str, Any]]:
+    def export(self, *, include_ended: bool = True) -> builtins.list[dict[str, Any]]:
         """Every memory as a JSON object (ended ones too: the history travels), oldest first."""
         return [to_record(m) for m in reversed(self.store.memories(include_ended=include_ended))]
 
-    def import_records(self, records: Iterable[dict[str, Any]]) -> list[Memory]:
+    def import_records(self, records: Iterable[dict[str, Any]]) -> builtins.list[Memory]:
         """Store exported memories (one transaction; a bad record refuses the whole batch)."""
         memories = [from_record(r, i) for i, r in enumerate(records, 1)]
         memories = [dataclasses.replace(m, tokens=m.tokens or self._count(m.content)[0]) for m in memories]

@@ -167,7 +167,7 @@ class MemoryPlanner:
                     "messages); switch the memory strategy with /memory auto (or --memory window|summary|recall)",
                     limit=limit,
                 )
-            sections = list(head)
+            full_sections = list(head)
             if new is not None and (recall_all or long_term):
                 used = system + cost
                 section = self._recall(
@@ -176,8 +176,8 @@ class MemoryPlanner:
                     sum(s.tokens for s in head if s.kind == "memories"),
                 )  # fmt: skip
                 if section is not None:
-                    sections.append(section)
-            self._assemble(plan, sections, messages, new, msg_tokens, ratio)
+                    full_sections.append(section)
+            self._assemble(plan, full_sections, messages, new, msg_tokens, ratio)
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None

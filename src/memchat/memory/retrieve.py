@@ -58,9 +58,9 @@ class Unit:
 def excerpt(text: str, words: Sequence[str], max_tokens: int, count: TextTokens) -> str:
     """``text`` if it fits ``max_tokens``, else its sentences that hold the most of ``words``
     (in their order, joined by …), within ``max_tokens``."""
-    text = " ".join(text.split()) if "\n" not in text else text.strip()
+    text = text.strip()
     if count(text) <= max_tokens:
-        return text
+        return text  # as it was written
     sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
     if len(sentences) <= 1:
         sentences = [text[k : k + 200] for k in range(0, len(text), 200)]
@@ -197,7 +197,15 @@ def recall_turns(
         if partner is not None and partner.id not in exclude:
             cap = min(NEIGHBOUR_TOKENS, item_cap)
             unit.items.append(
-                _item(partner, None if is_own else hit.session, words, cap, count, 0.0, f"next to #{hit.message.seq}")
+                _item(
+                    partner,
+                    None if is_own else hit.session,
+                    words,
+                    cap,
+                    count,
+                    score / 2,
+                    f"next to #{hit.message.seq}",
+                )
             )
         units.append(unit)
     chosen: dict[int, RecallItem] = {}
@@ -205,6 +213,9 @@ def recall_turns(
     for unit in units:
         fresh = [i for i in unit.items if (i.message_id or 0) not in chosen]
         cost = sum(i.tokens for i in fresh)
+        if fresh and spent + cost > room and len(fresh) > 1:  # no room for the neighbour: the hit alone
+            fresh = fresh[:1]
+            cost = fresh[0].tokens
         if not fresh or spent + cost > room:
             continue
         for i in fresh:
@@ -255,11 +266,11 @@ def _neighbours(store: Store, hits: Sequence[SearchHit], session_id: int) -> dic
     for (sess, _), seqs in wanted.items():
         by_session.setdefault(sess, set()).update(seqs)
     found: dict[tuple[str, int], Message] = {}
-    for sess, seqs in by_session.items():
+    for sess, wanted_seqs in by_session.items():
         info = store.find_session(sess)
         if info is None:
             continue
-        for m in store.messages_at(info.id, sorted(seqs)):
+        for m in store.messages_at(info.id, sorted(wanted_seqs)):
             found[(sess, m.seq or 0)] = m
     out: dict[int, Message] = {}
     for h in hits[:CANDIDATES]:
@@ -306,7 +317,7 @@ def memory_item(m: Memory, count: TextTokens, score: float, why: str, zh: bool =
 
 
 def relevant_memories(
-    store: Store, text: str, *, room: int, count: TextTokens, skip: set[int], zh: bool = False
+    store: Store, text: str, *, room: int, count: TextTokens, skip: set[int | None], zh: bool = False
 ) -> list[RecallItem]:
     """Served memories matching ``text`` best-first within ``room`` tokens (not those in ``skip``)."""
     words = query_words(text)

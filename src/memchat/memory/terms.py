@@ -73,6 +73,9 @@ CJK_STOPWORDS = (
 )
 
 
+_CJK_STOP_CHARS = frozenset(w for w in CJK_STOPWORDS if len(w) == 1)
+
+
 def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
@@ -110,10 +113,14 @@ def query_words(text: str, *, limit: int = 24) -> list[str]:
             add(word)
     for run in _CJK.findall(text):
         for stop in CJK_STOPWORDS:
-            run = run.replace(stop, " ")
+            if len(stop) > 1:  # question words and the like: cut out
+                run = run.replace(stop, " ")
         for part in run.split():
+            # every two-character word of what is left, unless both characters are function
+            # words (我的, 是我): 我住在 keeps 我住 and 住在, which the index holds for 我住在杭州
             for gram in _bigrams(part):
-                add(gram)
+                if len(gram) == 2 and not (gram[0] in _CJK_STOP_CHARS and gram[1] in _CJK_STOP_CHARS):
+                    add(gram)
     return words[:limit]
 
 
