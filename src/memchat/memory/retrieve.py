@@ -39,6 +39,17 @@ ITEM_SHARE = 0.34
 NEIGHBOUR_TOKENS = 90
 #: items per call at most
 MAX_ITEMS = 24
+#: the best hits that bring their neighbour (further down, the budget goes to more hits)
+NEIGHBOURS_FOR = 3
+#: what the user said counts this much more than the assistant's replies (facts about the user
+#: come from the user), unless the message asks what the assistant said
+USER_ROLE = 0.15
+_ABOUT_REPLIES = re.compile(
+    r"\byou\s+(said|say|told|tell|suggest|suggested|recommend|recommended|mention|mentioned|gave|give|wrote|"
+    r"write|listed|list|explain|explained|answer|answered|propose|proposed)\b|\byour\s+(answer|reply|suggestion|"
+    r"recommendation|advice|list)|你(说|讲|提到|推荐|建议|回答|列出|给出|告诉)",
+    re.I,
+)
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？\n])\s*")
 
@@ -124,6 +135,7 @@ def rank_hits(
     others: Sequence[SearchHit],
     *,
     target_day: date | None = None,
+    prefer_user: bool = False,
 ) -> list[tuple[SearchHit, float, bool, str]]:
     """Hits of this session (``own``) and of others, fused: BM25 relative to the best hit,
     the session's own turns first, newer before older, turns of ``target_day`` closer.
@@ -146,6 +158,8 @@ def rank_hits(
         if mine:
             score *= 1 + OWN_SESSION
             why.append("this chat")
+        if prefer_user and h.message.role is Role.USER:
+            score *= 1 + USER_ROLE
         score *= 1 + RECENCY * newest.get(mid, 0.0)
         day = _day(h.message.created)
         if target_day is not None and day is not None:
@@ -180,20 +194,22 @@ def recall_turns(
         return []
     mine = store.search_words(words, session=session_id, before_seq=before_seq, limit=CANDIDATES) if own else []
     theirs = store.search_words(words, session=None, exclude_session=session_id, limit=CANDIDATES) if others else []
-    ranked = [r for r in rank_hits(mine, theirs, target_day=target_day) if r[0].message.id not in exclude]
+    prefer_user = _ABOUT_REPLIES.search(text) is None
+    ranked = rank_hits(mine, theirs, target_day=target_day, prefer_user=prefer_user)
+    ranked = [r for r in ranked if r[0].message.id not in exclude]
     if skip_requests:  # "remember …" / "forget …": what they said lives in the memories (or was forgotten)
         ranked = [
             r for r in ranked if r[0].message.role is not Role.USER or detect_explicit(r[0].message.content) is None
         ]
     if not ranked:
         return []
-    neighbours = _neighbours(store, [r[0] for r in ranked], session_id)
+    neighbours = _neighbours(store, [r[0] for r in ranked[:NEIGHBOURS_FOR]], session_id)
     item_cap = max(48, int(room * ITEM_SHARE))
     units: list[Unit] = []
-    for hit, score, is_own, why in ranked:
+    for rank, (hit, score, is_own, why) in enumerate(ranked):
         unit = Unit(score)
         unit.items.append(_item(hit.message, None if is_own else hit.session, words, item_cap, count, score, why))
-        partner = neighbours.get(hit.message.id or 0)
+        partner = neighbours.get(hit.message.id or 0) if rank < NEIGHBOURS_FOR else None
         if partner is not None and partner.id not in exclude:
             cap = min(NEIGHBOUR_TOKENS, item_cap)
             unit.items.append(

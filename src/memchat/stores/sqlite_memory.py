@@ -38,10 +38,6 @@ PER_TERM = 64
 PER_WORD = 300
 #: the best candidates (by the sum of their words' idf) scored with BM25 proper
 CANDIDATES = 150
-#: (store, word) → (messages holding it, messages in the index then): kept while the index
-#: grows by less than a twentieth (a document frequency moves slowly)
-_DF: dict[tuple[int, str], tuple[int, int]] = {}
-_DF_MAX = 20_000
 #: store → (messages, average tokens) for BM25's length normalisation
 _WORD_STATS: dict[int, tuple[int, float]] = {}
 #: two-character terms are also looked for (by LIKE) among this many of the newest messages
@@ -89,7 +85,6 @@ class _Host(Protocol):
     def _sid(self, session: SessionKey) -> int: ...
     def _expand(self, term: str) -> str: ...
     def _word_stats(self) -> tuple[int, float]: ...
-    def _document_frequency(self, word: str, query: str, n: int) -> int: ...
     @staticmethod
     def _message(row: Sequence[Any]) -> Message: ...
     @staticmethod
@@ -319,18 +314,25 @@ class MemoryRecords:
             if lo is None:
                 return []
             span, span_params = " AND rowid BETWEEN ? AND ?", [lo, hi]
+            n = hi - lo + 1  # the messages of that range (of every session: the index has them all)
+        else:
+            lo, hi = self._read("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM messages")[0]
         idfs: dict[str, float] = {}
         matched: dict[int, list[str]] = {}
         for w in words:
-            query = fts_query([w])
-            df = self._document_frequency(w, query, n)
-            if df == 0:
-                continue
-            idfs[w] = bm25.idf(df, n)
             rows = self._read(
                 f"SELECT rowid FROM messages_words WHERE messages_words MATCH ?{span} ORDER BY rowid DESC LIMIT ?",
-                (query, *span_params, PER_WORD),
+                (fts_query([w]), *span_params, PER_WORD),
             )
+            if not rows:
+                continue
+            # the document frequency: exact below PER_WORD, else from the id range the newest
+            # PER_WORD matches span (a common word; no count of its whole doclist is needed)
+            df = len(rows)
+            if df >= PER_WORD:
+                covered = max(1, hi - int(rows[-1][0]) + 1)
+                df = min(n, round(df * max(1, hi - lo + 1) / covered))
+            idfs[w] = bm25.idf(df, max(n, df))
             for (mid,) in rows:
                 matched.setdefault(mid, []).append(w)
         if not matched:
@@ -366,18 +368,6 @@ class MemoryRecords:
         value = float(average[0][0] or 1.0)
         _WORD_STATS[id(self)] = (n, value)
         return n, value
-
-    def _document_frequency(self: _Host, word: str, query: str, n: int) -> int:
-        """How many messages hold ``word`` (all owners: BM25's statistics are the index's)."""
-        key = (id(self), word)
-        cached = _DF.get(key)
-        if cached is not None and abs(n - cached[1]) <= cached[1] / 20:
-            return cached[0]
-        df = int(self._read("SELECT COUNT(*) FROM messages_words WHERE messages_words MATCH ?", (query,))[0][0])
-        if len(_DF) >= _DF_MAX:
-            _DF.clear()
-        _DF[key] = (df, n)
-        return df
 
     def messages_at(self: _Host, session: SessionKey, seqs: Sequence[int]) -> list[Message]:
         """The settled messages of ``session`` with these sequence numbers, in order."""
