@@ -553,7 +553,10 @@ class Agent:
         self.learning = learning or "explicit"
         #: the user's long-term memories (the use cases every interface calls)
         self.memories = MemoryService(store, provider.count_tokens)
-        self._learner: MemoryLearner | None = None
+        #: one background learner, shared with ``with_store`` twins (each job names its user)
+        self._learner: MemoryLearner | None = (
+            MemoryLearner(provider, mode=self.learning) if self.learning == "auto" else None
+        )
         #: what the last turn was asked to remember or forget (for the REPL's confirmation)
         self.remembered: list[Memory] = []
 
@@ -600,6 +603,7 @@ class Agent:
         """The background learner (made on first use)."""
         if self._learner is None:
             self._learner = MemoryLearner(self.provider, mode=self.learning)
+        self._learner.mode = self.learning  # the setting may have changed since (/learn, a flag)
         return self._learner
 
     def _learn(self, state: _TurnState, reply: Reply) -> tuple[Memory, ...]:
