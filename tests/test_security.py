@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from imageserver import ImageServer, Task, png
 from memchat.agent import Agent
 from memchat.factory import open_store
 from memchat.images.modelscope_async import ModelScopeImages
+from memchat.memories.service import to_record
 from memchat.providers.openai_compat import OpenAICompatible
 from memchat.serialization import export_jsonl
 from memchat.server.app import create_app
@@ -42,6 +44,12 @@ SERVER_TOKEN = "srv-FAKEKEY-token-5e4d3c2b1a09f8e7"
 SECRET_TEXT = "ann's secret is 4242-ZEBRA"
 SECRET_REPLY = "noted: 4242-ZEBRA"
 SECRET_NAME = "ann-diary-ZEBRA"
+#: ann's long-term memory ("my secret is …": a fact with a subject, so that another user's "my
+#: secret is …" would supersede it if adding a memory looked past the owner)
+SECRET_MEMORY = f"my secret is 4242-ZEBRA ({SECRET_TEXT})"
+#: a memory of the server token's owner (the local user): a route that served the app's own
+#: agent instead of the caller's would show it to bob
+OWNER_MEMORY = "my locker code is 7777-OKAPI"
 
 
 # -- a world with two accounts --------------------------------------------------------------------
@@ -53,7 +61,7 @@ class World:
     agent: Agent
     images: ImageServer
     tokens: dict[str, str]
-    ids: dict[str, int]  # ann's session, her fork, her first message, her image
+    ids: dict[str, int]  # ann's session, her fork, her first message, her image, her memory; the owner's memory
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     def client(self, who: str, headers: dict[str, str] | None = None) -> httpx.Client:
@@ -81,7 +89,8 @@ def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterat
     agent.images = ModelScopeImages(image_server.url, api_key=IMAGE_KEY, poll_initial=0.01, poll_max=0.02)
     agent.images_dir = tmp_path / "images"
     served = Served(create_app(agent, token=SERVER_TOKEN))
-    w = World(served, agent, image_server, {"ann": ann, "bob": bob, "wrong": "not-" + ann}, {})
+    tokens = {"ann": ann, "bob": bob, "wrong": "not-" + ann, "owner": SERVER_TOKEN}
+    w = World(served, agent, image_server, tokens, {})
     a = w.client("ann")
     sid = a.post("/api/sessions", json={"name": SECRET_NAME, "persona": "ZEBRA persona"}).json()["id"]
     fake.script(FakeReply.text(SECRET_REPLY))
@@ -92,7 +101,20 @@ def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterat
     made = a.post(f"/api/sessions/{sid}/images", json={"prompt": "a ZEBRA"})
     assert made.status_code == 201, made.text
     fork = a.post(f"/api/sessions/{sid}/fork", json={"name": SECRET_NAME + " fork"}).json()["id"]
-    w.ids = {"session": sid, "fork": fork, "message": first, "image": made.json()["images"][0]["id"]}
+    # after her turn: every later model call is bob's, so a memory of ann's recalled into bob's
+    # context shows up in the model's requests (checked in the route test)
+    memory = a.post("/api/memories", json={"text": SECRET_MEMORY})
+    assert memory.status_code == 201 and memory.json()["content"] == SECRET_MEMORY, memory.text
+    owners = w.client("owner").post("/api/memories", json={"text": OWNER_MEMORY})
+    assert owners.status_code == 201, owners.text
+    w.ids = {
+        "session": sid,
+        "fork": fork,
+        "message": first,
+        "image": made.json()["images"][0]["id"],
+        "memory": memory.json()["id"],
+        "owner_memory": owners.json()["id"],
+    }
     yield w
     for c in w.clients.values():
         c.close()
@@ -102,9 +124,10 @@ def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterat
 
 
 def snapshot(w: World) -> str:
-    """Everything of ann's, as her own scope of the store sees it (and her image's bytes)."""
+    """Everything of ann's, as her own scope of the store sees it (and her image's bytes, and her
+    memories, ended ones too), and the memories of the server token's owner (the local user)."""
     ann = w.agent.store.for_owner(w.agent.store.user_for_token(w.tokens["ann"]))
-    out: list[Any] = []
+    out: list[Any] = [[to_record(m) for m in scope.memories(include_ended=True)] for scope in (ann, w.agent.store)]
     for s in ann.list_sessions():
         out.append([s.id, s.name, s.persona, s.model, s.memory, s.parent_id, s.message_count])
         out.append([[m.id, m.role.value, m.content, m.status.value] for m in ann.messages(s.id)])
@@ -127,7 +150,7 @@ PUBLIC = {
     ("GET", "/openapi.json"): "the API's schema (no data)",
 }
 #: one sample request per route: (method, route path) → (url, json body, headers); {sid}, {fork},
-#: {message} and {image} are ann's
+#: {message}, {image} and {memory} are ann's (in a body, wherever they are a whole value)
 SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
     ("GET", "/api/health"): ("/api/health", None, {}),
     ("POST", "/api/login"): ("/api/login", {"token": "wrong-token"}, {}),
@@ -160,6 +183,20 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
     ),
     ("POST", "/api/sessions/{session_id}/images"): ("/api/sessions/{sid}/images", {"prompt": "x"}, {}),
     ("GET", "/api/images/{image_id}"): ("/api/images/{image}", None, {}),
+    ("GET", "/api/memories"): ("/api/memories?q=ZEBRA", None, {}),
+    # the same subject as ann's memory: it would supersede hers if adding looked past the owner
+    ("POST", "/api/memories"): ("/api/memories", {"text": "my secret is pwned"}, {}),
+    ("GET", "/api/memories/export"): ("/api/memories/export", None, {}),
+    # a record naming ann's memory's id: it gets a new id of the importer's, never hers
+    ("POST", "/api/memories/import"): (
+        "/api/memories/import",
+        [{"id": "{memory}", "content": "imported by whoever asks", "kind": "fact"}],
+        {},
+    ),
+    ("GET", "/api/memories/{memory_id}"): ("/api/memories/{memory}", None, {}),
+    ("PATCH", "/api/memories/{memory_id}"): ("/api/memories/{memory}", {"text": "my secret is pwned"}, {}),
+    ("DELETE", "/api/memories/{memory_id}"): ("/api/memories/{memory}", None, {}),
+    ("POST", "/api/memories/{memory_id}/restore"): ("/api/memories/{memory}/restore", {}, {}),
     ("GET", "/v1/models"): ("/v1/models", None, {}),
     ("POST", "/v1/chat/completions"): (
         "/v1/chat/completions",
@@ -170,31 +207,82 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
     ("MOUNT", "/static"): ("/static/app.js", None, {}),
     ("GET", "/openapi.json"): ("/openapi.json", None, {}),
 }
+#: where ann's own request shows her secret (so that bob's same request showing nothing of it
+#: means something): the samples above, and more of bob's own views of memories
+CONTROLS = {("GET", "/api/sessions"), ("GET", "/api/memories"), ("GET", "/api/memories/export")}
+#: what bob's own requests to these routes answer (the other routes of his own scope: below 500)
+OWN_STATUS = {
+    ("GET", "/api/memories"): 200,
+    ("POST", "/api/memories"): 201,  # a memory of his own (not an error about ann's on the same subject)
+    ("GET", "/api/memories/export"): 200,
+    ("POST", "/api/memories/import"): 201,
+}
+MEMORY_VIEWS = [
+    "/api/memories",
+    "/api/memories?all=true",
+    "/api/memories?kind=fact",
+    "/api/memories?kind=fact&all=true",
+    "/api/memories?q=secret",
+    "/api/memories?q=4242",
+    "/api/memories?q=my%20secret&kind=fact",
+    "/api/memories?q=zebra&all=true",
+    "/api/memories/export?all=false",
+    "/api/memories/export?all=true",
+]
 MISSING = 987_654  # an id nobody has
 
 
 def route_table(app: Any) -> list[tuple[str, str]]:
-    """(method, path) of every route of the FastAPI app inside the guard; a mount is one entry."""
-    out = []
-    for route in app.app.routes:
-        if isinstance(route, Mount):
-            out.append(("MOUNT", route.path))
-        elif isinstance(route, APIRoute | Route):
-            out.extend((m, route.path) for m in sorted(route.methods or ()) if m != "HEAD")
-        else:
-            raise AssertionError(f"a route of an unknown kind: {route!r}")
+    """(method, path) of every route of the FastAPI app inside the guard; a mount is one entry,
+    an included router (FastAPI lists it as one entry) is its routes, under its prefix."""
+    out: list[tuple[str, str]] = []
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                out.append(("MOUNT", prefix + route.path))
+            elif isinstance(route, APIRoute | Route):
+                out.extend((m, prefix + route.path) for m in sorted(route.methods or ()) if m != "HEAD")
+            elif hasattr(route, "original_router") and hasattr(route, "include_context"):
+                # ``_IncludedRouter``: its router's paths carry the router's own prefix already;
+                # the include's prefix (``include_router(prefix=…)``) comes on top
+                walk(route.original_router.routes, prefix + route.include_context.prefix)
+            else:
+                raise AssertionError(f"a route of an unknown kind: {route!r}")
+
+    walk(app.app.routes, "")
     return out
+
+
+PLACEHOLDERS = {"{sid}": "session", "{fork}": "fork", "{message}": "message", "{image}": "image", "{memory}": "memory"}
 
 
 def fill(key: tuple[str, str], ids: dict[str, int]) -> tuple[str, str, Any, dict[str, str]]:
     """The sample request of a route with ids filled in: (method, url, body, headers)."""
     url, body, headers = SAMPLES[key]
-    subst = {"{sid}": ids["session"], "{fork}": ids["fork"], "{message}": ids["message"], "{image}": ids["image"]}
+    subst = {k: ids[name] for k, name in PLACEHOLDERS.items()}
     for k, v in subst.items():
         url = url.replace(k, str(v))
-    if isinstance(body, dict):
-        body = {k: (subst[v] if isinstance(v, str) and v in subst else v) for k, v in body.items()}
-    return ("GET" if key[0] == "MOUNT" else key[0]), url, body, headers
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: filled(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [filled(v) for v in value]
+        return subst[value] if isinstance(value, str) and value in subst else value
+
+    return ("GET" if key[0] == "MOUNT" else key[0]), url, filled(body), headers
+
+
+def ids_in(key: tuple[str, str], ids: dict[str, int]) -> list[int]:
+    """The ids a route's sample request names in its URL."""
+    return [ids[name] for k, name in PLACEHOLDERS.items() if k in SAMPLES[key][0]]
+
+
+def without_ids(text: str, numbers: list[int]) -> str:
+    for n in numbers:
+        text = re.sub(rf"(?<!\d){n}(?!\d)", "N", text)
+    return text
 
 
 def by_the_guard(response: httpx.Response) -> bool:
@@ -215,7 +303,7 @@ def test_every_route_refuses_anonymous_and_wrong_tokens_and_hides_one_users_data
     assert not unsampled, f"routes without a sample request in tests/test_security.py: {unsampled}"
     assert len(table) >= 25
     before = snapshot(w)
-    secrets = (SECRET_TEXT, SECRET_REPLY, SECRET_NAME, "ZEBRA persona")
+    secrets = (SECRET_TEXT, SECRET_REPLY, SECRET_NAME, "ZEBRA persona", SECRET_MEMORY, OWNER_MEMORY)
     figures = {"routes": len(table), "public": 0, "anonymous_401": 0, "wrong_token_401": 0, "other_user_404": 0}
     figures["other_user_own_scope"] = 0
     missing = {k: MISSING for k in w.ids}
@@ -236,22 +324,46 @@ def test_every_route_refuses_anonymous_and_wrong_tokens_and_hides_one_users_data
         if key in PUBLIC:
             figures["public"] += 1
             continue
+        if key in CONTROLS:  # ann herself does see her secret this way
+            mine = ask(w.client("ann"), method, url, body, headers)
+            assert mine.status_code == 200 and any(s in mine.text for s in secrets), (key, mine.text)
         got = ask(w.client("bob"), method, url, body, headers)
         if "{" in key[1]:  # one of ann's things, by id: bob is told it does not exist
             assert got.status_code == 404, (key, got.status_code, got.text)
             absent = ask(w.client("bob"), *fill(key, missing)[:2], body, headers)
             assert absent.status_code == 404
-            assert got.text.replace(str(w.ids["session"]), "N").replace(str(w.ids["fork"]), "N").replace(
-                str(w.ids["image"]), "N"
-            ) == absent.text.replace(str(MISSING), "N"), key  # the same words: no existence leak
+            assert without_ids(got.text, ids_in(key, w.ids)) == without_ids(absent.text, [MISSING]), (
+                key,
+                got.text,
+                absent.text,
+            )  # the same words: no existence leak
             figures["other_user_404"] += 1
+            if "{memory}" in SAMPLES[key][0]:  # nor the server token owner's (the app's own agent's)
+                theirs = ask(w.client("bob"), *fill(key, w.ids | {"memory": w.ids["owner_memory"]})[:2], body, headers)
+                assert theirs.status_code == 404, (key, theirs.status_code, theirs.text)
+                assert without_ids(theirs.text, [w.ids["owner_memory"]]) == without_ids(absent.text, [MISSING])
+                assert not any(s in theirs.text for s in secrets), (key, theirs.text)
+                figures["other_user_404"] += 1
         else:  # bob's own scope: it works for him and shows nothing of ann's
-            assert got.status_code < 500, (key, got.status_code, got.text)
+            assert got.status_code == OWN_STATUS.get(key, got.status_code) and got.status_code < 500, (
+                key,
+                got.status_code,
+                got.text,
+            )
             figures["other_user_own_scope"] += 1
         assert not any(s in got.text for s in secrets), (key, got.text)
-    # the OpenAI endpoint naming ann's session by name gave bob a session of his own
+    # bob's own views of memories, every filter: ann's show her memory, bob's never do
+    for url in MEMORY_VIEWS:
+        mine = w.client("ann").get(url)
+        assert mine.status_code == 200 and SECRET_MEMORY in mine.text, (url, mine.text)
+        got = w.client("bob").get(url)
+        assert got.status_code == 200 and not any(s in got.text for s in secrets), (url, got.text)
+        figures["other_user_own_scope"] += 1
+    assert OWNER_MEMORY in w.client("owner").get("/api/memories").text  # the local user's is there to leak
+    # the OpenAI endpoint naming ann's session by name gave bob a session of his own, and
+    # recalled none of ann's memories into it
     assert not any(SECRET_TEXT in json.dumps(r.messages) for r in fake.chat_requests[1:])
-    assert snapshot(w) == before  # ann's data is untouched
+    assert snapshot(w) == before  # ann's data (and the owner's memories) untouched
     campaign.record("security_routes", figures)
 
 
@@ -291,7 +403,7 @@ def test_the_server_token_alone_guards_every_route_and_the_page_grants_nothing(
     anonymous = httpx.Client(base_url=served.url, timeout=10)
     try:
         sid = owner.post("/api/sessions", json={"name": "mine"}).json()["id"]
-        ids = {"session": sid, "fork": sid, "message": 1, "image": 1}
+        ids = {"session": sid, "fork": sid, "message": 1, "image": 1, "memory": 1}
         table = route_table(served.server.config.app)
         for key in table:
             method, url, body, headers = fill(key, ids)
