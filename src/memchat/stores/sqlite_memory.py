@@ -316,7 +316,10 @@ class MemoryRecords:
             span, span_params = " AND rowid BETWEEN ? AND ?", [lo, hi]
             n = hi - lo + 1  # the messages of that range (of every session: the index has them all)
         else:
-            lo, hi = self._read("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM messages")[0]
+            # two subqueries: SQLite answers a lone MIN or MAX from the primary key at once, but
+            # scans the table for both in one SELECT (9 ms at 100,000 messages)
+            lo, hi = self._read("SELECT (SELECT MIN(id) FROM messages), (SELECT MAX(id) FROM messages)")[0]
+            lo, hi = lo or 0, hi or 0
         idfs: dict[str, float] = {}
         matched: dict[int, list[str]] = {}
         for w in words:
