@@ -34,7 +34,7 @@ RECENCY = 0.2
 #: a turn of the day the message names counts this much more (it decays over ±7 days)
 DATE_MATCH = 0.5
 #: a single item takes at most this share of the room (longer ones are cut to an excerpt)
-ITEM_SHARE = 0.34
+ITEM_SHARE = 0.6
 #: a neighbour takes at most this many tokens (cut to an excerpt)
 NEIGHBOUR_TOKENS = 90
 #: items per call at most
@@ -43,7 +43,7 @@ MAX_ITEMS = 24
 NEIGHBOURS_FOR = 3
 #: what the user said counts this much more than the assistant's replies (facts about the user
 #: come from the user), unless the message asks what the assistant said
-USER_ROLE = 0.15
+USER_ROLE = 0.25
 _ABOUT_REPLIES = re.compile(
     r"\byou\s+(said|say|told|tell|suggest|suggested|recommend|recommended|mention|mentioned|gave|give|wrote|"
     r"write|listed|list|explain|explained|answer|answered|propose|proposed)\b|\byour\s+(answer|reply|suggestion|"
