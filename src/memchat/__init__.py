@@ -31,6 +31,7 @@ __all__ = [
     "Turn",
     "Usage",
     "__version__",
+    "from_env",
     "open_store",
 ]
 
@@ -52,6 +53,7 @@ _LAZY: dict[str, str] = {
     "SessionRef": "memchat.stores.base",
     "Store": "memchat.stores.base",
     "open_store": "memchat.factory",
+    "from_env": "memchat.factory",
     "OpenAICompatible": "memchat.providers.openai_compat",
     "LocalLlama": "memchat.providers.local_llama",
 }
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from memchat.agent import Agent, AsyncTurn, Turn
     from memchat.domain import Chunk, Message, Reply, Role, SessionInfo, Status, Usage
     from memchat.errors import MemchatError, ProviderError
-    from memchat.factory import open_store
+    from memchat.factory import from_env, open_store
     from memchat.providers.base import ChatOptions, Provider
     from memchat.providers.local_llama import LocalLlama
     from memchat.providers.openai_compat import OpenAICompatible

@@ -560,15 +560,6 @@ class Agent:
         #: what the last turn was asked to remember or forget (for the REPL's confirmation)
         self.remembered: list[Memory] = []
 
-    @classmethod
-    def from_env(cls, **flags: Any) -> Agent:
-        """An agent configured from flags > environment > config file > defaults."""
-        from memchat.config import resolve
-        from memchat.factory import make_agent
-
-        agent: Agent = make_agent(resolve(flags))
-        return agent
-
     def close(self) -> None:
         """Close the provider and the store; memories still being learned get a few seconds."""
         if self._learner is not None:

@@ -6,20 +6,26 @@
     ├── ConfigError                 bad or missing setting (unknown provider, key file mode…)
     ├── StoreError
     │   ├── SessionNotFound
-    │   ├── SessionExists
     │   ├── MemoryNotFound          no such memory (of this user)
+    │   ├── SessionExists
     │   └── ImportFormatError       a file to import is not a memchat export
     ├── TurnInProgress              another turn of this session is still streaming (server)
     ├── ContextTooLong              the context cannot fit the window with this memory strategy
-    └── ProviderError               the model call failed; the turn was rolled back
-        ├── ProviderUnavailable     cannot connect / DNS / connection refused
-        ├── ProviderTimeout         no answer in time, or the stream stalled
-        ├── AuthenticationError     401/403: bad, missing or unbound key
-        ├── RateLimited             429: ``quota`` (do not retry) or throttled (``retry_after``)
-        ├── BadRequest              400/404/422: the server refused the request
-        │   └── ContextLengthExceeded
-        ├── ServerError             5xx after bounded retries
-        └── StreamError             the stream was cut or malformed after it started
+    ├── ProviderError               the model call failed; the turn was rolled back
+    │   ├── ProviderUnavailable     cannot connect / DNS / connection refused
+    │   ├── ProviderTimeout         no answer in time, or the stream stalled
+    │   ├── AuthenticationError     401/403: bad, missing or unbound key
+    │   ├── RateLimited             429: ``quota`` (do not retry) or throttled (``retry_after``)
+    │   ├── BadRequest              400/404/422: the server refused the request
+    │   │   └── ContextLengthExceeded
+    │   ├── ServerError             5xx after bounded retries
+    │   ├── StreamError             the stream was cut or malformed after it started
+    │   │   └── ReplyTooLong        the reply went past the length limit (kept, interrupted)
+    │   ├── ImageFailed             the image service ran the task and it failed
+    │   ├── ImageTimeout            the image task did not finish in time
+    │   └── ImageDownloadError      a generated image could not be fetched safely
+    ├── ImageRequestError           an image request refused before it is sent
+    └── ImageCancelled              the user stopped an image task
 
 Every error has ``kind`` (a stable identifier the interfaces translate) and ``detail``
 (the server's own words, never containing a key).

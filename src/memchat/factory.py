@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memchat.config import Settings, default_db_path
 from memchat.errors import ConfigError
 from memchat.presets import LOCAL
 from memchat.providers.base import Provider
 
+if TYPE_CHECKING:
+    from memchat.agent import Agent
+    from memchat.stores.base import Store
 
-def open_store(url_or_path: str | Path | None = None, *, migrate: bool | None = True) -> Any:
+
+def open_store(url_or_path: str | Path | None = None, *, migrate: bool | None = True) -> Store:
     """Open a store: a file path, ``":memory:"``, ``sqlite:///path``; ``None`` for the default file.
     With ``migrate=False`` a database whose schema is behind this memchat is refused (one line)."""
     target = str(url_or_path) if url_or_path is not None else str(default_db_path())
@@ -45,9 +49,16 @@ def make_provider(settings: Settings) -> Provider:
     )
 
 
-def make_agent(settings: Settings, store: Any = None) -> Any:
+def from_env(**flags: Any) -> Agent:
+    """An agent configured from flags > environment > config file > defaults (as the CLI is)."""
+    from memchat.config import resolve
+
+    return make_agent(resolve(flags))
+
+
+def make_agent(settings: Settings, store: Any = None) -> Agent:
     """The ``Agent`` the settings describe (``store``: an open store, else ``settings.db``)."""
-    from memchat.agent import Agent
+    from memchat.agent import Agent  # here, not above: commands that only open the store stay fast
     from memchat.clock import timezone
     from memchat.tools import ToolRegistry, load_tool
     from memchat.tools.builtin import builtin_tools
