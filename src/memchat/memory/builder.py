@@ -23,7 +23,16 @@ from memchat.domain import MemoryKind, Message, Role, SessionInfo
 from memchat.errors import ContextTooLong
 from memchat.memories.dates import resolve_date
 from memchat.memory.budget import Budget
-from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, RecallItem, Section
+from memchat.memory.plan import (
+    STRATEGIES,
+    ContextEntry,
+    ContextPlan,
+    EntryKind,
+    RecallItem,
+    Section,
+    SectionKind,
+    Strategy,
+)
 from memchat.memory.retrieve import memory_item, recall_turns, relevant_memories
 from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
@@ -127,7 +136,7 @@ class MemoryPlanner:
             n, method = self._count(text)
             return math.ceil(n * ratio) if method == "estimate" else n
 
-        plan = ContextPlan(strategy=strategy, budget=budget)
+        plan = ContextPlan(strategy=Strategy(strategy), budget=budget)
         limit = budget.limit
         ov = budget.overhead  # the chat template's tokens around each message
         zh = _is_zh(info.persona + (new.content if new else ""))
@@ -135,10 +144,10 @@ class MemoryPlanner:
 
         head: list[Section] = []  # the persona and the date line
         if info.persona:
-            head.append(Section("persona", info.persona, text_tokens(info.persona)))
+            head.append(Section(SectionKind.PERSONA, info.persona, text_tokens(info.persona)))
         if today is not None:
             line = date_line(today, "zh" if zh else "en")
-            head.append(Section("date", line, text_tokens(line)))
+            head.append(Section(SectionKind.DATE, line, text_tokens(line)))
 
         if long_term:
             always = self._always_on(limit, text_tokens, zh)
@@ -191,7 +200,7 @@ class MemoryPlanner:
         if summary is not None:
             text = heads["summary"].format(first=summary.first_seq, last=summary.last_seq) + "\n" + summary.content
             summary_section = Section(
-                "summary", text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
+                SectionKind.SUMMARY, text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
             )
         candidates = [m for m in history if summary is None or (m.seq or 0) > summary.last_seq]
         costs = [msg_tokens(m) + ov for m in candidates]
@@ -251,7 +260,7 @@ class MemoryPlanner:
             sections.append(summary_section)
         if older_pins:
             text = heads["pinned"] + "\n" + "\n".join(f"[#{p.seq} {p.role.value}] {p.content}" for p in older_pins)
-            sections.append(Section("pinned", text, text_tokens(text), note=f"{len(older_pins)} pinned"))
+            sections.append(Section(SectionKind.PINNED, text, text_tokens(text), note=f"{len(older_pins)} pinned"))
         used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + ov
         older = bool(evicted) or summary is not None or not complete or len(candidates) < len(history)
         own = use_recall and older
@@ -343,7 +352,9 @@ class MemoryPlanner:
         notes = [f"m{i.memory_id}" for i in items] + [
             f"#{i.seq}{' ' + i.session if i.session else ''} (score {i.score:.1f})" for i in turns
         ]
-        return Section("recall", text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns))
+        return Section(
+            SectionKind.RECALL, text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns)
+        )
 
     def _retired_sources(self) -> set[int | None]:
         """The messages that taught memories no longer served (forgotten or superseded), unless
@@ -383,7 +394,9 @@ class MemoryPlanner:
         section = None
         if items:
             text = heading + "\n" + "\n".join(i.text for i in items)
-            section = Section("memories", text, text_tokens(text), note=f"{len(items)} memories", items=tuple(items))
+            section = Section(
+                SectionKind.MEMORIES, text, text_tokens(text), note=f"{len(items)} memories", items=tuple(items)
+            )
         self._always[key] = (version, section)
         return section
 
@@ -406,16 +419,18 @@ class MemoryPlanner:
         if leading:
             text = "\n\n".join(s.text for s in leading)
             tokens = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)
-            kind = "persona" if [x.kind for x in leading] == ["persona"] else "system"
+            kind = EntryKind.PERSONA if [x.kind for x in leading] == ["persona"] else EntryKind.SYSTEM
             plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
         for m in messages:
             if m is new:
-                plan.entries.extend(ContextEntry(Role.SYSTEM, s.text, s.tokens, kind="recall") for s in recalled)
-            plan.entries.append(_entry(m, msg_tokens(m), "new" if m is new else "verbatim"))
+                plan.entries.extend(
+                    ContextEntry(Role.SYSTEM, s.text, s.tokens, kind=EntryKind.RECALL) for s in recalled
+                )
+            plan.entries.append(_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM))
         plan.raw_estimate = round(plan.tokens / ratio)
 
 
-def _entry(m: Message, tokens: int, kind: str) -> ContextEntry:
+def _entry(m: Message, tokens: int, kind: EntryKind) -> ContextEntry:
     extra: dict[str, object] = {}
     if m.tool_calls:
         extra["tool_calls"] = [dict(c) for c in m.tool_calls]

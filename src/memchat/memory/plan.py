@@ -9,6 +9,7 @@ message. ``sections`` break the system messages down for ``/context``.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,46 @@ from memchat.domain import Role
 from memchat.memory.budget import Budget
 from memchat.tokens import MESSAGE_OVERHEAD
 
-STRATEGIES = ("auto", "full", "window", "summary", "recall")
+
+class Strategy(enum.StrEnum):
+    """How a session's history becomes each call's context (see ``memory/builder.py``)."""
+
+    AUTO = "auto"
+    FULL = "full"
+    WINDOW = "window"
+    SUMMARY = "summary"
+    RECALL = "recall"
+
+
+STRATEGIES = tuple(s.value for s in Strategy)
+
+
+class EntryKind(enum.StrEnum):
+    """What one message of a call is."""
+
+    PERSONA = "persona"  # the system message holding the persona alone
+    SYSTEM = "system"  # the system message with more than the persona
+    VERBATIM = "verbatim"  # a stored message, sent as it is
+    RECALL = "recall"  # the system message of recalled memories and turns
+    NEW = "new"  # the user's new message
+
+
+class SectionKind(enum.StrEnum):
+    """A part of the system messages."""
+
+    PERSONA = "persona"
+    DATE = "date"
+    MEMORIES = "memories"
+    SUMMARY = "summary"
+    PINNED = "pinned"
+    RECALL = "recall"
+
+
+class ItemKind(enum.StrEnum):
+    """What memory brought into a call."""
+
+    MEMORY = "memory"
+    TURN = "turn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +68,7 @@ class ContextEntry:
     role: Role
     content: str
     tokens: int
-    #: persona | system | verbatim | recall | new
-    kind: str = "verbatim"
+    kind: EntryKind = EntryKind.VERBATIM
     seq: int | None = None
     extra: dict[str, Any] | None = None  # tool_calls / tool_call_id
 
@@ -45,8 +84,7 @@ class RecallItem:
     """One thing memory brought into a call, and why: a long-term memory, or a past turn (of
     this session, or of another one of the user's)."""
 
-    #: memory | turn
-    kind: str
+    kind: ItemKind
     text: str
     tokens: int
     score: float = 0.0
@@ -64,7 +102,7 @@ class Section:
     """A part of the system messages: persona, summary, pinned (the leading one) or recall (its
     own, before the new message)."""
 
-    kind: str
+    kind: SectionKind
     text: str
     tokens: int
     #: for summary: the seq range covered; for recall: why each message was picked
@@ -80,7 +118,7 @@ def context_tokens(entries: Sequence[ContextEntry], overhead: int = MESSAGE_OVER
 
 @dataclass
 class ContextPlan:
-    strategy: str
+    strategy: Strategy
     budget: Budget
     entries: list[ContextEntry] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)

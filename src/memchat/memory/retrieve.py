@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 from memchat.domain import Memory, MemoryKind, Message, Role, SearchHit
 from memchat.memories.learner import detect_explicit
-from memchat.memory.plan import RecallItem
+from memchat.memory.plan import ItemKind, RecallItem
 from memchat.memory.terms import has_cjk, query_words
 from memchat.stores.base import Store
 
@@ -252,7 +252,7 @@ def _item(
     body = excerpt(m.content, words, cap, count)
     line = turn_line(m, session, body)
     return RecallItem(
-        kind="turn",
+        kind=ItemKind.TURN,
         text=line,
         tokens=count(line) + 1,
         score=round(score, 3),
@@ -321,7 +321,7 @@ def memory_line(m: Memory, zh: bool = False) -> str:
 def memory_item(m: Memory, count: TextTokens, score: float, why: str, zh: bool = False) -> RecallItem:
     line = memory_line(m, zh)
     return RecallItem(
-        kind="memory",
+        kind=ItemKind.MEMORY,
         text=line,
         tokens=count(line) + 1,
         score=round(score, 3),
