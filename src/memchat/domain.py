@@ -169,6 +169,10 @@ class SessionInfo:
     message_count: int = 0
 
 
+#: how a session is named to a store: its name (unique per owner), its id, or its record
+SessionKey = str | int | SessionInfo
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """The outcome of one turn."""

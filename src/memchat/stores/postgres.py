@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from memchat.domain import Memory, SearchHit, SessionInfo
+from memchat.domain import Memory, SearchHit, SessionKey
 from memchat.errors import ConfigError, StoreError
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import now_text as _now
@@ -41,8 +41,6 @@ CONNECT_WAIT = 5.0
 #: tables whose inserts report the new row's id
 _ID_TABLES = ("users", "sessions", "messages", "summaries", "images")
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
-
-SessionKey = str | int | SessionInfo
 
 
 class _Cursor:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Status, Summary, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
 from memchat.memory.terms import index_text
 from memchat.stores.base import SessionRef, TurnHandle
@@ -308,7 +308,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
             message_count=row[11],
         )
 
-    def _session_id(self, db: sqlite3.Connection, session: str | int | SessionInfo) -> int:
+    def _session_id(self, db: sqlite3.Connection, session: SessionKey) -> int:
         if isinstance(session, SessionInfo):
             session = session.id
         if isinstance(session, int):
@@ -321,7 +321,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
             raise SessionNotFound(f"no session named {session!r}", name=session)
         return int(row[0])
 
-    def _sid(self, session: str | int | SessionInfo) -> int:
+    def _sid(self, session: SessionKey) -> int:
         """A session's id; an int is taken as it is (callers that hold an id skip a lookup)."""
         if isinstance(session, int):
             return session
@@ -330,7 +330,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
         with self._lock:
             return self._session_id(self._db, session)
 
-    def find_session(self, name: str | int | SessionInfo) -> SessionInfo | None:
+    def find_session(self, name: SessionKey) -> SessionInfo | None:
         if isinstance(name, SessionInfo):
             name = name.id
         where = "s.owner_id = ? AND " + ("s.id = ?" if isinstance(name, int) else "s.name = ?")
@@ -338,7 +338,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
         rows = self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE {where}", params)
         return self._session(rows[0]) if rows else None
 
-    def get_session(self, name: str | int | SessionInfo) -> SessionInfo:
+    def get_session(self, name: SessionKey) -> SessionInfo:
         info = self.find_session(name)
         if info is None:
             raise SessionNotFound(f"no session named {name!r}", name=name)
@@ -430,7 +430,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
 
     def update_session(
         self,
-        session: str | int | SessionInfo,
+        session: SessionKey,
         *,
         name: str | None = None,
         persona: str | None = None,
@@ -468,9 +468,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
     def rename_session(self, old: str | int, new: str) -> SessionInfo:
         return self.update_session(old, name=new)
 
-    def fork_session(
-        self, session: str | int | SessionInfo, new_name: str | None = None, *, at: int | None = None
-    ) -> SessionInfo:
+    def fork_session(self, session: SessionKey, new_name: str | None = None, *, at: int | None = None) -> SessionInfo:
         """Copy a session (its first ``at`` messages, or all) under a new name."""
         with self._write() as db:
             src = self._session_id(db, session)
@@ -502,7 +500,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
             )
         return self.get_session(sid)
 
-    def delete_session(self, session: str | int | SessionInfo) -> None:
+    def delete_session(self, session: SessionKey) -> None:
         with self._write() as db:
             sid = self._session_id(db, session)
             db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
@@ -527,7 +525,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
         )
 
     def messages(
-        self, session: str | int | SessionInfo, *, include_streaming: bool = False, after: int | None = None
+        self, session: SessionKey, *, include_streaming: bool = False, after: int | None = None
     ) -> list[Message]:
         """The session's messages in order; ``after`` gives only those with a greater ``seq``."""
         with self._lock:
@@ -578,7 +576,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
     def _touch(self, db: sqlite3.Connection, sid: int) -> None:
         db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (_now(), sid))
 
-    def append_messages(self, session: str | int | SessionInfo, messages: Sequence[Message]) -> list[Message]:
+    def append_messages(self, session: SessionKey, messages: Sequence[Message]) -> list[Message]:
         with self._write() as db:
             sid = self._session_id(db, session)
             ids = [self._insert_message(db, sid, m) for m in messages]
@@ -586,7 +584,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
         wanted = set(ids)
         return [m for m in self.messages(sid) if m.id in wanted]
 
-    def truncate(self, session: str | int | SessionInfo, keep: int) -> int:
+    def truncate(self, session: SessionKey, keep: int) -> int:
         """Keep the first ``keep`` messages; return how many were removed."""
         if keep < 0:
             raise StoreError("--keep must be 0 or more")
@@ -604,7 +602,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
             self._touch(db, sid)
             return cur.rowcount
 
-    def remove_last_turn(self, session: str | int | SessionInfo) -> list[Message]:
+    def remove_last_turn(self, session: SessionKey) -> list[Message]:
         """Remove the last user message and everything after it; return what was removed."""
         with self._write() as db:
             sid = self._session_id(db, session)
@@ -689,7 +687,7 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
 
     # -- one turn ---------------------------------------------------------------------
 
-    def begin_turn(self, session: str | int | SessionInfo, user: Message, *, model: str | None = None) -> TurnHandle:
+    def begin_turn(self, session: SessionKey, user: Message, *, model: str | None = None) -> TurnHandle:
         """Store the user's message and an empty streaming reply. Turns of one session are
         serialized: while another writer (process, server, REPL) still streams a reply in it,
         ``TurnInProgress``; a reply left streaming by a writer that is gone becomes interrupted."""

@@ -18,11 +18,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from memchat.domain import ImageRecord, Message, SearchHit, SessionInfo, Summary
+from memchat.domain import ImageRecord, Message, SearchHit, SessionKey, Summary
 from memchat.stores.columns import MESSAGE_COLUMNS, format_time, parse_time
 from memchat.stores.columns import now_text as _now
-
-SessionKey = str | int | SessionInfo
 
 #: sessions whose turns may be recalled into others (an incognito session's may not);
 #: settings are stored as ``json.dumps(..., sort_keys=True)``, which writes ``"incognito": true``
