@@ -1,0 +1,74 @@
+// The composer: Enter sends, Shift+Enter is a new line, Esc stops (IME composition never sends);
+// "/image …" generates an image into the session, like the REPL; Stop and Regenerate.
+import { api } from "./api.js";
+import { $, say } from "./dom.js";
+import { loadMessages, messageNode } from "./render.js";
+import { newSession } from "./sessions.js";
+import { state } from "./state.js";
+import { follow, stop } from "./turns.js";
+
+async function send(text) {
+  if (!state.session) await newSession();
+  const box = $("messages");
+  box.appendChild(messageNode({ role: "user", content: text }));
+  const controller = new AbortController();
+  let response;
+  try {
+    response = await api("/api/sessions/" + state.session.id + "/turns", {
+      method: "POST", body: { text }, signal: controller.signal,
+    });
+  } catch (e) {
+    say(e.message);
+    box.lastChild.remove();
+    return false;
+  }
+  follow(response, controller);
+  return true;
+}
+
+export function wireComposer() {
+  const input = $("input");
+  input.addEventListener("keydown", (event) => {
+    // IME composition (Chinese, Japanese…): Enter picks a candidate, it never sends
+    if (event.isComposing || event.keyCode === 229) return;
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    } else if (event.key === "Escape") {
+      stop();
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.streaming) stop();
+  });
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim() || state.streaming) return;
+    input.value = "";
+    if (text.startsWith("/image ")) {  // like the REPL: generate an image into this session
+      if (!state.session) await newSession();
+      say("…");
+      try {
+        await api("/api/sessions/" + state.session.id + "/images", { method: "POST", body: { prompt: text.slice(7).trim() } });
+        say("");
+        await loadMessages();
+      } catch (e) {
+        say(e.message);
+        input.value = text;
+      }
+      return;
+    }
+    if (!(await send(text))) input.value = text;
+  });
+  $("stop").addEventListener("click", stop);
+  $("regenerate").addEventListener("click", async () => {
+    if (!state.session || state.streaming) return;
+    try {
+      const response = await api("/api/sessions/" + state.session.id + "/retry", { method: "POST", body: {} });
+      const box = $("messages");
+      while (box.lastChild && !box.lastChild.classList.contains("user")) box.lastChild.remove();
+      follow(response, null);
+    } catch (e) { say(e.message); }
+  });
+}
