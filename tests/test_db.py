@@ -4,6 +4,7 @@ request, and ``db copy`` moves every session and account losslessly."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,70 @@ def test_a_new_database_its_directory_and_the_repl_history_are_private(tmp_path:
     kept.chmod(0o640)
     open_store(kept).close()
     assert kept.stat().st_mode & 0o777 == 0o640
+
+
+def _memory_default(db: sqlite3.Connection) -> str:
+    return next(str(r[4]) for r in db.execute("PRAGMA table_info(sessions)") if r[1] == "memory")
+
+
+def _at_m009(path: Path) -> None:
+    """A database as memchat left it before m010, with sessions (explicit strategies, as the
+    store always writes them) and a turn."""
+    store = SQLiteStore(path, migrate=None)
+    index = [name for name, _ in MIGRATIONS].index("m010_memory_default")
+    with store._write() as db:
+        db.execute("CREATE TABLE _memchat_migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        for name, fn in MIGRATIONS[:index]:
+            fn(db)
+            db.execute("INSERT INTO _memchat_migrations VALUES (?, 'then')", (name,))
+    for name, memory in [("auto", "auto"), ("full", "full"), ("window", "window")]:
+        store.create_session(name, memory=memory)
+    handle = store.begin_turn("full", Message(Role.USER, "q"))
+    store.finish_turn(handle, "a")
+    store.close()
+
+
+def test_m010_makes_auto_the_declared_default_and_keeps_every_sessions_choice(tmp_path: Path) -> None:
+    path = tmp_path / "m009.db"
+    _at_m009(path)
+    other = sqlite3.connect(path, isolation_level=None)  # another process, open across the migration
+    assert _memory_default(other) == "'full'"  # m001's
+    store = open_store(path)
+    assert "m010_memory_default" in [r[0] for r in store._read("SELECT name FROM _memchat_migrations")]
+    assert {s.name: s.memory for s in store.list_sessions()} == {"auto": "auto", "full": "full", "window": "window"}
+    assert [m.content for m in store.messages("full")] == ["q", "a"]
+    assert store._read("PRAGMA integrity_check") == [("ok",)]
+    store.close()
+    # the connection opened before sees the new declaration (the schema version moved)
+    other.execute(
+        "INSERT INTO sessions (name, created, updated) VALUES ('raw', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')"
+    )
+    assert other.execute("SELECT memory FROM sessions WHERE name = 'raw'").fetchone() == ("auto",)
+    assert _memory_default(other) == "'auto'" and other.execute("PRAGMA writable_schema").fetchone() == (0,)
+    other.close()
+    with open_store(path) as again:
+        assert again.migrate() == [] and again.get_session("raw").memory == "auto"
+
+
+def test_m010_on_a_connection_that_refuses_schema_edits_leaves_the_default_and_succeeds(tmp_path: Path) -> None:
+    """In defensive mode SQLite refuses writes to ``sqlite_master``: the migration leaves the
+    declared default (nothing reads it: the store writes every session's strategy)."""
+    from memchat.stores.migrations import m010_memory_default
+
+    path = tmp_path / "m009.db"
+    _at_m009(path)
+    db = sqlite3.connect(path, isolation_level=None)
+
+    class Defensive:
+        def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+            if sql.startswith("UPDATE sqlite_master"):
+                raise sqlite3.OperationalError("table sqlite_master may not be modified")
+            return db.execute(sql, params)
+
+    db.execute("BEGIN IMMEDIATE")
+    m010_memory_default(Defensive())  # type: ignore[arg-type]
+    db.execute("COMMIT")
+    assert _memory_default(db) == "'full'" and db.execute("PRAGMA writable_schema").fetchone() == (0,)
+    db.close()
+    with open_store(path) as store:  # the store is unaffected: it writes the strategy itself
+        assert store.create_session("new").memory == "auto"

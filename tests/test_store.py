@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from memchat.domain import Message, Role, Status, Usage
+from memchat.domain import Message, Role, SessionInfo, Status, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
 from memchat.factory import open_store
 from memchat.stores.base import SessionRef, Store
@@ -125,6 +125,28 @@ def test_session_ref(store: SQLiteStore) -> None:
     assert all(m.tokens and m.tokens > 0 for m in ref.messages())
     assert ref.truncate(1) == 1
     assert store.session("lib").persona == "be brief"  # existing session: not recreated
+
+
+def _declared_memory_default(store: SQLiteStore) -> str:
+    if store.path.startswith("postgresql"):
+        rows = store._read(
+            "SELECT column_default FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'sessions' AND column_name = 'memory'"
+        )
+        return str(rows[0][0]).split("::")[0]
+    return next(str(r[4]) for r in store._read("PRAGMA table_info(sessions)") if r[1] == "memory")
+
+
+def test_the_default_memory_strategy_is_auto_everywhere(store: SQLiteStore) -> None:
+    assert SessionInfo(0, "x").memory == "auto"
+    assert store.create_session("new").memory == "auto"
+    assert store.import_session(SessionInfo(0, "imported"), [Message(Role.USER, "hi")]).memory == "auto"
+    assert store.session("lib").info.memory == "auto"
+    assert _declared_memory_default(store) == "'auto'"  # the schema says the same on every backend
+    # an explicit choice is kept, and a fork inherits it
+    chosen = store.create_session("chosen", memory="full")
+    assert chosen.memory == "full" and store.fork_session("chosen").memory == "full"
+    assert store.import_session(SessionInfo(0, "imp-full", memory="full"), []).memory == "full"
 
 
 def test_deleting_a_session_deletes_its_messages(store: SQLiteStore) -> None:

@@ -160,7 +160,8 @@ class SessionInfo:
     persona: str = ""
     model: str | None = None
     provider: str | None = None
-    memory: str = "full"
+    #: the memory strategy (``memory/plan.py``); ``auto`` is the product default everywhere
+    memory: str = "auto"
     settings: dict[str, Any] = field(default_factory=dict)
     parent_id: int | None = None
     fork_at: int | None = None

@@ -365,3 +365,45 @@ def m009_memories(db: sqlite3.Connection) -> None:
         END;
         """,
     )
+
+
+_FULL_DEFAULT = "memory TEXT NOT NULL DEFAULT 'full'"
+_AUTO_DEFAULT = "memory TEXT NOT NULL DEFAULT 'auto'"
+
+
+@migration
+def m010_memory_default(db: sqlite3.Connection) -> None:
+    """``sessions.memory`` defaults to ``auto``, the product default (``SessionInfo`` and the
+    PostgreSQL schema say so too); m001 declared ``full``.
+
+    Only the declared default changes, no row: m002 already turned the sessions stored before
+    memory strategies existed into ``auto``, and every session written since had its strategy
+    written explicitly (``SQLiteStore._insert_session`` always passes one), so a ``full`` left
+    now is someone's choice. The store never relies on the column default; this keeps the
+    schema honest for anyone reading it.
+
+    SQLite cannot ``ALTER`` a default, and rebuilding ``sessions`` (referenced by five tables,
+    with triggers) for it would be heavy; a default is schema text only, with no effect on the
+    stored rows, so the table's ``CREATE`` statement is edited in place, the procedure SQLite
+    documents for such changes (https://sqlite.org/lang_altertable.html, "making other kinds of
+    table schema changes"). Where that is refused (a connection in defensive mode) or the
+    statement is not m001's, the declared default is left as it is: nothing reads it."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sessions'").fetchone()
+    if row is None or str(row[0]).count(_FULL_DEFAULT) != 1:
+        return
+    version = int(db.execute("PRAGMA schema_version").fetchone()[0])
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'sessions'",
+            (_FULL_DEFAULT, _AUTO_DEFAULT),
+        )
+    except sqlite3.DatabaseError:  # "table sqlite_master may not be modified": defensive mode
+        return
+    else:
+        db.execute(f"PRAGMA schema_version = {version + 1}")  # every connection rereads the schema
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    declared = [r[4] for r in db.execute("PRAGMA table_info(sessions)") if r[1] == "memory"]
+    if declared != ["'auto'"]:  # raising rolls the whole migration back
+        raise sqlite3.DatabaseError(f"sessions.memory still declares {declared}")

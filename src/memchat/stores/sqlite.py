@@ -402,6 +402,8 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
         parent_id: int | None = None,
         fork_at: int | None = None,
     ) -> int:
+        """The one way a session row is written: every column, ``memory`` included, is given
+        explicitly, so no session depends on the schema's declared defaults."""
         if name is None:
             name = self._free_name(db, datetime.now().astimezone().strftime("chat-%Y%m%d-%H%M%S"))
         name = self._check_name(name)
