@@ -633,7 +633,8 @@ def test_memory_set_in_the_repl_wins_over_the_flag() -> None:
     assert "memory: full · context window" in out
     assert "set for every session by --memory, MEMCHAT_MEMORY or the config file (this session's own: auto)" in out
     assert "memory strategy for this session: recall" in out
-    assert agent.memory is None and agent.store.get_session("s").memory == "recall"
+    assert agent.store.get_session("s").memory == "recall"
+    assert "memory: recall · context window" in out.split("memory strategy for this session: recall")[1]
     assert out.count("set for every session") == 1
 
 
@@ -881,3 +882,28 @@ def test_the_user_is_told_while_older_turns_are_summarized() -> None:
     assert rc == 0
     assert "(folding messages 1–" in out and "into the summary…)" in out
     assert agent.store.summaries("s")
+
+
+def test_edit_gives_a_message_new_text_on_a_branch_and_keeps_the_original() -> None:
+    agent = make_agent("r1", "r2", "r3")
+    keys = "first\nsecond\n/edit 3 changed\n/edit 2 no\n/edit 9 x\n/edit 1\n/history\nq\n"
+    _, out = chat(agent, keys, session="s", system="")
+    assert "a branch of s with your edit: s · edit 3; now in s · edit 3" in out
+    assert stored(agent, "s") == [
+        ("user", "first", Status.COMPLETE),
+        ("assistant", "r1", Status.COMPLETE),
+        ("user", "second", Status.COMPLETE),
+        ("assistant", "r2", Status.COMPLETE),
+    ]
+    assert stored(agent, "s · edit 3") == [
+        ("user", "first", Status.COMPLETE),
+        ("assistant", "r1", Status.COMPLETE),
+        ("user", "changed", Status.COMPLETE),
+        ("assistant", "r3", Status.COMPLETE),
+    ]
+    assert calls(agent)[-1][-1] == {"role": "user", "content": "changed"}  # the branch's context, not the old turn
+    assert "only your own messages can be edited" in out  # /edit 2: a reply
+    assert "there is no message 9" in out or "no message 9" in out
+    assert "usage: /edit N TEXT" in out
+    branch = agent.store.get_session("s · edit 3")
+    assert branch.parent_id == agent.store.get_session("s").id and branch.fork_at == 2

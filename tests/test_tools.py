@@ -585,7 +585,8 @@ def test_the_model_generates_an_image_through_the_tool(
         assert "generate_image" in tool_names(fake.chat_requests[0])
         result = json.loads(fake.chat_requests[-1].messages[-1]["content"])
         (saved,) = result["saved"]
-        assert Path(saved).parent == tmp_path / "images" and Path(saved).read_bytes().startswith(b"\x89PNG")
+        sid = store.get_session("s").id  # one layout everywhere: a folder per session id
+        assert Path(saved).parent == tmp_path / "images" / str(sid) and Path(saved).read_bytes().startswith(b"\x89PNG")
         (record,) = store.images("s")
         assert (record.prompt, record.path, record.params) == ("a cat in ink wash style", saved, {"size": "512x512"})
         agent.images.close()
@@ -609,7 +610,9 @@ def test_the_repl_image_command(fake: FakeServer, tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         saved = next(line for line in proc.stdout.splitlines() if line.startswith("saved "))
         path = Path(saved.removeprefix("saved ").strip())
-        assert path.read_bytes().startswith(b"\x89PNG") and path.parent.name == "pics"
+        # one layout everywhere: a folder per session id (a rename does not move the files)
+        assert path.read_bytes().startswith(b"\x89PNG") and path.parent.name.isdigit()
+        assert path.parent.parent.name == "images"
         assert f"🖼 image: a red fox → {path}" in proc.stdout
         proc = cli(
             "chat",

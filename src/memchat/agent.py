@@ -68,6 +68,25 @@ CHECKPOINT_EVERY = 1.0
 MAX_REPLY_CHARS = 400_000
 #: after a failed summary, turns of a session that do not try again: 2, 4, 8 … up to this
 SUMMARY_BACKOFF_MAX = 64
+#: the settings ``Agent.configured`` may change
+CONFIGURABLE = (
+    "model",
+    "persona",
+    "options",
+    "memory",
+    "context_window",
+    "recall_all",
+    "long_term",
+    "enabled_tools",
+    "max_steps",
+    "auto_approve",
+    "timezone",
+    "date_line",
+    "checkpoint_every",
+    "wait_for_turn",
+    "approve",
+    "on_summarize",
+)
 #: how memories are learned (see ``Agent.learning``)
 LEARN_MODES = ("auto", "explicit", "off")
 #: seconds ``Agent.close`` waits for memories still being learned in the background
@@ -634,6 +653,19 @@ class Agent:
         except MemchatError:
             pass  # a memory that cannot be stored (too long, the database busy) does not fail the turn
         return tuple(done)
+
+    def configured(self, **changes: Any) -> Agent:
+        """This agent with some settings changed (``model``, ``memory``, ``enabled_tools`` …):
+        a twin sharing the provider, store, caches and learner; this one is left as it was."""
+        unknown = sorted(set(changes) - set(CONFIGURABLE))
+        if unknown:
+            raise TypeError(f"not an agent setting: {', '.join(unknown)}")
+        if "memory" in changes and changes["memory"] is not None and changes["memory"] not in STRATEGIES:
+            raise MemchatError(f"unknown memory strategy {changes['memory']!r}; choose one of: {', '.join(STRATEGIES)}")
+        twin = copy.copy(self)
+        for name, value in changes.items():
+            setattr(twin, name, value)
+        return twin
 
     def with_store(self, store: Store) -> Agent:
         """This agent's settings, provider and tools over another store (another user's view

@@ -36,6 +36,7 @@ from memchat.cli.repl_strings import t
 from memchat.config import Settings, data_dir
 from memchat.domain import Reply, SessionInfo, ToolCall
 from memchat.errors import MemchatError
+from memchat.service import Conversations
 from memchat.tools import Tool
 
 #: typed alone on a line (any case, spaces around ignored) they end the chat, as in the lesson
@@ -155,7 +156,6 @@ def run_repl(
         i18n.set_lang(settings.lang)
     ui = Renderer(console)
     state: slash.ReplState | None = None
-    agent.on_summarize = lambda first, last: ui.note(t("repl.summarizing", first=first, last=last))
 
     def toolbar() -> str:
         return state.toolbar() if state is not None else ""
@@ -184,7 +184,13 @@ def run_repl(
             return True
         return answer in ("y", "yes", "是", "好")
 
-    agent.approve = approve
+    # the REPL's hooks go into the agent the service uses (the one given is left as it was)
+    chats = Conversations(
+        agent.configured(
+            approve=approve,
+            on_summarize=lambda first, last: ui.note(t("repl.summarizing", first=first, last=last)),
+        )
+    )
 
     def ask_persona() -> str | None:
         if system is not None:
@@ -197,19 +203,19 @@ def run_repl(
             return ""
 
     try:
-        info, created = _open_session(agent, session, system=system, resume=resume)
-        state = slash.ReplState(agent, info, ui, ask_persona, show_context=show_context)
+        info, created = _open_session(chats, session, system=system, resume=resume)
+        state = slash.ReplState(chats, info, ui, ask_persona, show_context=show_context)
         ui.banner(info, agent.provider.name, state.model, resumed=not created)
         if created and system is None and reader.interactive:
             persona = ask_persona()
             if persona:
-                state.session = agent.store.update_session(info.id, persona=persona)
+                state.session = chats.set_persona(info.id, persona)
                 ui.note(t("repl.persona_set"))
         elif not created and system is not None and system != info.persona:
-            state.session = agent.store.update_session(info.id, persona=system)
+            state.session = chats.set_persona(info.id, system)
             ui.note(t("repl.persona_flag", session=info.name))
         if incognito and not agent.is_incognito(state.session):
-            state.session = agent.set_incognito(state.session, True)
+            state.session = chats.set_incognito(state.session.id, True)
         if agent.is_incognito(state.session):
             ui.note(t("repl.incognito_on"))
     except EOFError:
@@ -227,16 +233,18 @@ def run_repl(
     return 0
 
 
-def _open_session(agent: Agent, name: str | None, *, system: str | None, resume: bool) -> tuple[SessionInfo, bool]:
+def _open_session(
+    chats: Conversations, name: str | None, *, system: str | None, resume: bool
+) -> tuple[SessionInfo, bool]:
     """The session to chat in and whether it was created now."""
     if name is not None:
-        found = agent.store.find_session(name)
+        found = chats.find(name)
     else:
-        recent = agent.store.list_sessions() if resume else []
+        recent = chats.list() if resume else []
         found = recent[0] if recent else None
     if found is not None:
         return found, False
-    return agent.session(name, persona=agent.persona if system is None else system), True
+    return chats.open(name, persona=system), True
 
 
 def _loop(state: slash.ReplState, reader: LineReader) -> None:
@@ -264,7 +272,7 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                _run_turn(state, state.agent.stream(info.id, message))
+                _run_turn(state, state.chats.stream(info.id, message))
         except MemchatError as exc:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:

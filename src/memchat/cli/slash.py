@@ -25,7 +25,7 @@ from memchat.domain import Message, Role, SessionInfo
 from memchat.errors import MemchatError, SessionExists
 from memchat.i18n import describe_error
 from memchat.memory.plan import STRATEGIES, ContextPlan
-from memchat.serialization import context_view
+from memchat.service import Conversations
 
 
 class _Exit:
@@ -39,9 +39,10 @@ Result = Turn | _Exit | None
 
 @dataclass
 class ReplState:
-    """What the loop and the commands share: the agent, the current session, the output."""
+    """What the loop and the commands share: the conversation service, the current session,
+    the output. Commands act through ``chats`` only (never the store, never changing the agent)."""
 
-    agent: Agent
+    chats: Conversations
     session: SessionInfo
     ui: Renderer
     #: asks the persona for a new session; ``None`` when it should not be asked
@@ -52,8 +53,13 @@ class ReplState:
     #: why ``plan`` is None (the history does not fit the window with ``full``…)
     plan_error: str | None = None
 
+    @property
+    def agent(self) -> Agent:
+        """The agent as the service has it configured now (for turns and read-only questions)."""
+        return self.chats.agent
+
     def refresh(self) -> SessionInfo:
-        self.session = self.agent.store.get_session(self.session.id)
+        self.session = self.chats.get(self.session.id)
         return self.session
 
     @property
@@ -67,7 +73,7 @@ class ReplState:
         return self.agent.memory_for(self.session)
 
     def show_plan(self, plan: ContextPlan) -> None:
-        self.ui.context(context_view(self.agent.store, self.session, plan, model=self.model))
+        self.ui.context(self.chats.context_view(self.session, plan))
 
     def show_context_now(self, text: str | None = None) -> None:
         """The plan of the next call (for the message ``text``, recall included, when given)."""
@@ -99,11 +105,9 @@ class ReplState:
 
     def new_session(self, name: str | None) -> SessionInfo:
         """Create a session (asking its persona when that applies) and make it current."""
-        store = self.agent.store
-        if name is not None and store.find_session(name) is not None:
+        if name is not None and self.chats.find(name) is not None:
             raise SessionExists(f"a session named {name!r} already exists", name=name)
-        persona = self.ask_persona()
-        self.session = store.create_session(name, persona=self.agent.persona if persona is None else persona)
+        self.session = self.chats.create(name, persona=self.ask_persona())
         return self.session
 
 
@@ -162,11 +166,9 @@ def _context(state: ReplState, arg: str) -> Result:
 
 
 def _history(state: ReplState, arg: str) -> Result:
-    info = state.refresh()
-    store = state.agent.store
-    pinned = {p.id for p in store.pins(info.id) if p.id is not None}
-    messages, summaries, images = store.messages(info.id), store.summaries(info.id), store.images(info.id)
-    state.ui.history(info, messages, pinned=pinned, summaries=summaries, images=images)
+    h = state.chats.history(state.session.id)
+    state.session = h.session
+    state.ui.history(h.session, h.messages, pinned=h.pinned, summaries=h.summaries, images=h.images)
     return None
 
 
@@ -175,7 +177,7 @@ def _system(state: ReplState, arg: str) -> Result:
         persona = state.refresh().persona
         state.ui.info(t("repl.system_show", persona=persona) if persona else t("repl.system_none"))
         return None
-    state.session = state.agent.store.update_session(state.session.id, persona=arg)
+    state.session = state.chats.set_persona(state.session.id, arg)
     state.ui.info(t("repl.system_set"))
     if state.show_context:
         state.show_context_now()
@@ -191,51 +193,68 @@ def _new(state: ReplState, arg: str) -> Result:
 
 
 def _sessions(state: ReplState, arg: str) -> Result:
-    state.ui.sessions(state.agent.store.list_sessions(), state.session.id)
+    state.ui.sessions(state.chats.list(), state.session.id)
     return None
 
 
 def _switch(state: ReplState, arg: str) -> Result:
-    state.session = state.agent.store.get_session(arg)
+    state.session = state.chats.get(arg)
     state.ui.info(t("repl.switched", session=state.session.name, count=state.session.message_count))
     return None
 
 
 def _rename(state: ReplState, arg: str) -> Result:
-    state.session = state.agent.store.update_session(state.session.id, name=arg)
+    state.session = state.chats.rename(state.session.id, arg)
     state.ui.info(t("repl.renamed", session=state.session.name))
     return None
 
 
 def _fork(state: ReplState, arg: str) -> Result:
     old = state.session.name
-    state.session = state.agent.store.fork_session(state.session.id, arg or None)
+    state.session = state.chats.fork(state.session.id, arg or None)
     state.ui.info(t("repl.forked", old=old, session=state.session.name))
     return None
 
 
 def _undo(state: ReplState, arg: str) -> Result:
-    removed = state.agent.store.remove_last_turn(state.session.id)  # and the summaries covering it
+    removed = state.chats.undo(state.session.id)  # and the summaries covering it
     state.ui.info(t("repl.undone", count=len(removed)) if removed else t("repl.undo_empty"))
     return None
 
 
 def _retry(state: ReplState, arg: str) -> Result:
     state.refresh()
-    return state.agent.retry(state.session.id)
+    return state.chats.retry(state.session.id)
+
+
+def _edit(state: ReplState, arg: str) -> Result:
+    """``/edit N TEXT``: message N of ``/history`` (yours) gets TEXT on a new branch, a copy of
+    the session up to just before it; the REPL moves to the branch and streams its reply. The
+    original session stays as it was (``/switch`` back to it)."""
+    number, _, text = arg.strip().partition(" ")
+    messages = state.chats.messages(state.session.id)
+    message = _message_number(state, number, messages)
+    if message is None:
+        return None
+    if message.role is not Role.USER or not text.strip():
+        state.ui.error(t("repl.usage", usage=COMMANDS["edit"].usage) if not text.strip() else t("repl.edit_not_yours"))
+        return None
+    old = state.session.name
+    branch, turn = state.chats.edit(state.session.id, messages.index(message) + 1, text.strip())
+    state.session = branch
+    state.ui.info(t("repl.edited", old=old, session=branch.name))
+    return turn
 
 
 def _clear(state: ReplState, arg: str) -> Result:
-    removed = state.agent.store.truncate(state.session.id, 0)  # summaries and pins go with the messages
+    removed = state.chats.clear(state.session.id)  # summaries and pins go with the messages
     state.ui.info(t("repl.cleared", count=removed))
     return None
 
 
 def _model(state: ReplState, arg: str) -> Result:
-    if arg:
-        agent = state.agent
-        state.session = agent.store.update_session(state.session.id, model=arg, provider=agent.provider.name)
-        agent.model = None  # the session's choice now wins over a --model flag
+    if arg:  # the session's choice wins over a --model flag from now on
+        state.session = state.chats.set_model(state.session.id, arg)
         state.ui.info(t("repl.model_set", model=state.model))
     else:
         state.refresh()
@@ -250,8 +269,7 @@ def _memory(state: ReplState, arg: str) -> Result:
         if name not in STRATEGIES:
             state.ui.error(t("repl.memory_unknown", name=arg, choices=", ".join(STRATEGIES)))
             return None
-        state.session = agent.store.update_session(state.session.id, memory=name)
-        agent.memory = None  # the session's choice now wins over --memory / MEMCHAT_MEMORY
+        state.session = state.chats.set_memory(state.session.id, name)  # wins over --memory from now on
         state.ui.info(t("repl.memory_set", strategy=state.strategy))
         if state.show_context:
             state.show_context_now()
@@ -275,11 +293,8 @@ def _tools(state: ReplState, arg: str) -> Result:
         if unknown:
             state.ui.error(t("repl.tools_unknown", name=unknown[0], choices=", ".join(names)))
             return None
-        settings = dict(state.session.settings or {})
-        settings["tools"] = [n for n in chosen if n]
-        state.session = agent.store.update_session(state.session.id, settings=settings)
-        agent.enabled_tools = None  # the session's choice now wins over --tools / MEMCHAT_TOOLS
-    on = agent.tools_for(state.refresh())
+        state.session = state.chats.set_tools(state.session.id, chosen)  # wins over --tools from now on
+    on = state.agent.tools_for(state.refresh())
     off = [n for n in names if n not in on]
     none = t("repl.tools_none")
     state.ui.info(t("repl.tools", on=", ".join(on) or none, off=", ".join(off) or none))
@@ -288,27 +303,22 @@ def _tools(state: ReplState, arg: str) -> Result:
 
 def _image(state: ReplState, arg: str) -> Result:
     """``/image PROMPT``: generate, save, keep with the session, print the paths."""
-    agent = state.agent
-    if agent.images is None:
+    if state.agent.images is None:
         state.ui.error(cli_t("cli.image_no_provider"))
         return None
     import threading
 
     from memchat.images.base import ImageRequest
-    from memchat.tools.builtin import to_record
 
     cancel = threading.Event()
     try:
-        made = agent.images.generate(
-            ImageRequest(prompt=arg), dest_dir=agent.images_dir / state.session.name, cancel=cancel
-        )
+        made = state.chats.generate_image(state.session.id, ImageRequest(prompt=arg), cancel=cancel)
     except KeyboardInterrupt:
         cancel.set()
         state.ui.note(t("repl.image_cancelled"))
         return None
-    agent.store.add_images(state.session.id, [to_record(im) for im in made])
     for im in made:
-        state.ui.info(t("repl.image_saved", path=str(im.path)))
+        state.ui.info(t("repl.image_saved", path=im.path))
     return None
 
 
@@ -332,42 +342,37 @@ def _preview(text: str, width: int = 60) -> str:
 
 
 def _pin(state: ReplState, arg: str) -> Result:
-    store = state.agent.store
-    messages = store.messages(state.session.id)
+    messages = state.chats.messages(state.session.id)
+    number: int | None = None
     if arg:
         message = _message_number(state, arg, messages)
         if message is None:
             return None
-    else:
-        users = [m for m in messages if m.role is Role.USER]
-        if not users:
-            state.ui.error(t("repl.pin_nothing"))
-            return None
-        message = users[-1]
-    number = messages.index(message) + 1
-    if any(p.id == message.id for p in store.pins(state.session.id)):
-        state.ui.info(t("repl.pin_already", number=number))
+        number = messages.index(message) + 1
+    elif not any(m.role is Role.USER for m in messages):
+        state.ui.error(t("repl.pin_nothing"))
         return None
-    assert message.id is not None
-    store.pin(state.session.id, message.id)
-    state.ui.info(t("repl.pinned", number=number, role=message.role.value, preview=_preview(message.content)))
+    done = state.chats.pin(state.session.id, number)
+    if not done.changed:
+        state.ui.info(t("repl.pin_already", number=done.number))
+        return None
+    message = done.message
+    state.ui.info(t("repl.pinned", number=done.number, role=message.role.value, preview=_preview(message.content)))
     return None
 
 
 def _unpin(state: ReplState, arg: str) -> Result:
-    store = state.agent.store
-    messages = store.messages(state.session.id)
+    messages = state.chats.messages(state.session.id)
     message = _message_number(state, arg, messages)
-    if message is None or message.id is None:
+    if message is None:
         return None
-    number = messages.index(message) + 1
-    done = store.unpin(state.session.id, message.id)
-    state.ui.info(t("repl.unpinned", number=number) if done else t("repl.not_pinned", number=number))
+    done = state.chats.unpin(state.session.id, messages.index(message) + 1)
+    state.ui.info(t("repl.unpinned", number=done.number) if done.changed else t("repl.not_pinned", number=done.number))
     return None
 
 
 def _forget_summary(state: ReplState, arg: str) -> Result:
-    count = state.agent.store.forget_summaries(state.session.id)
+    count = state.chats.forget_summaries(state.session.id)
     state.ui.info(t("repl.forgot", count=count) if count else t("repl.forgot_none"))
     return None
 
@@ -422,7 +427,7 @@ def _incognito(state: ReplState, arg: str) -> Result:
         state.ui.error(t("repl.usage", usage=COMMANDS["incognito"].usage))
         return None
     if word:
-        state.session = agent.set_incognito(state.session, word in _ON)
+        state.session = state.chats.set_incognito(state.session.id, word in _ON)
     on = agent.is_incognito(state.refresh())
     state.ui.info(t("repl.incognito_on" if on else "repl.incognito_off"))
     return None
@@ -446,6 +451,7 @@ COMMANDS: dict[str, Command] = {
         Command("fork", "/fork [NAME]", "optional", _fork),
         Command("undo", "/undo", "none", _undo),
         Command("retry", "/retry", "none", _retry),
+        Command("edit", "/edit N TEXT", "required", _edit),
         Command("clear", "/clear", "none", _clear),
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),

@@ -6,10 +6,11 @@ session's — and, if allowed, the user's other sessions' — older messages), `
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
 
 from memchat.clock import WEEKDAYS, utc_offset, zone_name
-from memchat.domain import ImageRecord
+from memchat.images.keep import generate_and_keep
+from memchat.images.keep import to_record as to_record  # where interfaces found it before
 from memchat.tools.base import Tool, ToolContext, make_tool
 
 
@@ -86,10 +87,10 @@ def generate_image(
     from memchat.images.base import ImageRequest
 
     request = ImageRequest(prompt=prompt, size=size, negative_prompt=negative_prompt, n=max(1, min(int(n), 4)))
-    made = context.images.generate(request, dest_dir=context.images_dir)
-    records = [to_record(im) for im in made]
-    if context.store is not None and context.session is not None:
-        context.store.add_images(context.session.id, records)
+    if context.store is not None and context.session is not None and context.images_dir is not None:
+        records = generate_and_keep(context.images, request, context.store, context.session, Path(context.images_dir))
+    else:  # a tool run outside a conversation: saved, kept nowhere
+        records = [to_record(im) for im in context.images.generate(request, dest_dir=context.images_dir)]
     context.artifacts.extend(records)
     return json.dumps({"saved": [r.path for r in records]}, ensure_ascii=False)
 
@@ -148,20 +149,6 @@ def forget(context: ToolContext, memory_id: int | None = None, about: str | None
 
 #: tools offered only while long-term memory is on in the session
 MEMORY_TOOLS = ("remember", "forget")
-
-
-def to_record(image: Any) -> ImageRecord:
-    """A ``GeneratedImage`` as the session keeps it."""
-    return ImageRecord(
-        prompt=image.prompt,
-        path=str(image.path),
-        provider=image.provider,
-        model=image.model,
-        params=dict(image.params),
-        task_id=image.task_id,
-        mime=image.mime,
-        size=image.size,
-    )
 
 
 def builtin_tools() -> list[Tool]:

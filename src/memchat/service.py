@@ -1,0 +1,260 @@
+"""The conversation service: every use case of a chat, in one place that each interface calls.
+
+The REPL's slash commands, the CLI's subcommands and the HTTP routes parse their input, call
+one method here and render what it returns; none of them touches the store or changes the
+agent. Settings chosen for a session (``/model``, ``/memory``, ``/tools``) are stored with the
+session, and from then on the session's choice wins over the flags the agent was made with:
+the service moves to an agent configured that way (``Agent.configured``) instead of changing
+the one it was given.
+
+Long-term memories are ``conversations.memories`` (``memchat.memories.MemoryService``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memchat.agent import Agent, AsyncTurn, SessionKey, Turn
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, Summary
+from memchat.errors import MemchatError, SessionExists, StoreError
+from memchat.images.base import Progress
+from memchat.images.keep import generate_and_keep
+from memchat.memories.service import MemoryService
+from memchat.memory.plan import STRATEGIES, ContextPlan
+from memchat.serialization import ContextView, context_view
+
+
+@dataclass(frozen=True)
+class History:
+    """What ``/history`` shows: the messages, which are pinned, summaries and images."""
+
+    session: SessionInfo
+    messages: list[Message]
+    pinned: set[int]
+    summaries: list[Summary]
+    images: list[ImageRecord]
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """The outcome of a pin or unpin: the message, its number in the history, whether it changed."""
+
+    message: Message
+    number: int
+    changed: bool
+
+
+class Conversations:
+    """The use cases over one agent (one user's view of the store)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    @property
+    def agent(self) -> Agent:
+        """The agent as currently configured (read it; change it only through this service)."""
+        return self._agent
+
+    @property
+    def memories(self) -> MemoryService:
+        return self._agent.memories
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def get(self, session: str | int) -> SessionInfo:
+        return self._agent.store.get_session(session)
+
+    def find(self, session: str | int) -> SessionInfo | None:
+        return self._agent.store.find_session(session)
+
+    def list(self) -> builtins.list[SessionInfo]:
+        return self._agent.store.list_sessions()
+
+    def open(self, session: SessionKey = None, *, persona: str | None = None) -> SessionInfo:
+        """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
+        return self._agent.session(session, persona=persona)
+
+    def create(self, name: str | None = None, *, persona: str | None = None) -> SessionInfo:
+        """A new session; ``SessionExists`` when ``name`` is taken."""
+        if name is not None and self.find(name) is not None:
+            raise SessionExists(f"a session named {name!r} already exists", name=name)
+        return self._agent.store.create_session(
+            name, persona=self._agent.persona if persona is None else persona, model=self._agent.model,
+            provider=self._agent.provider.name,
+        )  # fmt: skip
+
+    def rename(self, session: str | int, name: str) -> SessionInfo:
+        return self._agent.store.update_session(session, name=name)
+
+    def fork(self, session: str | int, name: str | None = None, *, at: int | None = None) -> SessionInfo:
+        return self._agent.store.fork_session(session, name, at=at)
+
+    def delete(self, session: str | int) -> None:
+        self._agent.store.delete_session(session)
+
+    def set_persona(self, session: str | int, persona: str) -> SessionInfo:
+        return self._agent.store.update_session(session, persona=persona)
+
+    def set_model(self, session: str | int, model: str) -> SessionInfo:
+        """This session's model, chosen on the current provider; it wins over ``--model`` from now on."""
+        info = self._agent.store.update_session(session, model=model, provider=self._agent.provider.name)
+        self._agent = self._agent.configured(model=None)
+        return info
+
+    def set_memory(self, session: str | int, strategy: str) -> SessionInfo:
+        """This session's memory strategy; it wins over ``--memory`` from now on."""
+        name = strategy.strip().lower()
+        if name not in STRATEGIES:
+            raise MemchatError(f"unknown memory strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        info = self._agent.store.update_session(session, memory=name)
+        self._agent = self._agent.configured(memory=None)
+        return info
+
+    def set_tools(self, session: str | int, names: Sequence[str]) -> SessionInfo:
+        """The tools switched on in this session; they win over ``--tools`` from now on."""
+        known = self._agent.tools.names()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise MemchatError(f"unknown tool {unknown[0]!r}; choose from: {', '.join(known)}")
+        info = self.get(session)
+        settings = dict(info.settings or {})
+        settings["tools"] = [n for n in names if n]
+        info = self._agent.store.update_session(info.id, settings=settings)
+        self._agent = self._agent.configured(enabled_tools=None)
+        return info
+
+    def set_incognito(self, session: str | int, on: bool) -> SessionInfo:
+        return self._agent.set_incognito(session, on)
+
+    # -- history ----------------------------------------------------------------------
+
+    def messages(self, session: str | int) -> builtins.list[Message]:
+        return self._agent.store.messages(session)
+
+    def history(self, session: str | int) -> History:
+        store = self._agent.store
+        info = store.get_session(session)
+        return History(
+            info,
+            store.messages(info.id),
+            {p.id for p in store.pins(info.id) if p.id is not None},
+            store.summaries(info.id),
+            store.images(info.id),
+        )
+
+    def undo(self, session: str | int) -> builtins.list[Message]:
+        """Remove the last turn (and the summaries covering it); what was removed."""
+        return self._agent.store.remove_last_turn(session)
+
+    def clear(self, session: str | int) -> int:
+        """Empty the session (its persona and settings stay); how many messages went."""
+        return self._agent.store.truncate(session, 0)
+
+    def pin(self, session: str | int, number: int | None = None) -> Pinned:
+        """Pin message ``number`` of the history (1-based; None: the last user message)."""
+        messages = self.messages(session)
+        message = _numbered(messages, number) if number is not None else _last_user(messages)
+        if any(p.id == message.id for p in self._agent.store.pins(session)):
+            return Pinned(message, messages.index(message) + 1, changed=False)
+        assert message.id is not None
+        self._agent.store.pin(session, message.id)
+        return Pinned(message, messages.index(message) + 1, changed=True)
+
+    def unpin(self, session: str | int, number: int) -> Pinned:
+        messages = self.messages(session)
+        message = _numbered(messages, number)
+        assert message.id is not None
+        changed = self._agent.store.unpin(session, message.id)
+        return Pinned(message, number, changed=changed)
+
+    def forget_summaries(self, session: str | int) -> int:
+        return self._agent.store.forget_summaries(session)
+
+    # -- turns ------------------------------------------------------------------------
+
+    def stream(self, session: SessionKey, text: str, **kw: Any) -> Turn:
+        return self._agent.stream(session, text, **kw)
+
+    def astream(self, session: SessionKey, text: str, **kw: Any) -> AsyncTurn:
+        return self._agent.astream(session, text, **kw)
+
+    def retry(self, session: SessionKey, **kw: Any) -> Turn:
+        return self._agent.retry(session, **kw)
+
+    def aretry(self, session: SessionKey, **kw: Any) -> AsyncTurn:
+        return self._agent.aretry(session, **kw)
+
+    def branch_for_edit(self, session: str | int, message_id: int) -> SessionInfo:
+        """Editing a user message: a new branch, a fork of the session up to just before that
+        message (the original stays as it was), named ``"<name> · edit <number>"``. The turn
+        with the new text is then started on the branch (``stream``/``astream``)."""
+        info = self.get(session)
+        stored = self.messages(info.id)
+        position = next((i for i, m in enumerate(stored) if m.id == message_id), None)
+        if position is None or stored[position].role is not Role.USER:
+            raise StoreError("that is not a user message of this session")
+        return self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
+
+    def edit(self, session: str | int, number: int, text: str) -> tuple[SessionInfo, Turn]:
+        """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text`` on a
+        new branch; returns the branch and its turn to stream."""
+        message = _numbered(self.messages(session), number)
+        if message.id is None:
+            raise StoreError(f"message {number} cannot be edited")
+        branch = self.branch_for_edit(session, message.id)
+        return branch, self._agent.stream(branch.id, text)
+
+    def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
+        return self._agent.context(session, text)
+
+    def context_view(self, session: SessionInfo, plan: ContextPlan) -> ContextView:
+        """A plan explained for display (``/context``, ``sessions context``, the HTTP API)."""
+        return context_view(self._agent.store, session, plan, model=self._agent.model_for(session))
+
+    # -- images -----------------------------------------------------------------------
+
+    def generate_image(
+        self,
+        session: str | int,
+        request: Any,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> builtins.list[ImageRecord]:
+        """Make images from ``request`` (an ``ImageRequest``) with the configured generator, save
+        them under the images directory (one folder per session id) and keep them with the
+        session; the records as stored."""
+        agent = self._agent
+        if agent.images is None:
+            raise MemchatError("no image provider is configured (MEMCHAT_IMAGE_PROVIDER)")
+        info = self.get(session)
+        return generate_and_keep(
+            agent.images, request, agent.store, info, Path(agent.images_dir), progress=progress, cancel=cancel
+        )
+
+
+def _numbered(messages: Sequence[Message], number: int) -> Message:
+    if not messages:
+        raise StoreError("there are no messages yet")
+    if not 1 <= number <= len(messages):
+        raise StoreError(f"there is no message {number}; the history numbers them 1–{len(messages)}")
+    return messages[number - 1]
+
+
+def _last_user(messages: Sequence[Message]) -> Message:
+    users = [m for m in messages if m.role is Role.USER]
+    if not users:
+        raise StoreError("there is no message of yours to pin yet")
+    return users[-1]
+
+
+def _free_name(service: Conversations, name: str) -> str:
+    candidate, k = name, 2
+    while service.find(candidate) is not None:
+        candidate, k = f"{name} ({k})", k + 1
+    return candidate
