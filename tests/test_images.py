@@ -291,12 +291,13 @@ def test_memchat_image_saves_a_png_prints_its_path_and_keeps_it_with_the_session
     assert proc.returncode == 0, proc.stderr
     (line,) = proc.stdout.splitlines()
     path = Path(line)
-    assert path.read_bytes().startswith(PNG) and path.parent.name == "art"
     assert "PENDING" in proc.stderr and KEY not in proc.stderr  # the progress line, not a tty: one per status
     from memchat.config import default_db_path
     from memchat.factory import open_store
 
     with open_store(default_db_path()) as db:
+        # one layout everywhere: the session's own folder, named by its id
+        assert path.read_bytes().startswith(PNG) and path.parent.name == str(db.get_session("art").id)
         (record,) = db.images("art")
     assert (record.prompt, record.path, record.task_id, record.params) == (
         "a cat in ink wash style",

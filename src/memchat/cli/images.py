@@ -26,7 +26,7 @@ def image_settings(args: argparse.Namespace) -> Settings:
 def cmd_image(args: argparse.Namespace) -> int:
     from memchat.factory import images_dir, make_image_generator, open_store
     from memchat.images.base import ImageRequest
-    from memchat.tools.builtin import to_record
+    from memchat.images.keep import session_folder, to_record
 
     prompt = " ".join(args.prompt).strip()
     if not prompt:
@@ -50,7 +50,17 @@ def cmd_image(args: argparse.Namespace) -> int:
     single_file = target is not None and target.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif")
     if single_file and args.n != 1:
         raise UsageError(t("cli.image_one_file"))
-    dest = (target.parent if single_file else target) if target is not None else images_dir() / (args.session or "cli")
+    info = None
+    if args.session:  # the session exists (or is made) first: its images go in its own folder
+        store = open_store(settings.db)
+        try:
+            info = store.find_session(args.session) or store.create_session(args.session)
+        finally:
+            store.close()
+    if target is not None:
+        dest = target.parent if single_file else target
+    else:  # the one layout of images/keep.py: a folder per session id; "cli" for none
+        dest = session_folder(images_dir(), info) if info is not None else images_dir() / "cli"
     cancel = threading.Event()
     progress = _Progress()
     try:
@@ -66,12 +76,10 @@ def cmd_image(args: argparse.Namespace) -> int:
         paths[0].replace(target)
         paths = [target]
         made = [_moved(made[0], target)]
-    if args.session:
+    if info is not None:
         store = open_store(settings.db)
         try:
-            if store.find_session(args.session) is None:
-                store.create_session(args.session)
-            store.add_images(args.session, [to_record(im) for im in made])
+            store.add_images(info.id, [to_record(im) for im in made])
         finally:
             store.close()
     sys.stdout.write("".join(f"{p}\n" for p in paths))
