@@ -14,7 +14,7 @@ import pytest
 from memchat.domain import Message, Role, SessionInfo, Status, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
 from memchat.factory import open_store
-from memchat.stores.base import SessionRef, Store
+from memchat.stores.base import Accounts, Migrating, SessionRef, Store
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
 
@@ -38,6 +38,40 @@ def turn(store: SQLiteStore, session: str, user: str, reply: str) -> None:
 
 def test_satisfies_the_store_protocol(store: SQLiteStore) -> None:
     assert isinstance(store, Store)
+    assert isinstance(store, Accounts) and isinstance(store, Migrating)
+
+
+def test_a_store_without_accounts_or_migrations_is_told_apart() -> None:
+    class Plain:
+        def users(self) -> list[tuple[int, str]]:  # one method of the protocol is not the protocol
+            return []
+
+    assert not isinstance(Plain(), Accounts) and not isinstance(Plain(), Migrating)
+
+
+def test_accounts(store: SQLiteStore) -> None:
+    accounts: Accounts = store
+    assert accounts.users() == [] and accounts.user_records() == []
+    ann_id, ann_token = accounts.add_user("ann")
+    bob_id, _ = accounts.add_user("bob")
+    assert accounts.users() == [(ann_id, "ann"), (bob_id, "bob")]
+    assert accounts.user_for_token(ann_token) == ann_id and accounts.user_for_token("guess") is None
+    with pytest.raises(StoreError, match="already exists"):
+        accounts.add_user("ann")
+    with pytest.raises(StoreError, match="1 to 100"):
+        accounts.add_user(" ")
+    store.for_owner(ann_id).create_session("ann's")
+    records = accounts.user_records()
+    assert [(r[0], r[1]) for r in records] == [(ann_id, "ann"), (bob_id, "bob")] and all(r[2] for r in records)
+    assert accounts.remove_user("ann") and not accounts.remove_user("ann") and not accounts.remove_user("local")
+    assert accounts.user_for_token(ann_token) is None and store.for_owner(ann_id).list_sessions() == []
+    restored = accounts.restore_user("ann", records[0][2], records[0][3])  # the copied token works again
+    assert accounts.user_for_token(ann_token) == restored and accounts.users()[-1] == (restored, "ann")
+
+
+def test_migrations(store: SQLiteStore) -> None:
+    migrating: Migrating = store
+    assert migrating.pending_migrations() == [] and migrating.migrate() == []
 
 
 def test_sessions_create_list_rename_delete(store: SQLiteStore) -> None:

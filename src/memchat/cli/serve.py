@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from memchat.cli.common import UsageError, err, settings_for
+from memchat.stores.base import Accounts
 
 if TYPE_CHECKING:
     import argparse
@@ -41,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         store = open_store(settings.db, migrate=False)
     agent = make_agent(settings, store=store)
-    accounts = bool(getattr(agent.store, "users", list)())
+    accounts = isinstance(agent.store, Accounts) and bool(agent.store.users())
     if not _loopback(args.host) and not token and not accounts:
         agent.close()
         raise UsageError(

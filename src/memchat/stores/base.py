@@ -200,6 +200,53 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Accounts(Protocol):
+    """The server's user accounts, kept by a store that serves several users (both of memchat's
+    stores do). A user is addressed by name (unique) or id; their token is shown once, at
+    creation, and only its hash is kept. ``for_owner(user_id)`` then scopes every lookup of the
+    ``Store`` to that user. The local user (id 1, the CLI's) is not an account: ``users()`` and
+    ``user_records()`` leave it out and ``remove_user`` cannot remove it."""
+
+    def add_user(self, name: str) -> tuple[int, str]:
+        """A new user: their id and their token (``StoreError`` for a name taken or not 1 to 100
+        characters)."""
+        ...
+
+    def user_for_token(self, token: str) -> int | None:
+        """The id of the user this token belongs to, or None."""
+        ...
+
+    def users(self) -> list[tuple[int, str]]:
+        """Every account as (id, name), in id order."""
+        ...
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user with all their sessions and memories; False when there is no such user."""
+        ...
+
+    def user_records(self) -> list[tuple[int, str, str | None, str]]:
+        """Every account as (id, name, token hash, created), for copying a database."""
+        ...
+
+    def restore_user(self, name: str, token_hash: str | None, created: str) -> int:
+        """An account copied from another database (its token keeps working); its new id."""
+        ...
+
+
+@runtime_checkable
+class Migrating(Protocol):
+    """A store whose schema is versioned by named migrations (``memchat db``)."""
+
+    def pending_migrations(self) -> list[str]:
+        """The migrations this memchat knows that the database has not had yet, in order."""
+        ...
+
+    def migrate(self) -> list[str]:
+        """Apply the pending migrations (once, even when processes race); the names applied now."""
+        ...
+
+
 class SessionRef:
     """A session bound to its store: read and edit one conversation's messages.
 
