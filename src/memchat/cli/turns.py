@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from memchat.agent import Agent
     from memchat.config import Settings
     from memchat.domain import Reply, SessionInfo
+    from memchat.service import Conversations
 
 
 #: seconds ``memchat ask`` waits for another process's reply in the same session
@@ -99,24 +100,29 @@ def _question(args: argparse.Namespace) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
     settings = memory_settings(args, system=args.system)
-    agent = _agent(settings)
-    agent.auto_approve = bool(getattr(args, "yes", False))  # no one to ask: side effects need --yes
-    agent.wait_for_turn = ASK_WAITS  # scripts asking one session at once queue up instead of failing
+    from memchat.service import Conversations
+
+    chats = Conversations(
+        _agent(settings).configured(
+            auto_approve=bool(getattr(args, "yes", False)),  # no one to ask: side effects need --yes
+            wait_for_turn=ASK_WAITS,  # scripts asking one session at once queue up instead of failing
+        )
+    )
     try:
-        info = _ask_session(agent, args)
-        if args.incognito and not agent.is_incognito(info):
-            info = agent.set_incognito(info, True)
-        return _stream(agent, info, text)
+        info = _ask_session(chats, args)
+        if args.incognito and not chats.agent.is_incognito(info):
+            info = chats.set_incognito(info.id, True)
+        return _stream(chats.agent, info, text)
     finally:
-        agent.close()  # waits (bounded) for what is still being learned from this turn
+        chats.agent.close()  # waits (bounded) for what is still being learned from this turn
 
 
-def _ask_session(agent: Agent, args: argparse.Namespace) -> SessionInfo:
+def _ask_session(chats: Conversations, args: argparse.Namespace) -> SessionInfo:
     if args.session is None:
-        return agent.session(None)
-    existing = agent.store.find_session(args.session)
+        return chats.open(None)
+    existing = chats.find(args.session)
     if existing is None:
-        return agent.session(args.session)  # persona: --system, else the config's
+        return chats.open(args.session)  # persona: --system, else the config's
     if args.system is not None and args.system != existing.persona:
         err(t("cli.persona_kept", name=existing.name))
     return existing
