@@ -161,6 +161,71 @@ def test_session_ref(store: SQLiteStore) -> None:
     assert store.session("lib").persona == "be brief"  # existing session: not recreated
 
 
+def test_session_ref_takes_openai_style_dicts(store: SQLiteStore) -> None:
+    ref = store.session("sdk")
+    call = {"id": "call_1", "type": "function", "function": {"name": "clock", "arguments": "{}"}}
+    tz = {"name": "clock", "arguments": {"tz": "東京"}}  # arguments as a dict: written as JSON
+    added = ref.add_messages(
+        [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "What time is it?"},
+            {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None, "annotations": []},
+            {"role": "tool", "tool_call_id": "call_1", "name": "clock", "content": "12:00"},
+            Message(Role.ASSISTANT, "Noon."),
+            {"role": "user", "content": [{"type": "text", "text": "And"}, {"type": "input_text", "text": "now?"}]},
+            {"role": "assistant", "content": "", "tool_calls": [{**call, "id": "c2", "function": tz}]},
+        ]
+    )
+    assert [(m.role, m.content) for m in added] == [
+        (Role.SYSTEM, "be brief"),
+        (Role.USER, "What time is it?"),
+        (Role.ASSISTANT, ""),
+        (Role.TOOL, "12:00"),
+        (Role.ASSISTANT, "Noon."),
+        (Role.USER, "And\nnow?"),
+        (Role.ASSISTANT, ""),
+    ]
+    stored = ref.messages()
+    assert stored[2].tool_calls == (call,) and stored[3].tool_call_id == "call_1"
+    assert stored[6].tool_calls and stored[6].tool_calls[0]["function"]["arguments"] == '{"tz": "東京"}'
+    assert [m.to_wire() for m in stored[:4]] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "12:00", "tool_call_id": "call_1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ({"role": "bot", "content": "hi"}, r"\[1\]: unknown role 'bot' \(one of system, user, assistant, tool\)"),
+        ({"content": "hi"}, r"messages\[1\]: unknown role None"),
+        ({"role": "user", "content": 42}, r"\[1\]: content must be a string or a list of text parts, not int"),
+        ({"role": "user"}, r"messages\[1\]: content is missing"),
+        ({"role": "user", "content": [{"type": "image_url"}]}, r"\[1\]: content\[0\] is not a text part \('image_url"),
+        ({"role": "tool", "content": "12:00"}, r"messages\[1\]: a tool message needs its tool_call_id"),
+        ({"role": "user", "content": "hi", "tool_call_id": "c"}, r"\[1\]: only a tool message has a tool_call_id"),
+        ({"role": "user", "content": "", "tool_calls": [{}]}, r"\[1\]: only an assistant message has tool_calls"),
+        ({"role": "assistant", "tool_calls": [{"id": "c", "function": {}}]}, r"\[1\]\.tool_calls\[0\]: the function"),
+        ({"role": "assistant", "content": None, "tool_calls": "call"}, r"messages\[1\]: tool_calls must be a list"),
+        ({"role": "assistant", "content": None}, r"messages\[1\]: content is missing"),
+        ({"role": "user", "content": "hi", "name": "ann"}, r"messages\[1\]: 'name' is not kept by memchat"),
+        ({"role": "assistant", "content": "no", "refusal": "I can't"}, r"messages\[1\]: 'refusal' is not kept"),
+        ("hello", r"messages\[1\]: a message is a Message or a dict, not str"),
+    ],
+)  # fmt: skip
+def test_session_ref_refuses_a_dict_it_cannot_take_and_stores_nothing(
+    store: SQLiteStore, item: object, error: str
+) -> None:
+    ref = store.session("sdk")
+    with pytest.raises(StoreError, match=error):
+        ref.add_messages([{"role": "user", "content": "kept?"}, item])  # type: ignore[list-item]
+    assert ref.messages() == []
+    with pytest.raises(StoreError, match="a list of messages or dicts, not one"):
+        ref.add_messages({"role": "user", "content": "hi"})  # type: ignore[arg-type]
+
+
 def _declared_memory_default(store: SQLiteStore) -> str:
     if store.path.startswith("postgresql"):
         rows = store._read(

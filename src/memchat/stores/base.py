@@ -14,7 +14,8 @@ A store that opens and finds a ``streaming`` row whose writer is gone marks it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,12 +25,14 @@ from memchat.domain import (
     Memory,
     MemoryKind,
     Message,
+    Role,
     SearchHit,
     SessionInfo,
     Status,
     Summary,
     Usage,
 )
+from memchat.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +279,12 @@ class SessionRef:
     def messages(self) -> list[Message]:
         return self._store.messages(self.id)
 
-    def add_messages(self, messages: Sequence[Message]) -> list[Message]:
-        return self._store.append_messages(self.id, messages)
+    def add_messages(self, messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
+        """Append messages (one transaction) and return them as stored. Each is a ``Message`` or
+        an OpenAI chat-completions dict, as the Agents SDK's ``add_items`` takes them (see
+        ``message_from_dict``); a dict that cannot be taken is a ``StoreError`` naming its index,
+        and nothing is stored."""
+        return self._store.append_messages(self.id, messages_from_items(messages))
 
     def truncate(self, keep: int) -> int:
         return self._store.truncate(self.id, keep)
@@ -287,3 +294,99 @@ class SessionRef:
 
     def __repr__(self) -> str:
         return f"SessionRef({self._key!r})"
+
+
+_ROLES = ", ".join(r.value for r in Role)
+#: keys of an OpenAI message that memchat does not keep, taken only when empty (a dumped
+#: ``ChatCompletionMessage`` has them as None or [])
+_EMPTY_ONLY = ("refusal", "audio", "function_call", "annotations", "reasoning_content")
+#: text parts of a content list: chat completions' ``text``, the Responses API's (Agents SDK) others
+_TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def messages_from_items(items: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
+    """``Message`` objects as they are, dicts through ``message_from_dict`` (``messages[i]`` names
+    a bad one)."""
+    if isinstance(items, (str, bytes, Mapping)):
+        raise StoreError("messages must be a list of messages or dicts, not one")
+    return [item if isinstance(item, Message) else message_from_dict(item, index) for index, item in enumerate(items)]
+
+
+def message_from_dict(item: Mapping[str, Any], index: int = 0) -> Message:
+    """One OpenAI chat-completions message → a ``Message``.
+
+    ``role`` is system, user, assistant or tool; ``content`` a string, or a list of text parts
+    (``{"type": "text", "text": …}``, joined by newlines), or None/absent for an assistant
+    message that only calls tools; an assistant's ``tool_calls`` are
+    ``[{"id", "type": "function", "function": {"name", "arguments"}}]`` (``arguments`` JSON text;
+    a dict is written as JSON); a tool result needs its ``tool_call_id`` (its ``name`` is not
+    kept). Anything else (an unknown role, an image part, a key memchat would drop with its
+    value in it) is a ``StoreError`` that names ``messages[index]``."""
+    where = f"messages[{index}]"
+    if not isinstance(item, Mapping):
+        raise StoreError(f"{where}: a message is a Message or a dict, not {type(item).__name__}")
+    role_value = item.get("role")
+    if not isinstance(role_value, str) or role_value not in {r.value for r in Role}:
+        raise StoreError(f"{where}: unknown role {role_value!r} (one of {_ROLES})")
+    role = Role(role_value)
+    known = {"role", "content", "tool_calls", "tool_call_id"} | ({"name"} if role is Role.TOOL else set())
+    for key, value in item.items():
+        if key not in known and not (key in _EMPTY_ONLY and not value):
+            raise StoreError(f"{where}: {key!r} is not kept by memchat ({role.value} messages take {sorted(known)})")
+    tool_calls = _tool_calls(item.get("tool_calls"), role, where)
+    content = _content(item.get("content"), where, may_be_empty=bool(tool_calls))
+    tool_call_id = item.get("tool_call_id")
+    if role is Role.TOOL:
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise StoreError(f"{where}: a tool message needs its tool_call_id (a string)")
+    elif tool_call_id is not None:
+        raise StoreError(f"{where}: only a tool message has a tool_call_id")
+    return Message(role, content, tool_calls=tool_calls, tool_call_id=tool_call_id)
+
+
+def _content(content: Any, where: str, *, may_be_empty: bool) -> str:
+    if isinstance(content, str):
+        return content
+    if content is None:
+        if may_be_empty:
+            return ""
+        raise StoreError(f"{where}: content is missing (a string, or a list of text parts)")
+    if isinstance(content, list):
+        texts: list[str] = []
+        for k, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            text = part.get("text") if isinstance(part, Mapping) else None
+            if kind not in _TEXT_PARTS or not isinstance(text, str):
+                shown = kind if kind is not None else type(part).__name__
+                raise StoreError(f"{where}: content[{k}] is not a text part ({shown!r}); memchat keeps text only")
+            texts.append(text)
+        return "\n".join(texts)
+    raise StoreError(f"{where}: content must be a string or a list of text parts, not {type(content).__name__}")
+
+
+def _tool_calls(calls: Any, role: Role, where: str) -> tuple[dict[str, Any], ...] | None:
+    if calls is None or (isinstance(calls, list) and not calls):
+        return None
+    if role is not Role.ASSISTANT:
+        raise StoreError(f"{where}: only an assistant message has tool_calls")
+    if not isinstance(calls, list):
+        raise StoreError(f"{where}: tool_calls must be a list, not {type(calls).__name__}")
+    out: list[dict[str, Any]] = []
+    for k, call in enumerate(calls):
+        at = f"{where}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(call, Mapping) or not isinstance(function, Mapping):
+            raise StoreError(f"{at}: a tool call is {{'id', 'type': 'function', 'function': {{'name', 'arguments'}}}}")
+        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments", "")
+        if call.get("type", "function") != "function":
+            raise StoreError(f"{at}: type {call.get('type')!r} is not a function call")
+        if not isinstance(call_id, str) or not call_id:
+            raise StoreError(f"{at}: the call needs its id (a string)")
+        if not isinstance(name, str) or not name:
+            raise StoreError(f"{at}: the function needs its name (a string)")
+        if isinstance(arguments, Mapping):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        if not isinstance(arguments, str):
+            raise StoreError(f"{at}: arguments must be JSON text, not {type(arguments).__name__}")
+        out.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+    return tuple(out)
