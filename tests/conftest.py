@@ -102,3 +102,20 @@ def browser() -> Iterator[Any]:
         )
         yield b
         b.close()
+
+
+# -- the store contract: the same tests on SQLite in memory, on disk, and on PostgreSQL -----------
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store backend in turn (tests/test_store*.py); a module may define its own ``store``."""
+    from memchat.factory import open_store
+
+    if request.param == "postgres":
+        target = request.getfixturevalue("pg_url")
+    else:
+        target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
+    s = open_store(target)
+    yield s
+    s.close()

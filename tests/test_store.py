@@ -6,29 +6,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from memchat.domain import Message, Role, SessionInfo, Status, Usage
 from memchat.errors import SessionExists, SessionNotFound, StoreError, TurnInProgress
-from memchat.factory import open_store
 from memchat.stores.base import Accounts, Migrating, SessionRef, Store
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
-
-
-@pytest.fixture(params=["memory", "file", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
-    """The store contract: the same tests on SQLite in memory, on disk, and on PostgreSQL."""
-    if request.param == "postgres":
-        target = request.getfixturevalue("pg_url")
-    else:
-        target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def turn(store: SQLiteStore, session: str, user: str, reply: str) -> None:

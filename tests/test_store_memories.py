@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,18 +18,6 @@ from memchat.factory import open_store
 from memchat.memory.terms import query_words
 from memchat.stores.base import Store
 from memchat.stores.sqlite import SQLiteStore
-
-
-@pytest.fixture(params=["memory", "file", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
-    """The store contract: the same tests on SQLite in memory, on disk, and on PostgreSQL."""
-    if request.param == "postgres":
-        target = request.getfixturevalue("pg_url")
-    else:
-        target = ":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite")
-    s = open_store(target)
-    yield s
-    s.close()
 
 
 def remember(store: SQLiteStore, text: str, *, supersedes: int | None = None, **fields: object) -> Memory:

@@ -4,7 +4,7 @@ full-text search and token calibration — and m002 applied to a database made b
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,17 +15,6 @@ from memchat.domain import Message, Role, Status, Summary
 from memchat.errors import StoreError
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
-
-
-@pytest.fixture(params=["memory", "file", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
-    """The store under test: SQLite in memory and on disk (WAL), and PostgreSQL; the same tests."""
-    if request.param == "postgres":
-        s = open_store(request.getfixturevalue("pg_url"))
-    else:
-        s = open_store(":memory:" if request.param == "memory" else str(tmp_path / "db.sqlite"))
-    yield s
-    s.close()
 
 
 def turn(user: str, reply: str) -> list[Message]:

@@ -23,6 +23,7 @@ from memchat.domain import (
     Reply,
     Role,
     SessionInfo,
+    SessionKey,
     Status,
     Summary,
     ToolCall,
@@ -54,8 +55,6 @@ from memchat.tools.base import Tool, ToolContext
 from memchat.tools.builtin import MEMORY_TOOLS, builtin_tools
 from memchat.tools.loop import DEFAULT_MAX_STEPS, Approver, ToolLoop
 from memchat.tools.registry import ToolRegistry
-
-SessionKey = str | int | SessionInfo | None
 
 #: a 400 that says the provider or model does not take ``tools`` (vLLM, Ollama, ModelScope texts)
 _TOOLS_REFUSED = re.compile(r"tool|function.?call", re.I)
@@ -593,7 +592,7 @@ class Agent:
         """Nothing is learned from an incognito session and nothing recalled into it."""
         return isinstance(info.settings, dict) and info.settings.get("incognito") is True
 
-    def set_incognito(self, session: SessionKey, on: bool = True) -> SessionInfo:
+    def set_incognito(self, session: SessionKey | None, on: bool = True) -> SessionInfo:
         info = self.session(session)
         settings = dict(info.settings) if isinstance(info.settings, dict) else {}
         if on:
@@ -683,7 +682,7 @@ class Agent:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def session(self, session: SessionKey = None, *, persona: str | None = None) -> SessionInfo:
+    def session(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session ``session`` (name, id or info), created if it does not exist yet.
 
         ``None`` creates a fresh session with a generated name.
@@ -775,7 +774,7 @@ class Agent:
         """The moment the date line of the context shows (None: the line is off)."""
         return now(self.timezone) if self.date_line else None
 
-    def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
+    def context(self, session: SessionKey | None, text: str | None = None) -> ContextPlan:
         """What the next call sends: the plan of the session's context (with ``text`` as the
         new user message, recall included). Writes nothing; a summary that is due is
         reported in ``needs_summary`` and written by the next turn."""
@@ -855,7 +854,7 @@ class Agent:
             plan.notes.append(note)
         return plan
 
-    def summarize(self, session: SessionKey, span: tuple[int, int], *, model: str, window: int) -> Summary:
+    def summarize(self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int) -> Summary:
         """Fold messages ``span`` (first, last seq) into the session's running summary."""
         info = self.session(session)
         previous = self.store.latest_summary(info.id)
@@ -894,7 +893,7 @@ class Agent:
     # -- turns ------------------------------------------------------------------------
 
     def _state(
-        self, session: SessionKey, text: str, model: str | None, replaces: list[int] | None = None
+        self, session: SessionKey | None, text: str, model: str | None, replaces: list[int] | None = None
     ) -> _TurnState:
         if not text or not text.strip():
             raise MemchatError("the message is empty")
@@ -902,13 +901,13 @@ class Agent:
         return _TurnState(self, info, text, model, replaces or [])
 
     def stream(
-        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> Turn:
         """Start a turn and stream its reply (iterate the result for chunks)."""
         return Turn(self._state(session, text, model), options or self.options)
 
     def ask(
-        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> Reply:
         """One whole turn; returns the reply with its usage."""
         turn = self.stream(session, text, model=model, options=options)
@@ -917,15 +916,19 @@ class Agent:
         assert turn.reply is not None
         return turn.reply
 
-    def retry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> Turn:
+    def retry(
+        self, session: SessionKey | None, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Turn:
         """Regenerate the last reply. The old turn is replaced only when the new one ends."""
         return Turn(self._retry_state(session, model), options or self.options)
 
-    def aretry(self, session: SessionKey, *, model: str | None = None, options: ChatOptions | None = None) -> AsyncTurn:
+    def aretry(
+        self, session: SessionKey | None, *, model: str | None = None, options: ChatOptions | None = None
+    ) -> AsyncTurn:
         """Async twin of ``retry``."""
         return AsyncTurn(lambda: self._retry_state(session, model), options or self.options)
 
-    def _retry_state(self, session: SessionKey, model: str | None) -> _TurnState:
+    def _retry_state(self, session: SessionKey | None, model: str | None) -> _TurnState:
         info = self.session(session)
         history: list[Message] = []  # the newest messages, back to the last user message
         while not any(m.role is Role.USER for m in history):
@@ -940,13 +943,13 @@ class Agent:
         return self._state(info, history[last_user].content, model, old)
 
     def astream(
-        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> AsyncTurn:
         """Async twin of ``stream``: ``async for chunk in agent.astream(...)``."""
         return AsyncTurn(lambda: self._state(session, text, model), options or self.options)
 
     async def aask(
-        self, session: SessionKey, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> Reply:
         """Async twin of ``ask``."""
         turn = self.astream(session, text, model=model, options=options)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memchat.agent import Agent, AsyncTurn, SessionKey, Turn
-from memchat.domain import ImageRecord, Message, Role, SessionInfo, Summary
+from memchat.agent import Agent, AsyncTurn, Turn
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary
 from memchat.errors import MemchatError, SessionExists, StoreError
 from memchat.images.base import Progress
 from memchat.images.keep import generate_and_keep
@@ -75,7 +75,7 @@ class Conversations:
     def list(self) -> builtins.list[SessionInfo]:
         return self._agent.store.list_sessions()
 
-    def open(self, session: SessionKey = None, *, persona: str | None = None) -> SessionInfo:
+    def open(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
         return self._agent.session(session, persona=persona)
 
@@ -177,16 +177,16 @@ class Conversations:
 
     # -- turns ------------------------------------------------------------------------
 
-    def stream(self, session: SessionKey, text: str, **kw: Any) -> Turn:
+    def stream(self, session: SessionKey | None, text: str, **kw: Any) -> Turn:
         return self._agent.stream(session, text, **kw)
 
-    def astream(self, session: SessionKey, text: str, **kw: Any) -> AsyncTurn:
+    def astream(self, session: SessionKey | None, text: str, **kw: Any) -> AsyncTurn:
         return self._agent.astream(session, text, **kw)
 
-    def retry(self, session: SessionKey, **kw: Any) -> Turn:
+    def retry(self, session: SessionKey | None, **kw: Any) -> Turn:
         return self._agent.retry(session, **kw)
 
-    def aretry(self, session: SessionKey, **kw: Any) -> AsyncTurn:
+    def aretry(self, session: SessionKey | None, **kw: Any) -> AsyncTurn:
         return self._agent.aretry(session, **kw)
 
     def branch_for_edit(self, session: str | int, message_id: int) -> SessionInfo:
@@ -209,7 +209,7 @@ class Conversations:
         branch = self.branch_for_edit(session, message.id)
         return branch, self._agent.stream(branch.id, text)
 
-    def context(self, session: SessionKey, text: str | None = None) -> ContextPlan:
+    def context(self, session: SessionKey | None, text: str | None = None) -> ContextPlan:
         return self._agent.context(session, text)
 
     def context_view(self, session: SessionInfo, plan: ContextPlan) -> ContextView:
