@@ -1,7 +1,7 @@
 """The JSON API of long-term memories (issue 13): what memchat remembers about the user who asks.
 
 Every route is the caller's own, exactly as the session routes are: the guard names the user,
-``agent_for`` gives that user's agent, and ``agent.memories`` (a ``MemoryService`` over the
+``CallerAgent`` gives that user's agent, and ``agent.memories`` (a ``MemoryService`` over the
 user's store) never reaches anyone else's memories; another user's id is a 404.
 
 A memory is never rewritten or deleted: ``PATCH`` adds a new version (the old one is kept,
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -22,26 +21,14 @@ from pydantic import BaseModel, Field
 
 from memchat.agent import Agent
 from memchat.domain import Memory
-from memchat.errors import MemchatError
 from memchat.memories.service import MAX_CHARS, to_record
-from memchat.server.app import MAX_ID, errors, text_content
+from memchat.server.common import MAX_ID, CallerAgent, text_content
+from memchat.server.errors import BadImport, MemoryEnded, errors
 
 MemoryId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 Kind = Literal["fact", "preference", "instruction", "event"]
 #: the most memories one import takes (the body is at most 1 MB anyway)
 MAX_IMPORT = 10_000
-
-
-class MemoryEnded(MemchatError):
-    """The memory is no longer served (forgotten or superseded): restore it first (a 409)."""
-
-    kind = "memory_ended"
-
-
-class BadImport(MemchatError):
-    """An import body that is not JSONL or a JSON list of memories (a 400)."""
-
-    kind = "bad_import"
 
 
 # -- bodies -----------------------------------------------------------------------------------------
@@ -166,98 +153,98 @@ def parse_import(raw: bytes, content_type: str) -> list[Any]:
     return records
 
 
-def memory_router(agent_for: Callable[[Request], Agent]) -> APIRouter:
-    """The ``/api/memories`` routes over the agent of the user who asks."""
-    router = APIRouter(prefix="/api/memories", tags=["memories"])
+def sessions_of(agent: Agent) -> set[int]:
+    return {s.id for s in agent.store.list_sessions()}
 
-    def sessions_of(agent: Agent) -> set[int]:
-        return {s.id for s in agent.store.list_sessions()}
 
-    def out(agent: Agent, *memories: Memory) -> list[dict[str, Any]]:
-        sessions = sessions_of(agent) if any(m.session_id is not None for m in memories) else set()
-        return [memory_json(m, sessions) for m in memories]
+def out(agent: Agent, *memories: Memory) -> list[dict[str, Any]]:
+    sessions = sessions_of(agent) if any(m.session_id is not None for m in memories) else set()
+    return [memory_json(m, sessions) for m in memories]
 
-    @router.get("", response_model=MemoryList)
-    def list_memories(
-        request: Request,
-        include_ended: bool = Query(default=False, alias="all", description="forgotten and superseded ones too"),
-        kind: Kind | None = None,
-        q: str | None = Query(default=None, max_length=200, description="words to look for (served memories)"),
-    ) -> dict[str, Any]:
-        """The caller's memories, newest first; with ``q``, those that match it, best first."""
-        agent = agent_for(request)
-        # Any: MemoryService.list shadows the builtin in its own annotations, which mypy misreads
-        service: Any = agent.memories
-        found: list[Memory]
-        if q and q.strip():
-            found = [m for m in service.search(q, limit=200) if kind is None or m.kind.value == kind]
-        else:
-            found = service.list(include_ended=include_ended, kind=kind)
-        return {"memories": out(agent, *found), "total": len(found)}
 
-    @router.post("", status_code=201, response_model=MemoryOut)
-    def add_memory(request: Request, body: NewMemory) -> dict[str, Any]:
-        """Remember something (a newer fact about the same subject supersedes the older one)."""
-        agent = agent_for(request)
-        made = agent.memories.add(body.text, kind=body.kind, event_date=body.date)
-        return out(agent, made)[0]
+#: the ``/api/memories`` routes over the agent of the user who asks
+router = APIRouter(prefix="/api/memories", tags=["memories"])
 
-    @router.get(
-        "/export",
-        response_class=Response,
-        responses=text_content("application/x-ndjson", description="every memory, one JSON object a line"),
-    )
-    def export_memories(
-        request: Request, include_ended: bool = Query(default=True, alias="all", description="ended ones too")
-    ) -> PlainTextResponse:
-        """Every memory as JSONL (ended ones too: the history travels), oldest first."""
-        service: Any = agent_for(request).memories  # see list_memories
-        records: list[dict[str, Any]] = service.export(include_ended=include_ended)
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        headers = {"Content-Disposition": 'attachment; filename="memories.jsonl"'}
-        return PlainTextResponse(text, media_type="application/x-ndjson", headers=headers)
 
-    @router.post("/import", status_code=201, response_model=Imported, openapi_extra={"requestBody": _IMPORT_BODY})
-    async def import_memories(request: Request) -> dict[str, Any]:
-        """Exported memories (JSONL, or a JSON list): all of them or none, a 400 naming the
-        record that is not one."""
-        agent = agent_for(request)
-        records = parse_import(await request.body(), request.headers.get("content-type", ""))
-        made = await asyncio.to_thread(agent.memories.import_records, records)
-        return {"imported": len(made), "ids": [m.id for m in made if m.id is not None]}
+@router.get("", response_model=MemoryList)
+def list_memories(
+    agent: CallerAgent,
+    include_ended: bool = Query(default=False, alias="all", description="forgotten and superseded ones too"),
+    kind: Kind | None = None,
+    q: str | None = Query(default=None, max_length=200, description="words to look for (served memories)"),
+) -> dict[str, Any]:
+    """The caller's memories, newest first; with ``q``, those that match it, best first."""
+    # Any: MemoryService.list shadows the builtin in its own annotations, which mypy misreads
+    service: Any = agent.memories
+    found: list[Memory]
+    if q and q.strip():
+        found = [m for m in service.search(q, limit=200) if kind is None or m.kind.value == kind]
+    else:
+        found = service.list(include_ended=include_ended, kind=kind)
+    return {"memories": out(agent, *found), "total": len(found)}
 
-    @router.get("/{memory_id}", response_model=MemoryDetail, responses=errors(404))
-    def get_memory(request: Request, memory_id: MemoryId) -> dict[str, Any]:
-        """One memory with its history (every version of it, oldest first)."""
-        agent = agent_for(request)
-        memory = agent.memories.get(memory_id)
-        history = agent.memories.history(memory_id)
-        shown = out(agent, memory, *history)
-        return {**shown[0], "history": shown[1:]}
 
-    @router.patch("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
-    def edit_memory(request: Request, memory_id: MemoryId, body: MemoryChange) -> dict[str, Any]:
-        """A new version of a served memory (the old one is kept, superseded by it)."""
-        agent = agent_for(request)
-        if not agent.memories.get(memory_id).active:
-            raise MemoryEnded(f"memory {memory_id} is no longer served; restore it first")
-        return out(agent, agent.memories.edit(memory_id, body.text, kind=body.kind))[0]
+@router.post("", status_code=201, response_model=MemoryOut)
+def add_memory(agent: CallerAgent, body: NewMemory) -> dict[str, Any]:
+    """Remember something (a newer fact about the same subject supersedes the older one)."""
+    made = agent.memories.add(body.text, kind=body.kind, event_date=body.date)
+    return out(agent, made)[0]
 
-    @router.delete("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
-    def forget_memory(request: Request, memory_id: MemoryId) -> dict[str, Any]:
-        """Forget a memory: it is no longer served, kept in its history (``restore`` undoes it)."""
-        agent = agent_for(request)
-        if not agent.memories.get(memory_id).active:
-            raise MemoryEnded(f"memory {memory_id} is not served (already forgotten or replaced)")
-        return out(agent, agent.memories.forget(memory_id))[0]
 
-    @router.post("/{memory_id}/restore", response_model=MemoryOut, responses=errors(404))
-    def restore_memory(request: Request, memory_id: MemoryId) -> dict[str, Any]:
-        """Serve an ended memory again (undo a forget, or go back to an older version)."""
-        agent = agent_for(request)
-        memory = agent.memories.get(memory_id)
-        if not memory.active:
-            memory = agent.memories.restore(memory_id)
-        return out(agent, memory)[0]
+@router.get(
+    "/export",
+    response_class=Response,
+    responses=text_content("application/x-ndjson", description="every memory, one JSON object a line"),
+)
+def export_memories(
+    agent: CallerAgent, include_ended: bool = Query(default=True, alias="all", description="ended ones too")
+) -> PlainTextResponse:
+    """Every memory as JSONL (ended ones too: the history travels), oldest first."""
+    service: Any = agent.memories  # see list_memories
+    records: list[dict[str, Any]] = service.export(include_ended=include_ended)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    headers = {"Content-Disposition": 'attachment; filename="memories.jsonl"'}
+    return PlainTextResponse(text, media_type="application/x-ndjson", headers=headers)
 
-    return router
+
+@router.post("/import", status_code=201, response_model=Imported, openapi_extra={"requestBody": _IMPORT_BODY})
+async def import_memories(agent: CallerAgent, request: Request) -> dict[str, Any]:
+    """Exported memories (JSONL, or a JSON list): all of them or none, a 400 naming the
+    record that is not one."""
+    records = parse_import(await request.body(), request.headers.get("content-type", ""))
+    made = await asyncio.to_thread(agent.memories.import_records, records)
+    return {"imported": len(made), "ids": [m.id for m in made if m.id is not None]}
+
+
+@router.get("/{memory_id}", response_model=MemoryDetail, responses=errors(404))
+def get_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+    """One memory with its history (every version of it, oldest first)."""
+    memory = agent.memories.get(memory_id)
+    history = agent.memories.history(memory_id)
+    shown = out(agent, memory, *history)
+    return {**shown[0], "history": shown[1:]}
+
+
+@router.patch("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
+def edit_memory(agent: CallerAgent, memory_id: MemoryId, body: MemoryChange) -> dict[str, Any]:
+    """A new version of a served memory (the old one is kept, superseded by it)."""
+    if not agent.memories.get(memory_id).active:
+        raise MemoryEnded(f"memory {memory_id} is no longer served; restore it first")
+    return out(agent, agent.memories.edit(memory_id, body.text, kind=body.kind))[0]
+
+
+@router.delete("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
+def forget_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+    """Forget a memory: it is no longer served, kept in its history (``restore`` undoes it)."""
+    if not agent.memories.get(memory_id).active:
+        raise MemoryEnded(f"memory {memory_id} is not served (already forgotten or replaced)")
+    return out(agent, agent.memories.forget(memory_id))[0]
+
+
+@router.post("/{memory_id}/restore", response_model=MemoryOut, responses=errors(404))
+def restore_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+    """Serve an ended memory again (undo a forget, or go back to an older version)."""
+    memory = agent.memories.get(memory_id)
+    if not memory.active:
+        memory = agent.memories.restore(memory_id)
+    return out(agent, memory)[0]

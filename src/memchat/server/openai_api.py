@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memchat import i18n
-from memchat.agent import Agent
 from memchat.errors import MemchatError, ProviderError
-from memchat.server.runs import Busy, Runs, planned_memory_use
+from memchat.server.common import CallerAgent, TurnRuns
+from memchat.server.runs import Busy, planned_memory_use
 
 HEADER = "X-Memchat-Session"
 #: how many long-term memories, and past turns of the user's other sessions, the reply's
@@ -105,112 +105,113 @@ def _text(content: Any) -> str:
     return ""
 
 
-def add_openai_routes(app: FastAPI, agent_for: Callable[[Request], Agent], runs: Runs) -> None:
-    @app.get("/v1/models")
-    def models(request: Request) -> dict[str, Any]:
-        agent = agent_for(request)
-        try:
-            listed = agent.provider.list_models()
-        except MemchatError:
-            listed = [agent.provider.model] if agent.provider.model else []
-        return {
-            "object": "list",
-            "data": [{"id": m, "object": "model", "created": 0, "owned_by": agent.provider.name} for m in listed],
-        }
+#: the OpenAI-compatible routes, over the agent of the user who asks (OpenAI's error shape: a
+#: turn already running is answered here, not by the app's table)
+router = APIRouter(prefix="/v1")
 
-    @app.post(
-        "/v1/chat/completions",
-        openapi_extra={"requestBody": _COMPLETIONS_BODY},
-        response_class=Response,
-        responses={
-            200: {
-                "description": "a chat.completion, or its chunks as Server-Sent Events when `stream` is true",
-                "headers": {
-                    HEADER: {"description": "the session's name", "schema": {"type": "string"}},
-                    MEMORIES_HEADER: {
-                        "description": "long-term memories in the reply's context",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
-                    RECALLED_HEADER: {
-                        "description": "past turns of the user's other sessions in the reply's context",
-                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    },
+
+@router.get("/models")
+def models(agent: CallerAgent) -> dict[str, Any]:
+    try:
+        listed = agent.provider.list_models()
+    except MemchatError:
+        listed = [agent.provider.model] if agent.provider.model else []
+    return {
+        "object": "list",
+        "data": [{"id": m, "object": "model", "created": 0, "owned_by": agent.provider.name} for m in listed],
+    }
+
+
+@router.post(
+    "/chat/completions",
+    openapi_extra={"requestBody": _COMPLETIONS_BODY},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "a chat.completion, or its chunks as Server-Sent Events when `stream` is true",
+            "headers": {
+                HEADER: {"description": "the session's name", "schema": {"type": "string"}},
+                MEMORIES_HEADER: {
+                    "description": "long-term memories in the reply's context",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
                 },
-                "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+                RECALLED_HEADER: {
+                    "description": "past turns of the user's other sessions in the reply's context",
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                },
             },
-            **_errors(400, 409, 502),
+            "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
         },
-    )
-    async def completions(request: Request) -> Response:
-        agent = agent_for(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            return _error(400, "the body is not valid JSON", "invalid_json")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object", "invalid_body")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            return _error(400, "'messages' must be a non-empty list of messages", "invalid_messages")
-        last = messages[-1]
-        text = _text(last.get("content"))
-        if last.get("role") != "user" or not text.strip():
-            return _error(400, "the last message must be the user's new message", "invalid_messages")
-        metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
-        name = request.headers.get(HEADER) or body.get("user") or metadata.get("session")
-        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
-            return _error(400, "the session name must be a non-empty string", "invalid_session")
-        persona = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
-        model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else None
-        options = body.get("stream_options")
-        if options is not None and not isinstance(options, dict):  # checked before the turn starts
-            return _error(400, "'stream_options' must be an object", "invalid_stream_options")
-        include_usage = bool((options or {}).get("include_usage"))
-        try:
-            info = agent.store.find_session(name) if name else None
-            if info is None:
-                info = agent.session(name, persona=persona)
-        except MemchatError as exc:
-            return _error(400, i18n.describe_error(exc), exc.kind)
-        try:
-            run = await runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
-        except Busy:
-            return _error(409, "a reply is already being generated in this session", "busy")
-        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        shown_model = model or agent.model_for(info)
-        headers = {HEADER: _header_value(info.name)}
-        if body.get("stream"):  # the headers go before the reply: the memories as planned
-            memories, recalled = planned_memory_use(run)
-            headers |= {MEMORIES_HEADER: str(memories), RECALLED_HEADER: str(recalled)}
-            stream = _chunks(run, cid, created, shown_model, include_usage)
-            return StreamingResponse(
-                stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
-            )
-        parts: list[str] = []
-        usage: dict[str, int] | None = None
-        async for event in run.follow():
-            if event.kind == "delta":
-                parts.append(event.data["text"])
-            elif event.kind == "usage":
-                usage = event.data
-            elif event.kind == "done":
-                headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
-                headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
-            elif event.kind == "error":
-                status = 502 if event.data.get("kind") in _UPSTREAM else 400
-                return _error(status, event.data["message"], event.data["kind"], "upstream_error")
-        completion = {
-            "id": cid,
-            "object": "chat.completion",
-            "created": created,
-            "model": shown_model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}
-            ],
-            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        }
-        return JSONResponse(completion, headers=headers)
+        **_errors(400, 409, 502),
+    },
+)
+async def completions(agent: CallerAgent, runs: TurnRuns, request: Request) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "the body is not valid JSON", "invalid_json")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object", "invalid_body")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return _error(400, "'messages' must be a non-empty list of messages", "invalid_messages")
+    last = messages[-1]
+    text = _text(last.get("content"))
+    if last.get("role") != "user" or not text.strip():
+        return _error(400, "the last message must be the user's new message", "invalid_messages")
+    metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+    name = request.headers.get(HEADER) or body.get("user") or metadata.get("session")
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        return _error(400, "the session name must be a non-empty string", "invalid_session")
+    persona = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
+    model = body.get("model") if isinstance(body.get("model"), str) and body.get("model") else None
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):  # checked before the turn starts
+        return _error(400, "'stream_options' must be an object", "invalid_stream_options")
+    include_usage = bool((options or {}).get("include_usage"))
+    try:
+        info = agent.store.find_session(name) if name else None
+        if info is None:
+            info = agent.session(name, persona=persona)
+    except MemchatError as exc:
+        return _error(400, i18n.describe_error(exc), exc.kind)
+    try:
+        run = await runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
+    except Busy:
+        return _error(409, "a reply is already being generated in this session", "busy")
+    cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    shown_model = model or agent.model_for(info)
+    headers = {HEADER: _header_value(info.name)}
+    if body.get("stream"):  # the headers go before the reply: the memories as planned
+        memories, recalled = planned_memory_use(run)
+        headers |= {MEMORIES_HEADER: str(memories), RECALLED_HEADER: str(recalled)}
+        stream = _chunks(run, cid, created, shown_model, include_usage)
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
+        )
+    parts: list[str] = []
+    usage: dict[str, int] | None = None
+    async for event in run.follow():
+        if event.kind == "delta":
+            parts.append(event.data["text"])
+        elif event.kind == "usage":
+            usage = event.data
+        elif event.kind == "done":
+            headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
+            headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
+        elif event.kind == "error":
+            status = 502 if event.data.get("kind") in _UPSTREAM else 400
+            return _error(status, event.data["message"], event.data["kind"], "upstream_error")
+    completion = {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": shown_model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}],
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+    return JSONResponse(completion, headers=headers)
 
 
 _UPSTREAM = {c.kind for c in ProviderError.__subclasses__()} | {"provider"}
