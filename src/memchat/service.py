@@ -17,16 +17,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from memchat.agent import Agent, AsyncTurn, Turn
+from memchat.config import data_dir
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary
 from memchat.errors import MemchatError, SessionExists, StoreError
 from memchat.images.base import Progress
 from memchat.images.keep import generate_and_keep
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
-from memchat.serialization import ContextView, context_view
+from memchat.serialization import ContextView, context_view, export_jsonl, export_markdown, import_jsonl
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class History:
     pinned: set[int]
     summaries: list[Summary]
     images: list[ImageRecord]
+
+
+@dataclass(frozen=True)
+class Branches:
+    """A session's family: the session it was forked from (else itself) and that root's forks."""
+
+    root: int
+    #: the root first, then its forks oldest first (each with its ``fork_at``)
+    sessions: list[SessionInfo]
 
 
 @dataclass(frozen=True)
@@ -72,8 +82,13 @@ class Conversations:
     def find(self, session: str | int) -> SessionInfo | None:
         return self._agent.store.find_session(session)
 
-    def list(self) -> builtins.list[SessionInfo]:
-        return self._agent.store.list_sessions()
+    def list(self, query: str | None = None) -> builtins.list[SessionInfo]:
+        """The sessions; with ``query``, those whose name or persona contains it (any case)."""
+        found = self._agent.store.list_sessions()
+        if query:
+            needle = query.lower()
+            found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
+        return found
 
     def open(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
@@ -97,6 +112,56 @@ class Conversations:
     def delete(self, session: str | int) -> None:
         self._agent.store.delete_session(session)
 
+    def branches(self, session: str | int) -> Branches:
+        """Where ``session`` was forked from (if that session still exists), and the forks of it."""
+        info = self.get(session)
+        parent = info.parent_id
+        root = parent if parent is not None and self.find(parent) is not None else info.id
+        family = [s for s in self.list() if s.id == root or s.parent_id == root]
+        family.sort(key=lambda s: (s.id != root, s.id))
+        return Branches(root, family)
+
+    def export(self, session: str | int, fmt: Literal["jsonl", "md"] = "jsonl") -> str:
+        """The session as JSONL (re-importable) or a Markdown transcript (for people)."""
+        store = self._agent.store
+        return export_jsonl(store, session) if fmt == "jsonl" else export_markdown(store, session)
+
+    def import_(self, text: str, name: str | None = None) -> SessionInfo:
+        """A new session from a JSONL export, all or nothing (``name`` overrides the file's);
+        ``ImportFormatError`` for a text that is not one, ``SessionExists`` for a name taken."""
+        return import_jsonl(self._agent.store, text, name)
+
+    def change(
+        self,
+        session: str | int,
+        *,
+        name: str | None = None,
+        persona: str | None = None,
+        model: str | None = None,
+        memory: str | None = None,
+        incognito: bool | None = None,
+    ) -> SessionInfo:
+        """Several of a session's settings in one write (None leaves one as it is): as
+        ``rename``, ``set_persona``, ``set_model``, ``set_memory`` and ``set_incognito`` do."""
+        info = self.get(session)
+        if memory is not None:
+            memory = _strategy(memory)
+        settings = None
+        if incognito is not None:
+            settings = dict(info.settings or {})
+            if incognito:
+                settings["incognito"] = True
+            else:
+                settings.pop("incognito", None)
+        provider = self._agent.provider.name if model is not None else None
+        updated = self._agent.store.update_session(
+            info.id, name=name, persona=persona, model=model, provider=provider, memory=memory, settings=settings
+        )
+        chosen = {key: None for key, value in (("model", model), ("memory", memory)) if value is not None}
+        if chosen:
+            self._agent = self._agent.configured(**chosen)
+        return updated
+
     def set_persona(self, session: str | int, persona: str) -> SessionInfo:
         return self._agent.store.update_session(session, persona=persona)
 
@@ -108,10 +173,7 @@ class Conversations:
 
     def set_memory(self, session: str | int, strategy: str) -> SessionInfo:
         """This session's memory strategy; it wins over ``--memory`` from now on."""
-        name = strategy.strip().lower()
-        if name not in STRATEGIES:
-            raise MemchatError(f"unknown memory strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-        info = self._agent.store.update_session(session, memory=name)
+        info = self._agent.store.update_session(session, memory=_strategy(strategy))
         self._agent = self._agent.configured(memory=None)
         return info
 
@@ -171,6 +233,15 @@ class Conversations:
         assert message.id is not None
         changed = self._agent.store.unpin(session, message.id)
         return Pinned(message, number, changed=changed)
+
+    def set_pinned(self, session: str | int, message_id: int, pinned: bool = True) -> builtins.list[Message]:
+        """Pin (or unpin) the message ``message_id`` of the session; its pinned messages now."""
+        store = self._agent.store
+        if pinned:
+            store.pin(session, message_id)
+        else:
+            store.unpin(session, message_id)
+        return store.pins(session)
 
     def forget_summaries(self, session: str | int) -> int:
         return self._agent.store.forget_summaries(session)
@@ -234,8 +305,32 @@ class Conversations:
             raise MemchatError("no image provider is configured (MEMCHAT_IMAGE_PROVIDER)")
         info = self.get(session)
         return generate_and_keep(
-            agent.images, request, agent.store, info, Path(agent.images_dir), progress=progress, cancel=cancel
+            agent.images, request, agent.store, info, self._images_dir(), progress=progress, cancel=cancel
         )
+
+    def image_file(self, image_id: int) -> tuple[ImageRecord, Path] | None:
+        """An image of this user's sessions and its file; None when there is no such image, or
+        its file is missing or outside the images directory (a record never serves any other)."""
+        store = self._agent.store
+        for info in self.list():
+            for image in store.images(info.id):
+                if image.id == image_id:
+                    path = Path(image.path).resolve()
+                    inside = path.is_relative_to(self._images_dir().resolve())
+                    return (image, path) if inside and path.is_file() else None
+        return None
+
+    def _images_dir(self) -> Path:
+        """Where images are saved: the agent's directory, else ``images`` in the data directory."""
+        where = self._agent.images_dir
+        return Path(where) if where is not None else data_dir() / "images"
+
+
+def _strategy(strategy: str) -> str:
+    name = strategy.strip().lower()
+    if name not in STRATEGIES:
+        raise MemchatError(f"unknown memory strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    return name
 
 
 def _numbered(messages: Sequence[Message], number: int) -> Message:

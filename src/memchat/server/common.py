@@ -1,6 +1,8 @@
 """What every router of the app shares: the ids in paths and bodies, the server's state and the
-dependencies over it (``CallerAgent``: the agent of the user who asks; ``TurnRuns``: the turns
-running on this worker), the session lookup, and the non-JSON responses routes declare."""
+dependencies over it (``CallerChats``: the conversation service of the user who asks, over
+``CallerAgent``, that user's agent; ``TurnRuns``: the turns running on this worker), the session
+lookup, and the non-JSON responses routes declare. Routes go through ``CallerChats``
+(``memchat.service.Conversations``): none touches the store or changes an agent."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pydantic import Field
 from memchat.agent import Agent
 from memchat.domain import SessionInfo
 from memchat.server.runs import Runs
+from memchat.service import Conversations
 from memchat.stores.sqlite import LOCAL_USER
 
 #: the largest id the stores hold (SQLite INTEGER, PostgreSQL BIGINT): a larger one is a 422, not a 500
@@ -64,15 +67,24 @@ async def this_server(request: Request) -> Server:
 
 #: the agent of the user who asks: every route reaches only that user's sessions and memories
 CallerAgent = Annotated[Agent, Depends(caller_agent)]
+
+
+async def caller_chats(agent: CallerAgent) -> Conversations:
+    return Conversations(agent)
+
+
+#: the use cases over the caller's agent (one service a request: a setting a route chooses is
+#: stored with the session, never left on the server's agent)
+CallerChats = Annotated[Conversations, Depends(caller_chats)]
 #: the turns running on this worker (shared with the others through Redis, ``fanout.py``)
 TurnRuns = Annotated[Runs, Depends(turn_runs)]
 #: the app's own state
 ThisServer = Annotated[Server, Depends(this_server)]
 
 
-def find_session(agent: Agent, session_id: int) -> SessionInfo:
+def find_session(chats: Conversations, session_id: int) -> SessionInfo:
     """The session ``session_id`` of the user making the request (404 for anyone else's)."""
-    info = agent.store.find_session(session_id)
+    info = chats.find(session_id)
     if info is None:
         raise HTTPException(404, f"no session {session_id}")
     return info

@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from memchat.serialization import context_view
-from memchat.server.common import CallerAgent, SessionId, find_session
+from memchat.server.common import CallerChats, SessionId, find_session
 from memchat.server.errors import errors
 
 #: a text in a URL (``…/context?text=``): HTTP servers refuse request heads much over 16 KB
@@ -21,10 +20,9 @@ router = APIRouter(prefix="/api/sessions/{session_id}")
 
 @router.get("/context", responses=errors(404))
 def context(
-    agent: CallerAgent,
+    chats: CallerChats,
     session_id: SessionId,
     text: str | None = Query(default=None, max_length=MAX_QUERY_TEXT, description=_QUERY_TEXT),
 ) -> Any:
-    info = find_session(agent, session_id)
-    plan = agent.context(info.id, text)
-    return context_view(agent.store, info, plan, model=agent.model_for(info))
+    info = find_session(chats, session_id)
+    return chats.context_view(info, chats.context(info.id, text))

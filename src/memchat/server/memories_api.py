@@ -1,8 +1,8 @@
 """The JSON API of long-term memories (issue 13): what memchat remembers about the user who asks.
 
 Every route is the caller's own, exactly as the session routes are: the guard names the user,
-``CallerAgent`` gives that user's agent, and ``agent.memories`` (a ``MemoryService`` over the
-user's store) never reaches anyone else's memories; another user's id is a 404.
+``CallerChats`` gives that user's conversation service, and its ``memories`` (a ``MemoryService``
+over the user's store) never reaches anyone else's memories; another user's id is a 404.
 
 A memory is never rewritten or deleted: ``PATCH`` adds a new version (the old one is kept,
 superseded), ``DELETE`` forgets it (kept, ended), and ``restore`` serves it again."""
@@ -19,11 +19,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from memchat.agent import Agent
 from memchat.domain import Memory
 from memchat.memories.service import MAX_CHARS, to_record
-from memchat.server.common import MAX_ID, CallerAgent, text_content
+from memchat.server.common import MAX_ID, CallerChats, text_content
 from memchat.server.errors import BadImport, MemoryEnded, errors
+from memchat.service import Conversations
 
 MemoryId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 Kind = Literal["fact", "preference", "instruction", "event"]
@@ -153,42 +153,42 @@ def parse_import(raw: bytes, content_type: str) -> list[Any]:
     return records
 
 
-def sessions_of(agent: Agent) -> set[int]:
-    return {s.id for s in agent.store.list_sessions()}
+def sessions_of(chats: Conversations) -> set[int]:
+    return {s.id for s in chats.list()}
 
 
-def out(agent: Agent, *memories: Memory) -> list[dict[str, Any]]:
-    sessions = sessions_of(agent) if any(m.session_id is not None for m in memories) else set()
+def out(chats: Conversations, *memories: Memory) -> list[dict[str, Any]]:
+    sessions = sessions_of(chats) if any(m.session_id is not None for m in memories) else set()
     return [memory_json(m, sessions) for m in memories]
 
 
-#: the ``/api/memories`` routes over the agent of the user who asks
+#: the ``/api/memories`` routes over the conversation service of the user who asks
 router = APIRouter(prefix="/api/memories", tags=["memories"])
 
 
 @router.get("", response_model=MemoryList)
 def list_memories(
-    agent: CallerAgent,
+    chats: CallerChats,
     include_ended: bool = Query(default=False, alias="all", description="forgotten and superseded ones too"),
     kind: Kind | None = None,
     q: str | None = Query(default=None, max_length=200, description="words to look for (served memories)"),
 ) -> dict[str, Any]:
     """The caller's memories, newest first; with ``q``, those that match it, best first."""
     # Any: MemoryService.list shadows the builtin in its own annotations, which mypy misreads
-    service: Any = agent.memories
+    service: Any = chats.memories
     found: list[Memory]
     if q and q.strip():
         found = [m for m in service.search(q, limit=200) if kind is None or m.kind.value == kind]
     else:
         found = service.list(include_ended=include_ended, kind=kind)
-    return {"memories": out(agent, *found), "total": len(found)}
+    return {"memories": out(chats, *found), "total": len(found)}
 
 
 @router.post("", status_code=201, response_model=MemoryOut)
-def add_memory(agent: CallerAgent, body: NewMemory) -> dict[str, Any]:
+def add_memory(chats: CallerChats, body: NewMemory) -> dict[str, Any]:
     """Remember something (a newer fact about the same subject supersedes the older one)."""
-    made = agent.memories.add(body.text, kind=body.kind, event_date=body.date)
-    return out(agent, made)[0]
+    made = chats.memories.add(body.text, kind=body.kind, event_date=body.date)
+    return out(chats, made)[0]
 
 
 @router.get(
@@ -197,10 +197,10 @@ def add_memory(agent: CallerAgent, body: NewMemory) -> dict[str, Any]:
     responses=text_content("application/x-ndjson", description="every memory, one JSON object a line"),
 )
 def export_memories(
-    agent: CallerAgent, include_ended: bool = Query(default=True, alias="all", description="ended ones too")
+    chats: CallerChats, include_ended: bool = Query(default=True, alias="all", description="ended ones too")
 ) -> PlainTextResponse:
     """Every memory as JSONL (ended ones too: the history travels), oldest first."""
-    service: Any = agent.memories  # see list_memories
+    service: Any = chats.memories  # see list_memories
     records: list[dict[str, Any]] = service.export(include_ended=include_ended)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     headers = {"Content-Disposition": 'attachment; filename="memories.jsonl"'}
@@ -208,43 +208,43 @@ def export_memories(
 
 
 @router.post("/import", status_code=201, response_model=Imported, openapi_extra={"requestBody": _IMPORT_BODY})
-async def import_memories(agent: CallerAgent, request: Request) -> dict[str, Any]:
+async def import_memories(chats: CallerChats, request: Request) -> dict[str, Any]:
     """Exported memories (JSONL, or a JSON list): all of them or none, a 400 naming the
     record that is not one."""
     records = parse_import(await request.body(), request.headers.get("content-type", ""))
-    made = await asyncio.to_thread(agent.memories.import_records, records)
+    made = await asyncio.to_thread(chats.memories.import_records, records)
     return {"imported": len(made), "ids": [m.id for m in made if m.id is not None]}
 
 
 @router.get("/{memory_id}", response_model=MemoryDetail, responses=errors(404))
-def get_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+def get_memory(chats: CallerChats, memory_id: MemoryId) -> dict[str, Any]:
     """One memory with its history (every version of it, oldest first)."""
-    memory = agent.memories.get(memory_id)
-    history = agent.memories.history(memory_id)
-    shown = out(agent, memory, *history)
+    memory = chats.memories.get(memory_id)
+    history = chats.memories.history(memory_id)
+    shown = out(chats, memory, *history)
     return {**shown[0], "history": shown[1:]}
 
 
 @router.patch("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
-def edit_memory(agent: CallerAgent, memory_id: MemoryId, body: MemoryChange) -> dict[str, Any]:
+def edit_memory(chats: CallerChats, memory_id: MemoryId, body: MemoryChange) -> dict[str, Any]:
     """A new version of a served memory (the old one is kept, superseded by it)."""
-    if not agent.memories.get(memory_id).active:
+    if not chats.memories.get(memory_id).active:
         raise MemoryEnded(f"memory {memory_id} is no longer served; restore it first")
-    return out(agent, agent.memories.edit(memory_id, body.text, kind=body.kind))[0]
+    return out(chats, chats.memories.edit(memory_id, body.text, kind=body.kind))[0]
 
 
 @router.delete("/{memory_id}", response_model=MemoryOut, responses=errors(404, 409))
-def forget_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+def forget_memory(chats: CallerChats, memory_id: MemoryId) -> dict[str, Any]:
     """Forget a memory: it is no longer served, kept in its history (``restore`` undoes it)."""
-    if not agent.memories.get(memory_id).active:
+    if not chats.memories.get(memory_id).active:
         raise MemoryEnded(f"memory {memory_id} is not served (already forgotten or replaced)")
-    return out(agent, agent.memories.forget(memory_id))[0]
+    return out(chats, chats.memories.forget(memory_id))[0]
 
 
 @router.post("/{memory_id}/restore", response_model=MemoryOut, responses=errors(404))
-def restore_memory(agent: CallerAgent, memory_id: MemoryId) -> dict[str, Any]:
+def restore_memory(chats: CallerChats, memory_id: MemoryId) -> dict[str, Any]:
     """Serve an ended memory again (undo a forget, or go back to an older version)."""
-    memory = agent.memories.get(memory_id)
+    memory = chats.memories.get(memory_id)
     if not memory.active:
-        memory = agent.memories.restore(memory_id)
-    return out(agent, memory)[0]
+        memory = chats.memories.restore(memory_id)
+    return out(chats, memory)[0]

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memchat import i18n
 from memchat.errors import MemchatError, ProviderError
-from memchat.server.common import CallerAgent, TurnRuns
+from memchat.server.common import CallerChats, TurnRuns
 from memchat.server.runs import Busy, planned_memory_use
 
 HEADER = "X-Memchat-Session"
@@ -105,20 +105,21 @@ def _text(content: Any) -> str:
     return ""
 
 
-#: the OpenAI-compatible routes, over the agent of the user who asks (OpenAI's error shape: a
-#: turn already running is answered here, not by the app's table)
+#: the OpenAI-compatible routes, over the conversation service of the user who asks (OpenAI's
+#: error shape: a turn already running is answered here, not by the app's table)
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/models")
-def models(agent: CallerAgent) -> dict[str, Any]:
+def models(chats: CallerChats) -> dict[str, Any]:
+    provider = chats.agent.provider
     try:
-        listed = agent.provider.list_models()
+        listed = provider.list_models()
     except MemchatError:
-        listed = [agent.provider.model] if agent.provider.model else []
+        listed = [provider.model] if provider.model else []
     return {
         "object": "list",
-        "data": [{"id": m, "object": "model", "created": 0, "owned_by": agent.provider.name} for m in listed],
+        "data": [{"id": m, "object": "model", "created": 0, "owned_by": provider.name} for m in listed],
     }
 
 
@@ -145,7 +146,7 @@ def models(agent: CallerAgent) -> dict[str, Any]:
         **_errors(400, 409, 502),
     },
 )
-async def completions(agent: CallerAgent, runs: TurnRuns, request: Request) -> Response:
+async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> Response:
     try:
         body = await request.json()
     except ValueError:
@@ -169,19 +170,17 @@ async def completions(agent: CallerAgent, runs: TurnRuns, request: Request) -> R
     if options is not None and not isinstance(options, dict):  # checked before the turn starts
         return _error(400, "'stream_options' must be an object", "invalid_stream_options")
     include_usage = bool((options or {}).get("include_usage"))
-    try:
-        info = agent.store.find_session(name) if name else None
-        if info is None:
-            info = agent.session(name, persona=persona)
+    try:  # the session named (created with the system message as its persona), else a new one
+        info = chats.open(name, persona=persona)
     except MemchatError as exc:
         return _error(400, i18n.describe_error(exc), exc.kind)
     try:
-        run = await runs.start(info.id, lambda: agent.astream(info.id, text, model=model))
+        run = await runs.start(info.id, lambda: chats.astream(info.id, text, model=model))
     except Busy:
         return _error(409, "a reply is already being generated in this session", "busy")
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
-    shown_model = model or agent.model_for(info)
+    shown_model = model or chats.agent.model_for(info)
     headers = {HEADER: _header_value(info.name)}
     if body.get("stream"):  # the headers go before the reply: the memories as planned
         memories, recalled = planned_memory_use(run)

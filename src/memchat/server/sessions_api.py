@@ -13,8 +13,7 @@ from pydantic import BaseModel, Field
 from memchat import i18n
 from memchat.domain import Message, SessionInfo
 from memchat.errors import ImportFormatError
-from memchat.serialization import export_jsonl, export_markdown, import_jsonl
-from memchat.server.common import MAX_ID, CallerAgent, Id, SessionId, TurnRuns, find_session, text_content
+from memchat.server.common import MAX_ID, CallerChats, Id, SessionId, TurnRuns, find_session, text_content
 from memchat.server.errors import errors
 from memchat.server.runs import Busy
 
@@ -95,39 +94,32 @@ def message_json(m: Message, index: int) -> dict[str, Any]:
 
 @router.get("")
 def list_sessions(
-    agent: CallerAgent,
+    chats: CallerChats,
     q: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
 ) -> dict[str, Any]:
-    found = agent.store.list_sessions()
-    if q:
-        needle = q.lower()
-        found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
+    found = chats.list(q)
     page = found[offset : offset + limit]
     return {"sessions": [session_json(s) for s in page], "total": len(found)}
 
 
 @router.post("", status_code=201, responses=errors(409))
-def create_session(agent: CallerAgent, body: NewSession) -> dict[str, Any]:
-    persona = agent.persona if body.persona is None else body.persona
-    info = agent.store.create_session(
-        body.name or None, persona=persona, model=agent.model, provider=agent.provider.name
-    )
-    return session_json(info)
+def create_session(chats: CallerChats, body: NewSession) -> dict[str, Any]:
+    return session_json(chats.create(body.name or None, persona=body.persona))
 
 
 @router.post("/import", status_code=201, responses=errors(409))
-def import_session(agent: CallerAgent, body: Import) -> dict[str, Any]:
+def import_session(chats: CallerChats, body: Import) -> dict[str, Any]:
     try:
-        return session_json(import_jsonl(agent.store, body.text, body.name))
+        return session_json(chats.import_(body.text, body.name))
     except ImportFormatError as exc:
         raise HTTPException(400, i18n.describe_error(exc)) from None
 
 
 @router.get("/{session_id}", responses=errors(404))
-async def get_session(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
-    info = await asyncio.to_thread(find_session, agent, session_id)
+async def get_session(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
+    info = await asyncio.to_thread(find_session, chats, session_id)
     out = session_json(info)
     out["running"] = await runs.running(info.id)
     return out
@@ -135,53 +127,50 @@ async def get_session(agent: CallerAgent, runs: TurnRuns, session_id: SessionId)
 
 @router.get("/{session_id}/messages", responses=errors(404))
 def messages(
-    agent: CallerAgent,
+    chats: CallerChats,
     session_id: SessionId,
     offset: int = Query(default=0, ge=0),
     limit: int = Query(default=200, ge=1, le=2000),
 ) -> dict[str, Any]:
-    info = find_session(agent, session_id)
-    stored = agent.store.messages(info.id)
-    page = stored[offset : offset + limit]
+    history = chats.history(find_session(chats, session_id).id)
+    page = history.messages[offset : offset + limit]
     items = [message_json(m, offset + i + 1) for i, m in enumerate(page)]
     images = [
         {"id": im.id, "prompt": im.prompt, "after": im.after_seq, "url": f"/api/images/{im.id}"}
-        for im in agent.store.images(info.id)
+        for im in history.images
     ]
-    return {"messages": items, "total": len(stored), "images": images}
+    return {"messages": items, "total": len(history.messages), "images": images}
 
 
 @router.patch("/{session_id}", responses=errors(404, 409))
-def change_session(agent: CallerAgent, session_id: SessionId, body: SessionChange) -> dict[str, Any]:
-    info = find_session(agent, session_id)
-    updated = agent.store.update_session(
-        info.id, name=body.name, persona=body.persona, memory=body.memory, model=body.model
+def change_session(chats: CallerChats, session_id: SessionId, body: SessionChange) -> dict[str, Any]:
+    info = find_session(chats, session_id)
+    changed = chats.change(
+        info.id, name=body.name, persona=body.persona, memory=body.memory, model=body.model, incognito=body.incognito
     )
-    if body.incognito is not None:
-        updated = agent.set_incognito(updated, body.incognito)
-    return session_json(updated)
+    return session_json(changed)
 
 
 @router.delete("/{session_id}", status_code=204, responses=errors(404))
-async def delete_session(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> Response:
-    info = find_session(agent, session_id)
+async def delete_session(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> Response:
+    info = find_session(chats, session_id)
     await runs.stop(info.id)
-    await asyncio.to_thread(agent.store.delete_session, info.id)
+    await asyncio.to_thread(chats.delete, info.id)
     return Response(status_code=204)
 
 
 @router.post("/{session_id}/fork", status_code=201, responses=errors(404, 409))
-def fork(agent: CallerAgent, session_id: SessionId, body: Fork) -> dict[str, Any]:
-    info = find_session(agent, session_id)
-    return session_json(agent.store.fork_session(info.id, body.name or None, at=body.at))
+def fork(chats: CallerChats, session_id: SessionId, body: Fork) -> dict[str, Any]:
+    info = find_session(chats, session_id)
+    return session_json(chats.fork(info.id, body.name or None, at=body.at))
 
 
 @router.post("/{session_id}/undo", responses=errors(404, 409))
-async def undo(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
-    info = await asyncio.to_thread(find_session, agent, session_id)
+async def undo(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
+    info = await asyncio.to_thread(find_session, chats, session_id)
     if await runs.running(info.id):
         raise Busy("a reply is being generated in this session")
-    removed = await asyncio.to_thread(agent.store.remove_last_turn, info.id)
+    removed = await asyncio.to_thread(chats.undo, info.id)
     return {"removed": len(removed)}
 
 
@@ -193,30 +182,22 @@ async def undo(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> dic
         **errors(404),
     },
 )
-def export(agent: CallerAgent, session_id: SessionId, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
-    info = find_session(agent, session_id)
-    text = export_jsonl(agent.store, info.id) if format == "jsonl" else export_markdown(agent.store, info.id)
+def export(chats: CallerChats, session_id: SessionId, format: Literal["jsonl", "md"] = "jsonl") -> PlainTextResponse:
+    info = find_session(chats, session_id)
+    text = chats.export(info.id, format)
     kind = "application/x-ndjson" if format == "jsonl" else "text/markdown"
     disposition = f'attachment; filename="session-{info.id}.{format}"'
     return PlainTextResponse(text, media_type=kind, headers={"Content-Disposition": disposition})
 
 
 @router.get("/{session_id}/branches", responses=errors(404))
-def branches(agent: CallerAgent, session_id: SessionId) -> dict[str, Any]:
+def branches(chats: CallerChats, session_id: SessionId) -> dict[str, Any]:
     """The session's family: where it was forked from, and the forks of it and of its root."""
-    info = find_session(agent, session_id)
-    every = agent.store.list_sessions()
-    root = info.parent_id if info.parent_id is not None and agent.store.find_session(info.parent_id) else info.id
-    family = [s for s in every if s.id == root or s.parent_id == root]
-    family.sort(key=lambda s: (s.id != root, s.id))
-    return {"root": root, "sessions": [{**session_json(s), "fork_at": s.fork_at} for s in family]}
+    family = chats.branches(find_session(chats, session_id).id)
+    return {"root": family.root, "sessions": [{**session_json(s), "fork_at": s.fork_at} for s in family.sessions]}
 
 
 @router.post("/{session_id}/pins", responses=errors(404))
-def pin(agent: CallerAgent, session_id: SessionId, body: Pin) -> dict[str, Any]:
-    info = find_session(agent, session_id)
-    if body.pinned:
-        agent.store.pin(info.id, body.message_id)
-    else:
-        agent.store.unpin(info.id, body.message_id)
-    return {"pins": [m.id for m in agent.store.pins(info.id)]}
+def pin(chats: CallerChats, session_id: SessionId, body: Pin) -> dict[str, Any]:
+    info = find_session(chats, session_id)
+    return {"pins": [m.id for m in chats.set_pinned(info.id, body.message_id, body.pinned)]}

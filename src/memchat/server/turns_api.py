@@ -9,11 +9,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from memchat.server.common import CallerAgent, Id, SessionId, TurnRuns, event_stream, find_session
+from memchat.server.common import CallerChats, Id, SessionId, TurnRuns, event_stream, find_session
 from memchat.server.errors import errors
 from memchat.server.runs import Event, Run
 
@@ -78,34 +78,28 @@ def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> Streamin
 
 
 @router.post("/turns", response_class=Response, responses=_turn())
-async def new_turn(agent: CallerAgent, runs: TurnRuns, session_id: SessionId, body: NewTurn) -> StreamingResponse:
-    info = await asyncio.to_thread(find_session, agent, session_id)
-    run = await runs.start(info.id, lambda: agent.astream(info.id, body.text))
+async def new_turn(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: NewTurn) -> StreamingResponse:
+    info = await asyncio.to_thread(find_session, chats, session_id)
+    run = await runs.start(info.id, lambda: chats.astream(info.id, body.text))
     return sse_response(run)
 
 
 @router.post("/edit", response_class=Response, responses=_turn())
-async def edit(agent: CallerAgent, runs: TurnRuns, session_id: SessionId, body: Edit) -> StreamingResponse:
+async def edit(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: Edit) -> StreamingResponse:
     """Edit a user message: a new branch (a fork up to just before it) gets the new text as
     its turn; the original stays as it was. The branch's id comes in ``X-Memchat-Session-Id``."""
-    info = await asyncio.to_thread(find_session, agent, session_id)
-    stored = await asyncio.to_thread(agent.store.messages, info.id)
-    position = next((i for i, m in enumerate(stored) if m.id == body.message_id), None)
-    if position is None or stored[position].role.value != "user":
-        raise HTTPException(400, "that is not a user message of this session")
-    branch = await asyncio.to_thread(
-        agent.store.fork_session, info.id, f"{info.name} · edit {position + 1}", at=position
-    )
-    run = await runs.start(branch.id, lambda: agent.astream(branch.id, body.text))
+    info = await asyncio.to_thread(find_session, chats, session_id)
+    branch = await asyncio.to_thread(chats.branch_for_edit, info.id, body.message_id)
+    run = await runs.start(branch.id, lambda: chats.astream(branch.id, body.text))
     response = sse_response(run)
     response.headers["X-Memchat-Session-Id"] = str(branch.id)
     return response
 
 
 @router.post("/retry", response_class=Response, responses=_turn())
-async def retry(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> StreamingResponse:
-    info = await asyncio.to_thread(find_session, agent, session_id)
-    run = await runs.start(info.id, lambda: agent.aretry(info.id))
+async def retry(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> StreamingResponse:
+    info = await asyncio.to_thread(find_session, chats, session_id)
+    run = await runs.start(info.id, lambda: chats.aretry(info.id))
     return sse_response(run)
 
 
@@ -119,9 +113,9 @@ async def retry(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> St
     },
 )
 async def reattach(
-    agent: CallerAgent, runs: TurnRuns, session_id: SessionId, after: int = Query(default=0, ge=0)
+    chats: CallerChats, runs: TurnRuns, session_id: SessionId, after: int = Query(default=0, ge=0)
 ) -> Response:
-    info = await asyncio.to_thread(find_session, agent, session_id)
+    info = await asyncio.to_thread(find_session, chats, session_id)
     events = await runs.follow(info.id, after)
     if events is None:
         return Response(status_code=204)
@@ -129,6 +123,6 @@ async def reattach(
 
 
 @router.post("/stop", responses=errors(404))
-async def stop(agent: CallerAgent, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
-    info = await asyncio.to_thread(find_session, agent, session_id)
+async def stop(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
+    info = await asyncio.to_thread(find_session, chats, session_id)
     return {"stopped": await runs.stop(info.id)}
