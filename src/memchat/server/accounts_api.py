@@ -16,6 +16,7 @@ from memchat.memory.plan import STRATEGIES
 from memchat.server.common import CallerAgent, ThisServer
 from memchat.server.errors import errors
 from memchat.server.security import COOKIE
+from memchat.stores.base import Accounts
 
 router = APIRouter(prefix="/api")
 
@@ -28,9 +29,9 @@ class Login(BaseModel):
 def login(server: ThisServer, body: Login) -> JSONResponse:
     """Trade a token for the page's HttpOnly cookie (the token never reaches script)."""
     token = server.token
-    lookup = getattr(server.agent.store, "user_for_token", None)
+    accounts = server.agent.store
     known = (token is not None and hmac.compare_digest(body.token.encode(), token.encode())) or (
-        callable(lookup) and lookup(body.token) is not None
+        isinstance(accounts, Accounts) and accounts.user_for_token(body.token) is not None
     )
     if not known:
         return JSONResponse({"error": {"code": "unauthorized", "message": "unknown token"}}, status_code=401)

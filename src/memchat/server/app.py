@@ -25,6 +25,7 @@ from memchat.server.fanout import RedisFanout
 from memchat.server.page import add_page
 from memchat.server.runs import Runs
 from memchat.server.security import Guard
+from memchat.stores.base import Accounts
 
 
 def _fanout(agent: Agent, redis_url: str | None) -> RedisFanout | None:
@@ -75,9 +76,8 @@ def create_app(
     """The ASGI application serving ``agent``: ``build_api``'s app wrapped in the ``Guard``
     (Host, token or account, origin, body size)."""
     app = build_api(agent, token=token, redis_url=redis_url)
-    lookup = getattr(agent.store, "user_for_token", None)
-    has_users = bool(getattr(agent.store, "users", lambda: [])())
-    users = lookup if callable(lookup) and has_users else None
+    store = agent.store
+    users = store.user_for_token if isinstance(store, Accounts) and store.users() else None
     return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token, users=users)
 
 
