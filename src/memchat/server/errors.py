@@ -113,7 +113,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
-# -- the error responses the routes declare (/openapi.json, checked by tests/test_schema_fuzz.py) ----
+# -- the error responses the routes declare (/openapi.json, checked by tests/test_http_schema.py) ----
 
 
 class ErrorDetail(BaseModel):

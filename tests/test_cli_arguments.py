@@ -17,7 +17,7 @@ import campaign
 from fakeserver import FakeServer
 from memchat.cli.common import UsageError
 from memchat.cli.main import build_parser
-from test_roundtrip_props import run
+from test_export_roundtrip import run
 
 #: command paths, and whether the fuzz may run them (chat needs a terminal, serve a socket for
 #: ever, image an image service, users add/remove and db copy are run too: they touch only the

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import campaign
 from memchat.config import _KEYS, config_path
 from memchat.factory import open_store
-from test_roundtrip_props import Ran, run
+from test_export_roundtrip import Ran, run
 
 
 def dump(db: Path) -> list[str]:
