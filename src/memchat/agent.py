@@ -558,6 +558,8 @@ class Agent:
         self._memory = MemoryPlanner(store, provider.count_tokens)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
+        #: the token cost of a set of tool schemas (names → tokens)
+        self._schema_costs: dict[tuple[str, ...], int] = {}
         #: long-term memory: what the agent knows about its user, recalled in every session
         #: (with ``recall_all``, the user's other sessions' turns too); off in incognito sessions
         self.long_term = long_term
@@ -729,10 +731,12 @@ class Agent:
         """The budget once the tool schemas are paid for; in a window too small for them (they
         would take over a quarter of it) the call goes without tools."""
         budget = self.budget_for(model)
-        text = loop.schema_text()
-        if not text:
+        if not loop.tools:
             return budget
-        cost = self._count(text)
+        key = tuple(loop.tools)  # the same tools cost the same tokens: counted once
+        cost = self._schema_costs.get(key)
+        if cost is None:
+            cost = self._schema_costs[key] = self._count(loop.schema_text())
         if cost > budget.limit * TOOLS_SHARE:
             loop.drop(f"their schemas need about {cost} tokens of the {budget.limit}-token budget")
             return budget

@@ -51,6 +51,7 @@ one in the text wins (at the same place, the longest).
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -291,15 +292,22 @@ def _in_week(ctx: _Context, weeks: int, weekday: int) -> date:
 # -- the rules --------------------------------------------------------------------------------
 
 Resolver = Callable[[re.Match[str], _Context], "date | None"]
-_RULES: list[tuple[re.Pattern[str], Resolver]] = []
+#: (pattern, flags, resolver), compiled on the first use (``_compiled``): importing this module
+#: stays cheap for a process that never reads a date
+_RULES: list[tuple[str, int, Resolver]] = []
 
 
 def _rule(pattern: str, flags: int = re.I) -> Callable[[Resolver], Resolver]:
     def register(fn: Resolver) -> Resolver:
-        _RULES.append((re.compile(pattern, flags), fn))
+        _RULES.append((pattern, flags, fn))
         return fn
 
     return register
+
+
+@functools.cache
+def _compiled() -> list[tuple[re.Pattern[str], Resolver]]:
+    return [(re.compile(pattern, flags), fn) for pattern, flags, fn in _RULES]
 
 
 _FIXED_EN = {
@@ -509,7 +517,7 @@ def resolve_date(text: str, today: date) -> date | None:
     text = text.translate(_FULLWIDTH)
     ctx = _Context(today, *_tense(text))
     best: tuple[int, int, date] | None = None
-    for pattern, resolve in _RULES:
+    for pattern, resolve in _compiled():
         for m in pattern.finditer(text):
             if best is not None and (m.start() > best[0] or (m.start() == best[0] and -len(m.group()) >= best[1])):
                 continue

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from memchat.clock import date_line
-from memchat.domain import MemoryKind, Message, Role, SessionInfo
+from memchat.domain import Memory, MemoryKind, Message, Role, SessionInfo
 from memchat.errors import ContextTooLong
 from memchat.memories.dates import resolve_date
 from memchat.memory.budget import Budget
@@ -73,6 +74,16 @@ def _headings(lang_zh: bool) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class _MemoryState:
+    """The user's long-term memories at one version (see ``MemoryPlanner._memory_state``)."""
+
+    version: int
+    memories: list[Memory]  # served, newest first
+    active: int
+    retired: frozenset[int | None]
+
+
 def _is_zh(text: str) -> bool:
     return sum(1 for ch in text[:200] if "\u4e00" <= ch <= "\u9fff") > 3
 
@@ -86,7 +97,7 @@ class MemoryPlanner:
         self._lock = threading.Lock()
         #: (limit, zh) → (memory version, the always-on memories section)
         self._always: dict[tuple[int, bool], tuple[int, Section | None]] = {}
-        self._retired: tuple[int, set[int | None]] = (-1, set())
+        self._state = _MemoryState(-1, [], 0, frozenset())
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -150,7 +161,7 @@ class MemoryPlanner:
             head.append(Section(SectionKind.DATE, line, text_tokens(line)))
 
         if long_term:
-            always = self._always_on(limit, text_tokens, zh)
+            always = self._always_on(limit, text_tokens, zh, self._memory_state())
             if always is not None:
                 head.append(always)
 
@@ -319,15 +330,16 @@ class MemoryPlanner:
         if room <= 0 or not (own or others or long_term):
             return None
         items: list[RecallItem] = []
-        if long_term:
+        state = self._memory_state() if long_term else None
+        if state is not None and state.active > len(shown - {None}):  # memories not in the system message yet
             memory_room = min(room // 3, 600)
             items += relevant_memories(
                 self.store, new.content, room=memory_room, count=text_tokens, skip=shown, zh=zh
             )  # fmt: skip
         room -= sum(i.tokens for i in items)
         target = resolve_date(new.content[:400], today.date()) if today is not None else None
-        if long_term:  # what the user had forgotten, or what has changed since, is not brought back
-            exclude = exclude | self._retired_sources()
+        if state is not None and state.retired:  # what was forgotten or has changed is not brought back
+            exclude = exclude | state.retired
         turns = recall_turns(
             self.store,
             info.id,
@@ -356,27 +368,32 @@ class MemoryPlanner:
             SectionKind.RECALL, text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns)
         )
 
-    def _retired_sources(self) -> set[int | None]:
-        """The messages that taught memories no longer served (forgotten or superseded), unless
-        they also taught one that is: recall leaves them out. Cached per memory version."""
+    def _memory_state(self) -> _MemoryState:
+        """The user's memories as the planner needs them — how many are served, and the messages
+        that taught memories no longer served (forgotten or superseded, unless they also taught
+        one that is: recall leaves those out) — read again only when the memories change."""
         version = self.store.memory_version()
-        if self._retired[0] != version:
+        if self._state.version != version:
             retired: set[int | None] = set()
             kept: set[int | None] = set()
-            for m in self.store.memories(include_ended=True):
+            everything = self.store.memories(include_ended=True)
+            for m in everything:
                 (kept if m.active else retired).update(m.source_ids)
-            self._retired = (version, retired - kept)
-        return self._retired[1]
+            active = [m for m in everything if m.active]
+            self._state = _MemoryState(version, active, len(active), frozenset(retired - kept))
+        return self._state
 
-    def _always_on(self, limit: int, text_tokens: Callable[[str], int], zh: bool) -> Section | None:
+    def _always_on(
+        self, limit: int, text_tokens: Callable[[str], int], zh: bool, state: _MemoryState
+    ) -> Section | None:
         """The memories that go with every call: all of them while they fit ``ALWAYS_SHARE`` of
         the budget, else the instructions (newest first) that do. Cached per memory version."""
-        version = self.store.memory_version()
+        version = state.version
         key = (limit, zh)
         cached = self._always.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        memories = self.store.memories()
+        memories = state.memories
         room = min(int(limit * ALWAYS_SHARE), MEMORY_CAP // 2)
         heading = _headings(zh)["memories"]
         items = [memory_item(m, text_tokens, 1.0, "always sent (all memories fit)", zh) for m in memories]
