@@ -83,6 +83,7 @@ class _Host(Protocol):
     def _sid(self, session: SessionKey) -> int: ...
     def _expand(self, term: str) -> str: ...
     def _word_stats(self) -> tuple[int, float]: ...
+    def _others_exist(self, exclude_session: SessionKey | None) -> bool: ...
     @staticmethod
     def _message(row: Sequence[Any]) -> Message: ...
     @staticmethod
@@ -300,6 +301,8 @@ class MemoryRecords:
         words = list(dict.fromkeys(w for w in words if w))
         if not words:
             return []
+        if session is None and not self._others_exist(exclude_session):
+            return []  # the user has no other session with messages: nothing to search
         n, average = self._word_stats()
         span = ""
         span_params: list[Any] = []
@@ -357,6 +360,18 @@ class MemoryRecords:
             hits.append(SearchHit(msg, r[-2], value))
         hits.sort(key=lambda h: (-h.score, -(h.message.id or 0)))
         return hits[:limit]
+
+    def _others_exist(self: _Host, exclude_session: SessionKey | None) -> bool:
+        """Whether the owner has a session with settled messages, not incognito, besides ``exclude_session``."""
+        params: list[Any] = [self.owner]
+        other = ""
+        if exclude_session is not None:
+            other, params = " AND s.id != ?", [self.owner, self._sid(exclude_session)]
+        rows = self._read(
+            f"SELECT 1 FROM sessions s WHERE s.owner_id = ? AND s.settled_count > 0{other} AND {NOT_INCOGNITO} LIMIT 1",
+            params,
+        )
+        return bool(rows)
 
     def _word_stats(self: _Host) -> tuple[int, float]:
         """(messages in the word index, their average length in tokens), cached while the
