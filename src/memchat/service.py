@@ -27,7 +27,8 @@ from memchat.images.base import Progress
 from memchat.images.keep import generate_and_keep
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
-from memchat.serialization import ContextView, context_view, export_jsonl, export_markdown, import_jsonl
+from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
+from memchat.stores.base import Store
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,142 @@ class Pinned:
     changed: bool
 
 
-class Conversations:
+class Sessions:
+    """The use cases of stored sessions that need no model: list, read, rename, fork, delete,
+    pins, undo, export and import (``memchat sessions …`` uses these alone)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, session: str | int) -> SessionInfo:
+        return self._store.get_session(session)
+
+    def find(self, session: str | int) -> SessionInfo | None:
+        return self._store.find_session(session)
+
+    def list(self, query: str | None = None) -> builtins.list[SessionInfo]:
+        """The sessions; with ``query``, those whose name or persona contains it (any case)."""
+        found = self._store.list_sessions()
+        if query:
+            needle = query.lower()
+            found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
+        return found
+
+    def rename(self, session: str | int, name: str) -> SessionInfo:
+        return self._store.update_session(session, name=name)
+
+    def fork(self, session: str | int, name: str | None = None, *, at: int | None = None) -> SessionInfo:
+        return self._store.fork_session(session, name, at=at)
+
+    def delete(self, session: str | int) -> None:
+        self._store.delete_session(session)
+
+    def branches(self, session: str | int) -> Branches:
+        """Where ``session`` was forked from (if that session still exists), and the forks of it."""
+        info = self.get(session)
+        parent = info.parent_id
+        root = parent if parent is not None and self.find(parent) is not None else info.id
+        family = [s for s in self.list() if s.id == root or s.parent_id == root]
+        family.sort(key=lambda s: (s.id != root, s.id))
+        return Branches(root, family)
+
+    def export(self, session: str | int, fmt: Literal["jsonl", "md"] = "jsonl") -> str:
+        """The session as JSONL (re-importable) or a Markdown transcript (for people)."""
+        store = self._store
+        return export_jsonl(store, session) if fmt == "jsonl" else export_markdown(store, session)
+
+    def import_(self, text: str, name: str | None = None) -> SessionInfo:
+        """A new session from a JSONL export, all or nothing (``name`` overrides the file's);
+        ``ImportFormatError`` for a text that is not one, ``SessionExists`` for a name taken."""
+        return import_jsonl(self._store, text, name)
+
+    def set_persona(self, session: str | int, persona: str) -> SessionInfo:
+        return self._store.update_session(session, persona=persona)
+
+    def messages(self, session: str | int) -> builtins.list[Message]:
+        return self._store.messages(session)
+
+    def history(self, session: str | int) -> History:
+        store = self._store
+        info = store.get_session(session)
+        return History(
+            info,
+            store.messages(info.id),
+            {p.id for p in store.pins(info.id) if p.id is not None},
+            store.summaries(info.id),
+            store.images(info.id),
+        )
+
+    def undo(self, session: str | int) -> builtins.list[Message]:
+        """Remove the last turn (and the summaries covering it); what was removed."""
+        return self._store.remove_last_turn(session)
+
+    def clear(self, session: str | int) -> int:
+        """Empty the session (its persona and settings stay); how many messages went."""
+        return self._store.truncate(session, 0)
+
+    def pin(self, session: str | int, number: int | None = None) -> Pinned:
+        """Pin message ``number`` of the history (1-based; None: the last user message)."""
+        messages = self.messages(session)
+        message = _numbered(messages, number) if number is not None else _last_user(messages)
+        if any(p.id == message.id for p in self._store.pins(session)):
+            return Pinned(message, messages.index(message) + 1, changed=False)
+        assert message.id is not None
+        self._store.pin(session, message.id)
+        return Pinned(message, messages.index(message) + 1, changed=True)
+
+    def unpin(self, session: str | int, number: int) -> Pinned:
+        messages = self.messages(session)
+        message = _numbered(messages, number)
+        assert message.id is not None
+        changed = self._store.unpin(session, message.id)
+        return Pinned(message, number, changed=changed)
+
+    def set_pinned(self, session: str | int, message_id: int, pinned: bool = True) -> builtins.list[Message]:
+        """Pin (or unpin) the message ``message_id`` of the session; its pinned messages now."""
+        store = self._store
+        if pinned:
+            store.pin(session, message_id)
+        else:
+            store.unpin(session, message_id)
+        return store.pins(session)
+
+    def forget_summaries(self, session: str | int) -> int:
+        return self._store.forget_summaries(session)
+
+    def branch_for_edit(self, session: str | int, message_id: int) -> SessionInfo:
+        """Editing a user message: a new branch, a fork of the session up to just before that
+        message (the original stays as it was), named ``"<name> · edit <number>"``. The turn
+        with the new text is then started on the branch (``stream``/``astream``)."""
+        info = self.get(session)
+        stored = self.messages(info.id)
+        position = next((i for i, m in enumerate(stored) if m.id == message_id), None)
+        if position is None or stored[position].role is not Role.USER:
+            raise StoreError("that is not a user message of this session")
+        return self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
+
+    def import_prepared(self, parsed: Parsed) -> SessionInfo:
+        """A new session from an export already parsed and checked (``prepare_import``)."""
+        return self._store.import_session(
+            parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+        )
+
+    def summaries(self, session: str | int) -> builtins.list[Summary]:
+        return self._store.summaries(session)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def truncate(self, session: str | int, keep: int) -> int:
+        """Keep the first ``keep`` messages; how many went (summaries of removed ones go too)."""
+        return self._store.truncate(session, keep)
+
+
+class Conversations(Sessions):
     """The use cases over one agent (one user's view of the store)."""
 
     def __init__(self, agent: Agent) -> None:
+        super().__init__(agent.store)
         self._agent = agent
 
     @property
@@ -76,20 +209,6 @@ class Conversations:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def get(self, session: str | int) -> SessionInfo:
-        return self._agent.store.get_session(session)
-
-    def find(self, session: str | int) -> SessionInfo | None:
-        return self._agent.store.find_session(session)
-
-    def list(self, query: str | None = None) -> builtins.list[SessionInfo]:
-        """The sessions; with ``query``, those whose name or persona contains it (any case)."""
-        found = self._agent.store.list_sessions()
-        if query:
-            needle = query.lower()
-            found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
-        return found
-
     def open(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
         return self._agent.session(session, persona=persona)
@@ -98,38 +217,10 @@ class Conversations:
         """A new session; ``SessionExists`` when ``name`` is taken."""
         if name is not None and self.find(name) is not None:
             raise SessionExists(f"a session named {name!r} already exists", name=name)
-        return self._agent.store.create_session(
+        return self._store.create_session(
             name, persona=self._agent.persona if persona is None else persona, model=self._agent.model,
             provider=self._agent.provider.name,
         )  # fmt: skip
-
-    def rename(self, session: str | int, name: str) -> SessionInfo:
-        return self._agent.store.update_session(session, name=name)
-
-    def fork(self, session: str | int, name: str | None = None, *, at: int | None = None) -> SessionInfo:
-        return self._agent.store.fork_session(session, name, at=at)
-
-    def delete(self, session: str | int) -> None:
-        self._agent.store.delete_session(session)
-
-    def branches(self, session: str | int) -> Branches:
-        """Where ``session`` was forked from (if that session still exists), and the forks of it."""
-        info = self.get(session)
-        parent = info.parent_id
-        root = parent if parent is not None and self.find(parent) is not None else info.id
-        family = [s for s in self.list() if s.id == root or s.parent_id == root]
-        family.sort(key=lambda s: (s.id != root, s.id))
-        return Branches(root, family)
-
-    def export(self, session: str | int, fmt: Literal["jsonl", "md"] = "jsonl") -> str:
-        """The session as JSONL (re-importable) or a Markdown transcript (for people)."""
-        store = self._agent.store
-        return export_jsonl(store, session) if fmt == "jsonl" else export_markdown(store, session)
-
-    def import_(self, text: str, name: str | None = None) -> SessionInfo:
-        """A new session from a JSONL export, all or nothing (``name`` overrides the file's);
-        ``ImportFormatError`` for a text that is not one, ``SessionExists`` for a name taken."""
-        return import_jsonl(self._agent.store, text, name)
 
     def change(
         self,
@@ -154,7 +245,7 @@ class Conversations:
             else:
                 settings.pop("incognito", None)
         provider = self._agent.provider.name if model is not None else None
-        updated = self._agent.store.update_session(
+        updated = self._store.update_session(
             info.id, name=name, persona=persona, model=model, provider=provider, memory=memory, settings=settings
         )
         chosen = {key: None for key, value in (("model", model), ("memory", memory)) if value is not None}
@@ -162,18 +253,15 @@ class Conversations:
             self._agent = self._agent.configured(**chosen)
         return updated
 
-    def set_persona(self, session: str | int, persona: str) -> SessionInfo:
-        return self._agent.store.update_session(session, persona=persona)
-
     def set_model(self, session: str | int, model: str) -> SessionInfo:
         """This session's model, chosen on the current provider; it wins over ``--model`` from now on."""
-        info = self._agent.store.update_session(session, model=model, provider=self._agent.provider.name)
+        info = self._store.update_session(session, model=model, provider=self._agent.provider.name)
         self._agent = self._agent.configured(model=None)
         return info
 
     def set_memory(self, session: str | int, strategy: str) -> SessionInfo:
         """This session's memory strategy; it wins over ``--memory`` from now on."""
-        info = self._agent.store.update_session(session, memory=_strategy(strategy))
+        info = self._store.update_session(session, memory=_strategy(strategy))
         self._agent = self._agent.configured(memory=None)
         return info
 
@@ -186,7 +274,7 @@ class Conversations:
         info = self.get(session)
         settings = dict(info.settings or {})
         settings["tools"] = [n for n in names if n]
-        info = self._agent.store.update_session(info.id, settings=settings)
+        info = self._store.update_session(info.id, settings=settings)
         self._agent = self._agent.configured(enabled_tools=None)
         return info
 
@@ -194,57 +282,6 @@ class Conversations:
         return self._agent.set_incognito(session, on)
 
     # -- history ----------------------------------------------------------------------
-
-    def messages(self, session: str | int) -> builtins.list[Message]:
-        return self._agent.store.messages(session)
-
-    def history(self, session: str | int) -> History:
-        store = self._agent.store
-        info = store.get_session(session)
-        return History(
-            info,
-            store.messages(info.id),
-            {p.id for p in store.pins(info.id) if p.id is not None},
-            store.summaries(info.id),
-            store.images(info.id),
-        )
-
-    def undo(self, session: str | int) -> builtins.list[Message]:
-        """Remove the last turn (and the summaries covering it); what was removed."""
-        return self._agent.store.remove_last_turn(session)
-
-    def clear(self, session: str | int) -> int:
-        """Empty the session (its persona and settings stay); how many messages went."""
-        return self._agent.store.truncate(session, 0)
-
-    def pin(self, session: str | int, number: int | None = None) -> Pinned:
-        """Pin message ``number`` of the history (1-based; None: the last user message)."""
-        messages = self.messages(session)
-        message = _numbered(messages, number) if number is not None else _last_user(messages)
-        if any(p.id == message.id for p in self._agent.store.pins(session)):
-            return Pinned(message, messages.index(message) + 1, changed=False)
-        assert message.id is not None
-        self._agent.store.pin(session, message.id)
-        return Pinned(message, messages.index(message) + 1, changed=True)
-
-    def unpin(self, session: str | int, number: int) -> Pinned:
-        messages = self.messages(session)
-        message = _numbered(messages, number)
-        assert message.id is not None
-        changed = self._agent.store.unpin(session, message.id)
-        return Pinned(message, number, changed=changed)
-
-    def set_pinned(self, session: str | int, message_id: int, pinned: bool = True) -> builtins.list[Message]:
-        """Pin (or unpin) the message ``message_id`` of the session; its pinned messages now."""
-        store = self._agent.store
-        if pinned:
-            store.pin(session, message_id)
-        else:
-            store.unpin(session, message_id)
-        return store.pins(session)
-
-    def forget_summaries(self, session: str | int) -> int:
-        return self._agent.store.forget_summaries(session)
 
     # -- turns ------------------------------------------------------------------------
 
@@ -260,17 +297,6 @@ class Conversations:
     def aretry(self, session: SessionKey | None, **kw: Any) -> AsyncTurn:
         return self._agent.aretry(session, **kw)
 
-    def branch_for_edit(self, session: str | int, message_id: int) -> SessionInfo:
-        """Editing a user message: a new branch, a fork of the session up to just before that
-        message (the original stays as it was), named ``"<name> · edit <number>"``. The turn
-        with the new text is then started on the branch (``stream``/``astream``)."""
-        info = self.get(session)
-        stored = self.messages(info.id)
-        position = next((i for i, m in enumerate(stored) if m.id == message_id), None)
-        if position is None or stored[position].role is not Role.USER:
-            raise StoreError("that is not a user message of this session")
-        return self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
-
     def edit(self, session: str | int, number: int, text: str) -> tuple[SessionInfo, Turn]:
         """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text`` on a
         new branch; returns the branch and its turn to stream."""
@@ -285,7 +311,7 @@ class Conversations:
 
     def context_view(self, session: SessionInfo, plan: ContextPlan) -> ContextView:
         """A plan explained for display (``/context``, ``sessions context``, the HTTP API)."""
-        return context_view(self._agent.store, session, plan, model=self._agent.model_for(session))
+        return context_view(self._store, session, plan, model=self._agent.model_for(session))
 
     # -- images -----------------------------------------------------------------------
 
@@ -311,7 +337,7 @@ class Conversations:
     def image_file(self, image_id: int) -> tuple[ImageRecord, Path] | None:
         """An image of this user's sessions and its file; None when there is no such image, or
         its file is missing or outside the images directory (a record never serves any other)."""
-        store = self._agent.store
+        store = self._store
         for info in self.list():
             for image in store.images(info.id):
                 if image.id == image_id:
@@ -348,7 +374,7 @@ def _last_user(messages: Sequence[Message]) -> Message:
     return users[-1]
 
 
-def _free_name(service: Conversations, name: str) -> str:
+def _free_name(service: Sessions, name: str) -> str:
     candidate, k = name, 2
     while service.find(candidate) is not None:
         candidate, k = f"{name} ({k})", k + 1

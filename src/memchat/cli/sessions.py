@@ -17,13 +17,22 @@ from memchat.cli.output import print_json, read_in, table, when, write_out
 if TYPE_CHECKING:
     import argparse
 
+    from memchat.service import Sessions
+
+
+def _sessions(args: argparse.Namespace) -> Sessions:
+    """The session use cases over the store the settings name (close it when done)."""
+    from memchat.service import Sessions
+
+    return Sessions(store_for(settings_for(args)))
+
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        sessions = store.list_sessions()
+        sessions = chats.list()
     finally:
-        store.close()
+        chats.close()
     if args.json:
         from memchat.serialization import session_summary
 
@@ -38,14 +47,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        info = store.get_session(args.name)
-        messages = store.messages(info.id)
-        pinned = frozenset(p.id for p in store.pins(info.id) if p.id is not None)
-        summaries = store.summaries(info.id)
+        history = chats.history(args.name)
+        info, messages, pinned = history.session, history.messages, frozenset(history.pinned)
+        summaries = history.summaries
     finally:
-        store.close()
+        chats.close()
     if args.json:
         from memchat.serialization import session_view
 
@@ -79,21 +87,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        info = store.update_session(args.old, name=args.new)
+        info = chats.rename(args.old, args.new)
     finally:
-        store.close()
+        chats.close()
     sys.stdout.write(t("cli.renamed", old=args.old, new=info.name) + "\n")
     return 0
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        info = store.fork_session(args.name, args.new, at=args.at)
+        info = chats.fork(args.name, args.new, at=args.at)
     finally:
-        store.close()
+        chats.close()
     sys.stdout.write(t("cli.forked", old=args.name, new=info.name, count=info.message_count) + "\n")
     return 0
 
@@ -101,9 +109,9 @@ def cmd_fork(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from memchat.errors import MemchatError
 
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        info = store.get_session(args.name)
+        info = chats.get(args.name)
         if not args.yes:
             if sys.stdin is None or not sys.stdin.isatty():
                 raise MemchatError(t("cli.delete_refused", name=info.name))
@@ -113,21 +121,19 @@ def cmd_delete(args: argparse.Namespace) -> int:
             if answer not in ("y", "yes", "是"):
                 sys.stdout.write(t("cli.delete_kept", name=info.name) + "\n")
                 return 1
-        store.delete_session(info.id)
+        chats.delete(info.id)
     finally:
-        store.close()
+        chats.close()
     sys.stdout.write(t("cli.deleted", name=info.name) + "\n")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from memchat.serialization import export_jsonl, export_markdown
-
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        text = (export_markdown if args.format == "md" else export_jsonl)(store, args.name)
+        text = chats.export(args.name, "md" if args.format == "md" else "jsonl")
     finally:
-        store.close()
+        chats.close()
     write_out(text, args.output)
     if args.output not in (None, "-"):
         sys.stderr.write(t("cli.exported", name=args.name, path=args.output) + "\n")
@@ -144,40 +150,37 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportFormatError as exc:
         where = "stdin" if args.file == "-" else args.file
         raise ImportFormatError(f"{where}: {exc.detail}", **exc.info) from exc
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        created = store.import_session(
-            parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
-        )
+        created = chats.import_prepared(parsed)
     finally:
-        store.close()
+        chats.close()
     sys.stdout.write(t("cli.imported", name=created.name, count=created.message_count) + "\n")
     return 0
 
 
 def cmd_truncate(args: argparse.Namespace) -> int:
-    store = store_for(settings_for(args))
+    chats = _sessions(args)
     try:
-        info = store.get_session(args.name)
-        removed = store.truncate(info.id, args.keep)  # summaries of removed messages go with them
-        kept = store.get_session(info.id).message_count
+        info = chats.get(args.name)
+        removed = chats.truncate(info.id, args.keep)  # summaries of removed messages go with them
+        kept = chats.get(info.id).message_count
     finally:
-        store.close()
+        chats.close()
     sys.stdout.write(t("cli.truncated", keep=kept, name=info.name, removed=removed) + "\n")
     return 0
 
 
 def cmd_context(args: argparse.Namespace) -> int:
     from memchat.cli.turns import _agent, memory_settings
-    from memchat.serialization import context_view
+    from memchat.service import Conversations
 
-    agent = _agent(memory_settings(args))
+    chats = Conversations(_agent(memory_settings(args)))
     try:
-        info = agent.store.get_session(args.name)
-        plan = agent.context(info, args.text)
-        view = context_view(agent.store, info, plan, model=agent.model_for(info))
+        info = chats.get(args.name)
+        view = chats.context_view(info, chats.context(info, args.text))
     finally:
-        agent.close()
+        chats.agent.close()
     if args.json:
         print_json(view)
         return 0
