@@ -525,7 +525,7 @@ def drive_library(w: World) -> tuple[Seen, Any]:
     try:
         if w.op == "image":
             made = agent.images.generate(ImageRequest("a cat in ink wash style"), dest_dir=w.tmp / "images" / "fm")
-            from memchat.tools.builtin import to_record
+            from memchat.images.keep import to_record
 
             store.add_images("fm", [to_record(im) for im in made])
             seen.output += " ".join(str(im.path) for im in made)

@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from memchat.clock import now
+from memchat.config import LEARN_MODES
 from memchat.domain import (
     Chunk,
     Memory,
@@ -86,8 +87,6 @@ CONFIGURABLE = (
     "approve",
     "on_summarize",
 )
-#: how memories are learned (see ``Agent.learning``)
-LEARN_MODES = ("auto", "explicit", "off")
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
 #: one summary folds at most this many context windows of the newest messages it is due

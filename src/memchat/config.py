@@ -65,7 +65,8 @@ _ALSO = {
     "tools": list,
     "tool": list,
 }
-#: how long-term memories are learned: ``auto`` (the model extracts them after each turn, and
+#: how long-term memories are learned (the one list: the agent, the learner and the settings
+#: read it): ``auto`` (the model extracts them after each turn, and
 #: explicit requests), ``explicit`` (only when the user asks), ``off``
 LEARN_MODES = ("auto", "explicit", "off")
 

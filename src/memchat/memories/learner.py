@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from memchat.config import LEARN_MODES
 from memchat.domain import Memory
 from memchat.errors import MemchatError, ProviderError, StreamError
 from memchat.memories.extract import apply, build_messages, parse_operations, related_memories
@@ -34,7 +35,6 @@ from memchat.providers.base import ChatOptions, Provider
 __all__ = ["BACKOFF_MAX", "LEARN_MODES", "LearnJob", "LearnStats", "MemoryLearner", "detect_explicit"]
 
 LearnMode = Literal["auto", "explicit", "off"]
-LEARN_MODES: tuple[str, ...] = ("auto", "explicit", "off")
 #: the most submissions skipped after failures in a row (2, 4, 8 … up to this)
 BACKOFF_MAX = 64
 #: jobs waiting at most; a submission beyond that is dropped (counted), never waited for

@@ -80,7 +80,6 @@ class _MemoryState:
 
     version: int
     memories: list[Memory]  # served, newest first
-    active: int
     retired: frozenset[int | None]
 
 
@@ -97,7 +96,7 @@ class MemoryPlanner:
         self._lock = threading.Lock()
         #: (limit, zh) → (memory version, the always-on memories section)
         self._always: dict[tuple[int, bool], tuple[int, Section | None]] = {}
-        self._state = _MemoryState(-1, [], 0, frozenset())
+        self._state = _MemoryState(-1, [], frozenset())
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -160,10 +159,10 @@ class MemoryPlanner:
             line = date_line(today, "zh" if zh else "en")
             head.append(Section(SectionKind.DATE, line, text_tokens(line)))
 
-        if long_term:
-            always = self._always_on(limit, text_tokens, zh, self._memory_state())
-            if always is not None:
-                head.append(always)
+        state = self._memory_state() if long_term else None  # one look at the memories per call
+        always = self._always_on(limit, text_tokens, zh, state) if state is not None else None
+        if always is not None:
+            head.append(always)
 
         tail, complete, entry = self.tails.get(info.id, 2 * limit)
         history = sanitize([m for m in tail if m.id not in exclude])
@@ -191,9 +190,8 @@ class MemoryPlanner:
             if new is not None and (recall_all or long_term):
                 used = system + cost
                 section = self._recall(
-                    info, new, None, {m.id for m in messages}, limit - used - ov, False, recall_all, long_term,
-                    heads, text_tokens, zh, today, {i.memory_id for s in head for i in s.items},
-                    sum(s.tokens for s in head if s.kind == "memories"),
+                    info, new, None, {m.id for m in messages}, limit - used - ov, False, recall_all,
+                    state, always, heads, text_tokens, zh, today,
                 )  # fmt: skip
                 if section is not None:
                     full_sections.append(section)
@@ -278,10 +276,9 @@ class MemoryPlanner:
         if new is not None and (own or recall_all or long_term):
             first_verbatim = verbatim[0].seq if verbatim else None
             skip = verbatim_ids | pinned_ids | set(exclude)
-            shown = {i.memory_id for s in head for i in s.items}
             section = self._recall(
-                info, new, first_verbatim, skip, limit - used - ov, own, recall_all, long_term,
-                heads, text_tokens, zh, today, shown, sum(s.tokens for s in head if s.kind == "memories"),
+                info, new, first_verbatim, skip, limit - used - ov, own, recall_all,
+                state, always, heads, text_tokens, zh, today,
             )  # fmt: skip
             if section is not None:
                 sections.append(section)
@@ -313,25 +310,25 @@ class MemoryPlanner:
         room: int,
         own: bool,
         others: bool,
-        long_term: bool,
+        state: _MemoryState | None,
+        always: Section | None,
         heads: dict[str, str],
         text_tokens: Callable[[str], int],
         zh: bool,
         today: datetime | None,
-        shown: set[int | None],
-        always_tokens: int = 0,
     ) -> Section | None:
         """Memories relevant to ``new`` (those not already in the system message), then the past
         turns that match it best — of this session before ``before_seq`` (``own``) and of the
-        user's other sessions (``others``) — within ``room`` tokens and ``MEMORY_CAP``."""
-        room = min(room, MEMORY_CAP - always_tokens)
+        user's other sessions (``others``) — within ``room`` tokens and ``MEMORY_CAP`` (less what
+        the memories in the system message, ``always``, took). ``state``: the memories (None: off)."""
+        shown = {i.memory_id for i in always.items} if always is not None else set()
+        room = min(room, MEMORY_CAP - (always.tokens if always is not None else 0))
         heading = heads["recall"]
         room -= text_tokens(heading) + SEAM
-        if room <= 0 or not (own or others or long_term):
+        if room <= 0 or not (own or others or state is not None):
             return None
         items: list[RecallItem] = []
-        state = self._memory_state() if long_term else None
-        if state is not None and state.active > len(shown - {None}):  # memories not in the system message yet
+        if state is not None and len(state.memories) > len(shown):  # memories not in the system message yet
             memory_room = min(room // 3, 600)
             items += relevant_memories(
                 self.store, new.content, room=memory_room, count=text_tokens, skip=shown, zh=zh
@@ -351,7 +348,7 @@ class MemoryPlanner:
             others=others,
             exclude=exclude,
             target_day=target,
-            skip_requests=long_term,
+            skip_requests=state is not None,
         )
         if not items and not turns:
             return None
@@ -380,7 +377,7 @@ class MemoryPlanner:
             for m in everything:
                 (kept if m.active else retired).update(m.source_ids)
             active = [m for m in everything if m.active]
-            self._state = _MemoryState(version, active, len(active), frozenset(retired - kept))
+            self._state = _MemoryState(version, active, frozenset(retired - kept))
         return self._state
 
     def _always_on(

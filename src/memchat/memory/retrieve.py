@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from memchat.domain import Memory, MemoryKind, Message, Role, SearchHit
 from memchat.memories.learner import detect_explicit
+from memchat.memory.bm25 import term_frequency
 from memchat.memory.plan import ItemKind, RecallItem
-from memchat.memory.terms import has_cjk, query_words
+from memchat.memory.terms import query_words
 from memchat.stores.base import Store
 
 TextTokens = Callable[[str], int]
@@ -54,18 +54,6 @@ _ABOUT_REPLIES = re.compile(
 _SENTENCE = re.compile(r"(?<=[.!?。！？\n])\s*")
 
 
-@dataclass
-class Unit:
-    """A hit and its neighbour, sent together."""
-
-    score: float
-    items: list[RecallItem] = field(default_factory=list)
-
-    @property
-    def tokens(self) -> int:
-        return sum(i.tokens for i in self.items)
-
-
 def excerpt(text: str, words: Sequence[str], max_tokens: int, count: TextTokens) -> str:
     """``text`` if it fits ``max_tokens``, else its sentences that hold the most of ``words``
     (in their order, joined by …), within ``max_tokens``."""
@@ -78,7 +66,7 @@ def excerpt(text: str, words: Sequence[str], max_tokens: int, count: TextTokens)
     lowered = [s.lower() for s in sentences]
 
     def hits(i: int) -> int:
-        return sum(1 for w in words if _matches(w, lowered[i]))
+        return sum(1 for w in words if term_frequency(w, lowered[i]))
 
     order = sorted(range(len(sentences)), key=lambda i: (-hits(i), i))
     chosen: list[int] = []
@@ -117,13 +105,6 @@ def _clip(text: str, max_tokens: int, count: TextTokens) -> str:
         else:
             hi = mid - 1
     return text[:lo].rstrip() + " …"
-
-
-def _matches(word: str, lowered: str) -> bool:
-    if has_cjk(word):
-        return word in lowered
-    stem = word[: max(4, len(word) - 3)] if len(word) > 5 else word
-    return re.search(r"\b" + re.escape(stem), lowered) is not None
 
 
 def _day(moment: datetime | None) -> date | None:
@@ -205,29 +186,19 @@ def recall_turns(
         return []
     neighbours = _neighbours(store, [r[0] for r in ranked[:NEIGHBOURS_FOR]], session_id)
     item_cap = max(48, int(room * ITEM_SHARE))
-    units: list[Unit] = []
+    units: list[list[RecallItem]] = []  # a hit and its neighbour, sent together
     for rank, (hit, score, is_own, why) in enumerate(ranked):
-        unit = Unit(score)
-        unit.items.append(_item(hit.message, None if is_own else hit.session, words, item_cap, count, score, why))
+        where = None if is_own else hit.session
+        unit = [_item(hit.message, where, words, item_cap, count, score, why)]
         partner = neighbours.get(hit.message.id or 0) if rank < NEIGHBOURS_FOR else None
         if partner is not None and partner.id not in exclude:
             cap = min(NEIGHBOUR_TOKENS, item_cap)
-            unit.items.append(
-                _item(
-                    partner,
-                    None if is_own else hit.session,
-                    words,
-                    cap,
-                    count,
-                    score / 2,
-                    f"next to #{hit.message.seq}",
-                )
-            )
+            unit.append(_item(partner, where, words, cap, count, score / 2, f"next to #{hit.message.seq}"))
         units.append(unit)
     chosen: dict[int, RecallItem] = {}
     spent = 0
     for unit in units:
-        fresh = [i for i in unit.items if (i.message_id or 0) not in chosen]
+        fresh = [i for i in unit if (i.message_id or 0) not in chosen]
         cost = sum(i.tokens for i in fresh)
         if fresh and spent + cost > room and len(fresh) > 1:  # no room for the neighbour: the hit alone
             fresh = fresh[:1]

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -36,8 +37,8 @@ PER_TERM = 64
 PER_WORD = 300
 #: the best candidates (by the sum of their words' idf) scored with BM25 proper
 CANDIDATES = 150
-#: store → (messages, average tokens) for BM25's length normalisation
-_WORD_STATS: dict[int, tuple[int, float]] = {}
+#: store → (messages, average tokens) for BM25's length normalisation (dropped with the store)
+_WORD_STATS: weakref.WeakKeyDictionary[object, tuple[int, float]] = weakref.WeakKeyDictionary()
 #: two-character terms are also looked for (by LIKE) among this many of the newest messages
 SHORT_TERM_SPAN = 4_000
 #: indexed trigrams a two-character term expands to, at most (the most frequent ones)
@@ -377,12 +378,12 @@ class MemoryRecords:
         """(messages in the word index, their average length in tokens), cached while the
         number of messages moves by less than a twentieth."""
         n = int(self._read("SELECT COALESCE(SUM(settled_count), 0) FROM sessions")[0][0]) or 1
-        cached = _WORD_STATS.get(id(self))
+        cached = _WORD_STATS.get(self)
         if cached is not None and abs(cached[0] - n) <= cached[0] / 20:
             return n, cached[1]
         average = self._read("SELECT AVG(tokens) FROM (SELECT tokens FROM messages ORDER BY id DESC LIMIT 5000)")
         value = float(average[0][0] or 1.0)
-        _WORD_STATS[id(self)] = (n, value)
+        _WORD_STATS[self] = (n, value)
         return n, value
 
     def messages_at(self: _Host, session: SessionKey, seqs: Sequence[int]) -> list[Message]:

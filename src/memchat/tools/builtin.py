@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 from memchat.clock import WEEKDAYS, utc_offset, zone_name
-from memchat.images.keep import generate_and_keep
-from memchat.images.keep import to_record as to_record  # where interfaces found it before
+from memchat.images.keep import generate_and_keep, to_record
 from memchat.tools.base import Tool, ToolContext, make_tool
 
 
