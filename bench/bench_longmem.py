@@ -39,9 +39,11 @@ at 10,000 memories and 100,000 past messages.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
 import math
+import pickle
 import random
 import re
 import statistics
@@ -64,7 +66,9 @@ import longmem_data as data  # noqa: E402
 
 PERSONA = {"en": "You are a helpful assistant.", "zh": "你是一个乐于助人的助手。"}
 CATEGORIES = ("user_fact", "preference", "update", "temporal", "aggregation")
-SYSTEMS = ("memchat", "memchat_all", "newest", "bm25")
+SYSTEMS = ("memchat", "memchat_words", "memchat_all", "newest", "bm25")
+#: embedded passages kept between runs (the embedding model is slow on 2 cores; queries are never cached)
+EMBED_CACHE = ROOT / "bench" / ".cache" / "passages.pkl"
 RESULTS = ROOT / "bench" / "results_longmem.json"
 
 
@@ -192,21 +196,86 @@ def import_haystack(path: Path, hay: data.Haystack) -> None:
     store.close()
 
 
-def agent_configs() -> dict[str, dict[str, Any]]:
-    """memchat as constructed by default, and with ``recall_all=True`` while that is an opt-in."""
+def agent_configs(embeddings: bool = True) -> dict[str, dict[str, Any]]:
+    """memchat as the configured interfaces build it (semantic recall on the offline embedding
+    model when it is installed), by words only, and with ``recall_all=True`` while that is an opt-in."""
     from memchat import Agent
 
     configs: dict[str, dict[str, Any]] = {"memchat": {}}
+    if embeddings and semantic_available():
+        configs = {"memchat": {"semantic": True}, "memchat_words": {}}
     param = inspect.signature(Agent.__init__).parameters.get("recall_all")
     if param is not None and param.default is not True:
         configs["memchat_all"] = {"recall_all": True}
     return configs
 
 
+def semantic_available() -> bool:
+    try:
+        from memchat.providers import embed_local
+    except ImportError:  # an older memchat measured with --code-label
+        return False
+    return embed_local.available()
+
+
+class CachedEmbedder:
+    """The offline embedder with its passages kept in ``EMBED_CACHE`` across runs (what is
+    measured is recall, not the embedding model's speed, which is reported apart); queries
+    are embedded every time (their cost is part of a turn)."""
+
+    def __init__(self) -> None:
+        from memchat.providers.embed_local import LocalEmbedder
+
+        self.inner = LocalEmbedder()
+        self.name = self.inner.name
+        self.cache: dict[str, Any] = {}
+        if EMBED_CACHE.exists():
+            with EMBED_CACHE.open("rb") as f:
+                self.cache = pickle.load(f)
+        self.fresh = 0
+        self.fresh_seconds = 0.0
+
+    def query(self, text: str) -> Any:
+        return self.inner.query(text)
+
+    def passages(self, texts: Sequence[str]) -> list[Any]:
+        keys = [hashlib.sha1(f"{self.name}\0{t}".encode()).hexdigest() for t in texts]
+        todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        if todo:
+            t = time.perf_counter()
+            for i, v in zip(todo, self.inner.passages([texts[i] for i in todo]), strict=True):
+                self.cache[keys[i]] = v
+            self.fresh += len(todo)
+            self.fresh_seconds += time.perf_counter() - t
+        return [self.cache[k] for k in keys]
+
+    def save(self) -> None:
+        if self.fresh:
+            EMBED_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            tmp = EMBED_CACHE.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(self.cache, f)
+            tmp.replace(EMBED_CACHE)
+
+
+_EMBEDDER: CachedEmbedder | None = None
+
+
+def embedder() -> CachedEmbedder:
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = CachedEmbedder()
+    return _EMBEDDER
+
+
 def make_agent(url: str, db: Path, window: int, **kw: Any) -> Any:
     from memchat import Agent, OpenAICompatible
     from memchat.stores.sqlite import SQLiteStore
 
+    if kw.pop("semantic", False):
+        from memchat.memory.vectors import VectorIndex
+
+        kw["semantic"] = VectorIndex(embedder())
     provider = OpenAICompatible(base_url=url, model="bench", max_retries=0)
     return Agent(store=SQLiteStore(db), provider=provider, context_window=window, **kw)
 
@@ -253,6 +322,10 @@ def run_haystack(
     for window in windows:
         agents = {name: make_agent(url, db, window, **kw) for name, kw in configs.items()}
         blanks = {name: make_agent(url, empty, window, **kw) for name, kw in configs.items()}
+        for agent in agents.values():  # the history's vectors, made by the agent's own background indexer
+            if getattr(agent, "semantic", None) is not None:
+                agent.wait_for_upkeep()
+                embedder().save()
         for agent in [*agents.values(), *blanks.values()]:  # warm: first-call caches, imports
             agent.context(asks[hay.questions[0].qid], "hello")
         for q in hay.questions:
@@ -345,8 +418,37 @@ class ScaleResult:
     memory_tokens: dict[str, list[int]] = field(default_factory=dict)
 
 
+def fill_random_vectors(db: Path, model: str, seed: int) -> int:
+    """Give every message of ``db`` without a vector a random unit vector (384 dimensions)."""
+    import numpy as np
+
+    from memchat.memory.vectors import ENCODING
+    from memchat.stores.sqlite import SQLiteStore
+
+    rng = np.random.default_rng(seed)
+    store = SQLiteStore(db)
+    done = 0
+    while True:
+        todo = store.vectors_missing(model, 5000)
+        if not todo:
+            break
+        vectors = rng.standard_normal((len(todo), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        blobs = [v.astype(ENCODING).tobytes() for v in vectors]
+        done += store.add_vectors(model, [(mid, b) for (mid, _), b in zip(todo, blobs, strict=True)])
+    store.close()
+    return done
+
+
 def run_scale(
-    tmp: Path, url: str, sessions: int, per_session: int, memories: int, questions: Sequence[data.Question], repeat: int
+    tmp: Path,
+    url: str,
+    sessions: int,
+    per_session: int,
+    memories: int,
+    questions: Sequence[data.Question],
+    repeat: int,
+    configs: dict[str, dict[str, Any]],
 ) -> ScaleResult:
     from memchat.domain import Memory, MemoryKind, MemoryOrigin, Message, Role, SessionInfo
     from memchat.stores.sqlite import SQLiteStore
@@ -405,8 +507,11 @@ def run_scale(
     result = ScaleResult(
         sessions, sessions * (per_session // 2) * 2, memories if how != "none" else 0, how, import_seconds
     )
-    for name, kw in agent_configs().items():
+    for name, kw in configs.items():
         big, blank = make_agent(url, db, 2048, **kw), make_agent(url, empty, 2048, **kw)
+        if kw.get("semantic"):  # the search's cost does not depend on the vectors' values: random
+            # unit vectors stand in for 100,000 embeddings (days of CPU for the model on 2 cores)
+            fill_random_vectors(db, big.semantic.embedder.name, seed=17)
         if memories and how != "none" and not hasattr(big, "memories"):
             result.memories_how = how + " (the agent has no `memories` yet: stored, not served)"
         big.context(asks[0], "hello")
@@ -478,7 +583,13 @@ def summarize(rows: Sequence[Row], systems: Sequence[str]) -> dict[str, Any]:
 
 def print_tables(rows: Sequence[Row], systems: Sequence[str], windows: Sequence[int]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    label = {"memchat": "memchat", "memchat_all": "+recall_all", "newest": "newest", "bm25": "BM25"}
+    label = {
+        "memchat": "memchat",
+        "memchat_words": "words only",
+        "memchat_all": "+recall_all",
+        "newest": "newest",
+        "bm25": "BM25",
+    }
     for w in windows:
         wrows = [r for r in rows if r.window == w]
         limit = statistics.median(r.limit for r in wrows)
@@ -563,6 +674,7 @@ def main() -> None:
         "--quick", action="store_true", help="3 users per language, 2,048 only, scale at 10,000 messages"
     )
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--no-embeddings", action="store_true", help="memchat by words only (no semantic recall)")
     parser.add_argument("--scale-sessions", type=int, default=1000)
     parser.add_argument("--scale-messages", type=int, default=100, help="messages per scale session")
     parser.add_argument("--scale-memories", type=int, default=10_000)
@@ -592,7 +704,7 @@ def main() -> None:
     code = f"{args.code_label} ({git_head()})" if args.code_label else git_head()
     print(f"machine reference: `python -c pass` takes {ref:.1f} ms; memchat code: {code}")
     started = time.perf_counter()
-    configs = agent_configs()
+    configs = agent_configs(embeddings=not args.no_embeddings)
     systems = [s for s in SYSTEMS if s in configs or s in ("newest", "bm25")]
     hays = [h for lang in ("en", "zh") for h in data.dataset(lang, args.users, now)]
     sizes = [h.messages for h in hays]
@@ -616,7 +728,14 @@ def main() -> None:
                 qs = random.Random(5).sample(qs, min(60, len(qs)))
                 t = time.perf_counter()
                 scale = run_scale(
-                    tmp, server.url, args.scale_sessions, args.scale_messages, args.scale_memories, qs, args.repeat
+                    tmp,
+                    server.url,
+                    args.scale_sessions,
+                    args.scale_messages,
+                    args.scale_memories,
+                    qs,
+                    args.repeat,
+                    configs,
                 )
                 print(
                     f"\n## scale: {scale.sessions} sessions, {scale.messages} messages, {scale.memories} memories "

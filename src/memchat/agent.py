@@ -48,6 +48,7 @@ from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
+from memchat.memory.semantic import SemanticIndex
 from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
@@ -89,6 +90,9 @@ CONFIGURABLE = (
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
+#: seconds ``close`` waits for the semantic index (a turn's two messages take well under one on
+#: the offline model; a longer backlog, an imported history, goes on in the next run)
+INDEX_FLUSH_SECONDS = 1.5
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
@@ -270,6 +274,7 @@ class _TurnState:
             recalled=self.plan.recalled_elsewhere,
         )
         learned = self.agent._learn(self, self.reply)
+        self.agent.index_later()
         self.agent.remembered = list(learned)
         if learned:
             self.reply = dataclasses.replace(self.reply, remembered=learned)
@@ -515,6 +520,7 @@ class Agent:
         date_line: bool = True,
         long_term: bool = True,
         learning: str | None = None,
+        semantic: SemanticIndex | None = None,
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -554,7 +560,10 @@ class Agent:
         #: an ``ImageGenerator`` for the ``generate_image`` tool, and where its files go
         self.images: Any = None
         self.images_dir: Any = None
-        self._memory = MemoryPlanner(store, provider.count_tokens)
+        #: the semantic index (an embedding model's vectors of past messages, made in the
+        #: background): recall fuses its nearest messages with BM25's (None: words only)
+        self.semantic = semantic
+        self._memory = MemoryPlanner(store, provider.count_tokens, semantic)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
         #: the token cost of a set of tool schemas (names → tokens)
@@ -580,10 +589,14 @@ class Agent:
         self.remembered: list[Memory] = []
 
     def close(self) -> None:
-        """Close the provider and the store; memories still being learned get a few seconds."""
+        """Close the provider and the store; memories still being learned get a few seconds, messages
+        still being indexed for semantic recall a second or two (the rest waits for the next run)."""
         if self._learner is not None:
             self._learner.flush(LEARN_FLUSH_SECONDS)
             self._learner.close()
+        if self.semantic is not None:  # what is not indexed by then is indexed by the next run
+            self.semantic.wait(INDEX_FLUSH_SECONDS)
+            self.semantic.close()
         self.provider.close()
         self.store.close()
 
@@ -654,6 +667,26 @@ class Agent:
             pass  # a memory that cannot be stored (too long, the database busy) does not fail the turn
         return tuple(done)
 
+    def index_later(self) -> None:
+        """Give the new messages their vectors for semantic recall, in the background (no-op
+        without a semantic index)."""
+        if self.semantic is not None and self.long_term:
+            self.semantic.notice(self.store)
+
+    def wait_for_upkeep(self, timeout: float | None = None) -> bool:
+        """Wait until the background work on memory is done — the messages indexed for
+        semantic recall, the memories being learned — or ``timeout`` seconds passed. True
+        when nothing is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = True
+        if self.semantic is not None:
+            self.index_later()  # what is not indexed yet (an imported history, an earlier run's turns)
+            done = self.semantic.wait(timeout) and done
+        if self._learner is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = self._learner.flush(left) and done
+        return done
+
     def configured(self, **changes: Any) -> Agent:
         """This agent with some settings changed (``model``, ``memory``, ``enabled_tools`` …):
         a twin sharing the provider, store, caches and learner; this one is left as it was."""
@@ -672,7 +705,7 @@ class Agent:
         of the same database, for the server): its own memory caches."""
         twin = copy.copy(self)
         twin.store = store
-        twin._memory = MemoryPlanner(store, self.provider.count_tokens)
+        twin._memory = MemoryPlanner(store, self.provider.count_tokens, self.semantic)
         twin._summary_backoff = {}
         twin.memories = MemoryService(store, self.provider.count_tokens)
         twin.remembered = []

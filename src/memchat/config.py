@@ -39,6 +39,7 @@ _KEYS = (
     "recall",
     "memories",
     "learn",
+    "embeddings",
     "tools",
     "tool",
     "max_steps",
@@ -69,6 +70,9 @@ _ALSO = {
 #: read it): ``auto`` (the model extracts them after each turn, and
 #: explicit requests), ``explicit`` (only when the user asks), ``off``
 LEARN_MODES = ("auto", "explicit", "off")
+#: semantic recall's embedding model: ``auto`` (the offline one when it is installed, else
+#: none: recall by words only), ``local`` (the offline one, an error when it is missing), ``off``
+EMBEDDINGS = ("auto", "local", "off")
 
 
 def home_dir() -> Path | None:
@@ -129,6 +133,8 @@ class Settings:
     memories: bool = True
     #: how memories are learned (None: ``auto``, but ``explicit`` on the embedded model)
     learn: str | None = None
+    #: semantic recall's embedding model (one of ``EMBEDDINGS``)
+    embeddings: str = "auto"
     #: tools switched on (None: each session's own; () none)
     tools: tuple[str, ...] | None = None
     #: the user's own tools, ``module:function``
@@ -279,6 +285,11 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         learn = str(learn).strip().lower()
         if learn not in LEARN_MODES:
             raise ConfigError(f"learn must be one of {', '.join(LEARN_MODES)}, not {learn!r}")
+    embeddings = str(pick("embeddings", "MEMCHAT_EMBEDDINGS") or "auto").strip().lower()
+    if embeddings in _FALSE:
+        embeddings = "off"
+    if embeddings not in EMBEDDINGS:
+        raise ConfigError(f"embeddings must be one of {', '.join(EMBEDDINGS)}, not {embeddings!r}")
     memory = pick("memory", "MEMCHAT_MEMORY")
     if memory is not None:
         from memchat.memory.plan import STRATEGIES
@@ -319,6 +330,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         recall=recall,
         memories=memories,
         learn=learn,
+        embeddings=embeddings,
         provider=provider,
         base_url=str(base_url).rstrip("/") if base_url else None,
         api_key=str(api_key) if api_key else None,

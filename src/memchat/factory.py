@@ -12,6 +12,7 @@ from memchat.providers.base import Provider
 
 if TYPE_CHECKING:
     from memchat.agent import Agent
+    from memchat.memory.semantic import SemanticIndex
     from memchat.stores.base import Store
 
 
@@ -92,10 +93,25 @@ def make_agent(settings: Settings, store: Any = None) -> Agent:
         max_steps=settings.max_steps,
         timezone=zone,
         date_line=settings.date_line,
+        semantic=make_semantic_index(settings),
     )
     agent.images = make_image_generator(settings)  # for the generate_image tool and /image
     agent.images_dir = images_dir()
     return agent
+
+
+def make_semantic_index(settings: Settings) -> SemanticIndex | None:
+    """The semantic index for recall, on the embedding model the settings choose (``auto``:
+    the offline one when it is installed), or None (recall by words only)."""
+    if settings.embeddings == "off" or not settings.memories:
+        return None
+    from memchat.providers import embed_local
+
+    if settings.embeddings == "auto" and not embed_local.available():
+        return None
+    from memchat.memory.vectors import VectorIndex  # numpy: only with an embedding model
+
+    return VectorIndex(embed_local.LocalEmbedder())
 
 
 def make_image_generator(settings: Settings) -> Any:

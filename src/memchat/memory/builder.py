@@ -35,6 +35,7 @@ from memchat.memory.plan import (
     Strategy,
 )
 from memchat.memory.retrieve import memory_item, recall_turns, relevant_memories
+from memchat.memory.semantic import SemanticIndex
 from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import sanitize, turn_starts
@@ -88,8 +89,10 @@ def _is_zh(text: str) -> bool:
 
 
 class MemoryPlanner:
-    def __init__(self, store: Store, count: Counter) -> None:
+    def __init__(self, store: Store, count: Counter, semantic: SemanticIndex | None = None) -> None:
         self.store = store
+        #: nearest past messages by meaning, fused into recall (None: words only)
+        self.semantic = semantic
         self._count = count
         self.tails = TailCache(store)
         self._ratios: dict[str, float] = {}
@@ -349,6 +352,7 @@ class MemoryPlanner:
             exclude=exclude,
             target_day=target,
             skip_requests=state is not None,
+            nearest=self._nearest if self.semantic is not None else None,
         )
         if not items and not turns:
             return None
@@ -364,6 +368,9 @@ class MemoryPlanner:
         return Section(
             SectionKind.RECALL, text, text_tokens(text), note="matched " + ", ".join(notes), items=(*items, *turns)
         )
+
+    def _nearest(self, text: str, limit: int) -> list[tuple[int, float]]:
+        return self.semantic.nearest(self.store, text, limit) if self.semantic is not None else []
 
     def _memory_state(self) -> _MemoryState:
         """The user's memories as the planner needs them — how many are served, and the messages

@@ -24,9 +24,15 @@ from memchat.memory.terms import query_words
 from memchat.stores.base import Store
 
 TextTokens = Callable[[str], int]
+#: the semantic index's search: (text, limit) → (message id, similarity), nearest first
+Nearest = Callable[[str, int], list[tuple[int, float]]]
 
 #: hits read per search (this session, the other sessions)
 CANDIDATES = 40
+#: messages nearest in meaning read per search (both scopes together)
+SEMANTIC_CANDIDATES = 40
+#: how much the nearest in meaning counts beside the best BM25 hit (which counts 1)
+SEMANTIC = 1.0
 #: a hit of this session's own history counts this much more than one of another session
 OWN_SESSION = 0.25
 #: the newest candidate counts this much more than the oldest (rank-based, scale-free)
@@ -117,14 +123,17 @@ def rank_hits(
     *,
     target_day: date | None = None,
     prefer_user: bool = False,
+    similar: dict[int, float] | None = None,
 ) -> list[tuple[SearchHit, float, bool, str]]:
-    """Hits of this session (``own``) and of others, fused: BM25 relative to the best hit,
-    the session's own turns first, newer before older, turns of ``target_day`` closer.
-    Returns (hit, score, own, why) best first."""
+    """Hits of this session (``own``) and of others, fused: BM25 relative to the best hit plus
+    the meaning's similarity relative to the nearest (``similar``: message id → cosine, from the
+    semantic index, when there is one), the session's own turns first, newer before older,
+    turns of ``target_day`` closer. Returns (hit, score, own, why) best first."""
     everything = [(h, True) for h in own] + [(h, False) for h in others]
     if not everything:
         return []
     best = max(h.score for h, _ in everything) or 1.0
+    closeness = _closeness(similar or {})
     by_age = sorted({h.message.id or 0 for h, _ in everything})
     newest = {mid: k / max(1, len(by_age) - 1) for k, mid in enumerate(by_age)}
     out: list[tuple[SearchHit, float, bool, str]] = []
@@ -135,7 +144,10 @@ def rank_hits(
             continue
         seen.add(mid)
         score = h.score / best
-        why = [f"bm25 {h.score:.1f}"]
+        why = [f"bm25 {h.score:.1f}"] if h.score > 0 else []
+        if mid in closeness:
+            score += SEMANTIC * closeness[mid]
+            why.append(f"meaning {similar[mid]:.2f}" if similar else "meaning")
         if mine:
             score *= 1 + OWN_SESSION
             why.append("this chat")
@@ -153,6 +165,18 @@ def rank_hits(
     return out
 
 
+def _closeness(similar: dict[int, float]) -> dict[int, float]:
+    """Similarities scaled to 0…1 between the farthest and the nearest candidate (cosines of
+    one model crowd into a narrow band; their order is what carries)."""
+    if not similar:
+        return {}
+    top, floor = max(similar.values()), min(similar.values())
+    span = top - floor
+    if span <= 1e-9:
+        return dict.fromkeys(similar, 1.0)
+    return {mid: (s - floor) / span for mid, s in similar.items()}
+
+
 def recall_turns(
     store: Store,
     session_id: int,
@@ -166,17 +190,35 @@ def recall_turns(
     exclude: set[int | None],
     target_day: date | None = None,
     skip_requests: bool = False,
+    nearest: Nearest | None = None,
 ) -> list[RecallItem]:
     """The past turns for ``text`` that fit ``room`` tokens (items' own tokens, one line
     each), in time order: this session's messages before ``before_seq`` (``own``) and the
-    user's other sessions' (``others``), never those in ``exclude`` (ids sent anyway)."""
-    words = query_words(text)
-    if not words or room <= 0 or not (own or others):
+    user's other sessions' (``others``), never those in ``exclude`` (ids sent anyway).
+    ``nearest(text, limit)``: the semantic index's closest messages, when there is one."""
+    if room <= 0 or not (own or others):
         return []
-    mine = store.search_words(words, session=session_id, before_seq=before_seq, limit=CANDIDATES) if own else []
-    theirs = store.search_words(words, session=None, exclude_session=session_id, limit=CANDIDATES) if others else []
+    words = query_words(text)
+    similar = dict(nearest(text, SEMANTIC_CANDIDATES)) if nearest is not None else {}
+    if not words and not similar:
+        return []
+    mine = (
+        store.search_words(words, session=session_id, before_seq=before_seq, limit=CANDIDATES) if own and words else []
+    )
+    theirs = (
+        store.search_words(words, session=None, exclude_session=session_id, limit=CANDIDATES)
+        if others and words
+        else []
+    )
+    if similar:  # the nearest by meaning that the words did not find, in the same scope
+        known = {h.message.id for h in (*mine, *theirs)}
+        ids = [mid for mid in similar if mid not in known]
+        if own:
+            mine = [*mine, *store.messages_by_id(ids, session=session_id, before_seq=before_seq)]
+        if others:
+            theirs = [*theirs, *store.messages_by_id(ids, exclude_session=session_id)]
     prefer_user = _ABOUT_REPLIES.search(text) is None
-    ranked = rank_hits(mine, theirs, target_day=target_day, prefer_user=prefer_user)
+    ranked = rank_hits(mine, theirs, target_day=target_day, prefer_user=prefer_user, similar=similar)
     ranked = [r for r in ranked if r[0].message.id not in exclude]
     if skip_requests:  # "remember …" / "forget …": what they said lives in the memories (or was forgotten)
         ranked = [

@@ -117,6 +117,37 @@ class Store(Protocol):
         """The settled messages of ``session`` with these sequence numbers, in order."""
         ...
 
+    # message vectors for semantic recall (written in the background, remade rather than copied)
+    @property
+    def cache_key(self) -> str:
+        """This database as seen by this owner: the key of caches kept outside the store."""
+        ...
+
+    def vectors_missing(self, model: str, limit: int = 32) -> list[tuple[int, str]]:
+        """(id, text) of the owner's settled user/assistant messages with no vector made by
+        ``model``, newest first, incognito sessions left out."""
+        ...
+
+    def add_vectors(self, model: str, vectors: Sequence[tuple[int, bytes]]) -> int:
+        """Keep (message id, bytes) vectors made by ``model``; returns how many were kept."""
+        ...
+
+    def vectors_after(self, model: str, after_id: int = 0, limit: int = 20_000) -> list[tuple[int, bytes]]:
+        """The owner's vectors made by ``model`` for messages after ``after_id``, oldest first."""
+        ...
+
+    def messages_by_id(
+        self,
+        ids: Sequence[int],
+        *,
+        session: str | int | None = None,
+        before_seq: int | None = None,
+        exclude_session: str | int | None = None,
+    ) -> list[SearchHit]:
+        """The settled messages among ``ids`` in the scope ``search_words`` takes, score 0,
+        in the order of ``ids``."""
+        ...
+
     def add_images(self, session: str | int, images: Sequence[ImageRecord]) -> list[ImageRecord]: ...
     def images(self, session: str | int) -> list[ImageRecord]: ...
     def calibration(self, model: str) -> float | None: ...

@@ -407,3 +407,20 @@ def m010_memory_default(db: sqlite3.Connection) -> None:
     declared = [r[4] for r in db.execute("PRAGMA table_info(sessions)") if r[1] == "memory"]
     if declared != ["'auto'"]:  # raising rolls the whole migration back
         raise sqlite3.DatabaseError(f"sessions.memory still declares {declared}")
+
+
+@migration
+def m011_message_vectors(db: sqlite3.Connection) -> None:
+    """Message vectors for semantic recall (``stores/sqlite_vectors.py``): one per message,
+    with the model that made it; written in the background, gone with their message."""
+    run_script(
+        db,
+        """
+        CREATE TABLE message_vectors (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL
+        );
+        CREATE INDEX message_vectors_model ON message_vectors (model, message_id);
+        """,
+    )

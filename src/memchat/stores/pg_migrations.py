@@ -240,4 +240,15 @@ PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
             FOR EACH ROW EXECUTE FUNCTION memchat_memory_changed();
         """,
     ),
+    (
+        "pg004_message_vectors",
+        """
+        CREATE TABLE message_vectors (
+            message_id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            vector BYTEA NOT NULL
+        );
+        CREATE INDEX message_vectors_model ON message_vectors (model, message_id);
+        """,
+    ),
 ]

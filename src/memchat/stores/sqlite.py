@@ -34,6 +34,7 @@ from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite_memories import MemoriesRecords
 from memchat.stores.sqlite_memory import MemoryRecords, insert_image
+from memchat.stores.sqlite_vectors import VectorRecords
 from memchat.tokens import estimate_tokens
 
 LOCAL_USER = 1
@@ -99,7 +100,7 @@ _SESSION_COLUMNS = (
 )
 
 
-class SQLiteStore(MemoryRecords, MemoriesRecords):
+class SQLiteStore(MemoryRecords, MemoriesRecords, VectorRecords):
     """Sessions and messages in one SQLite file (or ``":memory:"``)."""
 
     def __init__(
@@ -228,6 +229,12 @@ class SQLiteStore(MemoryRecords, MemoriesRecords):
             return
         with self._lock:
             self._db.close()
+
+    @property
+    def cache_key(self) -> str:
+        """Names this database as seen by this owner, for caches kept outside the store (a
+        ``for_owner`` view of the same user shares it)."""
+        return f"{self._key}#{self.owner}"
 
     def for_owner(self, user_id: int) -> SQLiteStore:
         """The same database seen as user ``user_id``: every lookup is scoped to their sessions."""

