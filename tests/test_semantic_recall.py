@@ -99,6 +99,7 @@ class Toy:
 
     def __init__(self) -> None:
         self.fail = False
+        self.fail_query = False
         self.calls = 0
         self.gate = threading.Event()
         self.gate.set()
@@ -107,6 +108,8 @@ class Toy:
         return [1.0, 0.0] if any(w in text.lower() for w in ("dog", "puppy")) else [0.0, 1.0]
 
     def query(self, text: str) -> Sequence[float]:
+        if self.fail_query:
+            raise TimeoutError("embedding service timed out")
         return self._vector(text)
 
     def passages(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
@@ -154,6 +157,22 @@ def test_a_failing_embedder_never_reaches_a_turn_and_backs_off() -> None:
     index.wait(10)
     assert toy.calls == calls
     assert agent.ask("b", "What is my dog called?").text == "OK."  # recall by words still works
+    agent.close()
+
+
+def test_a_query_that_cannot_be_embedded_is_recalled_by_words() -> None:
+    store = SQLiteStore(":memory:")
+    chat(store, "old", "My dog Rex loves the beach.", "Sounds fun!")
+    toy = Toy()
+    agent = Agent(store, ScriptedProvider(default="OK."), semantic=VectorIndex(toy), date_line=False)
+    assert agent.wait_for_upkeep(10) and store.vectors_missing(toy.name) == []
+    toy.fail_query = True
+    plan = agent.context("new", "Where does my dog like to go?")
+    recall = next(s for s in plan.sections if s.kind == "recall")
+    assert "Rex loves the beach" in recall.text and "meaning" not in str([i.why for i in recall.items])
+    toy.fail_query = False  # a failed query is not kept: the next call embeds it again
+    plan = agent.context("new", "Where does my dog like to go?")
+    assert "meaning" in str([i.why for i in next(s for s in plan.sections if s.kind == "recall").items])
     agent.close()
 
 

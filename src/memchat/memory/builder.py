@@ -13,6 +13,7 @@ says so (``needs_summary``) and the agent writes one, then plans again.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -40,6 +41,8 @@ from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import sanitize, turn_starts
 from memchat.stores.base import Store
+
+log = logging.getLogger(__name__)
 
 #: after an eviction the verbatim part is cut down to this share of its room, so the prefix
 #: stays stable for several turns (fewer summaries; KV-cache reuse on a local model)
@@ -139,6 +142,8 @@ class MemoryPlanner:
         user's long-term memories go with the call (both off in an incognito session)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
+        if self.semantic is not None and new is not None:  # its embedding overlaps what follows
+            self.semantic.prefetch(new.content)
         ratio = self.ratio(model)
 
         def msg_tokens(m: Message) -> int:
@@ -370,7 +375,14 @@ class MemoryPlanner:
         )
 
     def _nearest(self, text: str, limit: int) -> list[tuple[int, float]]:
-        return self.semantic.nearest(self.store, text, limit) if self.semantic is not None else []
+        """The semantic index's nearest messages; [] when it fails (recall goes on by words)."""
+        if self.semantic is None:
+            return []
+        try:
+            return self.semantic.nearest(self.store, text, limit)
+        except Exception as exc:  # an embedding service down never fails a turn
+            log.warning("semantic recall failed (%s: %s); recalling by words", type(exc).__name__, exc)
+            return []
 
     def _memory_state(self) -> _MemoryState:
         """The user's memories as the planner needs them — how many are served, and the messages

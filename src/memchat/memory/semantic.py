@@ -38,6 +38,11 @@ class Embedder(Protocol):
 class SemanticIndex(Protocol):
     """Nearest past messages by meaning, per user; indexing happens in the background."""
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding ``text`` now, in another thread, for a ``nearest`` that follows (the
+        planner calls it first, so the embedding overlaps the word search)."""
+        ...
+
     def nearest(self, store: Store, text: str, limit: int) -> list[tuple[int, float]]:
         """(message id, similarity) of the ``limit`` messages of ``store``'s owner closest in
         meaning to ``text``, best first; [] while nothing is indexed yet."""
