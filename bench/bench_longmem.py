@@ -272,10 +272,12 @@ def make_agent(url: str, db: Path, window: int, **kw: Any) -> Any:
     from memchat import Agent, OpenAICompatible
     from memchat.stores.sqlite import SQLiteStore
 
-    if kw.pop("semantic", False):
+    if kw.pop("semantic", False):  # its own index (and the bench's passage cache)
         from memchat.memory.vectors import VectorIndex
 
         kw["semantic"] = VectorIndex(embedder())
+    elif "semantic" in inspect.signature(Agent.__init__).parameters:
+        kw["semantic"] = None  # by words only (not the process's default index)
     provider = OpenAICompatible(base_url=url, model="bench", max_retries=0)
     return Agent(store=SQLiteStore(db), provider=provider, context_window=window, **kw)
 

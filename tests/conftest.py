@@ -32,6 +32,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # that script or count the model's requests go without it (tests/test_memories_learning.py
     # and the auto-learning tests switch it on)
     monkeypatch.setenv("MEMCHAT_LEARN", "explicit")
+    # recall by meaning indexes every message in a background thread: the suite's recall tests
+    # rank by words, deterministically; tests/test_semantic_recall.py gives its agents an index
+    monkeypatch.setenv("MEMCHAT_EMBEDDINGS", "off")
     from memchat import i18n
 
     i18n.set_lang(None)

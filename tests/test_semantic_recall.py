@@ -255,3 +255,18 @@ def test_the_embeddings_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(make_semantic_index(resolve({}, env={"MEMCHAT_EMBEDDINGS": "local"})), VectorIndex)
     with pytest.raises(ConfigError, match="embeddings must be one of auto, local, off"):
         resolve({}, env={"MEMCHAT_EMBEDDINGS": "bert"})
+
+
+def test_a_library_agent_recalls_by_meaning_by_default_on_one_shared_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    one, two = SQLiteStore(":memory:"), SQLiteStore(":memory:")
+    assert Agent(one, ScriptedProvider(default="OK.")).semantic is None  # MEMCHAT_EMBEDDINGS=off (this suite's)
+    monkeypatch.delenv("MEMCHAT_EMBEDDINGS")
+    first = Agent(one, ScriptedProvider(default="OK."))
+    second = Agent(two, ScriptedProvider(default="OK."))
+    assert isinstance(first.semantic, VectorIndex) and first.semantic is second.semantic
+    assert Agent(two, ScriptedProvider(default="OK."), semantic=None).semantic is None
+    first.ask("a", "Hello there.")
+    first.close()  # the shared index stays usable for the others
+    second.ask("a", "We named the puppy Biscuit.")
+    assert second.wait_for_upkeep(60) and two.vectors_missing(second.semantic.embedder.name) == []
+    second.close()

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 from memchat.clock import now
 from memchat.config import LEARN_MODES
@@ -48,7 +48,7 @@ from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
-from memchat.memory.semantic import SemanticIndex
+from memchat.memory.semantic import SemanticIndex, default_index
 from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
@@ -520,7 +520,7 @@ class Agent:
         date_line: bool = True,
         long_term: bool = True,
         learning: str | None = None,
-        semantic: SemanticIndex | None = None,
+        semantic: SemanticIndex | Literal["auto"] | None = "auto",
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -561,9 +561,10 @@ class Agent:
         self.images: Any = None
         self.images_dir: Any = None
         #: the semantic index (an embedding model's vectors of past messages, made in the
-        #: background): recall fuses its nearest messages with BM25's (None: words only)
-        self.semantic = semantic
-        self._memory = MemoryPlanner(store, provider.count_tokens, semantic)
+        #: background): recall fuses its nearest messages with BM25's (None: words only;
+        #: "auto": the process's default, the offline model's when it is installed)
+        self.semantic: SemanticIndex | None = default_index() if semantic == "auto" else semantic
+        self._memory = MemoryPlanner(store, provider.count_tokens, self.semantic)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
         #: the token cost of a set of tool schemas (names → tokens)
@@ -595,8 +596,9 @@ class Agent:
             self._learner.flush(LEARN_FLUSH_SECONDS)
             self._learner.close()
         if self.semantic is not None:  # what is not indexed by then is indexed by the next run
-            self.semantic.wait(INDEX_FLUSH_SECONDS)
-            self.semantic.close()
+            if self.semantic.pending(self.store):
+                self.semantic.wait(INDEX_FLUSH_SECONDS)
+            self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
         self.provider.close()
         self.store.close()
 
@@ -670,7 +672,7 @@ class Agent:
     def index_later(self) -> None:
         """Give the new messages their vectors for semantic recall, in the background (no-op
         without a semantic index)."""
-        if self.semantic is not None and self.long_term:
+        if self.semantic is not None:
             self.semantic.notice(self.store)
 
     def wait_for_upkeep(self, timeout: float | None = None) -> bool:

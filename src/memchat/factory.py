@@ -101,17 +101,17 @@ def make_agent(settings: Settings, store: Any = None) -> Agent:
 
 
 def make_semantic_index(settings: Settings) -> SemanticIndex | None:
-    """The semantic index for recall, on the embedding model the settings choose (``auto``:
-    the offline one when it is installed), or None (recall by words only)."""
+    """The semantic index for recall on the embedding model the settings choose (``auto``: the
+    offline one when it is installed; ``local``: that one, an error without it), or None
+    (recall by words only). One per process, shared by its agents."""
     if settings.embeddings == "off" or not settings.memories:
         return None
     from memchat.providers import embed_local
 
-    if settings.embeddings == "auto" and not embed_local.available():
-        return None
-    from memchat.memory.vectors import VectorIndex  # numpy: only with an embedding model
-
-    return VectorIndex(embed_local.LocalEmbedder())
+    index = embed_local.semantic_index()
+    if index is None and settings.embeddings == "local":
+        raise ConfigError(f"embeddings = local, but the offline embedding model is missing: {embed_local.INSTALL_HINT}")
+    return index
 
 
 def make_image_generator(settings: Settings) -> Any:

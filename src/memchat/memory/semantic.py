@@ -8,16 +8,27 @@ installed with memchat, or a provider's ``/v1/embeddings`` — messages get a ve
 background (never on the reply's path) and recall fuses the nearest ones with BM25's hits.
 Without one, recall is lexical only: nothing here is required.
 
-The index itself (``memory/vectors.py``) needs numpy; it is made by the composition root
-(``factory.py``) only when an embedder exists, so the core imports neither.
+The index itself (``memory/vectors.py``) needs numpy; it is made by an adapter only when an
+embedder exists, so the core imports neither. An ``Agent`` made without saying finds the default
+index through the ``memchat.semantic`` entry points (memchat's own: the offline model of
+``providers/embed_local.py``, when installed), so the core names no concrete adapter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Protocol
 
 from memchat.stores.base import Store
+
+#: the entry-point group of semantic index factories: callables taking nothing and returning a
+#: ``SemanticIndex``, or None when their model is not available here
+ENTRY_POINTS = "memchat.semantic"
+#: the environment variable that switches the default off (``off``; see ``config.py``)
+ENV = "MEMCHAT_EMBEDDINGS"
 
 
 class Embedder(Protocol):
@@ -56,6 +67,10 @@ class SemanticIndex(Protocol):
         """Whether indexing for ``store``'s owner is queued or running."""
         ...
 
+    def cancel(self, store: Store) -> None:
+        """Stop indexing for ``store`` (it is being closed); a batch in flight may fail quietly."""
+        ...
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until nothing is left to index (True) or ``timeout`` seconds passed (False)."""
         ...
@@ -63,3 +78,25 @@ class SemanticIndex(Protocol):
     def close(self) -> None:
         """Stop indexing (what is half done is redone next time)."""
         ...
+
+
+_default: list[SemanticIndex | None] = []
+_default_lock = threading.Lock()
+
+
+def default_index() -> SemanticIndex | None:
+    """The process-wide semantic index an ``Agent`` uses unless told otherwise: the first one an
+    installed ``memchat.semantic`` entry point makes, or None (recall by words). None as well
+    when ``MEMCHAT_EMBEDDINGS`` is ``off``. Made once; shared by every agent of the process."""
+    if os.environ.get(ENV, "").strip().lower() in ("off", "0", "false", "no", "none"):
+        return None
+    with _default_lock:
+        if not _default:
+            found: SemanticIndex | None = None
+            for point in sorted(entry_points(group=ENTRY_POINTS), key=lambda p: p.name):
+                make: Callable[[], SemanticIndex | None] = point.load()
+                found = make()
+                if found is not None:
+                    break
+            _default.append(found)
+        return _default[0]

@@ -181,6 +181,11 @@ class VectorIndex:
         with self._cond:
             return store.cache_key in self._queue
 
+    def cancel(self, store: Store) -> None:
+        with self._cond:
+            self._queue.pop(store.cache_key, None)
+            self._cond.notify_all()
+
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -218,15 +223,18 @@ class VectorIndex:
                 finished = self._step(store)
             except Exception as exc:  # a failed batch must never reach a turn
                 finished = True
-                self._failed(exc)
+                with self._cond:
+                    cancelled = key not in self._queue  # its store closed meanwhile: not a failure
+                if not cancelled:
+                    self._failed(exc)
             else:
                 self._failures = 0
             with self._cond:
                 self._current = None
                 if finished:
                     self._queue.pop(key, None)
-                else:  # the next owner's turn, then this one's again
-                    self._queue[key] = self._queue.pop(key, store)
+                elif key in self._queue:  # the next owner's turn, then this one's again
+                    self._queue[key] = self._queue.pop(key)
                 self._cond.notify_all()
 
     def _step(self, store: Store) -> bool:

