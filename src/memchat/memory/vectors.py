@@ -39,7 +39,7 @@ ENCODING = "<f2"
 #: the start of a message that is embedded (an answer's first paragraphs carry its topic)
 PASSAGE_CHARS = 1000
 #: messages embedded per step of the worker
-BATCH = 8
+BATCH = 4
 #: the longest pause after failures in a row, in seconds
 BACKOFF_MAX = 300.0
 #: vectors read from the store per query when catching up
