@@ -270,3 +270,35 @@ def test_a_library_agent_recalls_by_meaning_by_default_on_one_shared_index(monke
     second.ask("a", "We named the puppy Biscuit.")
     assert second.wait_for_upkeep(60) and two.vectors_missing(second.semantic.embedder.name) == []
     second.close()
+
+
+# -- from the command line ---------------------------------------------------------------------
+
+
+def test_an_imported_history_is_indexed_by_memchat_memory_index_and_recalled_by_ask(fake: Any) -> None:
+    from fakeserver import FakeServer  # noqa: F401  (the fixture's type)
+    from memchat.config import default_db_path
+    from memchat.factory import open_store
+    from test_cli import run
+
+    store = open_store(default_db_path())
+    past_chats(store)  # as `memchat sessions import` would leave them: not indexed yet
+    store.close()
+    env = {"MEMCHAT_EMBEDDINGS": "local", "MEMCHAT_PROVIDER": "compat", "MEMCHAT_BASE_URL": fake.url}
+    proc = run("memory", "index", env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "indexed 8 messages" in proc.stdout
+    again = run("memory", "index", env=env, timeout=120)
+    assert "indexed 0 messages" in again.stdout  # nothing left
+
+    proc = run("ask", "What is my dog called?", env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Biscuit" in "\n".join(str(m.get("content")) for m in fake.requests[-1].messages)
+
+
+def test_memory_index_says_in_one_line_when_recall_by_meaning_is_off() -> None:
+    from test_cli import run
+
+    proc = run("memory", "index", env={"MEMCHAT_EMBEDDINGS": "off"})
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "recall by meaning is off" in proc.stderr and "Traceback" not in proc.stderr

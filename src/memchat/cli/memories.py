@@ -1,5 +1,6 @@
 """``memchat memory …``: review and control what memchat remembers about you across sessions —
-list, search, show, add, edit, forget, restore, history, export, import.
+list, search, show, add, edit, forget, restore, history, export, import; and ``index``, which
+gives past messages their vectors for recall by meaning now instead of in the background.
 
 Every command goes through ``MemoryService`` (the same use cases the REPL, the tools, the HTTP
 API and the page call) over the local user's memories; none needs the model, so none builds
@@ -321,6 +322,40 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, action)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Give every past message its vector for recall by meaning now (normally done in the
+    background after each turn; a long imported history takes minutes), with progress."""
+    import time
+
+    from memchat.errors import ConfigError
+    from memchat.factory import make_semantic_index
+    from memchat.memory.semantic import index_all
+
+    register()
+    settings = settings_for(args)
+    index = make_semantic_index(settings)
+    if index is None:
+        raise ConfigError(t("mem.index_off"))
+    store = store_for(settings)
+    live = sys.stderr.isatty()
+
+    def progress(count: int) -> None:
+        if live:
+            sys.stderr.write("\r" + t("mem.indexing", count=count))
+            sys.stderr.flush()
+
+    started = time.monotonic()
+    try:
+        count = index_all(index, store, on_progress=progress)
+    finally:
+        index.cancel(store)
+        store.close()
+    if live:
+        sys.stderr.write("\r\033[K")
+    sys.stdout.write(t("mem.indexed", count=count, seconds=time.monotonic() - started) + "\n")
+    return 0
 
 
 def _minute(value: datetime | None) -> str:

@@ -49,6 +49,11 @@ class Embedder(Protocol):
 class SemanticIndex(Protocol):
     """Nearest past messages by meaning, per user; indexing happens in the background."""
 
+    @property
+    def embedded(self) -> int:
+        """Messages given a vector since the index was made (progress)."""
+        ...
+
     def prefetch(self, text: str) -> None:
         """Start embedding ``text`` now, in another thread, for a ``nearest`` that follows (the
         planner calls it first, so the embedding overlaps the word search)."""
@@ -100,3 +105,17 @@ def default_index() -> SemanticIndex | None:
                     break
             _default.append(found)
         return _default[0]
+
+
+def index_all(
+    index: SemanticIndex, store: Store, *, on_progress: Callable[[int], None] | None = None, poll: float = 1.0
+) -> int:
+    """Index every message of ``store``'s owner that has no vector yet, now (``memchat memory
+    index``, after importing a long history): the background worker does it while this waits,
+    calling ``on_progress`` with the count so far every ``poll`` seconds. Returns the count."""
+    start = index.embedded
+    index.notice(store)
+    while not index.wait(poll):
+        if on_progress is not None:
+            on_progress(index.embedded - start)
+    return index.embedded - start

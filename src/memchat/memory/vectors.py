@@ -107,6 +107,10 @@ class VectorIndex:
         self._queries_lock = threading.Lock()
         self._query_pool: ThreadPoolExecutor | None = None
 
+    @property
+    def embedded(self) -> int:
+        return self.stats.embedded
+
     # -- search -------------------------------------------------------------------------
 
     def prefetch(self, text: str) -> None:
