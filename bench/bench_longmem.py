@@ -295,7 +295,10 @@ def memory_tokens(plan: Any) -> int:
 
 def timed_context(agent: Any, session: str, question: str, repeat: int) -> tuple[Any, float]:
     samples, plan = [], None
+    semantic = getattr(agent, "semantic", None)
     for _ in range(repeat):
+        if semantic is not None:  # every run embeds the question, as a new turn does
+            semantic.forget_queries()
         t = time.perf_counter()
         plan = agent.context(session, question)
         samples.append(time.perf_counter() - t)

@@ -131,6 +131,11 @@ class VectorIndex:
                 self._queries.popitem(last=False)
             return future
 
+    def forget_queries(self) -> None:
+        """Drop the query vectors kept (a benchmark that times a cold turn)."""
+        with self._queries_lock:
+            self._queries.clear()
+
     def nearest(self, store: Store, text: str, limit: int) -> list[tuple[int, float]]:
         if limit <= 0 or not text.strip():
             return []

@@ -28,11 +28,9 @@ class _Host(Protocol):
 
     def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def _sid(self, session: SessionKey) -> int: ...
     @staticmethod
     def _message(row: Sequence[Any]) -> Message: ...
-    def _scope(
-        self, session: SessionKey | None, before_seq: int | None, exclude_session: SessionKey | None = None
-    ) -> tuple[str, list[Any]]: ...
 
 
 class VectorRecords:
@@ -88,18 +86,42 @@ class VectorRecords:
     ) -> list[SearchHit]:
         """The settled messages among ``ids`` within the scope ``search_words`` takes (``session``
         before ``before_seq``, or the owner's other sessions but incognito ones), as hits with
-        score 0, in the order of ``ids``."""
+        score 0, in the order of ``ids``.
+
+        Two lookups by primary key — the messages, then their sessions in scope — rather than
+        one join, for which a planner may prefer the owner's index and walk every message of
+        the owner (30 ms at 100,000 messages instead of well under one)."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             return []
-        scope, params = self._scope(session, before_seq, exclude_session)
-        if session is None:
-            scope += f" AND {NOT_INCOGNITO}"
-        cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
+        where, params = "", []
+        if session is not None:
+            where, params = " AND session_id = ?", [self._sid(session)]
+            if before_seq is not None:
+                where += " AND seq < ?"
+                params.append(before_seq)
         rows = self._read(
-            f"SELECT {cols}, s.name FROM messages m JOIN sessions s ON s.id = m.session_id "
-            f"WHERE m.id IN ({', '.join('?' * len(wanted))}) AND m.status != 'streaming'{scope}",
+            f"SELECT {MESSAGE_COLUMNS}, session_id FROM messages "
+            f"WHERE id IN ({', '.join('?' * len(wanted))}) AND status != 'streaming'{where}",
             (*wanted, *params),
         )
-        found = {int(r[0]): SearchHit(self._message(r[:-1]), str(r[-1]), 0.0) for r in rows}
+        sids = sorted({int(r[-1]) for r in rows})
+        if not sids:
+            return []
+        scope = "s.owner_id = ?"
+        scope_params: list[Any] = [self.owner]
+        if session is None:
+            scope += f" AND {NOT_INCOGNITO}"
+            if exclude_session is not None:
+                scope += " AND s.id != ?"
+                scope_params.append(self._sid(exclude_session))
+        names = dict(
+            self._read(
+                f"SELECT s.id, s.name FROM sessions s WHERE s.id IN ({', '.join('?' * len(sids))}) AND {scope}",
+                (*sids, *scope_params),
+            )
+        )
+        found = {
+            int(r[0]): SearchHit(self._message(r[:-1]), str(names[int(r[-1])]), 0.0) for r in rows if r[-1] in names
+        }
         return [found[i] for i in wanted if i in found]
