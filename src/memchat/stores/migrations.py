@@ -380,7 +380,7 @@ def m010_memory_default(db: sqlite3.Connection) -> None:
 
     Only the declared default changes, no row: m002 already turned the sessions stored before
     memory strategies existed into ``auto``, and every session written since had its strategy
-    written explicitly (``SQLiteStore._insert_session`` always passes one), so a ``full`` left
+    written explicitly (``SQLStore._insert_session`` always passes one), so a ``full`` left
     now is someone's choice. The store never relies on the column default; this keeps the
     schema honest for anyone reading it.
 
@@ -413,7 +413,7 @@ def m010_memory_default(db: sqlite3.Connection) -> None:
 
 @migration
 def m011_message_vectors(db: sqlite3.Connection) -> None:
-    """Message vectors for semantic recall (``stores/sqlite_vectors.py``): one per message,
+    """Message vectors for semantic recall (``stores/sql_vectors.py``): one per message,
     with the model that made it; written in the background, gone with their message."""
     run_script(
         db,
