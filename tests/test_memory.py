@@ -458,9 +458,9 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
 def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:
     agent, provider, store = setup("auto", 1024)
     chat(agent, [filler(k) for k in range(40)])
-    before = "\n".join(store._db.iterdump())
+    before = "\n".join(store._dialect.connection.iterdump())
     plan = agent.context("s", "What did I say first?")
-    assert "\n".join(store._db.iterdump()) == before
+    assert "\n".join(store._dialect.connection.iterdump()) == before
     chat(agent, ["What did I say first?"])
     assert provider.calls[-1] == plan.wire()
 

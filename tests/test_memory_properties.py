@@ -115,7 +115,7 @@ def build_history(events: Sequence[tuple[Any, ...]]) -> list[Message]:
 
 def snapshot(store: SQLiteStore) -> str:
     """Every byte the store holds (tables, FTS index, counters)."""
-    return "\n".join(store._db.iterdump())
+    return "\n".join(store._dialect.connection.iterdump())
 
 
 def cost(n: int, ratio: float) -> int:

@@ -36,9 +36,9 @@ def slow_reply(n: int = 12) -> FakeReply:
 def proxied_pg(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, FaultProxy]]:
     """The test's PostgreSQL schema reached through a FaultProxy (statements wait 1 s at most for
     a connection, instead of the store's default)."""
-    from memchat.stores import postgres
+    from memchat.stores import pg_dialect
 
-    monkeypatch.setattr(postgres, "CONNECT_WAIT", 1.0)
+    monkeypatch.setattr(pg_dialect, "CONNECT_WAIT", 1.0)
     proxy = FaultProxy("127.0.0.1", 5432)
     assert "@127.0.0.1:5432/" in pg_url
     yield pg_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/"), proxy

@@ -13,6 +13,7 @@ import pytest
 from memchat import open_store
 from memchat.domain import Message, Role, Status, Summary
 from memchat.errors import StoreError
+from memchat.stores.dialect import IntegrityViolation
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
 
@@ -163,7 +164,7 @@ def test_summaries_crud_and_order(store: SQLiteStore) -> None:
     assert store.summaries("s") == [] and store.latest_summary("s") is None
     assert store.forget_summaries("s") == 0
     assert store.messages("s") == before
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityViolation):
         store.add_summary("s", Summary(5, 4, "backwards", 1))
 
 
@@ -273,9 +274,9 @@ def test_two_character_terms_use_the_like_fallback(store: SQLiteStore) -> None:
 def test_two_character_words_are_found_through_the_index_however_old(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from memchat.stores import sqlite_memory
+    from memchat.stores import sqlite
 
-    monkeypatch.setattr(sqlite_memory, "SHORT_TERM_SPAN", 10)  # the LIKE scan sees only the newest 10
+    monkeypatch.setattr(sqlite, "SHORT_TERM_SPAN", 10)  # the LIKE scan sees only the newest 10
     store.create_session("s")
     early = ["我的牙医预约在周四下午。", "这是牙医", "Room 42b is ours"]
     store.append_messages("s", [Message(Role.USER, text) for text in early])

@@ -1,8 +1,9 @@
 """The ``Store`` port: sessions and their messages, written one turn at a time.
 
 ``Store`` is a runtime-checkable Protocol for outside implementations; memchat's own
-adapters live beside it (``sqlite``; PostgreSQL later). Sessions are addressed by name
-(unique per owner) or by id; messages are returned in ``seq`` order.
+adapters live beside it (``sqlite``, ``postgres``: one SQL store, ``sql.py``, over two
+dialects). Sessions are addressed by name (unique per owner) or by id; messages are returned in
+``seq`` order.
 
 A turn is written in three steps so that a crash never leaves half a turn:
 ``begin_turn`` stores the user message and an empty assistant row marked ``streaming``

@@ -1,4 +1,4 @@
-"""Column lists and time encoding shared by the SQLite store's modules."""
+"""Column lists and time encoding shared by the SQL store's modules (both engines)."""
 
 from __future__ import annotations
 

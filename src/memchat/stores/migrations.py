@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from memchat.stores.counters import sqlite_triggers
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
@@ -378,7 +380,7 @@ def m010_memory_default(db: sqlite3.Connection) -> None:
 
     Only the declared default changes, no row: m002 already turned the sessions stored before
     memory strategies existed into ``auto``, and every session written since had its strategy
-    written explicitly (``SQLiteStore._insert_session`` always passes one), so a ``full`` left
+    written explicitly (``SQLStore._insert_session`` always passes one), so a ``full`` left
     now is someone's choice. The store never relies on the column default; this keeps the
     schema honest for anyone reading it.
 
@@ -411,7 +413,7 @@ def m010_memory_default(db: sqlite3.Connection) -> None:
 
 @migration
 def m011_message_vectors(db: sqlite3.Connection) -> None:
-    """Message vectors for semantic recall (``stores/sqlite_vectors.py``): one per message,
+    """Message vectors for semantic recall (``stores/sql_vectors.py``): one per message,
     with the model that made it; written in the background, gone with their message."""
     run_script(
         db,
@@ -424,3 +426,66 @@ def m011_message_vectors(db: sqlite3.Connection) -> None:
         CREATE INDEX message_vectors_model ON message_vectors (model, message_id);
         """,
     )
+
+
+#: the triggers of m002, m003, m004 and m009 that kept counters or dropped stale summaries
+_HAND_WRITTEN = (
+    "messages_ai",
+    "messages_ad",
+    "messages_au_content",
+    "messages_au_status",
+    "summaries_ai",
+    "summaries_ad",
+    "pins_ai",
+    "pins_ad",
+    "messages_ad_summaries",
+    "messages_au_summaries",
+    "messages_ai_count",
+    "messages_ad_count",
+    "messages_au_count",
+    "memories_ai",
+    "memories_ad",
+    "memories_au",
+)
+#: the full-text index's part of those triggers, as triggers of their own (the same statements)
+_INDEX_TRIGGERS = """
+CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+END;
+CREATE TRIGGER messages_fts_au AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+CREATE TRIGGER memories_words_ai AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+END;
+CREATE TRIGGER memories_words_ad AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_words (memories_words, rowid, words)
+        VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+END;
+CREATE TRIGGER memories_words_au AFTER UPDATE ON memories BEGIN
+    INSERT INTO memories_words (memories_words, rowid, words)
+        VALUES ('delete', OLD.id, COALESCE(OLD.search_text, OLD.content));
+    INSERT INTO memories_words (rowid, words) VALUES (NEW.id, COALESCE(NEW.search_text, NEW.content));
+END;
+"""
+
+
+@migration
+def m012_counter_rules(db: sqlite3.Connection) -> None:
+    """The change counters (``sessions.version``/``rewrites``/``settled_count``,
+    ``users.memory_version``) and the dropping of stale summaries, kept until now by triggers
+    written by hand here (m002, m003, m004, m009) and again in PL/pgSQL for PostgreSQL, are made
+    from the one declaration both engines share (``stores/counters.py``; PostgreSQL's pg005 does
+    the same). Six of the old triggers also kept a full-text index (the messages' trigrams, the
+    memories' words): that part comes back unchanged, as triggers of its own.
+
+    One rule is stricter than m002's: a message's text set to the text it already had (a
+    checkpoint of a reply with nothing new) moves no counter, as on PostgreSQL: nothing a reader
+    caches has changed."""
+    run_script(db, "".join(f"DROP TRIGGER {name};\n" for name in _HAND_WRITTEN))
+    run_script(db, _INDEX_TRIGGERS)
+    run_script(db, sqlite_triggers())

@@ -1,17 +1,23 @@
 """The PostgreSQL schema: the same tables, columns and change-counting rules as the SQLite
-store's migrations (``migrations.py``) reach after all of them, written once for PostgreSQL.
+store's migrations (``migrations.py``) reach after all of them.
 
-The counters (``sessions.version``/``rewrites``/``settled_count``) and the dropping of stale
-summaries are kept by one PL/pgSQL trigger function; search uses ``pg_trgm`` (a GIN trigram
-index makes ``ILIKE '%term%'`` fast, Chinese included); the ranked word search of messages and
-memories uses a stored ``words`` column, ``to_tsvector('english', COALESCE(search_text,
-content))`` (``search_text``: Chinese as bigrams, as on SQLite), with a GIN index; ``users.memory_version`` is kept by a
-trigger on ``memories``."""
+Search uses ``pg_trgm`` (a GIN trigram index makes ``ILIKE '%term%'`` fast, Chinese included);
+the ranked word search of messages and memories uses a stored ``words`` column,
+``to_tsvector('english', COALESCE(search_text, content))`` (``search_text``: Chinese as bigrams,
+as on SQLite), with a GIN index. The counters (``sessions.version``/``rewrites``/
+``settled_count``, ``users.memory_version``) and the dropping of stale summaries were kept by
+three hand-written PL/pgSQL functions (pg001, pg003); since pg005 they are triggers made from the
+declaration both engines share (``stores/counters.py``).
+
+A migration is a script, run as it is, or a function given the dialect's transaction
+(``?`` placeholders) for a step that needs Python."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from memchat.stores.counters import pg_triggers
 
 
 def _word_index(db: Any) -> None:
@@ -19,8 +25,8 @@ def _word_index(db: Any) -> None:
     of a message with Chinese in it (its runs as bigrams, ``memory/terms.py``), filled here for
     the messages stored before; ``words`` is the English ``tsvector`` of
     ``COALESCE(search_text, content)``, stored (kept by PostgreSQL) so that ranking a match
-    reads it instead of parsing the text again, with a GIN index. ``db``: the store's
-    connection adapter (``?`` placeholders)."""
+    reads it instead of parsing the text again, with a GIN index. ``db``: the dialect's
+    transaction (``?`` placeholders)."""
     from memchat.memory.terms import index_text
 
     db.execute("ALTER TABLE messages ADD COLUMN search_text TEXT")
@@ -36,8 +42,8 @@ def _word_index(db: Any) -> None:
     db.execute("CREATE INDEX messages_words ON messages USING gin (words)")
 
 
-#: a migration is a script, or a function given the store's connection adapter (for a step
-#: that needs Python, such as filling ``search_text`` with ``memory.terms.index_text``)
+#: a migration is a script, or a function given the dialect's transaction (for a step that
+#: needs Python, such as filling ``search_text`` with ``memory.terms.index_text``)
 PgMigration = Callable[[Any], None]
 PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
     (
@@ -250,5 +256,19 @@ PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
         );
         CREATE INDEX message_vectors_model ON message_vectors (model, message_id);
         """,
+    ),
+    (
+        # the hand-written counting functions of pg001 and pg003 give way to the shared declaration
+        "pg005_counter_rules",
+        """
+        DROP TRIGGER messages_changed ON messages;
+        DROP FUNCTION memchat_message_changed();
+        DROP TRIGGER summaries_changed ON summaries;
+        DROP TRIGGER pins_changed ON pins;
+        DROP FUNCTION memchat_record_changed();
+        DROP TRIGGER memories_changed ON memories;
+        DROP FUNCTION memchat_memory_changed();
+        """
+        + pg_triggers(),
     ),
 ]

@@ -1,23 +1,23 @@
-"""The SQLite store's message vectors: one embedding per settled user or assistant message,
+"""The SQL store's message vectors: one embedding per settled user or assistant message,
 written by the background indexer (``memory/vectors.py``) and read back by semantic recall.
 
-A mixin of ``SQLiteStore``; its SQL is the subset PostgreSQL speaks too (``ON CONFLICT``,
-plain joins), so the PostgreSQL store inherits it unchanged. A vector is opaque bytes to the
-store (the indexer's encoding), kept with the name of the model that made it: a message whose
-vector came from another model counts as not indexed. A vector goes with its message
-(``ON DELETE CASCADE``); vectors never travel in exports or ``db copy`` (they are remade).
+A mixin of ``SQLStore``, written once for both engines (``ON CONFLICT``, plain joins). A vector
+is opaque bytes to the store (the indexer's encoding), kept with the name of the model that made
+it: a message whose vector came from another model counts as not indexed. A vector goes with
+its message (``ON DELETE CASCADE``); vectors never travel in exports or ``db copy`` (they are
+remade).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from memchat.domain import Message, SearchHit, SessionKey
 from memchat.stores.columns import MESSAGE_COLUMNS
-from memchat.stores.sqlite_memory import NOT_INCOGNITO
+from memchat.stores.dialect import Transaction
+from memchat.stores.sql_memory import NOT_INCOGNITO
 
 #: the messages worth a vector: what the user and the assistant said, settled, not empty
 _INDEXABLE = "m.role IN ('user', 'assistant') AND m.status != 'streaming' AND m.content != ''"
@@ -26,7 +26,7 @@ _INDEXABLE = "m.role IN ('user', 'assistant') AND m.status != 'streaming' AND m.
 class _Host(Protocol):
     owner: int
 
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def _write(self) -> contextlib.AbstractContextManager[Transaction]: ...
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def _sid(self, session: SessionKey) -> int: ...
     @staticmethod
@@ -34,7 +34,7 @@ class _Host(Protocol):
 
 
 class VectorRecords:
-    """Methods mixed into ``SQLiteStore`` (and inherited by ``PostgresStore``)."""
+    """Methods mixed into ``SQLStore``."""
 
     def vectors_missing(self: _Host, model: str, limit: int = 32) -> list[tuple[int, str]]:
         """(id, text) of the owner's messages with no vector made by ``model``, newest first

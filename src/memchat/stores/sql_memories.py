@@ -1,8 +1,9 @@
-"""The SQLite store's long-term memories: what the agent knows about its user, across sessions.
+"""The SQL store's long-term memories: what the agent knows about its user, across sessions.
 
-A mixin of ``SQLiteStore`` (see ``stores/sqlite.py`` for the connection and transactions);
-``PostgresStore`` reuses it through its SQL translator and replaces only the ranked search.
-Every method is scoped to ``self.owner``: a memory of another user is ``MemoryNotFound``.
+A mixin of ``SQLStore`` (``stores/sql.py``), written once for both engines; each engine's store
+adds the ranked search of memories (``search_memories``: FTS5's BM25 on SQLite, ``ts_rank`` on
+PostgreSQL) over ``MEMORY_COLUMNS``. Every method is scoped to ``self.owner``: a memory of
+another user is ``MemoryNotFound``.
 
 A memory is never rewritten: a newer version ends it (``ended``, ``end_reason``,
 ``superseded_by``) and points back at it (``supersedes``). The versions linked this way, in
@@ -14,16 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Protocol
 
 from memchat.domain import EndReason, Memory, MemoryKind, MemoryOrigin
 from memchat.errors import MemoryNotFound, SessionNotFound, StoreError
-from memchat.memory.terms import fts_query, index_text
+from memchat.memory.terms import index_text
 from memchat.stores.columns import format_time, parse_time
 from memchat.stores.columns import now_text as _now
+from memchat.stores.dialect import Transaction
 
 #: a memory as read (``s.name``: its session's name, NULL once the session is deleted)
 MEMORY_COLUMNS = (
@@ -63,7 +64,7 @@ def search_form(word: str) -> str:
     return " ".join(indexed.split()) if indexed is not None else word
 
 
-def _on(db: sqlite3.Connection) -> Rows:
+def _on(db: Transaction) -> Rows:
     """Run statements inside the caller's transaction."""
     return lambda sql, params: list(db.execute(sql, params).fetchall())
 
@@ -107,14 +108,14 @@ def _line(rows: Rows, owner: int, memory_id: int) -> set[int]:
     return members
 
 
-def _check_session(db: sqlite3.Connection, owner: int, session_id: int | None) -> None:
+def _check_session(db: Transaction, owner: int, session_id: int | None) -> None:
     if session_id is None:
         return
     if db.execute("SELECT 1 FROM sessions WHERE id = ? AND owner_id = ?", (session_id, owner)).fetchone() is None:
         raise SessionNotFound(f"no session #{session_id}", name=session_id)
 
 
-def _insert(db: sqlite3.Connection, owner: int, m: Memory, *, ended: bool = False) -> int:
+def _insert(db: Transaction, owner: int, m: Memory, *, ended: bool = False) -> int:
     """One row of ``memories`` (links left out: the caller sets them); with ``ended`` the
     memory's ``ended``/``end_reason`` are kept as they are."""
     row = db.execute(
@@ -140,16 +141,16 @@ def _insert(db: sqlite3.Connection, owner: int, m: Memory, *, ended: bool = Fals
 
 
 class _Host(Protocol):
-    """What the mixin needs from ``SQLiteStore``."""
+    """What the mixin needs from ``SQLStore``."""
 
     owner: int
 
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+    def _write(self) -> contextlib.AbstractContextManager[Transaction]: ...
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
 
 class MemoriesRecords:
-    """The ``Store`` protocol's long-term memory methods, mixed into ``SQLiteStore``."""
+    """The ``Store`` protocol's long-term memory methods (but the ranked search), mixed into ``SQLStore``."""
 
     def add_memory(self: _Host, memory: Memory, *, supersedes: int | None = None) -> Memory:
         """Store a new active memory of the owner (``created`` defaults to now; ``id``,
@@ -252,23 +253,6 @@ class MemoriesRecords:
             raise MemoryNotFound(f"no memory #{memory_id}", memory_id=memory_id)
         found = _select(self._read, self.owner, f"m.id IN ({_marks(ids)})", ids)
         return sorted(found, key=lambda m: (m.created.timestamp() if m.created else 0.0, m.id or 0))
-
-    def search_memories(self: _Host, words: Sequence[str], *, limit: int = 20) -> list[tuple[Memory, float]]:
-        """The owner's active memories matching any of ``words``, ranked by FTS5's BM25 over the
-        memory word index (stemmed English words, Chinese as bigrams: a Chinese word longer than
-        two characters matches as the phrase of its bigrams), best first; the score is
-        ``-bm25`` (higher is better)."""
-        forms = [f for w in words if (f := search_form(str(w)).strip())]
-        if not forms or limit <= 0:
-            return []
-        rows = self._read(
-            f"SELECT {MEMORY_COLUMNS}, -bm25(memories_words) FROM memories_words "
-            f"JOIN memories m ON m.id = memories_words.rowid {MEMORY_SESSION} "
-            "WHERE memories_words MATCH ? AND m.owner_id = ? AND m.ended IS NULL "
-            "ORDER BY bm25(memories_words), m.id DESC LIMIT ?",
-            (fts_query(forms), self.owner, int(limit)),
-        )
-        return [(memory_from_row(r[:-1]), float(r[-1])) for r in rows]
 
     def memory_version(self: _Host) -> int:
         """A counter that moves with every change to the owner's memories (kept by triggers)."""
