@@ -198,6 +198,9 @@ def recall_turns(
     ``nearest(text, limit)``: the semantic index's closest messages, when there is one."""
     if room <= 0 or not (own or others):
         return []
+    others = others and store.has_other_sessions(session_id)  # else nothing there to find (or embed for)
+    if not (own or others):
+        return []
     words = query_words(text)
     similar = dict(nearest(text, SEMANTIC_CANDIDATES)) if nearest is not None else {}
     if not words and not similar:

@@ -114,6 +114,10 @@ class Store(Protocol):
         owner's sessions but ``exclude_session`` and incognito ones."""
         ...
 
+    def has_other_sessions(self, session: str | int | None) -> bool:
+        """Whether the owner has a non-incognito session with settled messages besides ``session``."""
+        ...
+
     def messages_at(self, session: str | int, seqs: Sequence[int]) -> list[Message]:
         """The settled messages of ``session`` with these sequence numbers, in order."""
         ...

@@ -191,6 +191,19 @@ class MemoryRecords:
 
     # -- what a search reads --------------------------------------------------------------
 
+    def has_other_sessions(self: _Host, session: SessionKey | None) -> bool:
+        """Whether the owner has a session with settled messages, not incognito, besides
+        ``session``: whether recall across sessions can find anything at all."""
+        params: list[Any] = [self.owner]
+        other = ""
+        if session is not None:
+            other, params = " AND s.id != ?", [self.owner, self._sid(session)]
+        rows = self._read(
+            f"SELECT 1 FROM sessions s WHERE s.owner_id = ? AND s.settled_count > 0{other} AND {NOT_INCOGNITO} LIMIT 1",
+            params,
+        )
+        return bool(rows)
+
     def messages_at(self: _Host, session: SessionKey, seqs: Sequence[int]) -> list[Message]:
         """The settled messages of ``session`` with these sequence numbers, in order."""
         wanted = sorted({int(q) for q in seqs})

@@ -152,7 +152,7 @@ class SQLiteStore(SQLStore):
         words = list(dict.fromkeys(w for w in words if w))
         if not words:
             return []
-        if session is None and not self._others_exist(exclude_session):
+        if session is None and not self.has_other_sessions(exclude_session):
             return []  # the user has no other session with messages: nothing to search
         n, average = self._word_stats()
         span = ""
@@ -211,18 +211,6 @@ class SQLiteStore(SQLStore):
             hits.append(SearchHit(msg, r[-2], value))
         hits.sort(key=lambda h: (-h.score, -(h.message.id or 0)))
         return hits[:limit]
-
-    def _others_exist(self, exclude_session: SessionKey | None) -> bool:
-        """Whether the owner has a session with settled messages, not incognito, besides ``exclude_session``."""
-        params: list[Any] = [self.owner]
-        other = ""
-        if exclude_session is not None:
-            other, params = " AND s.id != ?", [self.owner, self._sid(exclude_session)]
-        rows = self._read(
-            f"SELECT 1 FROM sessions s WHERE s.owner_id = ? AND s.settled_count > 0{other} AND {NOT_INCOGNITO} LIMIT 1",
-            params,
-        )
-        return bool(rows)
 
     def _word_stats(self) -> tuple[int, float]:
         """(messages in the word index, their average length in tokens), cached while the
