@@ -702,6 +702,11 @@ class Agent:
             setattr(twin, name, value)
         return twin
 
+    def for_user(self, user_id: int) -> Agent:
+        """This agent serving another user of the same database (a server's account): its
+        sessions and memories are that user's only (``with_store`` over the store's view)."""
+        return self.with_store(self.store.for_owner(user_id))
+
     def with_store(self, store: Store) -> Agent:
         """This agent's settings, provider and tools over another store (another user's view
         of the same database, for the server): its own memory caches."""

@@ -23,8 +23,8 @@ from memchat.agent import Agent, AsyncTurn, Turn
 from memchat.config import data_dir
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary
 from memchat.errors import MemchatError, SessionExists, StoreError
-from memchat.images.base import Progress
-from memchat.images.keep import generate_and_keep
+from memchat.images.base import GeneratedImage, Progress
+from memchat.images.keep import generate_and_keep, to_record
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
@@ -182,6 +182,19 @@ class Sessions:
 
     def summaries(self, session: str | int) -> builtins.list[Summary]:
         return self._store.summaries(session)
+
+    def ensure(self, name: str) -> SessionInfo:
+        """The session named ``name``, created (empty) if there is none."""
+        return self._store.find_session(name) or self._store.create_session(name)
+
+    def images(self, session: str | int) -> builtins.list[ImageRecord]:
+        """The images kept with ``session``, in the order they were made."""
+        return self._store.images(session)
+
+    def keep_images(self, session: str | int, images: Sequence[GeneratedImage]) -> builtins.list[ImageRecord]:
+        """Record images made for ``session`` (after its last message) — ``memchat image -s``,
+        which saves the files itself, with its own progress and output path."""
+        return self._store.add_images(self.get(session).id, [to_record(im) for im in images])
 
     def close(self) -> None:
         self._store.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memchat.cli.cli_strings import t
-from memchat.cli.common import UsageError, err, settings_for
+from memchat.cli.common import UsageError, err, settings_for, store_for
 
 if TYPE_CHECKING:
     import argparse
@@ -24,9 +24,10 @@ def image_settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from memchat.factory import images_dir, make_image_generator, open_store
+    from memchat.factory import images_dir, make_image_generator
     from memchat.images.base import ImageRequest
-    from memchat.images.keep import session_folder, to_record
+    from memchat.images.keep import session_folder
+    from memchat.service import Sessions
 
     prompt = " ".join(args.prompt).strip()
     if not prompt:
@@ -52,11 +53,11 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise UsageError(t("cli.image_one_file"))
     info = None
     if args.session:  # the session exists (or is made) first: its images go in its own folder
-        store = open_store(settings.db)
+        sessions = Sessions(store_for(settings))
         try:
-            info = store.find_session(args.session) or store.create_session(args.session)
+            info = sessions.ensure(args.session)
         finally:
-            store.close()
+            sessions.close()
     if target is not None:
         dest = target.parent if single_file else target
     else:  # the one layout of images/keep.py: a folder per session id; "cli" for none
@@ -77,11 +78,11 @@ def cmd_image(args: argparse.Namespace) -> int:
         paths = [target]
         made = [_moved(made[0], target)]
     if info is not None:
-        store = open_store(settings.db)
+        sessions = Sessions(store_for(settings))
         try:
-            store.add_images(info.id, [to_record(im) for im in made])
+            sessions.keep_images(info.id, made)
         finally:
-            store.close()
+            sessions.close()
     sys.stdout.write("".join(f"{p}\n" for p in paths))
     return 0
 

@@ -25,6 +25,7 @@ from memchat.server.fanout import RedisFanout
 from memchat.server.page import add_page
 from memchat.server.runs import Runs
 from memchat.server.security import Guard
+from memchat.service import Sessions
 from memchat.stores.base import Accounts
 
 
@@ -43,7 +44,7 @@ def build_api(agent: Agent, *, token: str | None = None, redis_url: str | None =
     """The FastAPI application serving ``agent``, before the ``Guard``; with ``redis_url``,
     turns are shared with the other workers of the same database (``fanout.py``)."""
     fanout = _fanout(agent, redis_url)
-    runs = Runs(images_of=agent.store.images, fanout=fanout)
+    runs = Runs(images_of=Sessions(agent.store).images, fanout=fanout)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -43,7 +43,7 @@ class Server:
         if user == LOCAL_USER:
             return self.agent
         if user not in self.agents:
-            self.agents[user] = self.agent.with_store(self.agent.store.for_owner(user))
+            self.agents[user] = self.agent.for_user(user)
         return self.agents[user]
 
 
