@@ -142,8 +142,6 @@ class MemoryPlanner:
         user's long-term memories go with the call (both off in an incognito session)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
-        if self.semantic is not None and new is not None and recall_all and self.store.has_other_sessions(info.id):
-            self.semantic.prefetch(new.content)  # recall will search other sessions: embed meanwhile
         ratio = self.ratio(model)
 
         def msg_tokens(m: Message) -> int:

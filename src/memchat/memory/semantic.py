@@ -54,11 +54,6 @@ class SemanticIndex(Protocol):
         """Messages given a vector since the index was made (progress)."""
         ...
 
-    def prefetch(self, text: str) -> None:
-        """Start embedding ``text`` now, in another thread, for a ``nearest`` that follows (the
-        planner calls it first, so the embedding overlaps the word search)."""
-        ...
-
     def nearest(self, store: Store, text: str, limit: int) -> list[tuple[int, float]]:
         """(message id, similarity) of the ``limit`` messages of ``store``'s owner closest in
         meaning to ``text``, best first; [] while nothing is indexed yet."""

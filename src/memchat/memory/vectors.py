@@ -9,12 +9,13 @@
   waits at most one batch. A failure (a remote embedder down) is recorded, the job dropped,
   and notices are ignored for a while that doubles with each failure in a row (2 s … 5 min).
 * **Search** keeps each owner's vectors in one float32 matrix (read once, then only the rows
-  added since); a query costs one embedding (~10 ms on the offline model, started by
-  ``prefetch`` in a thread of its own so that it overlaps the word search) and one
-  matrix-vector product (100,000 messages × 384 dimensions: ~5 ms). Messages deleted since stay in the matrix; the store
+  added since); a query costs one embedding (~10 ms on the offline model, in the caller's
+  thread: handed to a thread of its own to overlap the word search, it took twice as long on
+  2 cores, the engine's OpenMP team fighting the caller) and one matrix-vector product, in
+  this thread too (100,000 messages × 384 dimensions: ~5 ms). Messages deleted since stay in the matrix; the store
   drops them when recall reads the hits (``Store.messages_by_id``).
 
-Made by the composition root when an embedder is available; needs numpy.
+Made by an adapter when an embedder is available (``providers/embed_local.py``); needs numpy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +44,7 @@ BATCH = 4
 BACKOFF_MAX = 300.0
 #: vectors read from the store per query when catching up
 PAGE = 20_000
-#: query vectors kept (a plan asks for the one it prefetched; ``/context`` then the turn repeat it)
+#: query vectors kept (``/context`` then the turn, a retry, ask for the same one)
 QUERIES_KEPT = 8
 
 
@@ -103,9 +103,8 @@ class VectorIndex:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self._resume_at = 0.0
-        self._queries: OrderedDict[str, Future[np.ndarray]] = OrderedDict()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
-        self._query_pool: ThreadPoolExecutor | None = None
 
     @property
     def embedded(self) -> int:
@@ -113,23 +112,18 @@ class VectorIndex:
 
     # -- search -------------------------------------------------------------------------
 
-    def prefetch(self, text: str) -> None:
-        if text.strip():
-            self._query(text)
-
-    def _query(self, text: str) -> Future[np.ndarray]:
+    def _query(self, text: str) -> np.ndarray:
         with self._queries_lock:
             found = self._queries.get(text)
             if found is not None:
                 self._queries.move_to_end(text)
                 return found
-            if self._query_pool is None:
-                self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="memchat-query")
-            future = self._query_pool.submit(lambda: np.asarray(self.embedder.query(text), dtype=np.float32))
-            self._queries[text] = future
+        vector = np.asarray(self.embedder.query(text), dtype=np.float32)  # a failure is not kept
+        with self._queries_lock:
+            self._queries[text] = vector
             while len(self._queries) > QUERIES_KEPT:
                 self._queries.popitem(last=False)
-            return future
+        return vector
 
     def forget_queries(self) -> None:
         """Drop the query vectors kept (a benchmark that times a cold turn)."""
@@ -144,15 +138,13 @@ class VectorIndex:
             self._catch_up(store, matrix)
             if matrix.rows == 0:
                 return []
-            try:
-                query = self._query(text).result()
-            except Exception:
-                with self._queries_lock:  # not kept: the next call tries again
-                    self._queries.pop(text, None)
-                raise
+            query = self._query(text)
             if query.shape[0] != matrix.vectors.shape[1]:
                 return []  # vectors of another size: remade as the worker goes on
-            sims = matrix.vectors[: matrix.rows] @ query
+            # einsum, not ``@``: OpenBLAS answers a matrix-vector product with threads that then
+            # spin for a while and starve the embedding engine's OpenMP team (the next query took
+            # 12-100 ms instead of 8); einsum stays in this thread, 5 ms at 100,000 rows
+            sims = np.einsum("ij,j->i", matrix.vectors[: matrix.rows], query)
             k = min(limit, matrix.rows)
             top = np.argpartition(-sims, k - 1)[:k]
             top = top[np.argsort(-sims[top], kind="stable")]
@@ -207,9 +199,6 @@ class VectorIndex:
 
     def close(self) -> None:
         with self._queries_lock:
-            if self._query_pool is not None:
-                self._query_pool.shutdown(wait=False, cancel_futures=True)
-                self._query_pool = None
             self._queries.clear()
         with self._cond:
             self._closed = True
