@@ -43,6 +43,7 @@ from memchat.errors import (
     StreamError,
     TurnInProgress,
 )
+from memchat.images.base import ImageGenerator
 from memchat.memories.learner import LearnJob, MemoryLearner, detect_explicit
 from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
@@ -558,7 +559,7 @@ class Agent:
         #: seconds a turn waits for another writer's reply in the same session (0: busy at once)
         self.wait_for_turn = 0.0
         #: an ``ImageGenerator`` for the ``generate_image`` tool, and where its files go
-        self.images: Any = None
+        self.images: ImageGenerator | None = None
         self.images_dir: Any = None
         #: the semantic index (an embedding model's vectors of past messages, made in the
         #: background): recall fuses its nearest messages with BM25's (None: words only;

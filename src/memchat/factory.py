@@ -12,6 +12,7 @@ from memchat.providers.base import Provider
 
 if TYPE_CHECKING:
     from memchat.agent import Agent
+    from memchat.images.base import ImageGenerator
     from memchat.memory.semantic import SemanticIndex
     from memchat.stores.base import Store
 
@@ -57,7 +58,7 @@ def from_env(**flags: Any) -> Agent:
     return make_agent(resolve(flags))
 
 
-def make_agent(settings: Settings, store: Any = None) -> Agent:
+def make_agent(settings: Settings, store: Store | None = None) -> Agent:
     """The ``Agent`` the settings describe (``store``: an open store, else ``settings.db``)."""
     from memchat.agent import Agent  # here, not above: commands that only open the store stay fast
     from memchat.clock import timezone
@@ -114,7 +115,7 @@ def make_semantic_index(settings: Settings) -> SemanticIndex | None:
     return index
 
 
-def make_image_generator(settings: Settings) -> Any:
+def make_image_generator(settings: Settings) -> ImageGenerator | None:
     """The text-to-image adapter the settings describe, or None when none is configured."""
     if not settings.image_provider:
         return None
