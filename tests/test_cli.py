@@ -223,6 +223,9 @@ def test_ctrl_c_keeps_the_partial_reply_as_interrupted(model: FakeServer, db: SQ
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # as from a terminal: a suite started in the background by a shell without job control
+        # ignores SIGINT, its children inherit that, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     first = os.read(proc.stdout.fileno(), 100)  # the first chunk has been streamed and stored
