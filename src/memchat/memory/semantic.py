@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import Protocol
 
 from memchat.stores.base import Store
@@ -92,6 +91,8 @@ def default_index() -> SemanticIndex | None:
         return None
     with _default_lock:
         if not _default:
+            from importlib.metadata import entry_points  # 30 ms to import: only for the first library agent
+
             found: SemanticIndex | None = None
             for point in sorted(entry_points(group=ENTRY_POINTS), key=lambda p: p.name):
                 make: Callable[[], SemanticIndex | None] = point.load()

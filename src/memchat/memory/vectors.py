@@ -15,7 +15,9 @@
   this thread too (100,000 messages × 384 dimensions: ~5 ms). Messages deleted since stay in the matrix; the store
   drops them when recall reads the hits (``Store.messages_by_id``).
 
-Made by an adapter when an embedder is available (``providers/embed_local.py``); needs numpy.
+Made by an adapter when an embedder is available (``providers/embed_local.py``); needs numpy,
+imported on first use: a one-shot ``memchat ask`` with nothing to search by meaning (one
+session, or no vectors yet) does not pay its ~60 ms import.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from memchat.memory.semantic import Embedder
 from memchat.stores.base import Store
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +53,31 @@ PAGE = 20_000
 QUERIES_KEPT = 8
 
 
+@cache
+def _numpy() -> Any:
+    import numpy  # on first use (see the module's docstring)
+
+    return numpy
+
+
 @dataclass(slots=True)
 class _Matrix:
     """One owner's vectors: ``rows`` of ``vectors`` are in use, for message ``ids``."""
 
-    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    ids: Any = None  # np.ndarray (int64), made with the first vectors
+    vectors: Any = None  # np.ndarray (float32, rows × dimensions)
     rows: int = 0
     last: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def extend(self, found: Sequence[tuple[int, bytes]]) -> None:
+        np = _numpy()
         new = np.stack([np.frombuffer(blob, dtype=ENCODING) for _, blob in found]).astype(np.float32)
-        if self.rows + len(found) > len(self.ids) or new.shape[1] != self.vectors.shape[1]:
+        if self.ids is None or self.rows + len(found) > len(self.ids) or new.shape[1] != self.vectors.shape[1]:
             size = max(1024, 2 * (self.rows + len(found)))
             ids = np.zeros(size, dtype=np.int64)
             vectors = np.zeros((size, new.shape[1]), dtype=np.float32)
-            if self.rows and self.vectors.shape[1] == new.shape[1]:
+            if self.rows and self.vectors is not None and self.vectors.shape[1] == new.shape[1]:
                 ids[: self.rows] = self.ids[: self.rows]
                 vectors[: self.rows] = self.vectors[: self.rows]
             else:
@@ -118,7 +131,8 @@ class VectorIndex:
             if found is not None:
                 self._queries.move_to_end(text)
                 return found
-        vector = np.asarray(self.embedder.query(text), dtype=np.float32)  # a failure is not kept
+        numpy = _numpy()
+        vector: np.ndarray = numpy.asarray(self.embedder.query(text), dtype=numpy.float32)  # a failure is not kept
         with self._queries_lock:
             self._queries[text] = vector
             while len(self._queries) > QUERIES_KEPT:
@@ -139,6 +153,7 @@ class VectorIndex:
             if matrix.rows == 0:
                 return []
             query = self._query(text)
+            np = _numpy()
             if query.shape[0] != matrix.vectors.shape[1]:
                 return []  # vectors of another size: remade as the worker goes on
             # einsum, not ``@``: OpenBLAS answers a matrix-vector product with threads that then
@@ -241,6 +256,7 @@ class VectorIndex:
         if not todo:
             return True
         vectors = self.embedder.passages([text[: self.passage_chars] for _, text in todo])
+        np = _numpy()
         blobs = [np.asarray(v, dtype=np.float32).astype(ENCODING).tobytes() for v in vectors]
         store.add_vectors(self.embedder.name, [(mid, blob) for (mid, _), blob in zip(todo, blobs, strict=True)])
         self.stats.embedded += len(todo)
