@@ -6,6 +6,7 @@ multilingual-e5-small, installed with ``memchat[local]``)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -294,6 +295,15 @@ def test_an_imported_history_is_indexed_by_memchat_memory_index_and_recalled_by_
     proc = run("ask", "What is my dog called?", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Biscuit" in "\n".join(str(m.get("content")) for m in fake.requests[-1].messages)
+
+    # ask exits at once and leaves its turn to a detached indexer (one per database)
+    store = open_store(default_db_path())
+    deadline = time.monotonic() + 90
+    while store.vectors_missing("multilingual-e5-small-q4") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.vectors_missing("multilingual-e5-small-q4") == []
+    assert len(store.vectors_after("multilingual-e5-small-q4")) == 10  # the 8 imported, the turn's 2
+    store.close()
 
 
 def test_memory_index_says_in_one_line_when_recall_by_meaning_is_off() -> None:

@@ -91,9 +91,6 @@ CONFIGURABLE = (
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
-#: seconds ``close`` waits for the semantic index (a turn's two messages take well under one on
-#: the offline model; a longer backlog, an imported history, goes on in the next run)
-INDEX_FLUSH_SECONDS = 1.5
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
@@ -591,14 +588,13 @@ class Agent:
         self.remembered: list[Memory] = []
 
     def close(self) -> None:
-        """Close the provider and the store; memories still being learned get a few seconds, messages
-        still being indexed for semantic recall a second or two (the rest waits for the next run)."""
+        """Close the provider and the store; memories still being learned get a few seconds. What
+        is not indexed for recall by meaning yet stays for the next process that indexes (the
+        REPL, the server, ``memchat memory index``; ``memchat ask`` starts one in the background)."""
         if self._learner is not None:
             self._learner.flush(LEARN_FLUSH_SECONDS)
             self._learner.close()
-        if self.semantic is not None:  # what is not indexed by then is indexed by the next run
-            if self.semantic.pending(self.store):
-                self.semantic.wait(INDEX_FLUSH_SECONDS)
+        if self.semantic is not None:
             self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
         self.provider.close()
         self.store.close()

@@ -244,7 +244,10 @@ def _define_memory(sub: Any, command: Callable[..., _Parser]) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p = command(ms, "import", memories.cmd_import, "add the memories of a JSONL export (all or none)")
     p.add_argument("file", metavar="FILE", help="a memchat memory export, or '-' for stdin")
-    command(ms, "index", memories.cmd_index, "index past messages for recall by meaning now (else: in the background)")
+    p = command(
+        ms, "index", memories.cmd_index, "index past messages for recall by meaning now (else: in the background)"
+    )
+    p.add_argument("--background", action="store_true", help=argparse.SUPPRESS)  # ask's detached indexer
 
 
 def _window(value: str) -> int:

@@ -337,9 +337,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     index = make_semantic_index(settings)
     if index is None:
+        if args.background:
+            return 0
         raise ConfigError(t("mem.index_off"))
+    lock = _background_lock(settings.db) if args.background else None
+    if args.background and lock is None:
+        return 0  # another background indexer works on this database
     store = store_for(settings)
-    live = sys.stderr.isatty()
+    live = sys.stderr.isatty() and not args.background
 
     def progress(count: int) -> None:
         if live:
@@ -354,8 +359,49 @@ def cmd_index(args: argparse.Namespace) -> int:
         store.close()
     if live:
         sys.stderr.write("\r\033[K")
-    sys.stdout.write(t("mem.indexed", count=count, seconds=time.monotonic() - started) + "\n")
+    if not args.background:
+        sys.stdout.write(t("mem.indexed", count=count, seconds=time.monotonic() - started) + "\n")
     return 0
+
+
+def _background_lock(db: str) -> Any:
+    """An exclusive lock on this database's background indexing (held until the process
+    ends), or None when another process holds it."""
+    import fcntl
+    import hashlib
+
+    from memchat.config import data_dir
+
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(db.encode()).hexdigest()[:16]
+    handle = (folder / f"index-{name}.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def start_background_index(settings: Any) -> None:
+    """Index what a one-shot command left (``memchat ask``) in a detached process, as ``git gc
+    --auto`` does: this process exits at once; at most one such indexer per database runs."""
+    import os
+    import subprocess
+
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "memchat.cli", "memory", "index", "--background", "--db", settings.db],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not killed with the terminal's job, nor by its Ctrl-C
+            env=os.environ.copy(),
+            close_fds=True,
+        )
+    except OSError:
+        pass  # indexing waits for the next process that indexes
 
 
 def _minute(value: datetime | None) -> str:

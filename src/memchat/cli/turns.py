@@ -112,9 +112,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         info = _ask_session(chats, args)
         if args.incognito and not chats.agent.is_incognito(info):
             info = chats.set_incognito(info.id, True)
-        return _stream(chats.agent, info, text)
+        code = _stream(chats.agent, info, text)
     finally:
         chats.agent.close()  # waits (bounded) for what is still being learned from this turn
+    if chats.agent.semantic is not None and not chats.agent.is_incognito(info):
+        from memchat.cli.memories import start_background_index
+
+        start_background_index(settings)  # this turn's messages get their vectors after we exit
+    return code
 
 
 def _ask_session(chats: Conversations, args: argparse.Namespace) -> SessionInfo:

@@ -2,12 +2,15 @@
 
 ``VectorIndex`` implements ``memory/semantic.SemanticIndex`` over any ``Embedder``:
 
-* **Indexing** runs in one daemon thread per index. ``notice(store)`` (after a turn, when an
-  agent opens a store) queues the store's owner; the worker asks the store for messages with
-  no vector from this model (newest first), embeds a small batch, stores it as float16 bytes,
-  and goes on until none is left — one batch at a time, so another user's turn or ``close()``
-  waits at most one batch. A failure (a remote embedder down) is recorded, the job dropped,
-  and notices are ignored for a while that doubles with each failure in a row (2 s … 5 min).
+* **Indexing** runs in one daemon thread per index. ``notice(store)`` (after a turn) queues
+  the store's owner; once no turn has been noticed for ``QUIET`` seconds (turns in quick
+  succession, a script's, are not slowed by it; a person reading the reply leaves time), the
+  worker asks the store for messages with no vector from this model (newest first), embeds a
+  small batch, stores it as float16 bytes, and goes on until none is left — one batch at a
+  time, so another user's turn or ``close()`` waits at most one batch. ``wait`` (someone is
+  waiting for the index: ``memchat memory index``) skips the quiet period. A failure (a
+  remote embedder down) is recorded, the job dropped, and notices are ignored for a while that
+  doubles with each failure in a row (2 s … 5 min).
 * **Search** keeps each owner's vectors in one float32 matrix (read once, then only the rows
   added since); a query costs one embedding (~10 ms on the offline model, in the caller's
   thread: handed to a thread of its own to overlap the word search, it took twice as long on
@@ -51,6 +54,8 @@ BACKOFF_MAX = 300.0
 PAGE = 20_000
 #: query vectors kept (``/context`` then the turn, a retry, ask for the same one)
 QUERIES_KEPT = 8
+#: seconds without a new turn before the worker embeds (it leaves the cores to the turns)
+QUIET = 1.0
 
 
 @cache
@@ -116,6 +121,8 @@ class VectorIndex:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self._resume_at = 0.0
+        self._last_notice = 0.0
+        self._waiters = 0  # callers of wait(): the quiet period is skipped for them
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
 
@@ -188,6 +195,7 @@ class VectorIndex:
             if self._closed or time.monotonic() < self._resume_at:
                 return
             self._queue.setdefault(store.cache_key, store)
+            self._last_notice = time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="memchat-vectors", daemon=True)
                 self._thread.start()
@@ -205,12 +213,17 @@ class VectorIndex:
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queue and not self._closed:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(left)
-            return not self._queue
+            self._waiters += 1
+            self._cond.notify_all()
+            try:
+                while self._queue and not self._closed:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return not self._queue
+            finally:
+                self._waiters -= 1
 
     def close(self) -> None:
         with self._queries_lock:
@@ -226,8 +239,14 @@ class VectorIndex:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                while not self._closed:
+                    if not self._queue:
+                        self._cond.wait()
+                        continue
+                    quiet = self._last_notice + QUIET - time.monotonic()
+                    if quiet <= 0 or self._waiters:
+                        break
+                    self._cond.wait(quiet)  # a turn just ended: the next may follow at once
                 if self._closed:
                     return
                 key, store = next(iter(self._queue.items()))
