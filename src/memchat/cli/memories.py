@@ -327,6 +327,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     """Give every past message its vector for recall by meaning now (normally done in the
     background after each turn; a long imported history takes minutes), with progress."""
+    import os
     import time
 
     from memchat.errors import ConfigError
@@ -343,6 +344,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     lock = _background_lock(settings.db) if args.background else None
     if args.background and lock is None:
         return 0  # another background indexer works on this database
+    if args.background:
+        os.nice(19)  # only the time other work leaves (a chat started meanwhile keeps its speed)
     store = store_for(settings)
     live = sys.stderr.isatty() and not args.background
 

@@ -7,7 +7,8 @@
   succession, a script's, are not slowed by it; a person reading the reply leaves time), the
   worker asks the store for messages with no vector from this model (newest first), embeds a
   small batch, stores it as float16 bytes, and goes on until none is left — one batch at a
-  time, so another user's turn or ``close()`` waits at most one batch. ``wait`` (someone is
+  time, so another user's turn or ``close()`` waits at most one batch; the worker runs at the
+  lowest CPU priority. ``wait`` (someone is
   waiting for the index: ``memchat memory index``) skips the quiet period. A failure (a
   remote embedder down) is recorded, the job dropped, and notices are ignored for a while that
   doubles with each failure in a row (2 s … 5 min).
@@ -26,6 +27,7 @@ session, or no vectors yet) does not pay its ~60 ms import.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -56,6 +58,16 @@ PAGE = 20_000
 QUERIES_KEPT = 8
 #: seconds without a new turn before the worker embeds (it leaves the cores to the turns)
 QUIET = 1.0
+
+
+def _lowest_priority() -> None:
+    """Run this thread (and the engine threads it starts, which inherit it) at the lowest CPU
+    priority, so that indexing takes only the time the turns leave (Linux: nice is per thread;
+    elsewhere nothing changes)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 @cache
@@ -237,6 +249,7 @@ class VectorIndex:
             thread.join(timeout=5)
 
     def _run(self) -> None:
+        _lowest_priority()
         while True:
             with self._cond:
                 while not self._closed:
