@@ -143,6 +143,23 @@ def test_the_indexer_embeds_in_the_background_and_search_reads_only_what_is_new(
     store.close()
 
 
+def test_indexing_waits_while_a_turn_runs_and_for_a_quiet_moment_after() -> None:
+    store = SQLiteStore(":memory:")
+    chat(store, "a", "one", "two")
+    toy = Toy()
+    index = VectorIndex(toy)
+    index.notice(store)  # a turn ended …
+    index.hold()  # … and the next one started at once
+    time.sleep(1.5)
+    assert toy.calls == 0 and index.pending(store)
+    index.notice(store)  # that turn ended: after a quiet second the worker goes on
+    deadline = time.monotonic() + 10
+    while index.pending(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert toy.calls == 1 and store.vectors_missing(toy.name) == []
+    index.close()
+
+
 def test_a_failing_embedder_never_reaches_a_turn_and_backs_off() -> None:
     store = SQLiteStore(":memory:")
     toy = Toy()

@@ -104,6 +104,8 @@ class _TurnState:
     def __init__(self, agent: Agent, info: SessionInfo, text: str, model: str | None, replaces: list[int]) -> None:
         self.agent = agent
         self.info = info
+        if agent.semantic is not None:  # indexing pauses while the turn runs (notice resumes it)
+            agent.semantic.hold()
         self.model = agent.model_for(info, model)
         tokens, method = agent.provider.count_tokens(text)
         self.user = Message(Role.USER, text, tokens=tokens, token_method=method)

@@ -62,6 +62,11 @@ class SemanticIndex(Protocol):
         """``store``'s owner has new messages: index them soon, off the caller's path."""
         ...
 
+    def hold(self) -> None:
+        """A turn starts: indexing pauses (after the batch in flight) until ``notice`` after it,
+        so the turn has the cores (a local model's threads stall when one is preempted)."""
+        ...
+
     def pending(self, store: Store) -> bool:
         """Whether indexing for ``store``'s owner is queued or running."""
         ...

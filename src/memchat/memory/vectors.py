@@ -7,8 +7,8 @@
   succession, a script's, are not slowed by it; a person reading the reply leaves time), the
   worker asks the store for messages with no vector from this model (newest first), embeds a
   small batch, stores it as float16 bytes, and goes on until none is left — one batch at a
-  time, so another user's turn or ``close()`` waits at most one batch; the worker runs at the
-  lowest CPU priority. ``wait`` (someone is
+  time, so another user's turn or ``close()`` waits at most one batch; a turn that starts
+  (``hold``) pauses it until it ends; the worker runs at the lowest CPU priority. ``wait`` (someone is
   waiting for the index: ``memchat memory index``) skips the quiet period. A failure (a
   remote embedder down) is recorded, the job dropped, and notices are ignored for a while that
   doubles with each failure in a row (2 s … 5 min).
@@ -58,6 +58,8 @@ PAGE = 20_000
 QUERIES_KEPT = 8
 #: seconds without a new turn before the worker embeds (it leaves the cores to the turns)
 QUIET = 1.0
+#: the longest pause a turn's ``hold`` makes (a turn that fails never says it ended)
+HOLD_MAX = 60.0
 
 
 def _lowest_priority() -> None:
@@ -134,6 +136,7 @@ class VectorIndex:
         self._failures = 0
         self._resume_at = 0.0
         self._last_notice = 0.0
+        self._held_until = 0.0
         self._waiters = 0  # callers of wait(): the quiet period is skipped for them
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
@@ -208,10 +211,15 @@ class VectorIndex:
                 return
             self._queue.setdefault(store.cache_key, store)
             self._last_notice = time.monotonic()
+            self._held_until = 0.0
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="memchat-vectors", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
+
+    def hold(self) -> None:
+        with self._cond:
+            self._held_until = time.monotonic() + HOLD_MAX
 
     def pending(self, store: Store) -> bool:
         with self._cond:
@@ -256,7 +264,7 @@ class VectorIndex:
                     if not self._queue:
                         self._cond.wait()
                         continue
-                    quiet = self._last_notice + QUIET - time.monotonic()
+                    quiet = max(self._last_notice + QUIET, self._held_until) - time.monotonic()
                     if quiet <= 0 or self._waiters:
                         break
                     self._cond.wait(quiet)  # a turn just ended: the next may follow at once
