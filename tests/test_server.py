@@ -271,6 +271,56 @@ def test_any_openai_client_gets_memory_by_changing_its_base_url(serve: Any, fake
         client.close()
 
 
+def test_openai_clients_keep_the_class_of_an_upstream_error_and_get_openais_fields(
+    serve: Any, fake: FakeServer
+) -> None:
+    import openai
+
+    served, raw, _ = serve()
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused")  # the SDK's own retries on
+    ask = {"messages": [{"role": "user", "content": "hi"}], "extra_headers": {"X-Memchat-Session": "e"}}
+    try:
+        missing = {"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error",
+                             "code": "model_not_found"}}  # fmt: skip
+        fake.script(FakeReply.error_response(404, missing))
+        before = len(fake.chat_requests)
+        with pytest.raises(openai.NotFoundError, match="does not exist"):
+            client.chat.completions.create(model="gpt-9", **ask)
+        assert len(fake.chat_requests) == before + 1  # one request: a 404 is not retried (it was a 502)
+
+        fake.script(FakeReply.error_response(400, {"error": {"message": "temperature must be <= 2"}}))
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            client.chat.completions.create(model="fake/model-a", **ask)
+
+        # memchat's own key refused upstream: memchat's configuration, an error no SDK retries
+        fake.script(FakeReply.error_response(401, {"error": {"message": "Invalid API key"}}))
+        before = len(fake.chat_requests)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="fake/model-a", **ask)
+        assert caught.value.status_code == 424 and "memchat's API key" in caught.value.message
+        assert len(fake.chat_requests) == before + 1
+    finally:
+        client.close()
+
+    # OpenAI's schema: logprobs and refusal present (null) in the response and every chunk
+    fake.script(FakeReply.text("Hello!"))
+    body = raw.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}).json()
+    choice = body["choices"][0]
+    assert choice["logprobs"] is None and choice["message"]["refusal"] is None and "logprobs" in choice
+    fake.script(FakeReply.text("Hel", "lo"))
+    stream = raw.post(
+        "/v1/chat/completions", json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    ).text
+    chunks = [json.loads(f[6:]) for f in stream.split("\n\n") if f.startswith("data: {")]
+    assert chunks and all("logprobs" in c["choices"][0] and c["choices"][0]["logprobs"] is None for c in chunks)
+    fake.script(FakeReply.error_response(500, {"error": {"message": "boom"}}))
+    failed = raw.post(
+        "/v1/chat/completions", json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    ).text
+    error = next(json.loads(f[6:]) for f in failed.split("\n\n") if f.startswith('data: {"error"'))
+    assert set(error["error"]) == {"message", "type", "param", "code"} and error["error"]["param"] is None
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 

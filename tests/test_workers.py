@@ -77,7 +77,9 @@ def fresh() -> httpx.Client:
 def test_a_turn_on_one_worker_is_followed_stopped_and_guarded_from_any(workers: str, fake_server: FakeServer) -> None:
     with fresh() as c:
         sid = c.post(workers + "/api/sessions", json={"name": "shared"}).json()["id"]
-    words = [f"w{k} " for k in range(60)]
+    # long enough (10 s) that the checks below, from fresh connections on a busy 2-core machine,
+    # end well before the reply would: the stop must find it running
+    words = [f"w{k} " for k in range(200)]
     fake_server.script(FakeReply.text(*words, delay=0.05))
     started = threading.Event()
 

@@ -93,8 +93,41 @@ def _header_value(name: str) -> str:
     return quote(name, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))
 
 
-def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status)
+def _error(
+    status: int, message: str, code: str, kind: str = "invalid_request_error", headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status_code=status, headers=headers
+    )
+
+
+#: what the client can fix keeps the upstream's status (OpenAI's SDKs raise BadRequestError,
+#: NotFoundError … and do not retry); only a network failure or an upstream 5xx is a 502
+_CLIENT_STATUSES = (400, 404, 413, 422)
+#: memchat's own key refused by the upstream: memchat's configuration, not the client's request,
+#: so neither 401/403 (the client's key) nor a status the SDKs retry (408, 409, 429, 5xx)
+CONFIG_STATUS = 424
+
+
+def _upstream_error(data: dict[str, Any]) -> JSONResponse:
+    """The OpenAI error response for a failed turn, its status kept where the client can act."""
+    kind, message = str(data.get("kind")), str(data.get("message"))
+    upstream = data.get("upstream_status")
+    if kind in ("rate_limited", "quota"):
+        retry = data.get("retry_after")
+        headers = {"Retry-After": str(max(1, round(float(retry))))} if retry is not None and kind != "quota" else None
+        code = "insufficient_quota" if kind == "quota" else "rate_limit_exceeded"
+        return _error(429, message, code, "insufficient_quota" if kind == "quota" else "rate_limit_error", headers)
+    if kind == "context_length":
+        return _error(400, message, "context_length_exceeded")
+    if kind == "auth":
+        return _error(CONFIG_STATUS, f"memchat's upstream refused memchat's API key: {message}", "upstream_auth",
+                      "upstream_error")  # fmt: skip
+    if kind == "bad_request" and upstream in _CLIENT_STATUSES:
+        return _error(int(upstream), message, "not_found" if upstream == 404 else kind)
+    if kind in _UPSTREAM:
+        return _error(502, message, kind, "upstream_error")
+    return _error(400, message, kind)
 
 
 def _text(content: Any) -> str:
@@ -143,7 +176,7 @@ def models(chats: CallerChats) -> dict[str, Any]:
             },
             "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
         },
-        **_errors(400, 409, 502),
+        **_errors(400, 404, 409, 413, 422, CONFIG_STATUS, 429, 502),
     },
 )
 async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> Response:
@@ -200,14 +233,20 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
             headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
             headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
         elif event.kind == "error":
-            status = 502 if event.data.get("kind") in _UPSTREAM else 400
-            return _error(status, event.data["message"], event.data["kind"], "upstream_error")
+            return _upstream_error(event.data)
     completion = {
         "id": cid,
         "object": "chat.completion",
         "created": created,
         "model": shown_model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(parts), "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
     return JSONResponse(completion, headers=headers)
@@ -219,7 +258,7 @@ _UPSTREAM = {c.kind for c in ProviderError.__subclasses__()} | {"provider"}
 async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: bool) -> AsyncIterator[bytes]:
     def frame(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
         obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
-        obj["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []
+        obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []
         if include_usage:
             obj["usage"] = usage
         return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
@@ -232,7 +271,10 @@ async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: b
         elif event.kind == "usage":
             usage = event.data
         elif event.kind == "error":
-            error = {"error": {"message": event.data["message"], "type": "upstream_error", "code": event.data["kind"]}}
+            error = {
+                "error": {"message": event.data["message"], "type": "upstream_error", "param": None,
+                          "code": event.data["kind"]}
+            }  # fmt: skip
             yield b"data: " + json.dumps(error, ensure_ascii=False).encode() + b"\n\n"
             return
     yield frame({}, "stop")

@@ -17,7 +17,7 @@ from typing import Any
 from memchat import i18n
 from memchat.agent import AsyncTurn
 from memchat.domain import Chunk, Reply
-from memchat.errors import MemchatError, TurnInProgress
+from memchat.errors import MemchatError, ProviderError, RateLimited, TurnInProgress
 from memchat.memory.plan import ContextPlan
 
 #: finished runs whose events stay readable (a reload right after the end still replays)
@@ -180,7 +180,12 @@ class Runs:
         except MemchatError as exc:
             # the failed turn is gone (the lesson's rule) unless the error says it is kept: say why, in one line
             dropped = not getattr(exc, "kept", False)
-            await run.add("error", {"kind": exc.kind, "message": i18n.describe_error(exc), "dropped": dropped})
+            error: dict[str, Any] = {"kind": exc.kind, "message": i18n.describe_error(exc), "dropped": dropped}
+            if isinstance(exc, ProviderError) and exc.status is not None:  # the upstream's own answer
+                error["upstream_status"] = exc.status
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                error["retry_after"] = exc.retry_after
+            await run.add("error", error)
         except Exception as exc:  # a bug: still end the stream, with a line rather than a hang
             await run.add("error", {"kind": "internal", "message": f"internal error: {type(exc).__name__}"})
         finally:
