@@ -89,6 +89,7 @@ class FakeReply:
     reasoning: Sequence[str] = ()  # ``reasoning_content`` pieces, streamed before the content
     finish_reason: str | None = "stop"
     usage: dict[str, int] | None = None  # None → computed; sent only with stream_options.include_usage
+    omit_usage: bool = False  # no usage chunk even when asked (llama.cpp's server streams none)
     status: int = 200
     body: Any = None  # JSON (dict/list) or text body of an error; with 200, replaces the whole response
     headers: dict[str, str] = field(default_factory=dict)
@@ -722,7 +723,7 @@ class FakeServer:
                     more = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
                     items.append(("delta", frame([{"index": 0, "delta": more, "finish_reason": None}])))
             items.append(("tail", frame([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])))
-            if include_usage:
+            if include_usage and not reply.omit_usage:
                 items.append(("tail", frame([], usage)))
         items.append(("tail", b"data: [DONE]\n\n"))
 

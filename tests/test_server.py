@@ -321,6 +321,60 @@ def test_openai_clients_keep_the_class_of_an_upstream_error_and_get_openais_fiel
     assert set(error["error"]) == {"message", "type", "param", "code"} and error["error"]["param"] is None
 
 
+def test_an_openai_clients_parameters_reach_the_upstream_and_its_finish_and_usage_come_back(
+    serve: Any, fake: FakeServer
+) -> None:
+    import openai
+
+    served, raw, _ = serve()
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    session = {"X-Memchat-Session": "params"}
+    try:
+        fake.script(FakeReply.text("one two", finish_reason="length", omit_usage=True))
+        reply = client.chat.completions.with_raw_response.create(
+            model="fake/model-a",
+            messages=[{"role": "user", "content": "Count."}],
+            extra_headers=session,
+            max_completion_tokens=2,
+            temperature=0.3,
+            top_p=0.9,
+            stop=["END"],
+            seed=7,
+            presence_penalty=0.5,
+            frequency_penalty=0.25,
+            response_format={"type": "json_object"},
+            logit_bias={"50256": -100},
+        )
+        sent = fake.chat_requests[-1].body
+        assert {k: sent[k] for k in ("max_tokens", "temperature", "top_p", "stop", "seed")} == {
+            "max_tokens": 2, "temperature": 0.3, "top_p": 0.9, "stop": ["END"], "seed": 7
+        }  # fmt: skip
+        assert sent["presence_penalty"] == 0.5 and sent["frequency_penalty"] == 0.25
+        assert sent["response_format"] == {"type": "json_object"} and sent["logit_bias"] == {"50256": -100}
+        completion = reply.parse()
+        assert completion.choices[0].finish_reason == "length"  # the upstream's, not always "stop"
+        usage = completion.usage
+        assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0  # never zeros
+        assert reply.headers["x-memchat-usage"] == "estimated"
+
+        fake.script(FakeReply.text("a", "b", finish_reason="length"))
+        stream = client.chat.completions.create(
+            model="fake/model-a", messages=[{"role": "user", "content": "More."}], extra_headers=session,
+            max_tokens=2, stream=True,
+        )  # fmt: skip
+        finishes = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
+        assert finishes == ["length"] and fake.chat_requests[-1].body["max_tokens"] == 2
+
+        before = len(fake.chat_requests)
+        with pytest.raises(openai.BadRequestError, match="n > 1"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], n=2)
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], temperature=7)
+        assert len(fake.chat_requests) == before  # refused before any call
+    finally:
+        client.close()
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 

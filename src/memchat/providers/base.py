@@ -27,6 +27,14 @@ class ChatOptions:
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
+    #: up to 4 strings that end the reply where they appear (not included)
+    stop: tuple[str, ...] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    #: OpenAI's ``response_format`` (``{"type": "json_object"}`` …), passed as it is
+    response_format: dict[str, Any] | None = None
+    #: token id (as a string) → bias, passed as it is
+    logit_bias: dict[str, float] | None = None
     #: OpenAI ``tools`` entries the model may call (providers without tool calling ignore them)
     tools: tuple[dict[str, Any], ...] | None = None
 

@@ -270,6 +270,11 @@ class LocalLlama(Provider):
         temperature = DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature
         seed = self.seed if opts.seed is None else opts.seed
         extra: dict[str, Any] = {} if opts.top_p is None else {"top_p": opts.top_p}
+        for key in ("presence_penalty", "frequency_penalty"):  # what llama.cpp's sampler has too
+            if getattr(opts, key) is not None:
+                extra[key] = getattr(opts, key)
+        stops = [loaded.eos] if loaded.eos else []
+        stops += list(opts.stop or ())
 
         with loaded.lock:  # one generation at a time per model
             llama = loaded.llama
@@ -289,7 +294,7 @@ class LocalLlama(Provider):
                                 max_tokens=max_tokens,
                                 temperature=temperature,
                                 seed=seed,
-                                stop=[loaded.eos] if loaded.eos else [],
+                                stop=stops,
                                 repeat_penalty=REPEAT_PENALTY,
                                 stream=True,
                                 **extra,

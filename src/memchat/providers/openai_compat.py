@@ -51,6 +51,20 @@ MAX_BACKOFF = 8.0
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
+#: the ``ChatOptions`` sent to the API as they are, when set
+PASSED_OPTIONS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "logit_bias",
+)
+
+
 class OpenAICompatible(Provider):
     """A chat model behind an OpenAI-compatible HTTP API.
 
@@ -201,10 +215,10 @@ class OpenAICompatible(Provider):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         if options is not None:
-            for key in ("max_tokens", "temperature", "top_p", "seed"):
+            for key in PASSED_OPTIONS:
                 value = getattr(options, key)
                 if value is not None:
-                    body[key] = value
+                    body[key] = list(value) if isinstance(value, tuple) else value
             if options.tools:
                 body["tools"] = list(options.tools)
         if self.extra_body:

@@ -5,6 +5,7 @@ the memory, the date and its tools, and answers in OpenAI's exact shapes (stream
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memchat import i18n
 from memchat.errors import MemchatError, ProviderError
+from memchat.providers.base import ChatOptions
 from memchat.server.common import CallerChats, TurnRuns
 from memchat.server.runs import Busy, planned_memory_use
 
@@ -203,12 +205,16 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     if options is not None and not isinstance(options, dict):  # checked before the turn starts
         return _error(400, "'stream_options' must be an object", "invalid_stream_options")
     include_usage = bool((options or {}).get("include_usage"))
+    given = _chat_options(body)
+    if isinstance(given, JSONResponse):
+        return given
+    chosen = dataclasses.replace(chats.agent.options or ChatOptions(), **given) if given else None
     try:  # the session named (created with the system message as its persona), else a new one
         info = chats.open(name, persona=persona)
     except MemchatError as exc:
         return _error(400, i18n.describe_error(exc), exc.kind)
     try:
-        run = await runs.start(info.id, lambda: chats.astream(info.id, text, model=model))
+        run = await runs.start(info.id, lambda: chats.astream(info.id, text, model=model, options=chosen))
     except Busy:
         return _error(409, "a reply is already being generated in this session", "busy")
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -224,6 +230,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         )
     parts: list[str] = []
     usage: dict[str, int] | None = None
+    finish = "stop"
     async for event in run.follow():
         if event.kind == "delta":
             parts.append(event.data["text"])
@@ -232,6 +239,10 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         elif event.kind == "done":
             headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
             headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
+            finish = _finish_reason(event.data)
+            if usage is None and event.data.get("usage_estimate"):
+                usage = event.data["usage_estimate"]
+                headers[USAGE_HEADER] = "estimated"
         elif event.kind == "error":
             return _upstream_error(event.data)
     completion = {
@@ -244,7 +255,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
                 "index": 0,
                 "message": {"role": "assistant", "content": "".join(parts), "refusal": None},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
@@ -253,6 +264,71 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
 
 
 _UPSTREAM = {c.kind for c in ProviderError.__subclasses__()} | {"provider"}
+#: says that ``usage`` is memchat's own count (the upstream reported none)
+USAGE_HEADER = "X-Memchat-Usage"
+_FINISHES = ("stop", "length", "tool_calls", "content_filter", "function_call")
+
+
+def _finish_reason(done: dict[str, Any]) -> str:
+    """The upstream's finish reason where OpenAI's schema has it; a stopped or cut reply is
+    ``length`` only when the model said so, else ``stop``."""
+    reason = done.get("finish_reason")
+    return reason if reason in _FINISHES else "stop"
+
+
+def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None | str:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        return f"'{key}' must be a number from {low:g} to {high:g}"
+    return float(value)
+
+
+def _chat_options(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    """The client's generation parameters (OpenAI's names), checked, for ``ChatOptions``; or the
+    400 that says which one is wrong."""
+    given: dict[str, Any] = {}
+    n = body.get("n")
+    if n is not None and n != 1:
+        return _error(400, "n > 1 is not supported: memchat keeps one reply per turn", "unsupported_n")
+    tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if tokens is not None:
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+            return _error(400, "'max_tokens' must be a whole number of at least 1", "invalid_max_tokens")
+        given["max_tokens"] = tokens
+    for key, low, high in (
+        ("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), ("frequency_penalty", -2, 2)
+    ):  # fmt: skip
+        value = _number(body, key, low, high)
+        if isinstance(value, str):
+            return _error(400, value, f"invalid_{key}")
+        if value is not None:
+            given[key] = value
+    seed = body.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            return _error(400, "'seed' must be a whole number", "invalid_seed")
+        given["seed"] = seed
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not 1 <= len(stops) <= 4 or not all(isinstance(x, str) and x for x in stops):
+            return _error(400, "'stop' must be a string or a list of 1 to 4 strings", "invalid_stop")
+        given["stop"] = tuple(stops)
+    fmt = body.get("response_format")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str):
+            return _error(400, "'response_format' must be an object with a 'type'", "invalid_response_format")
+        given["response_format"] = fmt
+    bias = body.get("logit_bias")
+    if bias is not None:
+        if not isinstance(bias, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and -100 <= v <= 100 for v in bias.values()
+        ):
+            return _error(400, "'logit_bias' must map token ids to numbers from -100 to 100", "invalid_logit_bias")
+        given["logit_bias"] = {str(k): float(v) for k, v in bias.items()}
+    return given
 
 
 async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: bool) -> AsyncIterator[bytes]:
@@ -265,11 +341,15 @@ async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: b
 
     yield frame({"role": "assistant", "content": ""})
     usage: dict[str, int] | None = None
+    finish = "stop"
     async for event in run.follow():
         if event.kind == "delta":
             yield frame({"content": event.data["text"]})
         elif event.kind == "usage":
             usage = event.data
+        elif event.kind == "done":
+            finish = _finish_reason(event.data)
+            usage = usage or event.data.get("usage_estimate")
         elif event.kind == "error":
             error = {
                 "error": {"message": event.data["message"], "type": "upstream_error", "param": None,
@@ -277,7 +357,7 @@ async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: b
             }  # fmt: skip
             yield b"data: " + json.dumps(error, ensure_ascii=False).encode() + b"\n\n"
             return
-    yield frame({}, "stop")
+    yield frame({}, finish)
     if include_usage:
         yield frame({}, usage=usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, choices=False)
     yield b"data: [DONE]\n\n"

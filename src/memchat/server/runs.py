@@ -19,6 +19,7 @@ from memchat.agent import AsyncTurn
 from memchat.domain import Chunk, Reply
 from memchat.errors import MemchatError, ProviderError, RateLimited, TurnInProgress
 from memchat.memory.plan import ContextPlan
+from memchat.tokens import estimate_tokens
 
 #: finished runs whose events stay readable (a reload right after the end still replays)
 KEEP_FINISHED = 64
@@ -169,7 +170,15 @@ class Runs:
                         await run.add("image", image)
             reply = run.turn.reply
             assert reply is not None
-            done = {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text}
+            done: dict[str, Any] = {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text}
+            if reply.finish_reason:  # the model's own: stop, length, content_filter …
+                done["finish_reason"] = reply.finish_reason
+            if reply.usage is None and run.turn.plan is not None:  # the upstream said nothing: memchat's count
+                done["usage_estimate"] = {
+                    "prompt_tokens": run.turn.plan.tokens,
+                    "completion_tokens": estimate_tokens(reply.text),
+                    "total_tokens": run.turn.plan.tokens + estimate_tokens(reply.text),
+                }
             await run.add("done", {**done, **memory_use(reply)})
         except asyncio.CancelledError:
             reply = run.turn.reply
