@@ -375,6 +375,52 @@ def test_an_openai_clients_parameters_reach_the_upstream_and_its_finish_and_usag
         client.close()
 
 
+def test_a_stateless_client_that_resends_the_conversation_keeps_one_session_with_its_memory(
+    serve: Any, fake: FakeServer
+) -> None:
+    import openai
+
+    served, raw, agent = serve()
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    history: list[dict[str, str]] = [{"role": "system", "content": "You are terse."}]
+    used: list[str] = []
+    try:
+        for question, answer in (("My name is Ada.", "Hi Ada."), ("I live in Lyon.", "Noted."), ("Who am I?", "Ada.")):
+            history.append({"role": "user", "content": question})
+            fake.script(FakeReply.text(answer))
+            reply = client.chat.completions.with_raw_response.create(model="fake/model-a", messages=history, user="u1")
+            used.append(reply.headers["x-memchat-session"])
+            history.append({"role": "assistant", "content": reply.parse().choices[0].message.content or ""})
+        assert len(set(used)) == 1  # one session for the conversation, found by what it says
+        stored = [m.content for m in agent.store.messages(used[0])]
+        assert stored == ["My name is Ada.", "Hi Ada.", "I live in Lyon.", "Noted.", "Who am I?", "Ada."]
+        upstream = [m["content"] for m in fake.chat_requests[-1].messages]
+        assert upstream[0] == "You are terse." and "My name is Ada." in upstream  # memchat's context
+
+        # a conversation seen for the first time (a LangChain message list) becomes a session with its turns
+        fake.script(FakeReply.text("Blue."))
+        seen = client.chat.completions.with_raw_response.create(
+            model="fake/model-a",
+            messages=[
+                {"role": "user", "content": "My favourite colour is blue."},
+                {"role": "assistant", "content": "Lovely."},
+                {"role": "user", "content": "What is my favourite colour?"},
+            ],
+            user="u1",  # the same end user: a label, not the conversation
+        )
+        other = seen.headers["x-memchat-session"]
+        assert other != used[0]
+        assert [m.content for m in agent.store.messages(other)][:2] == ["My favourite colour is blue.", "Lovely."]
+        # an edited history does not continue the original: it branches into a session of its own
+        edited = [*history[:2], {"role": "assistant", "content": "Hello, Ada!"}, {"role": "user", "content": "Hm?"}]
+        fake.script(FakeReply.text("Yes."))
+        branch = client.chat.completions.with_raw_response.create(model="fake/model-a", messages=edited)
+        assert branch.headers["x-memchat-session"] not in (used[0], other)
+        assert len(agent.store.messages(used[0])) == 6  # the original is untouched
+    finally:
+        client.close()
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 

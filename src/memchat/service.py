@@ -30,6 +30,11 @@ from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
 from memchat.stores.base import Store
 
+#: the setting that marks a session made for a stateless client (``continue_conversation``)
+STATELESS = "stateless"
+#: the newest such sessions compared with a request's conversation
+STATELESS_CANDIDATES = 200
+
 
 @dataclass(frozen=True)
 class History:
@@ -225,6 +230,43 @@ class Conversations(Sessions):
     def open(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
         return self._agent.session(session, persona=persona)
+
+    def continue_conversation(self, prior: Sequence[tuple[Role, str]], persona: str | None = None) -> SessionInfo:
+        """The session a stateless client's request continues (``llm chat``, LangChain, an SDK
+        loop: each call carries the whole conversation and names no session).
+
+        ``prior`` is the request's conversation before its new user message (user and assistant
+        turns, in order) and ``persona`` its system message. The session is one this method made
+        earlier, with the same persona, whose user and assistant messages are exactly ``prior``
+        (the newest ``STATELESS_CANDIDATES`` such sessions are compared); a conversation seen for
+        the first time — or whose history the client edited — becomes a new session with
+        ``prior`` imported, so the new message finds its history in memchat either way."""
+        want = [(role, content.strip()) for role, content in prior]
+        persona = self._agent.persona if persona is None else persona
+        if want:
+            checked = 0
+            for info in self._store.list_sessions():
+                if not (isinstance(info.settings, dict) and info.settings.get(STATELESS)):
+                    continue
+                checked += 1
+                if checked > STATELESS_CANDIDATES:
+                    break
+                if info.persona != persona or info.message_count < len(want):
+                    continue
+                said = [
+                    (m.role, m.content.strip())
+                    for m in self._store.messages(info.id)
+                    if m.role in (Role.USER, Role.ASSISTANT) and (m.content.strip() or not m.tool_calls)
+                ]
+                if said == want:
+                    return info
+        info = self._store.create_session(
+            None, persona=persona, model=self._agent.model, provider=self._agent.provider.name,
+            settings={STATELESS: True},
+        )  # fmt: skip
+        if want:
+            self._store.append_messages(info.id, [Message(role, content) for role, content in want])
+        return self.get(info.id)
 
     def create(self, name: str | None = None, *, persona: str | None = None) -> SessionInfo:
         """A new session; ``SessionExists`` when ``name`` is taken."""

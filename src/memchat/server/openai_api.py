@@ -1,10 +1,14 @@
 """A stateful OpenAI-compatible endpoint: any OpenAI client gets memchat's memory by changing its
-base URL. The client sends only the new message and names the session (header
-``X-Memchat-Session``, or the ``user`` field, or ``metadata.session``); memchat adds the persona,
-the memory, the date and its tools, and answers in OpenAI's exact shapes (streaming or not)."""
+base URL. A client that names the session (header ``X-Memchat-Session`` or ``metadata.session``)
+sends only the new message; a stateless one (``llm``, LangChain, an SDK loop) sends the whole
+conversation and memchat finds the session that conversation continues (``Conversations.
+continue_conversation``; ``user`` is the end user's label, never a session key). memchat adds the
+persona, the memory, the date and its tools, says which session it used (``X-Memchat-Session``)
+and answers in OpenAI's shapes (streaming or not)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -16,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memchat import i18n
+from memchat.domain import Role
 from memchat.errors import MemchatError, ProviderError
 from memchat.providers.base import ChatOptions
 from memchat.server.common import CallerChats, TurnRuns
@@ -132,6 +137,12 @@ def _upstream_error(data: dict[str, Any]) -> JSONResponse:
     return _error(400, message, kind)
 
 
+def _prior(messages: list[dict[str, Any]]) -> list[tuple[Role, str]]:
+    """The user and assistant turns a request carries before its new message, as text."""
+    roles = {"user": Role.USER, "assistant": Role.ASSISTANT}
+    return [(roles[m["role"]], _text(m.get("content"))) for m in messages if m.get("role") in roles]
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -196,7 +207,8 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     if last.get("role") != "user" or not text.strip():
         return _error(400, "the last message must be the user's new message", "invalid_messages")
     metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
-    name = request.headers.get(HEADER) or body.get("user") or metadata.get("session")
+    # OpenAI's ``user`` names the end user (a label), not a conversation: it is not a session key
+    name = request.headers.get(HEADER) or metadata.get("session")
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         return _error(400, "the session name must be a non-empty string", "invalid_session")
     persona = next((_text(m.get("content")) for m in messages if m.get("role") == "system"), None)
@@ -209,8 +221,12 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     if isinstance(given, JSONResponse):
         return given
     chosen = dataclasses.replace(chats.agent.options or ChatOptions(), **given) if given else None
-    try:  # the session named (created with the system message as its persona), else a new one
-        info = chats.open(name, persona=persona)
+    try:  # the session named (created with the system message as its persona), else the one the
+        # request's conversation continues (a stateless client sends it all every time)
+        if name is not None:
+            info = chats.open(name, persona=persona)
+        else:
+            info = await asyncio.to_thread(chats.continue_conversation, _prior(messages[:-1]), persona)
     except MemchatError as exc:
         return _error(400, i18n.describe_error(exc), exc.kind)
     try:
