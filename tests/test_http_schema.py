@@ -169,7 +169,7 @@ def test_a_session_named_in_chinese_or_with_control_characters_is_answered(app: 
     from urllib.parse import unquote
 
     for name in ("日记 🙂", "a\tb", "ok-name"):
-        body = {"messages": [{"role": "user", "content": "hi"}], "user": name, "stream": stream}
+        body = {"messages": [{"role": "user", "content": "hi"}], "metadata": {"session": name}, "stream": stream}
         r = app.http.post("/v1/chat/completions", json=body)
         assert r.status_code == 200, r.text
         assert unquote(r.headers["x-memchat-session"]) == name

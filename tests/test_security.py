@@ -872,7 +872,7 @@ def test_no_key_or_token_is_found_in_responses_logs_exports_errors_or_the_databa
             assert made.status_code == 201, made.text
             keep(ann.get(made.json()["images"][0]["url"]))
             fake.script(FakeReply.error_response(401, {"error": {"message": echo}}), FakeReply.stream_error(echo))
-            body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "user": "local"}
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": {"session": "local"}}
             keep(owner.post("/v1/chat/completions", json=body))
             keep(owner.post("/v1/chat/completions", json={**body, "stream": True}))
             fake.script(FakeReply.text("fine"))
