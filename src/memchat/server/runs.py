@@ -72,6 +72,11 @@ class Run:
                 return
 
 
+#: times a stop request is published to the other workers, and the pause between checks
+STOP_TRIES = 6
+STOP_POLL = 0.05
+
+
 class Busy(Exception):
     """A turn already runs in this session."""
 
@@ -130,7 +135,15 @@ class Runs:
 
     async def stop(self, session_id: int) -> bool:
         if session_id not in self._active and self.fanout is not None and await self.fanout.running(session_id):
-            await self.fanout.request_stop(session_id)  # the worker running it stops it
+            # the worker running it stops it; a published request reaches only the subscribers of
+            # that moment (one resubscribing after a dropped connection misses it), so it is sent
+            # again until the turn is seen to end, for a few seconds at most
+            for _ in range(STOP_TRIES):
+                await self.fanout.request_stop(session_id)
+                for _ in range(10):
+                    await asyncio.sleep(STOP_POLL)
+                    if not await self.fanout.running(session_id):
+                        return True
             return True
         return await self.stop_local(session_id)
 
