@@ -836,3 +836,16 @@ def test_concurrent_asks_on_one_database_lose_nothing(model: FakeServer, db: SQL
     for i in range(n):
         assert [m.content for m in db.messages(f"solo-{i}")] == [f"solo question {i}", f"echo: solo question {i}"]
     assert len(model.chat_requests) == 2 * n
+
+
+def test_a_failed_ask_leaves_no_session_behind(model: FakeServer, db: SQLiteStore) -> None:
+    model.script(FakeReply.error_response(400, {"error": {"message": "bad request"}}))
+    proc = run("ask", "hello?")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    model.script(FakeReply.error_response(400, {"error": {"message": "bad request"}}))
+    assert run("ask", "-s", "brand-new", "hello?").returncode == 1
+    assert db.list_sessions() == []  # neither the unnamed nor the named one made for the failed turn
+    db.create_session("kept")
+    model.script(FakeReply.error_response(400, {"error": {"message": "bad request"}}))
+    assert run("ask", "-s", "kept", "hello?").returncode == 1
+    assert [s.name for s in db.list_sessions()] == ["kept"]  # an existing session stays

@@ -421,6 +421,17 @@ def test_a_stateless_client_that_resends_the_conversation_keeps_one_session_with
         client.close()
 
 
+def test_a_failed_v1_turn_leaves_no_session_behind(serve: Any, fake: FakeServer) -> None:
+    _, raw, agent = serve()
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        fake.script(FakeReply.error_response(500, {"error": {"message": "overloaded"}}))
+        raw.post("/v1/chat/completions", json={**body, "stream": stream})
+        fake.script(FakeReply.error_response(500, {"error": {"message": "overloaded"}}))
+        raw.post("/v1/chat/completions", json={**body, "stream": stream, "metadata": {"session": "named"}})
+    assert agent.store.list_sessions() == []
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 

@@ -268,6 +268,15 @@ class Conversations(Sessions):
             self._store.append_messages(info.id, [Message(role, content) for role, content in want])
         return self.get(info.id)
 
+    def discard_if_empty(self, session: str | int) -> bool:
+        """Delete ``session`` if it holds no message (a session made for a turn that failed:
+        failed turns leave nothing behind). Whether it was deleted."""
+        info = self.find(session)
+        if info is None or self._store.messages(info.id, include_streaming=True):
+            return False
+        self._store.delete_session(info.id)
+        return True
+
     def create(self, name: str | None = None, *, persona: str | None = None) -> SessionInfo:
         """A new session; ``SessionExists`` when ``name`` is taken."""
         if name is not None and self.find(name) is not None:

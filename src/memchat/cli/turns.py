@@ -100,6 +100,7 @@ def _question(args: argparse.Namespace) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
     settings = memory_settings(args, system=args.system)
+    from memchat.errors import MemchatError
     from memchat.service import Conversations
 
     chats = Conversations(
@@ -109,10 +110,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
     )
     try:
+        fresh = args.session is None or chats.find(args.session) is None
         info = _ask_session(chats, args)
         if args.incognito and not chats.agent.is_incognito(info):
             info = chats.set_incognito(info.id, True)
-        code = _stream(chats.agent, info, text)
+        try:
+            code = _stream(chats.agent, info, text)
+        except MemchatError:
+            if fresh:  # made for this turn, which failed: nothing is left behind
+                chats.discard_if_empty(info.id)
+            raise
     finally:
         chats.agent.close()  # waits (bounded) for what is still being learned from this turn
     if chats.agent.semantic is not None and not chats.agent.is_incognito(info):

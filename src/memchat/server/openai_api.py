@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -223,6 +223,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     chosen = dataclasses.replace(chats.agent.options or ChatOptions(), **given) if given else None
     try:  # the session named (created with the system message as its persona), else the one the
         # request's conversation continues (a stateless client sends it all every time)
+        fresh = name is None or chats.find(name) is None  # made for this request: gone if its turn fails
         if name is not None:
             info = chats.open(name, persona=persona)
         else:
@@ -240,7 +241,8 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     if body.get("stream"):  # the headers go before the reply: the memories as planned
         memories, recalled = planned_memory_use(run)
         headers |= {MEMORIES_HEADER: str(memories), RECALLED_HEADER: str(recalled)}
-        stream = _chunks(run, cid, created, shown_model, include_usage)
+        discard = (lambda: chats.discard_if_empty(info.id)) if fresh else None
+        stream = _chunks(run, cid, created, shown_model, include_usage, discard)
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
         )
@@ -260,6 +262,8 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
                 usage = event.data["usage_estimate"]
                 headers[USAGE_HEADER] = "estimated"
         elif event.kind == "error":
+            if fresh:  # the session was made for this turn, which failed: nothing is left behind
+                await asyncio.to_thread(chats.discard_if_empty, info.id)
             return _upstream_error(event.data)
     completion = {
         "id": cid,
@@ -347,7 +351,9 @@ def _chat_options(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
     return given
 
 
-async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+async def _chunks(
+    run: Any, cid: str, created: int, model: str, include_usage: bool, discard: Callable[[], object] | None = None
+) -> AsyncIterator[bytes]:
     def frame(delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
         obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
         obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []
@@ -372,6 +378,8 @@ async def _chunks(run: Any, cid: str, created: int, model: str, include_usage: b
                           "code": event.data["kind"]}
             }  # fmt: skip
             yield b"data: " + json.dumps(error, ensure_ascii=False).encode() + b"\n\n"
+            if discard is not None:  # the session was made for this turn, which failed
+                await asyncio.to_thread(discard)
             return
     yield frame({}, finish)
     if include_usage:
