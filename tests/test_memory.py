@@ -108,15 +108,27 @@ def verbatim_seqs(plan: ContextPlan) -> list[int]:
     return [e.seq for e in plan.entries if e.kind == "verbatim" and e.seq is not None]
 
 
+#: how recall's parts begin (memories related to the message, then past turns; en and zh)
+RECALL_STARTS = ("[Long-term memories related", "[Earlier messages that may be relevant", "【与这条消息相关", "【可能相关")
+
+
+def _system_parts(call: Sequence[WireMessage]) -> tuple[str, str]:
+    """The one system message, split into what comes before recall and recall (the last part)."""
+    text = str(call[0]["content"]) if call and call[0]["role"] == "system" else ""
+    parts = text.split("\n\n")
+    cut = next((i for i, p in enumerate(parts) if p.startswith(RECALL_STARTS)), len(parts))
+    return "\n\n".join(parts[:cut]), "\n\n".join(parts[cut:])
+
+
 def system_text(call: Sequence[WireMessage]) -> str:
-    return str(call[0]["content"]) if call and call[0]["role"] == "system" else ""
+    """The system message up to recall: the persona, date, memories, summary and pins."""
+    return _system_parts(call)[0]
 
 
 def recall_text(call: Sequence[WireMessage]) -> str:
-    """The recalled messages: a system message of their own, just before the new user message."""
-    if len(call) >= 2 and call[-1]["role"] == "user" and call[-2]["role"] == "system" and len(call) > 2:
-        return str(call[-2]["content"])
-    return ""
+    """The recalled messages: the last part of the one system message (every template keeps it)."""
+    assert [m["role"] for m in call].count("system") <= 1  # never a second system message
+    return _system_parts(call)[1]
 
 
 def section(plan: ContextPlan, kind: str) -> str | None:
@@ -375,8 +387,9 @@ def test_recall_finds_an_early_english_fact() -> None:
     recall = section(plan, "recall")
     assert recall is not None and recall.startswith(RECALL_HEAD + "\n")
     assert recalled_line(recall, fact.seq, fact.content)
-    assert system_text(call) == PERSONA  # the leading system message stays a stable prefix
-    assert recall_text(call) == recall  # delimited, in its own message just before the question
+    assert system_text(call) == PERSONA  # what comes before recall stays a stable prefix
+    assert recall_text(call) == recall  # delimited, last in the one system message
+    assert call[0]["content"] == PERSONA + "\n\n" + recall
     assert call[-1] == {"role": "user", "content": "Which city did Alexandra move to?"}
     assert fact.seq not in verbatim_seqs(plan) and plan.tokens <= agent.budget_for("scripted-model").limit
     items = next(s for s in plan.sections if s.kind == "recall").items
@@ -452,7 +465,26 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
     assert recalled_line(recall_text(provider.calls[-1]), 1, "My dog is called Biscuit.")
     assert plan.tokens <= agent.budget_for("scripted-model").limit
     assert provider.calls[-1][1]["role"] == "user" and plan.entries[-1].kind == "new"
+    assert [e.kind for e in plan.entries] == ["system", *["verbatim"] * (len(plan.entries) - 2), "new"]
+
+
+def test_recall_goes_apart_only_where_the_provider_says_its_template_renders_it() -> None:
+    """A provider whose chat template renders a later system message (the embedded model's
+    does) gets recall as a system message of its own just before the question: the whole
+    history before it then stays the KV cache's prefix while recall changes."""
+    agent, provider, store = setup("recall", 1024)
+    provider.system_layout = lambda: "recall_apart"  # type: ignore[method-assign]
+    chat(agent, ["My sister Alexandra moved to Reykjavik last spring."])
+    chat(agent, [filler(k) for k in range(40)])
+    plan = chat(agent, ["Which city did Alexandra move to?"])[-1]
+    call = provider.calls[-1]
+    recall = section(plan, "recall")
+    assert recall is not None and call[0] == {"role": "system", "content": PERSONA}
+    assert call[-2] == {"role": "system", "content": recall} and call[-1]["role"] == "user"
     assert [e.kind for e in plan.entries[-2:]] == ["recall", "new"]
+    provider.system_layout = lambda: "something else"  # type: ignore[method-assign]
+    chat(agent, ["And which city did Alexandra move to?"])
+    assert [m["role"] for m in provider.calls[-1]].count("system") == 1  # unknown: the one system message
 
 
 def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
 from memchat.clock import now
-from memchat.config import LEARN_MODES
+from memchat.config import CLIENT_TOOLS, LEARN_MODES
 from memchat.domain import (
     Chunk,
     Memory,
@@ -48,7 +58,7 @@ from memchat.memories.learner import LearnJob, MemoryLearner, detect_explicit
 from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window
 from memchat.memory.builder import MemoryPlanner
-from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan
+from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Layout
 from memchat.memory.semantic import SemanticIndex, default_index
 from memchat.memory.summarize import summarize
 from memchat.providers.base import ChatOptions, Provider
@@ -97,21 +107,46 @@ LEARN_FLUSH_SECONDS = 5.0
 FOLD_WINDOWS = 2
 
 
+def _tool_name(schema: dict[str, Any]) -> str:
+    """The function name of an OpenAI ``tools`` entry."""
+    function = schema.get("function")
+    return str(function.get("name", "")) if isinstance(function, dict) else ""
+
+
 class _TurnState:
     """Bookkeeping of one turn, shared by the sync and async paths (no I/O of its own
     except through the store)."""
 
-    def __init__(self, agent: Agent, info: SessionInfo, text: str, model: str | None, replaces: list[int]) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        info: SessionInfo,
+        text: str | None,
+        model: str | None,
+        replaces: list[int],
+        options: ChatOptions | None = None,
+        resume: tuple[Message, list[Message]] | None = None,
+    ) -> None:
+        """``text``: the user's new message; None with ``resume`` — (the model's call of the
+        caller's tools, stored as the session's last message; their results) — for a reply that
+        continues that turn."""
         self.agent = agent
         self.info = info
         if agent.semantic is not None:  # indexing pauses while the turn runs (notice resumes it)
             agent.semantic.hold()
         self.model = agent.model_for(info, model)
-        tokens, method = agent.provider.count_tokens(text)
-        self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
+        self.user: Message | None = None
+        if text is not None:
+            tokens, method = agent.provider.count_tokens(text)
+            self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
         self.strategy = agent.memory_for(info)
-        self.tools = agent._tool_loop(info)
-        self.budget = agent._budget_with_tools(self.model, self.tools)
+        #: the caller's own tools (OpenAI schemas in ``options.tools``): their calls go back to it
+        self.client_tools = tuple(options.tools or ()) if options is not None else ()
+        self.client_names = frozenset(_tool_name(t) for t in self.client_tools)
+        self.tools = agent._tool_loop(info, beside=self.client_names)
+        if resume is not None:
+            self.tools.resume(*resume)
+        self.budget = agent._budget_with_tools(self.model, self.tools, self.client_tools)
         self.plan = agent._plan(info, self.user, self.strategy, self.budget, self.model, exclude=replaces)
         self.plan.notes.extend(self.tools.notes)
         self.replaces = replaces
@@ -127,6 +162,8 @@ class _TurnState:
         self.reply: Reply | None = None
         #: the user stopped the turn (a Stop button): what streamed is kept as ``stopped``
         self.stopped = False
+        #: calls of the caller's tools that end this turn for the caller to run (wire shape)
+        self.handed: list[dict[str, Any]] = []
 
     @property
     def context(self) -> list[ContextEntry]:
@@ -139,10 +176,11 @@ class _TurnState:
         return self.plan.wire() + self.tools.wire
 
     def options(self, base: ChatOptions | None) -> ChatOptions | None:
+        """The call's options: the caller's, with memchat's own tools beside the caller's."""
         schemas = self.tools.schemas()
         if not schemas:
             return base
-        return dataclasses.replace(base or ChatOptions(), tools=schemas)
+        return dataclasses.replace(base or ChatOptions(), tools=(*self.client_tools, *schemas))
 
     def refused_tools(self, exc: BadRequest) -> bool:
         """The provider or model rejected ``tools``: drop them and say so (True: retry)."""
@@ -161,12 +199,23 @@ class _TurnState:
         self.tools.record("".join(self.parts), calls, results)
         self.parts = []
 
+    def split(self, calls: list[ToolCall]) -> tuple[list[ToolCall], list[ToolCall]]:
+        """The calls memchat runs, and those of the caller's tools (the caller runs them)."""
+        own = [c for c in calls if c.name not in self.client_names]
+        return own, [c for c in calls if c.name in self.client_names]
+
+    def hand_over(self, calls: list[ToolCall]) -> None:
+        """The model called the caller's tools: the turn ends with these calls for the caller,
+        whose results continue it (``Agent.astream_results``)."""
+        self.handed = [c.to_wire() for c in calls]
+        self.finish_reason = "tool_calls"
+
     def shrink(self, exc: ContextLengthExceeded) -> None:
         """The provider said the context is too long: plan again within a smaller budget."""
         if self.strategy == "full":
             raise exc
         self.budget = self.budget.shrunk(sent=self.plan.tokens)
-        exclude = [*self.replaces, *([self.turn.user_id] if self.turn else [])]
+        exclude = [*self.replaces, *([self.turn.user_id] if self.turn and self.turn.user_id is not None else [])]
         try:  # one more request only: no summary is written now (the next turn writes it)
             self.plan = self.agent._plan(
                 self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude, summarize=False
@@ -238,13 +287,13 @@ class _TurnState:
     def finish(self, status: Status = Status.COMPLETE) -> Reply:
         assert self.turn is not None
         text = "".join(self.parts)
-        if status is Status.COMPLETE and not text:
+        if status is Status.COMPLETE and not text and not self.handed:
             raise StreamError("the model returned an empty reply")
         steps = self.tools.steps
         if self.usage is not None and self.usage.completion_tokens and status is Status.COMPLETE and not steps:
             tokens, method = self.usage.completion_tokens, "usage"
         else:
-            tokens, method = self.agent.provider.count_tokens(text)
+            tokens, method = self.agent.provider.count_tokens(text + (json.dumps(self.handed) if self.handed else ""))
         store = self.agent.store
         first = self.first_usage
         if first is not None and first.prompt_tokens and status is Status.COMPLETE:
@@ -260,6 +309,7 @@ class _TurnState:
             model=self.model,
             replaces=self.replaces,
             steps=steps,
+            tool_calls=self.handed,
         )
         self.reply = Reply(
             text=text,
@@ -272,6 +322,7 @@ class _TurnState:
             message_id=msg.id,
             memories=self.plan.memory_ids,
             recalled=self.plan.recalled_elsewhere,
+            tool_calls=tuple(self.handed),
         )
         learned = self.agent._learn(self, self.reply)
         self.agent.index_later()
@@ -337,13 +388,18 @@ class Turn:
                 calls = st.end_step()
                 if not calls:
                     break
+                own, theirs = st.split(calls)
                 results = []
-                for call in calls:
+                for call in own:
                     yield Chunk(tool_call=call)
                     result = st.tools.run(call)
                     results.append(result)
                     yield Chunk(tool_result=result)
-                st.record_step(calls, results)
+                if own:
+                    st.record_step(own, results)
+                if theirs:
+                    st.hand_over(theirs)
+                    break
             st.finish()
         except (GeneratorExit, KeyboardInterrupt, ReplyTooLong):
             st.interrupt()
@@ -432,13 +488,18 @@ class AsyncTurn:
                 calls = st.end_step()
                 if not calls:
                     break
+                own, theirs = st.split(calls)
                 results = []
-                for call in calls:
+                for call in own:
                     yield Chunk(tool_call=call)
                     result = await asyncio.to_thread(st.tools.run, call)
                     results.append(result)
                     yield Chunk(tool_result=result)
-                st.record_step(calls, results)
+                if own:
+                    st.record_step(own, results)
+                if theirs:
+                    st.hand_over(theirs)
+                    break
             await asyncio.to_thread(st.finish)
         except ReplyTooLong:
             await asyncio.to_thread(st.interrupt)
@@ -521,6 +582,7 @@ class Agent:
         long_term: bool = True,
         learning: str | None = None,
         semantic: SemanticIndex | Literal["auto"] | None = "auto",
+        client_tools: str = "replace",
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -549,6 +611,11 @@ class Agent:
         #: ``generate_image`` when no image generator is set)
         self.enabled_tools = list(enabled_tools) if enabled_tools is not None else None
         self.max_steps = max_steps
+        if client_tools not in CLIENT_TOOLS:
+            raise MemchatError(f"client_tools must be one of {', '.join(CLIENT_TOOLS)}, not {client_tools!r}")
+        #: when a caller brings its own tools (``ChatOptions.tools``, an OpenAI client's ``tools``):
+        #: ``replace`` memchat's with them (the default) or ``add`` them to memchat's
+        self.client_tools = client_tools
         #: asked before a tool with side effects runs (None: refused unless ``auto_approve``)
         self.approve: Approver | None = None
         self.auto_approve = auto_approve
@@ -635,7 +702,7 @@ class Agent:
         in ``auto`` mode, the exchange goes to the background learner (never delaying the reply).
         Never fails the turn."""
         info = state.info
-        if not self.long_term or self.learning == "off" or self.is_incognito(info):
+        if not self.long_term or self.learning == "off" or self.is_incognito(info) or state.user is None:
             return ()
         used_tools = state.tools.called
         done: list[Memory] = [a for a in state.tools.context.artifacts if isinstance(a, Memory)]
@@ -765,20 +832,22 @@ class Agent:
             primer=primer,
         )
 
-    def _budget_with_tools(self, model: str, loop: ToolLoop) -> Budget:
-        """The budget once the tool schemas are paid for; in a window too small for them (they
-        would take over a quarter of it) the call goes without tools."""
+    def _budget_with_tools(self, model: str, loop: ToolLoop, client: Sequence[dict[str, Any]] = ()) -> Budget:
+        """The budget once the tool schemas are paid for (memchat's and the caller's ``client``
+        ones); in a window too small for memchat's (they would take over a quarter of it) the
+        call goes without them. The caller's always go: it asked for them."""
         budget = self.budget_for(model)
+        theirs = self._count(json.dumps(list(client), ensure_ascii=False)) if client else 0
         if not loop.tools:
-            return budget
+            return dataclasses.replace(budget, tools=theirs) if theirs else budget
         key = tuple(loop.tools)  # the same tools cost the same tokens: counted once
         cost = self._schema_costs.get(key)
         if cost is None:
             cost = self._schema_costs[key] = self._count(loop.schema_text())
         if cost > budget.limit * TOOLS_SHARE:
             loop.drop(f"their schemas need about {cost} tokens of the {budget.limit}-token budget")
-            return budget
-        return dataclasses.replace(budget, tools=cost)
+            return dataclasses.replace(budget, tools=theirs) if theirs else budget
+        return dataclasses.replace(budget, tools=cost + theirs)
 
     def tools_for(self, session: SessionInfo) -> list[str]:
         """The tools switched on in ``session``: the agent's (flags) > the session's > the default."""
@@ -792,8 +861,13 @@ class Agent:
             names = [n for n in self.tools.names() if n != "generate_image" or self.images is not None]
         return [n for n in names if memories or n not in MEMORY_TOOLS]
 
-    def _tool_loop(self, info: SessionInfo) -> ToolLoop:
+    def _tool_loop(self, info: SessionInfo, beside: Collection[str] = ()) -> ToolLoop:
+        """The turn's own tools; ``beside``: the names of the caller's tools in this call, which
+        replace memchat's (``client_tools = "replace"``, the default) or join them, winning a
+        name both have (``"add"``)."""
         chosen = self.tools.select(self.tools_for(info)) if self.provider.supports_tools else {}
+        if beside:
+            chosen = {k: v for k, v in chosen.items() if k not in beside} if self.client_tools == "add" else {}
         context = ToolContext(
             session=info,
             store=self.store,
@@ -811,6 +885,14 @@ class Agent:
             auto_approve=self.auto_approve,
             count=self.provider.count_tokens,
         )
+
+    def _layout(self) -> Layout:
+        """Where recall goes in a call: what the provider accepts (one system message unless it
+        says its template renders another)."""
+        try:
+            return Layout(self.provider.system_layout())
+        except ValueError:
+            return Layout.SINGLE
 
     def today(self) -> datetime | None:
         """The moment the date line of the context shows (None: the line is off)."""
@@ -837,6 +919,7 @@ class Agent:
             recall_all=others,
             today=self.today(),
             long_term=memories,
+            layout=self._layout(),
         )
         plan.notes.extend(loop.notes)
         return plan
@@ -844,7 +927,7 @@ class Agent:
     def _plan(
         self,
         info: SessionInfo,
-        new: Message,
+        new: Message | None,
         strategy: str,
         budget: Budget,
         model: str,
@@ -869,6 +952,7 @@ class Agent:
                 summarize=may_summarize,
                 today=self.today(),
                 long_term=memories,
+                layout=self._layout(),
             )
 
         failures, wait = self._summary_backoff.get(info.id, (0, 0))
@@ -935,18 +1019,75 @@ class Agent:
     # -- turns ------------------------------------------------------------------------
 
     def _state(
-        self, session: SessionKey | None, text: str, model: str | None, replaces: list[int] | None = None
+        self,
+        session: SessionKey | None,
+        text: str,
+        model: str | None,
+        replaces: list[int] | None = None,
+        options: ChatOptions | None = None,
     ) -> _TurnState:
         if not text or not text.strip():
             raise MemchatError("the message is empty")
         info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
-        return _TurnState(self, info, text, model, replaces or [])
+        return _TurnState(self, info, text, model, replaces or [], options)
+
+    def _results_state(
+        self,
+        session: SessionKey | None,
+        results: Sequence[tuple[str, str]],
+        model: str | None,
+        options: ChatOptions | None,
+    ) -> _TurnState:
+        info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
+        newest = self.store.messages_before(info.id, None, 1)
+        pending = newest[-1] if newest else None
+        if pending is None or pending.role is not Role.ASSISTANT or not pending.tool_calls:
+            raise MemchatError("there is no tool call waiting for results in this session")
+        waiting = [str(c.get("id")) for c in pending.tool_calls]
+        given = {call_id for call_id, _ in results}
+        if not results or given != set(waiting) or len(given) != len(results):
+            raise MemchatError(
+                f"the tool results must answer each waiting call once: {', '.join(waiting)} (got {', '.join(given)})"
+            )
+        count = self.provider.count_tokens
+        answers = [
+            Message(Role.TOOL, content, tool_call_id=call_id, tokens=count(content)[0], token_method=count(content)[1])
+            for call_id, content in sorted(results, key=lambda r: waiting.index(r[0]))
+        ]
+        return _TurnState(self, info, None, model, [], options, resume=(pending, answers))
 
     def stream(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> Turn:
         """Start a turn and stream its reply (iterate the result for chunks)."""
-        return Turn(self._state(session, text, model), options or self.options)
+        options = options or self.options
+        return Turn(self._state(session, text, model, options=options), options)
+
+    def stream_results(
+        self,
+        session: SessionKey | None,
+        results: Sequence[tuple[str, str]],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Turn:
+        """Go on with a turn that ended in calls of the caller's tools (``Reply.tool_calls``):
+        ``results`` are (call id, what the tool returned), one per call; they are stored with the
+        turn, and the model's answer (or its next calls) streams as a turn does."""
+        options = options or self.options
+        return Turn(self._results_state(session, results, model, options), options)
+
+    def astream_results(
+        self,
+        session: SessionKey | None,
+        results: Sequence[tuple[str, str]],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncTurn:
+        """Async twin of ``stream_results``."""
+        options = options or self.options
+        return AsyncTurn(lambda: self._results_state(session, results, model, options), options)
 
     def ask(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
@@ -988,7 +1129,8 @@ class Agent:
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
     ) -> AsyncTurn:
         """Async twin of ``stream``: ``async for chunk in agent.astream(...)``."""
-        return AsyncTurn(lambda: self._state(session, text, model), options or self.options)
+        options = options or self.options
+        return AsyncTurn(lambda: self._state(session, text, model, options=options), options)
 
     async def aask(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None

@@ -40,6 +40,7 @@ _KEYS = (
     "memories",
     "learn",
     "embeddings",
+    "client_tools",
     "tools",
     "tool",
     "max_steps",
@@ -73,6 +74,9 @@ LEARN_MODES = ("auto", "explicit", "off")
 #: semantic recall's embedding model: ``auto`` (the offline one when it is installed, else
 #: none: recall by words only), ``local`` (the offline one, an error when it is missing), ``off``
 EMBEDDINGS = ("auto", "local", "off")
+#: when an OpenAI client of ``memchat serve`` sends its own ``tools``: they ``replace`` memchat's
+#: for that request (the default), or are offered beside them (``add``; the client's win a name)
+CLIENT_TOOLS = ("replace", "add")
 
 
 def home_dir() -> Path | None:
@@ -135,6 +139,8 @@ class Settings:
     learn: str | None = None
     #: semantic recall's embedding model (one of ``EMBEDDINGS``)
     embeddings: str = "auto"
+    #: what a client's own tools do to memchat's (one of ``CLIENT_TOOLS``)
+    client_tools: str = "replace"
     #: tools switched on (None: each session's own; () none)
     tools: tuple[str, ...] | None = None
     #: the user's own tools, ``module:function``
@@ -290,6 +296,9 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         embeddings = "off"
     if embeddings not in EMBEDDINGS:
         raise ConfigError(f"embeddings must be one of {', '.join(EMBEDDINGS)}, not {embeddings!r}")
+    client_tools = str(pick("client_tools", "MEMCHAT_CLIENT_TOOLS") or "replace").strip().lower()
+    if client_tools not in CLIENT_TOOLS:
+        raise ConfigError(f"client_tools must be one of {', '.join(CLIENT_TOOLS)}, not {client_tools!r}")
     memory = pick("memory", "MEMCHAT_MEMORY")
     if memory is not None:
         from memchat.memory.plan import STRATEGIES
@@ -331,6 +340,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         memories=memories,
         learn=learn,
         embeddings=embeddings,
+        client_tools=client_tools,
         provider=provider,
         base_url=str(base_url).rstrip("/") if base_url else None,
         api_key=str(api_key) if api_key else None,

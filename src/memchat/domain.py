@@ -192,6 +192,9 @@ class Reply:
     recalled: int = 0
     #: what the user asked this turn to remember or forget ("remember that …"), as stored
     remembered: tuple[Memory, ...] = ()
+    #: calls of the caller's own tools (``ChatOptions.tools``) for the caller to run, as OpenAI's
+    #: wire shape; the turn goes on with their results (``Agent.astream_results``)
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
     def __str__(self) -> str:
         return self.text

@@ -92,6 +92,7 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
         tools=tools,
         enabled_tools=enabled,
         max_steps=settings.max_steps,
+        client_tools=settings.client_tools,
         timezone=zone,
         date_line=settings.date_line,
         semantic=make_semantic_index(settings),

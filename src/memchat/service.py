@@ -231,7 +231,14 @@ class Conversations(Sessions):
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
         return self._agent.session(session, persona=persona)
 
-    def continue_conversation(self, prior: Sequence[tuple[Role, str]], persona: str | None = None) -> SessionInfo:
+    def continue_conversation(
+        self,
+        prior: Sequence[tuple[Role, str]],
+        persona: str | None = None,
+        *,
+        waiting: Sequence[dict[str, Any]] = (),
+        waiting_text: str = "",
+    ) -> SessionInfo:
         """The session a stateless client's request continues (``llm chat``, LangChain, an SDK
         loop: each call carries the whole conversation and names no session).
 
@@ -240,8 +247,13 @@ class Conversations(Sessions):
         earlier, with the same persona, whose user and assistant messages are exactly ``prior``
         (the newest ``STATELESS_CANDIDATES`` such sessions are compared); a conversation seen for
         the first time — or whose history the client edited — becomes a new session with
-        ``prior`` imported, so the new message finds its history in memchat either way."""
+        ``prior`` imported, so the new message finds its history in memchat either way.
+
+        ``waiting``: the request answers tool calls (the client ran its own tools): the model's
+        message with those calls follows ``prior``, and the session must end with it (the same
+        call ids), else it is imported too."""
         want = [(role, content.strip()) for role, content in prior]
+        ids = [str(c.get("id")) for c in waiting]
         persona = self._agent.persona if persona is None else persona
         if want:
             checked = 0
@@ -253,9 +265,14 @@ class Conversations(Sessions):
                     break
                 if info.persona != persona or info.message_count < len(want):
                     continue
+                stored = self._store.messages(info.id)
+                if ids:
+                    if not stored or [str(c.get("id")) for c in stored[-1].tool_calls or ()] != ids:
+                        continue
+                    stored = stored[:-1]
                 said = [
                     (m.role, m.content.strip())
-                    for m in self._store.messages(info.id)
+                    for m in stored
                     if m.role in (Role.USER, Role.ASSISTANT) and (m.content.strip() or not m.tool_calls)
                 ]
                 if said == want:
@@ -264,8 +281,11 @@ class Conversations(Sessions):
             None, persona=persona, model=self._agent.model, provider=self._agent.provider.name,
             settings={STATELESS: True},
         )  # fmt: skip
-        if want:
-            self._store.append_messages(info.id, [Message(role, content) for role, content in want])
+        imported = [Message(role, content) for role, content in want]
+        if waiting:
+            imported.append(Message(Role.ASSISTANT, waiting_text, tool_calls=tuple(dict(c) for c in waiting)))
+        if imported:
+            self._store.append_messages(info.id, imported)
         return self.get(info.id)
 
     def discard_if_empty(self, session: str | int) -> bool:
@@ -354,6 +374,11 @@ class Conversations(Sessions):
 
     def astream(self, session: SessionKey | None, text: str, **kw: Any) -> AsyncTurn:
         return self._agent.astream(session, text, **kw)
+
+    def astream_results(self, session: SessionKey | None, results: Sequence[tuple[str, str]], **kw: Any) -> AsyncTurn:
+        """The turn goes on with the results of the caller's tools the model called
+        (``Agent.astream_results``)."""
+        return self._agent.astream_results(session, results, **kw)
 
     def retry(self, session: SessionKey | None, **kw: Any) -> Turn:
         return self._agent.retry(session, **kw)

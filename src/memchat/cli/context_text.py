@@ -120,9 +120,11 @@ def section_note(section: ContextSectionView, session: str) -> str:
 
 def entry_sections(view: ContextView, entry: ContextEntryView) -> list[ContextSectionView]:
     """The parts a system message is made of, to show instead of its text: the leading one's
-    persona, summary and pins; the recalled messages before the new one."""
+    persona, summary, pins (and recall, unless it goes apart); the recalled messages before the
+    new one when they do."""
     if entry["kind"] == "system":
-        return [s for s in view["sections"] if s["kind"] != "recall"]
+        apart = any(e["kind"] == "recall" for e in view["entries"])
+        return [s for s in view["sections"] if not (apart and s["kind"] == "recall")]
     if entry["kind"] == "recall":
         return [s for s in view["sections"] if s["kind"] == "recall"]
     return []

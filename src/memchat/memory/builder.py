@@ -30,6 +30,7 @@ from memchat.memory.plan import (
     ContextEntry,
     ContextPlan,
     EntryKind,
+    Layout,
     RecallItem,
     Section,
     SectionKind,
@@ -136,10 +137,12 @@ class MemoryPlanner:
         summarize: bool = True,
         today: datetime | None = None,
         long_term: bool = False,
+        layout: Layout = Layout.SINGLE,
     ) -> ContextPlan:
         """``today``: when given, a line with the date follows the persona (models cannot know it).
         ``recall_all``: recall also searches the user's other sessions; ``long_term``: the
-        user's long-term memories go with the call (both off in an incognito session)."""
+        user's long-term memories go with the call (both off in an incognito session).
+        ``layout``: where recall goes (the provider's ``system_layout``)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
         ratio = self.ratio(model)
@@ -201,7 +204,7 @@ class MemoryPlanner:
                 )  # fmt: skip
                 if section is not None:
                     full_sections.append(section)
-            self._assemble(plan, full_sections, messages, new, msg_tokens, ratio)
+            self._assemble(plan, full_sections, messages, new, msg_tokens, ratio, layout)
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
@@ -289,7 +292,7 @@ class MemoryPlanner:
             if section is not None:
                 sections.append(section)
         plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
-        self._assemble(plan, sections, messages, new, msg_tokens, ratio)
+        self._assemble(plan, sections, messages, new, msg_tokens, ratio, layout)
         return plan
 
     @staticmethod
@@ -439,14 +442,18 @@ class MemoryPlanner:
         new: Message | None,
         msg_tokens: Callable[[Message], int],
         ratio: float,
+        layout: Layout,
     ) -> None:
-        """The system message (persona first, then summary and pins), the turns, and the
-        recalled messages as a system message of their own just before the new one: they
-        change with every message, and everything before them stays a stable prefix (a local
-        model reuses its KV cache for it)."""
+        """One system message (persona first, then date, memories, summary and pins, recall
+        last: it changes with every message, and everything before it stays a stable prefix),
+        then the turns. With ``Layout.RECALL_APART`` the recalled messages are a system message
+        of their own just before the new one, so the whole history stays a stable prefix (a
+        local model reuses its KV cache for it) — only for templates that render it: many keep
+        the first system message alone or reject a later one."""
         plan.sections = sections
-        leading = [s for s in sections if s.kind != "recall"]
-        recalled = [s for s in sections if s.kind == "recall"]
+        apart = layout is Layout.RECALL_APART
+        leading = [s for s in sections if not (apart and s.kind == "recall")]
+        recalled = [s for s in sections if apart and s.kind == "recall"]
         if leading:
             text = "\n\n".join(s.text for s in leading)
             tokens = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)

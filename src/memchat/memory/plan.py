@@ -33,13 +33,24 @@ class Strategy(enum.StrEnum):
 STRATEGIES = tuple(s.value for s in Strategy)
 
 
+class Layout(enum.StrEnum):
+    """Where the recalled memories and turns go in a call (the provider says which it accepts)."""
+
+    #: one system message: persona, date, memories, summary, pins, then recall last (the part
+    #: before it stays a stable prefix). Every chat template accepts it: the default.
+    SINGLE = "single"
+    #: recall as a second system message just before the new one, so that the whole history
+    #: before it stays a stable prefix (KV-cache reuse); only where the template renders it
+    RECALL_APART = "recall_apart"
+
+
 class EntryKind(enum.StrEnum):
     """What one message of a call is."""
 
     PERSONA = "persona"  # the system message holding the persona alone
     SYSTEM = "system"  # the system message with more than the persona
     VERBATIM = "verbatim"  # a stored message, sent as it is
-    RECALL = "recall"  # the system message of recalled memories and turns
+    RECALL = "recall"  # the system message of recalled memories and turns (Layout.RECALL_APART)
     NEW = "new"  # the user's new message
 
 

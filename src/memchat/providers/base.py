@@ -35,8 +35,12 @@ class ChatOptions:
     response_format: dict[str, Any] | None = None
     #: token id (as a string) → bias, passed as it is
     logit_bias: dict[str, float] | None = None
-    #: OpenAI ``tools`` entries the model may call (providers without tool calling ignore them)
+    #: OpenAI ``tools`` entries the model may call (providers without tool calling ignore them):
+    #: the caller's own, run by the caller (memchat's own tools are added by the turn)
     tools: tuple[dict[str, Any], ...] | None = None
+    #: OpenAI's ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or a named function)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class Provider(abc.ABC):
@@ -117,6 +121,12 @@ class Provider(abc.ABC):
         """Tokens the chat template adds around each message, and once per call (the reply's
         header). Remote APIs do not say: an estimate that holds for ChatML-style templates."""
         return MESSAGE_OVERHEAD, 0
+
+    def system_layout(self) -> str:
+        """Where memchat's recalled messages may go (``memchat.memory.plan.Layout``): ``single``,
+        the one system message every chat template accepts, unless the provider knows that its
+        template renders a second system message before the new one (``recall_apart``)."""
+        return "single"
 
     def count_tokens(self, text: str) -> tuple[int, str]:
         """Tokens in ``text`` and how they were counted (``exact:…`` or ``estimate``)."""

@@ -80,6 +80,8 @@ class _Loaded:
     lock: threading.Lock
     #: (per message, per call) tokens of the chat template, measured on first use
     overhead: tuple[int, int] | None = None
+    #: whether the template renders a second system message (None: not tried yet)
+    later_system: bool | None = None
 
 
 _MODELS: dict[tuple[str, int], _Loaded] = {}
@@ -351,6 +353,27 @@ class LocalLlama(Provider):
             default_system = alone - self.count_tokens(second)[0] - per_message
             loaded.overhead = (per_message + 1, max(0, primer, default_system))
         return loaded.overhead
+
+    def system_layout(self) -> str:
+        """``recall_apart`` when the model's template renders a system message after the first
+        (tried once by rendering one): the history then stays the KV cache's prefix while
+        recall changes; ``single`` for templates that drop or reject it."""
+        loaded = self._loaded()
+        if loaded.later_system is None:
+            probe = "memchat-probe-later-system"
+            wire = [
+                {"role": "system", "content": "first"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "system", "content": probe},
+                {"role": "user", "content": "and now?"},
+            ]
+            try:
+                prompt = str(loaded.formatter(messages=wire).prompt)
+            except Exception:  # a template that raises on it (many do: "system message must be first")
+                prompt = ""
+            loaded.later_system = probe in prompt and prompt.index(probe) < prompt.rindex("and now?")
+        return "recall_apart" if loaded.later_system else "single"
 
     def count_tokens(self, text: str) -> tuple[int, str]:
         if not text:

@@ -221,6 +221,9 @@ class OpenAICompatible(Provider):
                     body[key] = list(value) if isinstance(value, tuple) else value
             if options.tools:
                 body["tools"] = list(options.tools)
+                for key in ("tool_choice", "parallel_tool_calls"):  # only with tools (else a 400)
+                    if getattr(options, key) is not None:
+                        body[key] = getattr(options, key)
         if self.extra_body:
             body.update(self.extra_body)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

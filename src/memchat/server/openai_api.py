@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -138,9 +139,55 @@ def _upstream_error(data: dict[str, Any]) -> JSONResponse:
 
 
 def _prior(messages: list[dict[str, Any]]) -> list[tuple[Role, str]]:
-    """The user and assistant turns a request carries before its new message, as text."""
+    """The user and assistant turns a request carries before its new message, as text (an
+    assistant message that only called tools says nothing: it is matched by its calls)."""
     roles = {"user": Role.USER, "assistant": Role.ASSISTANT}
-    return [(roles[m["role"]], _text(m.get("content"))) for m in messages if m.get("role") in roles]
+    return [
+        (roles[m["role"]], _text(m.get("content")))
+        for m in messages
+        if m.get("role") in roles and (_text(m.get("content")).strip() or not m.get("tool_calls"))
+    ]
+
+
+#: OpenAI's rule for a function name (what every upstream checks)
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _tool_results(messages: list[dict[str, Any]]) -> tuple[int, list[tuple[str, str]]] | str:
+    """A request that ends with ``tool`` messages answers the calls of the assistant message
+    before them: (that message's index, or -1 when the request starts with the results; the
+    (call id, content) pairs), or what is wrong with them."""
+    first = len(messages)
+    while first > 0 and messages[first - 1].get("role") == "tool":
+        first -= 1
+    results: list[tuple[str, str]] = []
+    for m in messages[first:]:
+        call_id = m.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            return "each tool message needs the 'tool_call_id' of the call it answers"
+        content = m.get("content")
+        results.append((call_id, content if isinstance(content, str) else _text(content)))
+    if first == 0:
+        return -1, results
+    calling = messages[first - 1]
+    calls = calling.get("tool_calls")
+    if calling.get("role") != "assistant" or not isinstance(calls, list) or not calls:
+        return "tool messages must follow the assistant message whose tool_calls they answer"
+    ids = {c.get("id") for c in calls if isinstance(c, dict)}
+    if {call_id for call_id, _ in results} != ids:
+        return "the tool messages must answer every call of the assistant message before them, once each"
+    return first - 1, results
+
+
+def _wire_calls(calls: Any) -> list[dict[str, Any]]:
+    """An assistant message's ``tool_calls`` as memchat stores them (OpenAI's shape)."""
+    out: list[dict[str, Any]] = []
+    for c in calls if isinstance(calls, list) else []:
+        function = c.get("function") if isinstance(c, dict) else None
+        if isinstance(function, dict):
+            out.append({"id": str(c.get("id")), "type": "function", "function": {
+                "name": str(function.get("name", "")), "arguments": str(function.get("arguments") or "")}})  # fmt: skip
+    return out
 
 
 def _text(content: Any) -> str:
@@ -204,8 +251,14 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         return _error(400, "'messages' must be a non-empty list of messages", "invalid_messages")
     last = messages[-1]
     text = _text(last.get("content"))
-    if last.get("role") != "user" or not text.strip():
-        return _error(400, "the last message must be the user's new message", "invalid_messages")
+    answers: tuple[int, list[tuple[str, str]]] | None = None
+    if last.get("role") == "tool":  # the client ran the tools the model called: the turn goes on
+        found = _tool_results(messages)
+        if isinstance(found, str):
+            return _error(400, found, "invalid_messages")
+        answers = found
+    elif last.get("role") != "user" or not text.strip():
+        return _error(400, "the last message must be the user's new message (or tool results)", "invalid_messages")
     metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     # OpenAI's ``user`` names the end user (a label), not a conversation: it is not a session key
     name = request.headers.get(HEADER) or metadata.get("session")
@@ -226,12 +279,26 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         fresh = name is None or chats.find(name) is None  # made for this request: gone if its turn fails
         if name is not None:
             info = chats.open(name, persona=persona)
+        elif answers is not None:
+            if answers[0] < 0:
+                return _error(400, "tool results with no conversation: send the assistant message that called "
+                              "the tools before them, or name the session", "invalid_messages")  # fmt: skip
+            calling = messages[answers[0]]
+            info = await asyncio.to_thread(
+                chats.continue_conversation, _prior(messages[: answers[0]]), persona,
+                waiting=_wire_calls(calling.get("tool_calls")), waiting_text=_text(calling.get("content")),
+            )  # fmt: skip
         else:
             info = await asyncio.to_thread(chats.continue_conversation, _prior(messages[:-1]), persona)
     except MemchatError as exc:
         return _error(400, i18n.describe_error(exc), exc.kind)
+    if answers is not None:
+        results = answers[1]
+        make = lambda: chats.astream_results(info.id, results, model=model, options=chosen)  # noqa: E731
+    else:
+        make = lambda: chats.astream(info.id, text, model=model, options=chosen)  # noqa: E731
     try:
-        run = await runs.start(info.id, lambda: chats.astream(info.id, text, model=model, options=chosen))
+        run = await runs.start(info.id, make)
     except Busy:
         return _error(409, "a reply is already being generated in this session", "busy")
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -249,6 +316,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     parts: list[str] = []
     usage: dict[str, int] | None = None
     finish = "stop"
+    calls: list[dict[str, Any]] = []
     async for event in run.follow():
         if event.kind == "delta":
             parts.append(event.data["text"])
@@ -258,6 +326,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
             headers[MEMORIES_HEADER] = str(len(event.data.get("memories") or []))
             headers[RECALLED_HEADER] = str(event.data.get("recalled") or 0)
             finish = _finish_reason(event.data)
+            calls = list(event.data.get("tool_calls") or [])
             if usage is None and event.data.get("usage_estimate"):
                 usage = event.data["usage_estimate"]
                 headers[USAGE_HEADER] = "estimated"
@@ -273,7 +342,12 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "".join(parts), "refusal": None},
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(parts) or (None if calls else ""),
+                    "refusal": None,
+                    **({"tool_calls": calls} if calls else {}),
+                },
                 "logprobs": None,
                 "finish_reason": finish,
             }
@@ -336,6 +410,25 @@ def _chat_options(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
         if not isinstance(stops, list) or not 1 <= len(stops) <= 4 or not all(isinstance(x, str) and x for x in stops):
             return _error(400, "'stop' must be a string or a list of 1 to 4 strings", "invalid_stop")
         given["stop"] = tuple(stops)
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str) and _FUNCTION_NAME.match(t["function"]["name"])
+            for t in tools
+        ):  # fmt: skip
+            return _error(400, "'tools' must be a list of functions, each with a name of letters, digits, _ "
+                          "and - (at most 64)", "invalid_tools")  # fmt: skip
+        if tools:
+            given["tools"] = tuple(tools)
+            choice = body.get("tool_choice")
+            if choice is not None:
+                if not (choice in ("none", "auto", "required") or isinstance(choice, dict)):
+                    return _error(400, "'tool_choice' must be none, auto, required or a named function",
+                                  "invalid_tool_choice")  # fmt: skip
+                given["tool_choice"] = choice
+            if isinstance(body.get("parallel_tool_calls"), bool):
+                given["parallel_tool_calls"] = body["parallel_tool_calls"]
     fmt = body.get("response_format")
     if fmt is not None:
         if not isinstance(fmt, dict) or not isinstance(fmt.get("type"), str):
@@ -372,6 +465,9 @@ async def _chunks(
         elif event.kind == "done":
             finish = _finish_reason(event.data)
             usage = usage or event.data.get("usage_estimate")
+            calls = event.data.get("tool_calls") or []
+            if calls:  # the client's tools, whole: the SDKs gather deltas by index
+                yield frame({"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]})
         elif event.kind == "error":
             error = {
                 "error": {"message": event.data["message"], "type": "upstream_error", "param": None,

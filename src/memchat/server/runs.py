@@ -186,6 +186,8 @@ class Runs:
             done: dict[str, Any] = {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text}
             if reply.finish_reason:  # the model's own: stop, length, content_filter …
                 done["finish_reason"] = reply.finish_reason
+            if reply.tool_calls:  # calls of the client's own tools, for it to run
+                done["tool_calls"] = [dict(c) for c in reply.tool_calls]
             if reply.usage is None and run.turn.plan is not None:  # the upstream said nothing: memchat's count
                 done["usage_estimate"] = {
                     "prompt_tokens": run.turn.plan.tokens,

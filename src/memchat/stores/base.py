@@ -39,7 +39,9 @@ from memchat.errors import StoreError
 @dataclass(frozen=True, slots=True)
 class TurnHandle:
     session_id: int
-    user_id: int
+    #: the turn's user message (None: a reply that continues the session's last turn, e.g.
+    #: after a client ran the tools the model called)
+    user_id: int | None
     assistant_id: int
 
 
@@ -215,7 +217,7 @@ class Store(Protocol):
         ...
 
     # one turn
-    def begin_turn(self, session: str | int, user: Message, *, model: str | None = None) -> TurnHandle: ...
+    def begin_turn(self, session: str | int, user: Message | None, *, model: str | None = None) -> TurnHandle: ...
     def checkpoint_turn(self, turn: TurnHandle, content: str) -> None: ...
     def finish_turn(
         self,
@@ -229,6 +231,7 @@ class Store(Protocol):
         model: str | None = None,
         replaces: Sequence[int] = (),
         steps: Sequence[Message] = (),
+        tool_calls: Sequence[dict[str, Any]] = (),
     ) -> Message: ...
     def abort_turn(self, turn: TurnHandle) -> None: ...
 

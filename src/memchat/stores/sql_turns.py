@@ -105,10 +105,11 @@ class TurnRecords:
                 )
         return len(stale)
 
-    def begin_turn(self: _Host, session: SessionKey, user: Message, *, model: str | None = None) -> TurnHandle:
-        """Store the user's message and an empty streaming reply. Turns of one session are
-        serialized: while another writer (process, server, REPL) still streams a reply in it,
-        ``TurnInProgress``; a reply left streaming by a writer that is gone becomes interrupted."""
+    def begin_turn(self: _Host, session: SessionKey, user: Message | None, *, model: str | None = None) -> TurnHandle:
+        """Store the user's message and an empty streaming reply (``user`` None: the reply alone,
+        continuing the session's last turn). Turns of one session are serialized: while another
+        writer (process, server, REPL) still streams a reply in it, ``TurnInProgress``; a reply
+        left streaming by a writer that is gone becomes interrupted."""
         self._remove_orphans()
         with self._write() as db:
             sid = self._session_id(db, session)
@@ -125,7 +126,7 @@ class TurnRecords:
                     "WHERE id = ?",
                     (estimate_tokens(content), msg_id),
                 )
-            uid = self._insert_message(db, sid, user)
+            uid = self._insert_message(db, sid, user) if user is not None else None
             aid = self._insert_message(
                 db,
                 sid,
@@ -154,7 +155,7 @@ class TurnRecords:
                 db.execute(
                     "DELETE FROM messages WHERE id IN (?, ?) "
                     "AND EXISTS (SELECT 1 FROM messages WHERE id = ? AND status = 'streaming')",
-                    (t.user_id, t.assistant_id, t.assistant_id),
+                    (t.user_id if t.user_id is not None else t.assistant_id, t.assistant_id, t.assistant_id),
                 )
         with _TURNS_LOCK:
             _ORPHANS[self._dialect.key].difference_update(orphans)
@@ -178,10 +179,12 @@ class TurnRecords:
         model: str | None = None,
         replaces: Sequence[int] = (),
         steps: Sequence[Message] = (),
+        tool_calls: Sequence[dict[str, Any]] = (),
     ) -> Message:
         """End a turn in one transaction; ``replaces`` are message ids it supersedes (retry);
         ``steps`` are the tool calls and results of the turn, stored between the user's
-        message and the reply (which moves to the sequence number after them)."""
+        message and the reply (which moves to the sequence number after them); ``tool_calls``
+        are the reply's own calls, left for the caller to run (a client's tools)."""
         if tokens is None:
             tokens, token_method = estimate_tokens(content), "estimate"
         with self._write() as db:
@@ -194,7 +197,7 @@ class TurnRecords:
                 )
             row = db.execute(
                 "UPDATE messages SET content = ?, search_text = ?, status = ?, tokens = ?, token_method = ?, "
-                "usage = ?, model = COALESCE(?, model), writer = NULL, heartbeat = NULL "
+                "usage = ?, model = COALESCE(?, model), tool_calls = ?, writer = NULL, heartbeat = NULL "
                 f"WHERE id = ? RETURNING {MESSAGE_COLUMNS}",
                 (
                     content,
@@ -204,6 +207,7 @@ class TurnRecords:
                     token_method,
                     json.dumps(usage.to_dict()) if usage else None,
                     model,
+                    json.dumps(list(tool_calls), ensure_ascii=False) if tool_calls else None,
                     turn.assistant_id,
                 ),
             ).fetchone()
@@ -227,7 +231,8 @@ class TurnRecords:
         unreachable: tuple[type[Exception], ...] = (StoreError, *self._dialect.driver_errors)
         try:
             with self._write() as db:
-                db.execute("DELETE FROM messages WHERE id IN (?, ?)", (turn.user_id, turn.assistant_id))
+                ids = [i for i in (turn.user_id, turn.assistant_id) if i is not None]
+                db.execute(f"DELETE FROM messages WHERE id IN ({', '.join('?' * len(ids))})", ids)
         except unreachable:
             with _TURNS_LOCK:
                 _ORPHANS.setdefault(self._dialect.key, set()).add(turn)

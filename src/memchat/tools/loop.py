@@ -96,6 +96,12 @@ class ToolLoop:
             self.steps.append(msg)
             self.wire.append(msg.to_wire())
 
+    def resume(self, pending: Message, results: list[Message]) -> None:
+        """Go on from a step the caller took: ``pending`` (stored: the model's calls of the
+        caller's tools) and ``results`` (their answers, stored when the turn ends)."""
+        self.wire += [pending.to_wire(), *(r.to_wire() for r in results)]
+        self.steps += results
+
     def _tokens(self, text: str) -> dict[str, Any]:
         if self._count is None:
             return {}
