@@ -391,6 +391,11 @@ class FakeServer:
         self.max_context_tokens: int | None = None
         #: unscripted requests that offer ``now`` and ask the date get a tool call (``_tool_model``)
         self.tool_model = False
+        #: answer as this server does where it tells its context window (``window`` tokens):
+        #: "llama.cpp" (``GET /props``), "vllm" (``max_model_len`` in ``/v1/models``), "ollama"
+        #: (``POST /api/show``, with ``num_ctx`` set when ``window`` is); None: it says nothing
+        self.serves_like: str | None = None
+        self.window: int | None = None
         self._defaults = (delay, reply, list(self.models), api_key)
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
@@ -494,6 +499,8 @@ class FakeServer:
         self.delay, self.default_reply, self.models, self.api_key = delay, reply, list(models), api_key
         self.max_context_tokens = None
         self.tool_model = False
+        self.serves_like = None
+        self.window = None
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -529,6 +536,11 @@ class FakeServer:
             self._chat(h, rec, abort)
         elif method == "GET" and path.endswith("/models"):
             self._models(h, rec)
+        elif method == "GET" and path == "/props" and self.serves_like == "llama.cpp":
+            h.send_json(200, {"default_generation_settings": {"n_ctx": self.window}, "total_slots": 1})
+        elif method == "POST" and path == "/api/show" and self.serves_like == "ollama":
+            parameters = f"num_ctx                        {self.window}\nstop \"<|eot_id|>\"" if self.window else ""
+            h.send_json(200, {"parameters": parameters, "model_info": {"llama.context_length": 131072}})
         else:
             h.send_json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found", "code": None}})
 
@@ -566,7 +578,11 @@ class FakeServer:
         if reply is not None and (reply.status != 200 or reply.body is not None):
             h.send_json(reply.status, reply.body, reply.headers)
             return
-        data = [{"id": m, "object": "model", "created": self._created, "owned_by": "fake"} for m in self.models]
+        data: list[dict[str, Any]] = [
+            {"id": m, "object": "model", "created": self._created, "owned_by": "fake"} for m in self.models
+        ]
+        if self.serves_like == "vllm":
+            data = [{**m, "max_model_len": self.window} for m in data]
         h.send_json(200, {"object": "list", "data": data})
 
     def _chat(self, h: _Handler, rec: Recorded, abort: threading.Event) -> None:

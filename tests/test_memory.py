@@ -109,7 +109,12 @@ def verbatim_seqs(plan: ContextPlan) -> list[int]:
 
 
 #: how recall's parts begin (memories related to the message, then past turns; en and zh)
-RECALL_STARTS = ("[Long-term memories related", "[Earlier messages that may be relevant", "【与这条消息相关", "【可能相关")
+RECALL_STARTS = (
+    "[Long-term memories related",
+    "[Earlier messages that may be relevant",
+    "【与这条消息相关",
+    "【可能相关",
+)
 
 
 def _system_parts(call: Sequence[WireMessage]) -> tuple[str, str]:

@@ -421,6 +421,89 @@ def test_a_stateless_client_that_resends_the_conversation_keeps_one_session_with
         client.close()
 
 
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city now",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_clients_own_tools_round_trip_through_one_stored_turn(serve: Any, fake: FakeServer, stream: bool) -> None:
+    import openai
+
+    served, raw, agent = serve()
+    client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    history: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    try:
+        call = {"id": "call_w1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+        fake.script(FakeReply.calls(call))
+        asked = client.chat.completions.with_raw_response.create(
+            model="fake/model-a", messages=history, tools=[WEATHER_TOOL], tool_choice="auto", stream=stream
+        )  # type: ignore[call-overload]
+        session = asked.headers["x-memchat-session"]
+        if stream:
+            chunks = list(asked.parse())
+            calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
+            assert [(t.id, t.function.name, t.function.arguments) for t in calls] == [
+                ("call_w1", "get_weather", '{"city": "Paris"}')
+            ]
+            assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+        else:
+            choice = asked.parse().choices[0]
+            assert choice.finish_reason == "tool_calls" and choice.message.content is None
+            calls = choice.message.tool_calls or []
+            assert [(t.id, t.function.name, t.function.arguments) for t in calls] == [
+                ("call_w1", "get_weather", '{"city": "Paris"}')
+            ]
+        sent = fake.chat_requests[-1].body
+        assert sent["tools"] == [WEATHER_TOOL] and sent["tool_choice"] == "auto"  # the client's replace memchat's
+        # the client runs its tool and sends the result with the whole conversation (no session named)
+        history += [
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_w1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }]},
+            {"role": "tool", "tool_call_id": "call_w1", "content": '{"celsius": 18}'},
+        ]  # fmt: skip
+        fake.script(FakeReply.text("It is 18 °C in Paris."))
+        answered = client.chat.completions.with_raw_response.create(
+            model="fake/model-a", messages=history, tools=[WEATHER_TOOL], stream=stream
+        )  # type: ignore[call-overload]
+        assert answered.headers["x-memchat-session"] == session  # the same turn goes on
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in answered.parse() if c.choices)
+        else:
+            text = answered.parse().choices[0].message.content
+        assert text == "It is 18 °C in Paris."
+        upstream = fake.chat_requests[-1].messages
+        assert [m["role"] for m in upstream] == ["system", "user", "assistant", "tool"]
+        assert upstream[2]["tool_calls"][0]["id"] == "call_w1" and upstream[3]["tool_call_id"] == "call_w1"
+        stored = agent.store.messages(session)
+        assert [(m.role.value, m.content) for m in stored] == [
+            ("user", "What is the weather in Paris?"), ("assistant", ""), ("tool", '{"celsius": 18}'),
+            ("assistant", "It is 18 °C in Paris."),
+        ]  # fmt: skip
+        assert stored[1].tool_calls and stored[1].tool_calls[0]["id"] == "call_w1"
+        # the next question of the same conversation finds the session, tool round and all
+        history += [{"role": "assistant", "content": text}, {"role": "user", "content": "And tomorrow?"}]
+        fake.script(FakeReply.text("Rain."))
+        later = client.chat.completions.with_raw_response.create(model="fake/model-a", messages=history)
+        assert later.headers["x-memchat-session"] == session and len(agent.store.messages(session)) == 6
+        # results that answer no waiting call are refused, with nothing stored
+        with pytest.raises(openai.BadRequestError, match="tool"):
+            client.chat.completions.create(
+                model="fake/model-a", messages=[{"role": "tool", "tool_call_id": "x", "content": "1"}],
+                extra_headers={"X-Memchat-Session": session},
+            )  # fmt: skip
+        assert len(agent.store.messages(session)) == 6
+    finally:
+        client.close()
+
+
 def test_a_failed_v1_turn_leaves_no_session_behind(serve: Any, fake: FakeServer) -> None:
     _, raw, agent = serve()
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}

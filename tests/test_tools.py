@@ -22,7 +22,7 @@ from fakeserver import FakeReply, FakeServer
 from memchat.agent import Agent
 from memchat.clock import WEEKDAYS
 from memchat.domain import Role, ToolCall, ToolCallDelta
-from memchat.errors import ConfigError, ServerError
+from memchat.errors import ConfigError, MemchatError, ServerError
 from memchat.factory import open_store
 from memchat.providers.openai_compat import OpenAICompatible
 from memchat.stores.sqlite import SQLiteStore
@@ -394,6 +394,44 @@ def test_the_async_path_runs_tools_too(fake: FakeServer, store: SQLiteStore, mak
 
 
 # -- the date line -------------------------------------------------------------------------------
+
+
+def test_a_callers_tools_join_memchats_when_asked_and_the_turn_hands_their_calls_back(
+    fake: FakeServer, store: SQLiteStore, make_agent: Callable[..., Agent]
+) -> None:
+    """client_tools = "add": the model gets memchat's tools and the caller's; memchat runs its own
+    calls and ends the turn with the caller's (stored on the reply), whose results continue it."""
+    from memchat.providers.base import ChatOptions
+
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    agent = make_agent(client_tools="add")
+    options = ChatOptions(tools=(lookup,))
+    fake.script(FakeReply.calls(("now", "{}"), {"id": "c9", "name": "lookup", "arguments": "{}"}))
+    reply = agent.ask("s", "What is on today?", options=options)
+    offered = [t["function"]["name"] for t in fake.chat_requests[-1].body["tools"]]
+    assert offered[0] == "lookup" and "now" in offered
+    assert reply.finish_reason == "tool_calls" and [c["id"] for c in reply.tool_calls] == ["c9"]
+    kinds = [(m.role.value, [c["function"]["name"] for c in m.tool_calls or ()]) for m in store.messages("s")]
+    # memchat's own call ran (its step stored); the caller's waits on the reply
+    assert kinds == [("user", []), ("assistant", ["now"]), ("tool", []), ("assistant", ["lookup"])]
+    fake.script(FakeReply.text("A concert."))
+    done = agent.ask_results("s", [("c9", "concert at 8")], options=options)
+    assert done.text == "A concert." and done.tool_calls == ()
+    assert [m["role"] for m in fake.chat_requests[-1].messages][-4:] == ["assistant", "tool", "assistant", "tool"]
+    assert [m.role.value for m in store.messages("s")] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    with pytest.raises(MemchatError, match="no tool call waiting"):
+        agent.ask_results("s", [("c9", "again")])
+    # the default: the caller's tools replace memchat's
+    fake.script(FakeReply.text("Fine."))
+    make_agent().ask("t", "hello", options=options)
+    assert [t["function"]["name"] for t in fake.chat_requests[-1].body["tools"]] == ["lookup"]
 
 
 def test_the_date_line_follows_the_persona_in_the_users_zone(

@@ -49,6 +49,7 @@ from memchat.factory import open_store
 from memchat.images import ImageRequest
 from memchat.images.modelscope_async import ModelScopeImages
 from memchat.providers.openai_compat import OpenAICompatible
+from memchat.providers.windows import WindowBook
 from memchat.server.app import create_app
 from serving import Served
 
@@ -182,7 +183,8 @@ CASES: list[Case] = [
          tools=False),
     Case("tls",
          ChatFault("https:// to the plain-HTTP loopback port (the handshake fails)", list,
-                   Expect("unavailable", (*UNREACHABLE, "ssl"), None, connections=3, within=8,
+                   # three tries of the call, after one question for the server's window
+                   Expect("unavailable", (*UNREACHABLE, "ssl"), None, connections=4, within=8,
                           never=("operation not permitted",)), "tls"),
          ImageFault("https:// to the plain-HTTP image port", nothing,
                     Expect("unavailable", (*NO_IMAGES, "ssl"), None, connections=3, within=8), "tls"),
@@ -493,7 +495,10 @@ def seed(store: Any) -> int:
 
 
 def make_agent(w: World, store: Any) -> Agent:
-    provider = OpenAICompatible(w.chat_url, api_key=KEY, model="fake/model-a", timeout=TIMEOUT, backoff=0.05)
+    provider = OpenAICompatible(
+        w.chat_url, api_key=KEY, model="fake/model-a", timeout=TIMEOUT, backoff=0.05,
+        windows=WindowBook(),  # what this cell's servers say of their window, learned afresh
+    )  # fmt: skip
     agent = Agent(store, provider, date_line=False)
     agent.images = ModelScopeImages(
         w.image_url, api_key=KEY, poll_initial=0.02, poll_max=0.05, http_timeout=TIMEOUT, timeout=20.0

@@ -214,7 +214,12 @@ class _TurnState:
         """The provider said the context is too long: plan again within a smaller budget."""
         if self.strategy == "full":
             raise exc
-        self.budget = self.budget.shrunk(sent=self.plan.tokens)
+        shrunk = self.budget.shrunk(sent=self.plan.tokens)
+        told = exc.info.get("context_window")  # the server named its window: plan for it from now on
+        if isinstance(told, int) and told < shrunk.window and not self.agent.context_window:
+            learned = self.agent.budget_for(self.model)
+            shrunk = dataclasses.replace(learned, tools=self.budget.tools) if learned.window <= told else shrunk
+        self.budget = shrunk
         exclude = [*self.replaces, *([self.turn.user_id] if self.turn and self.turn.user_id is not None else [])]
         try:  # one more request only: no summary is written now (the next turn writes it)
             self.plan = self.agent._plan(
@@ -823,7 +828,12 @@ class Agent:
 
     def budget_for(self, model: str) -> Budget:
         """The token budget of a call to ``model`` (before tool schemas)."""
-        window = context_window(model, override=self.context_window, provider_default=self.provider.context_window)
+        window = context_window(
+            model,
+            override=self.context_window,
+            provider_default=self.provider.context_window,
+            served=lambda: self.provider.served_window(model),
+        )
         overhead, primer = self.provider.template_overhead()
         return Budget.for_window(
             window,
@@ -1076,6 +1086,21 @@ class Agent:
         turn, and the model's answer (or its next calls) streams as a turn does."""
         options = options or self.options
         return Turn(self._results_state(session, results, model, options), options)
+
+    def ask_results(
+        self,
+        session: SessionKey | None,
+        results: Sequence[tuple[str, str]],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Reply:
+        """``stream_results`` to its end: the reply (or the model's next calls of the caller's tools)."""
+        turn = self.stream_results(session, results, model=model, options=options)
+        for _ in turn:
+            pass
+        assert turn.reply is not None
+        return turn.reply
 
     def astream_results(
         self,

@@ -79,6 +79,28 @@ EMBEDDINGS = ("auto", "local", "off")
 CLIENT_TOOLS = ("replace", "add")
 
 
+def check_base_url(url: str, what: str, where: str) -> str:
+    """``url`` if it can be an API's base URL (http or https, a host), else one line that says
+    what is wrong and what was probably meant."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"the {what} {url!r} is not a URL ({exc}): check {where}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        local = text.split("/", 1)[0].split(":", 1)[0] in ("127.0.0.1", "localhost", "0.0.0.0", "[::1]")
+        rest = text.split("://", 1)[-1]
+        meant = f" (did you mean {'http' if local else 'https'}://{rest}?)" if rest.strip("/") else ""
+        raise ConfigError(
+            f"the {what} {url!r} must start with http:// or https:// and name a host{meant}: check {where}"
+        )
+    del port
+    return text
+
+
 def home_dir() -> Path | None:
     home = os.environ.get("MEMCHAT_HOME")
     return Path(home).expanduser() if home else None
@@ -100,6 +122,16 @@ def data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP))
+
+
+def cache_dir() -> Path:
+    """What memchat may forget and learn again (servers' context windows)."""
+    home = home_dir()
+    if home is not None:
+        return home / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP))
 
 
 def config_path() -> Path:
@@ -267,6 +299,8 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         base_url = preset.base_url
     if provider != LOCAL and not base_url:
         raise ConfigError(f"provider {provider!r} needs a base URL: set MEMCHAT_BASE_URL or --base-url")
+    if base_url is not None and provider != LOCAL:
+        base_url = check_base_url(str(base_url), "base URL", "MEMCHAT_BASE_URL or --base-url")
 
     model = pick("model", "MEMCHAT_MODEL") or preset.model
     db = pick("db", "MEMCHAT_DB") or str(default_db_path())
@@ -379,6 +413,7 @@ def _image_settings(
         image_url = base_url if same and base_url else default_url
     if image_key is None:
         image_key = api_key if same and api_key else env.get(key_env) or None
+    image_url = check_base_url(str(image_url), "image base URL", "MEMCHAT_IMAGE_BASE_URL")
     return {
         "image_provider": chosen,
         "image_base_url": str(image_url).rstrip("/"),

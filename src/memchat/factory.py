@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from memchat.agent import Agent
     from memchat.images.base import ImageGenerator
     from memchat.memory.semantic import SemanticIndex
+    from memchat.providers.windows import WindowBook
     from memchat.stores.base import Store
 
 
@@ -39,6 +40,7 @@ def make_provider(settings: Settings) -> Provider:
     if preset.needs_key and not settings.api_key:
         hint = f"MEMCHAT_API_KEY or {preset.key_env}" if preset.key_env else "MEMCHAT_API_KEY"
         raise ConfigError(f"provider {settings.provider!r} needs an API key: set {hint}")
+    from memchat.config import cache_dir
     from memchat.providers.openai_compat import OpenAICompatible
 
     assert settings.base_url is not None
@@ -48,7 +50,22 @@ def make_provider(settings: Settings) -> Provider:
         model=settings.model,
         name=settings.provider,
         context_window=settings.context_window,
+        # a hosted API at its own address says nothing of its window; any other server is asked
+        ask_window=not (preset.hosted and settings.base_url == preset.base_url),
+        windows=_windows(cache_dir() / "windows.json"),
     )
+
+
+_BOOKS: dict[Path, WindowBook] = {}
+
+
+def _windows(path: Path) -> WindowBook:
+    """One book of servers' windows per file, shared by the providers of a process."""
+    from memchat.providers.windows import WindowBook
+
+    if path not in _BOOKS:
+        _BOOKS[path] = WindowBook(path)
+    return _BOOKS[path]
 
 
 def from_env(**flags: Any) -> Agent:

@@ -14,6 +14,8 @@ class Preset:
     needs_key: bool = True
     context_window: int | None = None
     description: str = ""
+    #: a hosted API (it says nothing of its window: memchat does not ask it)
+    hosted: bool = False
 
 
 LOCAL = "local"
@@ -36,6 +38,7 @@ PRESETS: dict[str, Preset] = {
             key_env="MODELSCOPE_API_KEY",
             context_window=262_144,
             description="ModelScope API-Inference",
+            hosted=True,
         ),
         Preset(
             "openai",
@@ -44,6 +47,7 @@ PRESETS: dict[str, Preset] = {
             key_env="OPENAI_API_KEY",
             context_window=1_047_576,
             description="OpenAI",
+            hosted=True,
         ),
         Preset(
             "deepseek",
@@ -52,6 +56,7 @@ PRESETS: dict[str, Preset] = {
             key_env="DEEPSEEK_API_KEY",
             context_window=65_536,
             description="DeepSeek",
+            hosted=True,
         ),
         Preset(
             "ollama",

@@ -8,6 +8,7 @@ tokens around it (``overhead``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from memchat.tokens import MESSAGE_OVERHEAD
@@ -48,12 +49,23 @@ def known_window(model: str) -> int | None:
     return None
 
 
-def context_window(model: str, *, override: int | None = None, provider_default: int | None = None) -> int:
-    """The window to plan for: an explicit override > the known-models table > the provider's
-    own figure > ``DEFAULT_WINDOW``."""
+def context_window(
+    model: str,
+    *,
+    override: int | None = None,
+    provider_default: int | None = None,
+    served: Callable[[], int | None] | None = None,
+) -> int:
+    """The window to plan for: an explicit override (the flag) > what the server says it serves
+    (``served``, asked only when needed), capped by the known-models table (a server cannot
+    give a model more than it has) > the table > the provider's own figure > ``DEFAULT_WINDOW``."""
     if override:
         return override
-    return known_window(model) or provider_default or DEFAULT_WINDOW
+    known = known_window(model)
+    told = served() if served is not None else None
+    if known and told:
+        return min(known, told)
+    return told or known or provider_default or DEFAULT_WINDOW
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,11 @@ class Provider(abc.ABC):
         header). Remote APIs do not say: an estimate that holds for ChatML-style templates."""
         return MESSAGE_OVERHEAD, 0
 
+    def served_window(self, model: str | None = None) -> int | None:
+        """The context window the server says it serves ``model`` with (None: it does not say;
+        the known-models table and the provider's own figure decide)."""
+        return None
+
     def system_layout(self) -> str:
         """Where memchat's recalled messages may go (``memchat.memory.plan.Layout``): ``single``,
         the one system message every chat template accepts, unless the provider knows that its

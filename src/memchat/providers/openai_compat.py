@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import ssl  # loaded by httpx already
 import threading
 import time
@@ -29,6 +30,7 @@ from memchat import __version__
 from memchat.domain import Chunk, ToolCallDelta, Usage
 from memchat.errors import (
     BadRequest,
+    ContextLengthExceeded,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -39,6 +41,8 @@ from memchat.errors import (
 from memchat.providers.base import ChatOptions, Provider, WireMessage
 from memchat.providers.http_errors import status_error
 from memchat.providers.sse import Event, SSEDecoder
+from memchat.providers.windows import WindowBook, ask_server, window_in_error
+from memchat.tokens import estimate_tokens
 
 __all__ = ["OpenAICompatible"]
 
@@ -46,6 +50,9 @@ __all__ = ["OpenAICompatible"]
 MAX_RETRY_AFTER = 10.0
 #: longest pause between two attempts
 MAX_BACKOFF = 8.0
+
+#: what this process learned of servers' windows (a factory may give a provider a book kept on disk)
+_PROCESS_WINDOWS = WindowBook()
 
 #: close() called inside the loop schedules aclose(); keep the tasks alive until they finish
 _CLOSING: set[asyncio.Task[None]] = set()
@@ -90,6 +97,8 @@ class OpenAICompatible(Provider):
         extra_body: Mapping[str, Any] | None = None,
         backoff: float = 0.5,
         headers: Mapping[str, str] | None = None,
+        ask_window: bool = True,
+        windows: WindowBook | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -102,6 +111,9 @@ class OpenAICompatible(Provider):
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
         self._api_key = api_key or None
+        #: ask the server for its context window (llama.cpp, vLLM, Ollama say it; hosted APIs do not)
+        self.ask_window = ask_window
+        self._windows = windows if windows is not None else _PROCESS_WINDOWS
         self._transport = transport
         self._headers = {
             "Accept": "text/event-stream, application/json",
@@ -301,6 +313,53 @@ class OpenAICompatible(Provider):
 
             await asyncio.sleep(wait)
 
+    # -- the server's window -------------------------------------------------------------
+
+    def served_window(self, model: str | None = None) -> int | None:
+        """The context window the server says it serves ``model`` with (asked once, then kept
+        per base URL and model), or what its context-length error said; None when it says nothing."""
+        chosen = model or self.model
+        known, window = self._windows.get(self.base_url, chosen)
+        if known or not self.ask_window:
+            return window
+        transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+        answered, window = ask_server(self.base_url, chosen, self._headers, transport=transport)
+        if answered:
+            self._windows.put(self.base_url, chosen, window)
+        else:
+            self._windows.unreachable(self.base_url, chosen)
+        return window
+
+    def _learn_window(self, exc: ProviderError, model: str | None) -> ProviderError:
+        """A context-length error that names the server's window: remember it, and say it."""
+        if isinstance(exc, ContextLengthExceeded):
+            window = window_in_error(exc.detail)
+            if window is not None:
+                self._windows.put(self.base_url, model or self.model, window)
+                exc.info["context_window"] = window
+        return exc
+
+    def _probe_payload(self, messages: Sequence[WireMessage], model: str | None, options: ChatOptions | None) -> bytes:
+        """The same request, not streamed and one token long: a server that sent an empty
+        stream says why to this (llama-cpp-python's server answers 400 with its window)."""
+        body = json.loads(self._payload(messages, model, options))
+        body.pop("stream_options", None)
+        body["stream"] = False
+        body["max_tokens"] = 1
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _empty_stream(self, messages: Sequence[WireMessage], probe: httpx.Response | None) -> ProviderError:
+        """The error for a 200 whose stream held nothing: the probe's own error when it failed
+        (a context length learned), else one line naming the likely cause and the fix."""
+        if probe is not None and not probe.is_success:
+            return self._status_error(probe)
+        size = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+        return StreamError(
+            f"the server answered with an empty reply; the conversation (about {size:,} tokens) may be longer "
+            "than the server's context window: set --context-window (context_window in config.toml) to its size",
+            status=200,
+        )
+
     # -- streaming --------------------------------------------------------------------
 
     def stream(
@@ -312,7 +371,10 @@ class OpenAICompatible(Provider):
     ) -> Iterator[Chunk]:
         client = self._sync_client()
         request = self._request(client, "POST", "/chat/completions", self._payload(messages, model, options))
-        response = self._send(client, request)
+        try:
+            response = self._send(client, request)
+        except ProviderError as exc:
+            raise self._learn_window(exc, model) from exc.__cause__
         reader = _Reader(self, response)
         try:
             if not reader.is_sse:
@@ -322,6 +384,12 @@ class OpenAICompatible(Provider):
             for data in response.iter_bytes():
                 if not reader.done:  # after [DONE], read on to the body's end: the connection is reused
                     yield from reader.feed(data)
+            if reader.empty:
+                probe = None
+                with contextlib.suppress(httpx.HTTPError):
+                    probe = client.send(self._request(client, "POST", "/chat/completions",
+                                                      self._probe_payload(messages, model, options)))  # fmt: skip
+                raise self._learn_window(self._empty_stream(messages, probe), model)
             if not reader.done:
                 yield from reader.end()
         except httpx.HTTPError as exc:
@@ -341,7 +409,10 @@ class OpenAICompatible(Provider):
     ) -> AsyncIterator[Chunk]:
         client = await self._async_client()
         request = self._request(client, "POST", "/chat/completions", self._payload(messages, model, options))
-        response = await self._asend(client, request)
+        try:
+            response = await self._asend(client, request)
+        except ProviderError as exc:
+            raise self._learn_window(exc, model) from exc.__cause__
         reader = _Reader(self, response)
         try:
             if not reader.is_sse:
@@ -353,6 +424,12 @@ class OpenAICompatible(Provider):
                 if not reader.done:  # after [DONE], read on to the body's end: the connection is reused
                     for chunk in reader.feed(data):
                         yield chunk
+            if reader.empty:
+                probe = None
+                with contextlib.suppress(httpx.HTTPError):
+                    probe = await client.send(self._request(client, "POST", "/chat/completions",
+                                                            self._probe_payload(messages, model, options)))  # fmt: skip
+                raise self._learn_window(self._empty_stream(messages, probe), model)
             if not reader.done:
                 for chunk in reader.end():
                     yield chunk
@@ -411,14 +488,20 @@ class OpenAICompatible(Provider):
         return ProviderError(f"request to {self._where()} failed: {reason}")
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
-        """The ``memchat.errors`` exception for a non-2xx response."""
-        return status_error(response, self._scrub)
+        """The ``memchat.errors`` exception for a non-2xx response; a 404 from a base URL with
+        no version in its path says that ``/v1`` is probably missing."""
+        err = status_error(response, self._scrub)
+        path = httpx.URL(self.base_url).path.rstrip("/")
+        if response.status_code == 404 and not re.search(r"/v\d+[a-z]*$", path) and "model" not in err.detail.lower():
+            err.detail += f" (is /v1 missing from the base URL? try {self.base_url}/v1)"
+            err.args = (err.detail,)
+        return err
 
 
 class _Reader:
     """Turns the bytes of one streamed response into ``Chunk`` objects (shared by sync and async)."""
 
-    __slots__ = ("_decoder", "_provider", "_status", "done", "finished", "is_sse")
+    __slots__ = ("_decoder", "_provider", "_status", "done", "events", "finished", "is_sse")
 
     def __init__(self, provider: OpenAICompatible, response: httpx.Response) -> None:
         self._provider = provider
@@ -428,6 +511,13 @@ class _Reader:
         self.is_sse = "json" not in ctype  # SSE unless the server plainly answered with JSON
         self.done = False  # [DONE] seen
         self.finished = False  # a finish_reason seen
+        self.events = 0  # events with data seen
+
+    @property
+    def empty(self) -> bool:
+        """The body ended without a single event (llama-cpp-python's server, when the prompt
+        exceeds its window: the error happens after the 200 and is lost)."""
+        return not (self.events or self.done or self._decoder.pending)
 
     def feed(self, data: bytes) -> list[Chunk]:
         out: list[Chunk] = []
@@ -482,6 +572,7 @@ class _Reader:
         data = event.data.strip()
         if not data:
             return
+        self.events += 1
         if data == "[DONE]":
             self.done = True
             return

@@ -49,6 +49,11 @@ class SSEDecoder:
         self._buf = buf[start:]
         return events
 
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of an unfinished line or event are held (``flush`` would give them)."""
+        return bool(self._buf.strip() or self._data)
+
     def flush(self) -> list[Event]:
         """End of stream: the last line and any event left open."""
         events: list[Event] = []
