@@ -385,10 +385,13 @@ class OpenAICompatible(Provider):
                 if not reader.done:  # after [DONE], read on to the body's end: the connection is reused
                     yield from reader.feed(data)
             if reader.empty:
+                response.close()
                 probe = None
-                with contextlib.suppress(httpx.HTTPError):
-                    probe = client.send(self._request(client, "POST", "/chat/completions",
-                                                      self._probe_payload(messages, model, options)))  # fmt: skip
+                payload = self._probe_payload(messages, model, options)
+                for _ in range(2):  # the server may drop the connection the empty stream came on
+                    with contextlib.suppress(httpx.HTTPError):
+                        probe = client.send(self._request(client, "POST", "/chat/completions", payload))
+                        break
                 raise self._learn_window(self._empty_stream(messages, probe), model)
             if not reader.done:
                 yield from reader.end()
@@ -425,10 +428,13 @@ class OpenAICompatible(Provider):
                     for chunk in reader.feed(data):
                         yield chunk
             if reader.empty:
+                await response.aclose()
                 probe = None
-                with contextlib.suppress(httpx.HTTPError):
-                    probe = await client.send(self._request(client, "POST", "/chat/completions",
-                                                            self._probe_payload(messages, model, options)))  # fmt: skip
+                payload = self._probe_payload(messages, model, options)
+                for _ in range(2):  # the server may drop the connection the empty stream came on
+                    with contextlib.suppress(httpx.HTTPError):
+                        probe = await client.send(self._request(client, "POST", "/chat/completions", payload))
+                        break
                 raise self._learn_window(self._empty_stream(messages, probe), model)
             if not reader.done:
                 for chunk in reader.end():
