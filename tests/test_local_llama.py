@@ -141,6 +141,25 @@ def test_the_models_template_decides_where_recall_goes(provider: LocalLlama) -> 
 
 
 @needs_model
+def test_the_embedded_model_honours_response_format_and_logit_bias(provider: LocalLlama) -> None:
+    """What an OpenAI client asks of the embedded model through /v1 where llama.cpp has it:
+    ``response_format`` as a grammar, ``logit_bias`` as llama.cpp's own."""
+    import json
+
+    ask = [{"role": "user", "content": "Describe a cat as JSON with a name and an age."}]
+    options = ChatOptions(max_tokens=120, response_format={"type": "json_object"}, seed=1)
+    text = "".join(c.text for c in provider.stream(ask, options=options))
+    assert isinstance(json.loads(text), dict)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    strict = ChatOptions(max_tokens=40, response_format={"type": "json_schema", "json_schema": {"schema": schema}})
+    assert set(json.loads("".join(c.text for c in provider.stream(ask, options=strict)))) == {"ok"}
+    forced = provider.llama.tokenize(b" banana", add_bos=False, special=False)[0]
+    biased = ChatOptions(max_tokens=1, logit_bias={str(forced): 100.0}, temperature=0.0)
+    first = "".join(c.text for c in provider.stream([{"role": "user", "content": "Hi!"}], options=biased))
+    assert first == provider.llama.detokenize([forced]).decode()
+
+
+@needs_model
 def test_stream_yields_text_then_usage(provider: LocalLlama) -> None:
     messages = [{"role": "system", "content": PERSONA}, {"role": "user", "content": "Count from one to twenty."}]
     chunks = list(provider.stream(messages, options=ChatOptions(max_tokens=12)))

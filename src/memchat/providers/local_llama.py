@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -277,6 +278,11 @@ class LocalLlama(Provider):
                 extra[key] = getattr(opts, key)
         stops = [loaded.eos] if loaded.eos else []
         stops += list(opts.stop or ())
+        if opts.logit_bias:  # token id → bias, as OpenAI's: llama.cpp takes ints
+            extra["logit_bias"] = {int(k): float(v) for k, v in opts.logit_bias.items() if str(k).lstrip("-").isdigit()}
+        grammar = _grammar(opts.response_format, self.verbose)
+        if grammar is not None:
+            extra["grammar"] = grammar
 
         with loaded.lock:  # one generation at a time per model
             llama = loaded.llama
@@ -387,6 +393,24 @@ class LocalLlama(Provider):
     def close(self) -> None:
         """Nothing to release per provider: the model stays loaded for the process's next turns
         (``unload_models()`` frees it)."""
+
+
+def _grammar(response_format: dict[str, Any] | None, verbose: bool) -> Any:
+    """OpenAI's ``response_format`` as a llama.cpp grammar: any JSON object for ``json_object``,
+    the schema's JSON for ``json_schema`` (None: free text)."""
+    if not response_format or response_format.get("type") not in ("json_object", "json_schema"):
+        return None
+    from llama_cpp import llama_grammar
+
+    try:
+        if response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            if isinstance(schema, dict):
+                return llama_grammar.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=verbose)
+        return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=verbose)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ProviderError(f"the local model cannot follow this response_format: {exc}") from exc
 
 
 def _context_error(exc: ValueError, prompt_tokens: int, n_ctx: int) -> ProviderError:
