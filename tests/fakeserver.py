@@ -539,7 +539,7 @@ class FakeServer:
         elif method == "GET" and path == "/props" and self.serves_like == "llama.cpp":
             h.send_json(200, {"default_generation_settings": {"n_ctx": self.window}, "total_slots": 1})
         elif method == "POST" and path == "/api/show" and self.serves_like == "ollama":
-            parameters = f"num_ctx                        {self.window}\nstop \"<|eot_id|>\"" if self.window else ""
+            parameters = f'num_ctx                        {self.window}\nstop "<|eot_id|>"' if self.window else ""
             h.send_json(200, {"parameters": parameters, "model_info": {"llama.context_length": 131072}})
         else:
             h.send_json(404, {"error": {"message": f"no route {method} {path}", "type": "not_found", "code": None}})

@@ -130,9 +130,7 @@ def test_recall_reaches_the_model_in_the_one_system_message(server: LlamaServer,
     agent.close()
 
 
-def test_memchat_ask_and_the_repl_hold_a_conversation_through_the_server(
-    server: LlamaServer, tmp_path: Path
-) -> None:
+def test_memchat_ask_and_the_repl_hold_a_conversation_through_the_server(server: LlamaServer, tmp_path: Path) -> None:
     env = {**os.environ, "MEMCHAT_BASE_URL": server.url, "MEMCHAT_MODEL": ALIAS, "MEMCHAT_DB": str(tmp_path / "a.db")}
     env.pop("MEMCHAT_PROVIDER", None)
 

@@ -19,7 +19,6 @@ from memchat.memory.budget import DEFAULT_WINDOW
 from memchat.providers.openai_compat import OpenAICompatible
 from memchat.providers.windows import WindowBook, window_in_error
 
-
 MADE: list[OpenAICompatible] = []
 
 
@@ -39,9 +38,7 @@ def asked(fake: FakeServer) -> list[str]:
     return [r.path for r in fake.requests if not r.path.endswith("/chat/completions")]
 
 
-@pytest.mark.parametrize(
-    ("like", "window"), [("llama.cpp", 4096), ("vllm", 16384), ("ollama", 8192), ("ollama", None)]
-)
+@pytest.mark.parametrize(("like", "window"), [("llama.cpp", 4096), ("vllm", 16384), ("ollama", 8192), ("ollama", None)])
 def test_the_window_the_server_says_is_planned_for_and_asked_once(
     fake: FakeServer, like: str, window: int | None
 ) -> None:
