@@ -313,12 +313,20 @@ def test_openai_clients_keep_the_class_of_an_upstream_error_and_get_openais_fiel
     ).text
     chunks = [json.loads(f[6:]) for f in stream.split("\n\n") if f.startswith("data: {")]
     assert chunks and all("logprobs" in c["choices"][0] and c["choices"][0]["logprobs"] is None for c in chunks)
-    fake.script(FakeReply.error_response(500, {"error": {"message": "boom"}}))
+    # a stream that fails once begun ends with an error event in OpenAI's shape…
+    fake.script(FakeReply.stream_error("boom", after=1))
     failed = raw.post(
         "/v1/chat/completions", json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     ).text
     error = next(json.loads(f[6:]) for f in failed.split("\n\n") if f.startswith('data: {"error"'))
     assert set(error["error"]) == {"message", "type", "param", "code"} and error["error"]["param"] is None
+    # …one refused before its first word is answered as an unstreamed one: its status, no stream
+    fake.script(FakeReply.error_response(500, {"error": {"message": "boom"}}))
+    refused = raw.post(
+        "/v1/chat/completions", json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert refused.status_code == 502 and refused.headers["content-type"].startswith("application/json")
+    assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def test_an_openai_clients_parameters_reach_the_upstream_and_its_finish_and_usage_come_back(

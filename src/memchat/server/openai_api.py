@@ -25,7 +25,7 @@ from memchat.domain import Role
 from memchat.errors import MemchatError, ProviderError
 from memchat.providers.base import ChatOptions
 from memchat.server.common import CallerChats, TurnRuns
-from memchat.server.runs import Busy, planned_memory_use
+from memchat.server.runs import Busy, Event, Run, planned_memory_use
 
 HEADER = "X-Memchat-Session"
 #: how many long-term memories, and past turns of the user's other sessions, the reply's
@@ -309,6 +309,14 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         memories, recalled = planned_memory_use(run)
         headers |= {MEMORIES_HEADER: str(memories), RECALLED_HEADER: str(recalled)}
         discard = (lambda: chats.discard_if_empty(info.id)) if fresh else None
+        # a turn refused before its first word (an unknown model, a bad parameter, a rate limit)
+        # answers as an unstreamed one does, with its status: the SDKs raise NotFoundError … at
+        # once and retry only what they retry; a failure after that is an in-stream error event
+        first = await _first_event(run)
+        if first is not None and first.kind == "error":
+            if discard is not None:
+                await asyncio.to_thread(discard)
+            return _upstream_error(first.data)
         stream = _chunks(run, cid, created, shown_model, include_usage, discard)
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
@@ -442,6 +450,15 @@ def _chat_options(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
             return _error(400, "'logit_bias' must map token ids to numbers from -100 to 100", "invalid_logit_bias")
         given["logit_bias"] = {str(k): float(v) for k, v in bias.items()}
     return given
+
+
+async def _first_event(run: Run) -> Event | None:
+    """The run's first event, once there is one (None: it ended with none)."""
+    events = run.follow()
+    try:
+        return await anext(events, None)
+    finally:
+        await events.aclose()
 
 
 async def _chunks(
