@@ -63,6 +63,36 @@ def fake(fake_server: FakeServer) -> Iterator[FakeServer]:
     fake_server.reset()
 
 
+@pytest.fixture
+def serve(fake: FakeServer, tmp_path: Path) -> Iterator[Any]:
+    """Start ``memchat serve`` (the app under uvicorn on a free port) over the fake upstream:
+    ``serve(token=None)`` gives (served, an httpx client for its API, the agent), all closed
+    after the test. The agent's persona is "Be brief."; no date line."""
+    import httpx
+
+    from memchat.agent import Agent
+    from memchat.factory import open_store
+    from memchat.providers.openai_compat import OpenAICompatible
+    from memchat.server.app import create_app
+    from serving import Served
+
+    made: list[tuple[Any, httpx.Client, Agent]] = []
+
+    def start(token: str | None = None) -> tuple[Any, httpx.Client, Agent]:
+        provider = OpenAICompatible(fake.url, api_key="sk-upstream-secret-42", model="fake/model-a", max_retries=0)
+        agent = Agent(open_store(tmp_path / "server.db"), provider, persona="Be brief.", date_line=False)
+        served = Served(create_app(agent, token=token))
+        client = httpx.Client(base_url=served.url, timeout=10)
+        made.append((served, client, agent))
+        return made[-1]
+
+    yield start
+    for served, client, agent in made:
+        client.close()
+        served.close()
+        agent.close()
+
+
 # -- PostgreSQL (127.0.0.1:5432, trust auth, database "test"): a fresh schema per test ---------
 
 PG_BASE = os.environ.get("MEMCHAT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -22,34 +22,10 @@ import pytest
 
 from fakeserver import FakeReply, FakeServer
 from memchat.agent import Agent
-from memchat.factory import open_store
-from memchat.providers.openai_compat import OpenAICompatible
-from memchat.server.app import create_app
 from serving import Served
 
 PERSONA = "Be brief."  # memchat's own persona: a client that sends no system message gets it
 MODEL = "fake/model-a"
-
-
-@pytest.fixture
-def serve(fake: FakeServer, tmp_path: Path) -> Iterator[Callable[[], tuple[Served, httpx.Client, Agent]]]:
-    """``memchat serve`` (the app under uvicorn on a free port) over the fake upstream, with an
-    httpx client for memchat's own API; everything closed after the test."""
-    made: list[tuple[Served, httpx.Client, Agent]] = []
-
-    def start() -> tuple[Served, httpx.Client, Agent]:
-        provider = OpenAICompatible(fake.url, api_key="sk-upstream-secret-42", model=MODEL, max_retries=0)
-        agent = Agent(open_store(tmp_path / "server.db"), provider, persona=PERSONA, date_line=False)
-        served = Served(create_app(agent))
-        client = httpx.Client(base_url=served.url, timeout=10)
-        made.append((served, client, agent))
-        return made[-1]
-
-    yield start
-    for served, client, agent in made:
-        client.close()
-        served.close()
-        agent.close()
 
 
 def conversation(agent: Agent, session: str | int) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +29,6 @@ def fake(fake_server: FakeServer) -> Iterator[FakeServer]:
     fake_server.reset()
     yield fake_server
     fake_server.reset()
-
-
-@pytest.fixture
-def serve(fake: FakeServer, tmp_path: Path) -> Iterator[Callable[..., tuple[Served, httpx.Client, Agent]]]:
-    made: list[tuple[Served, httpx.Client, Agent]] = []
-
-    def start(token: str | None = None) -> tuple[Served, httpx.Client, Agent]:
-        provider = OpenAICompatible(fake.url, api_key="sk-upstream-secret-42", model="fake/model-a", max_retries=0)
-        agent = Agent(open_store(tmp_path / "server.db"), provider, persona="Be brief.", date_line=False)
-        served = Served(create_app(agent, token=token))
-        client = httpx.Client(base_url=served.url, timeout=10)
-        made.append((served, client, agent))
-        return made[-1]
-
-    yield start
-    for served, client, agent in made:
-        client.close()
-        served.close()
-        agent.close()
 
 
 def events(response: httpx.Response) -> list[tuple[int, str, dict[str, Any]]]:
