@@ -179,17 +179,21 @@ def test_the_window_is_learned_from_the_server_and_summaries_are_written_through
     prompt that is too long is an empty 200: memchat asks once more, not streamed, reads the
     window from the 400, plans the turn again for it, and plans for it from then on."""
     store = open_store(tmp_path / "window.db")
-    seed_long(store, "s", "My sister Alexandra moved to Reykjavik last spring.", 40)
+    seed_long(store, "s", "My sister Alexandra moved to Reykjavik last spring.", 30)
     agent = Agent(store, provider(server), date_line=False, memory="auto", options=ChatOptions(max_tokens=32))
     assert agent.budget_for(ALIAS).window == 8192  # what the table says before the server is heard
     reply = agent.ask("s", "Which city did Alexandra move to?")
     assert reply.text.strip()
     assert agent.budget_for(ALIAS).window == N_CTX  # learned from the server
-    agent.ask("s", "Thanks. What was the weather like?")
+    # what fell out of the window is folded through the server after the reply, in the background
+    # (while the user reads it: this server gives way to a new request, interrupting the summary)
+    agent.wait_for_summaries()
     summary = store.latest_summary("s")
     assert summary is not None and summary.content.strip()  # written by the server's model
+    plan = agent.ask("s", "Thanks. What was the weather like?")
+    assert plan.text.strip()
     messages = store.messages("s")
-    assert len(messages) == 2 + 80 + 4 and all(m.content for m in messages[-4:])
+    assert len(messages) == 2 + 60 + 4 and all(m.content for m in messages[-4:])
     agent.close()
 
 

@@ -186,9 +186,10 @@ def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLla
     for q in questions:
         before = _perf_prompt_evals(provider)
         replies.append(agent.ask("chat", q))
-        perf.append(_perf_prompt_evals(provider) - before)
         assert provider.last_stats is not None
         stats.append(provider.last_stats)
+        agent.wait_for_upkeep()  # it warms the cache for the next turn, in the background
+        perf.append(_perf_prompt_evals(provider) - before)
 
     # the prompt really contains the earlier turns: it grows by at least the earlier reply + new question
     for i in (1, 2):
@@ -206,7 +207,8 @@ def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLla
         assert s.reused_tokens >= prev_usage.prompt_tokens + prev_usage.completion_tokens - 1
         assert s.evaluated_tokens < 40 < s.prompt_tokens
         # and llama.cpp's own counter agrees: only the new tokens went through prompt evaluation
-        assert perf[i] <= s.evaluated_tokens + 1
+        # (the turn's, and the few that close its reply, which upkeep evaluates ahead of the next turn)
+        assert perf[i] <= s.evaluated_tokens + 1 + 4
         assert perf[i] < s.prompt_tokens / 2
     assert stats[0].reused_tokens < stats[0].prompt_tokens
 

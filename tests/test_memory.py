@@ -20,7 +20,7 @@ from memchat.errors import ContextTooLong, ServerError
 from memchat.memory.budget import Budget
 from memchat.memory.plan import ContextPlan
 from memchat.memory.retrieve import MAX_ITEMS
-from memchat.memory.summarize import INSTRUCTIONS, summary_reply_tokens
+from memchat.memory.summarize import EXTEND, INSTRUCTIONS, summary_reply_tokens
 from memchat.providers.base import ChatOptions, WireMessage
 from memchat.stores.sqlite import SQLiteStore
 from memchat.testing import Script, ScriptedProvider
@@ -64,7 +64,8 @@ class Exact(ScriptedProvider):
 
 
 def is_summarizer(call: Sequence[WireMessage]) -> bool:
-    return bool(call) and call[0]["role"] == "system" and call[0]["content"] in INSTRUCTIONS.values()
+    prompts = (*INSTRUCTIONS.values(), *EXTEND.values())
+    return bool(call) and call[0]["role"] == "system" and call[0]["content"] in prompts
 
 
 def tokens_of(call: Sequence[WireMessage]) -> int:
@@ -101,6 +102,7 @@ def chat(agent: Agent, texts: Sequence[str]) -> list[ContextPlan]:
         for _ in turn:
             pass
         plans.append(turn.plan)
+        agent.wait_for_summaries()  # memory upkeep, after the reply: done before the next message
     return plans
 
 
@@ -220,28 +222,35 @@ def test_full_fits_or_raises_with_a_hint_naming_another_strategy() -> None:
 # -- summary -----------------------------------------------------------------------------------------
 
 
-def test_summary_is_written_by_the_model_and_covers_the_evicted_turns() -> None:
+def test_summary_is_written_after_the_reply_and_covers_the_evicted_turns() -> None:
     window = 1024
     agent, provider, store = setup("summary", window, summary="Ada lives in Lisbon; then small talk.")
     limit = agent.budget_for("scripted-model").limit
     chat(agent, ["My name is Ada and I live in Lisbon."])
+    due = None
     for k in range(1, 60):
         before = store.messages("s")
-        turn = agent.stream("s", filler(k))
-        for _ in turn:
-            pass
+        calls = len(provider.calls)
+        due = chat(agent, [filler(k)])[-1]
         if store.summaries("s"):
             break
     else:
         pytest.fail("no summary was ever written")
-    # the model wrote it, just before this call: it is in the system message, under its heading
+    # the turn after which it was written was answered first, without waiting: its own call went
+    # out before the summarizer's (memory upkeep plans the next call ahead: when that one would
+    # overflow the window, the window moves now and what falls out is folded, in the background)
+    assert due is not None and due.tokens <= limit
+    assert not is_summarizer(provider.calls[calls]) and is_summarizer(provider.calls[-1])
+    assert system_text(provider.calls[calls]) == PERSONA
     (summary,) = store.summaries("s")
-    assert summary.content == "Ada lives in Lisbon; then small talk." and summary.model == "scripted-model"
-    plan, call = turn.plan, provider.calls[-1]
+    assert set(summary.content.split("\n")) == {"Ada lives in Lisbon; then small talk."}  # a part per chunk
+    assert summary.model == "scripted-model"
+    # the next call has it in the system message, under its heading, and it covers exactly what
+    # is no longer sent: from the first message to just before the verbatim turns
+    plan = chat(agent, [filler(100)])[-1]
+    call = provider.main_calls()[-1]
     head = SUMMARY_HEAD.format(first=summary.first_seq, last=summary.last_seq)
     assert system_text(call) == f"{PERSONA}\n\n{head}\n{summary.content}"
-    assert is_summarizer(provider.calls[-2]), "the summarizer was not called just before this call"
-    # it covers exactly what is no longer sent: from the first message to just before the verbatim turns
     seqs = verbatim_seqs(plan)
     assert summary.first_seq == 1 and seqs[0] == summary.last_seq + 1
     assert plan.tokens <= limit
@@ -250,29 +259,32 @@ def test_summary_is_written_by_the_model_and_covers_the_evicted_turns() -> None:
     requests = provider.summarizer_calls()
     assert requests[0][1]["content"].startswith("Summary so far:\n(none)\n\nNew messages:\nuser: My name is Ada")
     for k, request in enumerate(requests):
-        assert request[0]["content"] == INSTRUCTIONS["en"] and tokens_of(request) <= window // 2
-        assert k == 0 or str(request[1]["content"]).startswith(f"Summary so far:\n{summary.content}\n")
+        assert tokens_of(request) <= window // 2
+        assert k == 0 or str(request[1]["content"]).startswith("Summary so far:\n")
     options = [o for c, o in zip(provider.calls, provider.options, strict=True) if is_summarizer(c)]
     assert all(o is not None and o.max_tokens == summary_reply_tokens(window) for o in options)
     # the originals are never deleted or rewritten
     assert store.messages("s")[: len(before)] == before
     # reused on the next turns: no summarizer call while the verbatim part fits
     calls = len(provider.summarizer_calls())
-    plans = chat(agent, [filler(100), filler(101)])
+    plans = chat(agent, [filler(101)])
     assert len(provider.summarizer_calls()) == calls
     assert all(section(p, "summary") for p in plans)
-    assert all(summary.content in system_text(c) for c in provider.main_calls()[-2:])
-    # when the window moves again, the running summary is updated from the previous one
-    provider.summary = "UPDATED: Ada lives in Lisbon."
+    # when the window moves again, the summary is extended, not rewritten: what the new
+    # messages add is appended to it (its text, the beginning of every later prompt, stays)
+    provider.summary = "UPDATED: Ada moved to Porto."
     for k in range(102, 160):
         chat(agent, [filler(k)])
         if len(store.summaries("s")) > 1:
             break
     latest = store.latest_summary("s")
-    assert latest is not None and latest.content == "UPDATED: Ada lives in Lisbon."
+    assert latest is not None and latest.content.startswith(f"{summary.content}\n")
+    assert set(latest.content.removeprefix(summary.content + "\n").split("\n")) == {"UPDATED: Ada moved to Porto."}
     assert latest.first_seq == 1 and latest.last_seq > summary.last_seq
     update = provider.summarizer_calls()[calls]
+    assert update[0]["content"] == EXTEND["en"]
     assert str(update[1]["content"]).startswith(f"Summary so far:\n{summary.content}\n\nNew messages:\n")
+    assert str(update[1]["content"]).endswith("Write the summary of the new messages only.")
     assert f"user: {filler(1)}" not in str(update[1]["content"])  # only what the old summary did not cover
     assert len(store.summaries("s")) == 2  # the old one is kept, as a record
 
@@ -289,10 +301,11 @@ def test_the_summarizers_prompt_is_chunked_to_fit_half_the_window() -> None:
     assert len(summarizer) >= 3, "the long evicted text was not chunked"
     for k, call in enumerate(summarizer):
         assert tokens_of(call) <= window // 2
-        if k:  # each chunk starts from the summary so far
+        if k:  # each chunk starts from the summary so far, and adds to it
             assert str(call[1]["content"]).startswith("Summary so far:\na short summary")
+            assert call[0]["content"] == EXTEND["en"]
     summary = store.latest_summary("s")
-    assert summary is not None and summary.content == "a short summary"
+    assert summary is not None and summary.content.split("\n") == ["a short summary"] * len(summarizer)
     assert summary.last_seq == verbatim_seqs(agent.context("s", "x"))[0] - 1
     # one summary folds at most two windows of the newest messages due; the older ones are
     # left to recall (a local model would spend minutes on a long imported history)
@@ -312,30 +325,28 @@ def test_a_chinese_session_gets_chinese_instructions_and_headings() -> None:
     assert "【之前对话的摘要（第 1–" in system_text(provider.main_calls()[-1])
 
 
-def test_a_failing_summarizer_falls_back_to_the_window_and_the_turn_succeeds() -> None:
+def test_a_failing_summarizer_never_fails_a_turn_and_is_tried_again_later() -> None:
     agent, provider, store = setup("summary", 1024)
     provider.summaries.append(ServerError("the summarizer is down", status=503))
     for k in range(60):
-        turn = agent.stream("s", filler(k))
-        for _ in turn:
-            pass
+        plan = chat(agent, [filler(k)])[-1]
         if provider.summarizer_calls():
             break
-    assert turn.reply is not None and turn.reply.text == "Noted."
-    assert store.messages("s")[-1].content == "Noted." and store.summaries("s") == []
-    assert [n for n in turn.plan.notes if "summary could not be written" in n and "the summarizer is down" in n]
-    call = provider.calls[-1]
-    assert not is_summarizer(call) and system_text(call) == PERSONA  # the window, without a summary
-    assert call[1]["role"] == "user" and turn.plan.tokens <= agent.budget_for("scripted-model").limit
-    # the next two turns do not try again (each would wait for a failing provider), the third does
+    # the summary was due after this turn, which was answered within the window meanwhile
+    assert store.messages("s")[-1].content == "Noted."
+    assert store.summaries("s") == [] and plan.tokens <= agent.budget_for("scripted-model").limit
+    call = provider.main_calls()[-1]
+    assert system_text(call) == PERSONA and call[1]["role"] == "user"  # the window, without a summary
+    # the next two turns' upkeep does not try again (each would wait for a failing provider), the third does
     provider.summary = "the summary, at last"
     for k in range(2):
         plan = chat(agent, [f"pause {k}"])[-1]
-        assert not provider.summarizer_calls()[1:] and store.summaries("s") == []
+        assert len(provider.summarizer_calls()) == 1 and store.summaries("s") == []
         assert [n for n in plan.notes if "summaries are paused after 1 failed in a row" in n]
     chat(agent, ["again?"])
     assert store.latest_summary("s") is not None
-    assert "the summary, at last" in system_text(provider.calls[-1])
+    chat(agent, ["and now?"])
+    assert "the summary, at last" in system_text(provider.main_calls()[-1])
 
 
 def test_summaries_failing_in_a_row_are_tried_less_and_less_often() -> None:
@@ -352,17 +363,18 @@ def test_forget_summaries_makes_the_summary_rebuild() -> None:
     agent, provider, store = setup("summary", 1024, summary="first version")
     chat(agent, [filler(k) for k in range(40)])
     old = store.summaries("s")
-    assert old and "first version" in system_text(provider.calls[-1])
+    assert old and "first version" in system_text(provider.main_calls()[-1])
     assert store.forget_summaries("s") == len(old)
     plan = agent.context("s", "next")  # /context reports the summary that is due, and writes nothing
     assert plan.needs_summary is not None and plan.needs_summary[0] == 1
     assert store.summaries("s") == []
     provider.summary = "second version"
-    chat(agent, ["next"])
+    chat(agent, ["next"])  # answered without it; memory upkeep writes it after the reply
     new = store.summaries("s")
-    assert len(new) == 1 and new[0].first_seq == 1 and new[0].content == "second version"
-    assert new[0].last_seq == plan.needs_summary[1]
-    assert "second version" in system_text(provider.calls[-1])
+    assert len(new) == 1 and new[0].first_seq == 1 and set(new[0].content.split("\n")) == {"second version"}
+    assert new[0].last_seq >= plan.needs_summary[1]
+    chat(agent, ["and then"])
+    assert "second version" in system_text(provider.main_calls()[-1])
 
 
 def test_undo_and_truncate_never_leave_a_stale_summary() -> None:

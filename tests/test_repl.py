@@ -37,6 +37,11 @@ def calls(agent: Agent) -> list[list[dict[str, Any]]]:
     return provider.calls
 
 
+def turn_calls(agent: Agent) -> list[list[dict[str, Any]]]:
+    """The calls of turns (memory upkeep's summaries, written after a reply, left out)."""
+    return [c for c in calls(agent) if not str(c[0]["content"]).startswith("You keep the memory")]
+
+
 def stored(agent: Agent, session: str) -> list[tuple[str, str, Status]]:
     return [(m.role.value, m.content, m.status) for m in agent.store.messages(session)]
 
@@ -666,7 +671,7 @@ def test_a_pinned_message_stays_in_every_call() -> None:
     agent = make_agent(default="Noted.")
     agent.context_window = 300
     _, out = chat(agent, "remember the code is 4711\n/pin\n" + long_chat(8) + "q\n", session="s", system="")
-    last = calls(agent)[-1]
+    last = turn_calls(agent)[-1]
     assert user("remember the code is 4711") not in last  # long out of the window…
     assert "[#1 user] remember the code is 4711" in last[0]["content"]  # …but pinned
 
@@ -676,7 +681,7 @@ def test_forget_summary_drops_the_summaries_and_they_are_rebuilt() -> None:
     agent.context_window = 300
     chat(agent, long_chat(8) + "q\n", session="s", system="")
     assert agent.store.summaries("s")
-    assert "[Summary of the earlier conversation" in calls(agent)[-1][0]["content"]
+    assert "[Summary of the earlier conversation" in turn_calls(agent)[-1][0]["content"]
     _, out = chat(agent, "/forget-summary\n/forget-summary\n/context\nq\n", session="s", system="")
     count = re.search(r"dropped (\d+) summaries; they are rebuilt from the messages when needed", out)
     assert count is not None and int(count.group(1)) >= 1
@@ -873,14 +878,14 @@ def test_roles_are_stored_as_the_lesson_describes() -> None:
     assert agent.context("s").entries[0].role is Role.SYSTEM
 
 
-def test_the_user_is_told_while_older_turns_are_summarized() -> None:
+def test_older_turns_are_summarized_in_the_background_and_no_turn_waits_for_it() -> None:
     agent = make_agent(default="Noted, that is a fine point to remember for later.")
     agent.memory, agent.context_window = "summary", 512
     lines = "".join(f"Turn {k}: the weather is mild and grey again today, nothing special at all.\n" for k in range(30))
-    rc, out = chat(agent, lines + "q\n", session="s", system="")
-    assert rc == 0
-    assert "(folding messages 1–" in out and "into the summary…)" in out
-    assert agent.store.summaries("s")
+    rc, out = chat(agent, lines + "/context\nq\n", session="s", system="")
+    assert rc == 0 and "into the summary…)" not in out  # no "(folding …)" between Enter and the reply
+    assert agent.store.summaries("s")  # written after the replies (the REPL gives it a moment on exit)
+    assert "↳ summary" in out
 
 
 def test_edit_gives_a_message_new_text_on_a_branch_and_keeps_the_original() -> None:

@@ -61,6 +61,7 @@ from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Layout
 from memchat.memory.semantic import SemanticIndex, default_index
 from memchat.memory.summarize import summarize
+from memchat.memory.upkeep import Upkeep
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
 from memchat.tokens import MESSAGE_OVERHEAD
@@ -97,7 +98,7 @@ CONFIGURABLE = (
     "checkpoint_every",
     "wait_for_turn",
     "approve",
-    "on_summarize",
+    "warm_cache",
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
@@ -331,6 +332,8 @@ class _TurnState:
         )
         learned = self.agent._learn(self, self.reply)
         self.agent.index_later()
+        if status is Status.COMPLETE:
+            self.agent._after_turn(self)
         self.agent.remembered = list(learned)
         if learned:
             self.reply = dataclasses.replace(self.reply, remembered=learned)
@@ -605,9 +608,9 @@ class Agent:
         self.checkpoint_every = checkpoint_every
         #: a reply longer than this is cut there (kept as interrupted) with ``ReplyTooLong``
         self.max_reply_chars = MAX_REPLY_CHARS
-        #: called with (first seq, last seq) before the model is asked to fold them into the
-        #: summary (a slow call on a local model: interfaces say so)
-        self.on_summarize: Callable[[int, int], None] | None = None
+        #: after a turn, memory upkeep also warms the model's cache for the next one (a local
+        #: model; off where no next turn comes in this process: ``memchat ask``)
+        self.warm_cache = True
         #: the tools the model may call (the built-in ones unless given)
         if tools is None:
             tools = ToolRegistry(builtin_tools())
@@ -639,6 +642,9 @@ class Agent:
         self._memory = MemoryPlanner(store, provider.count_tokens, self.semantic)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
+        #: memory upkeep (summaries, the next call planned ahead) in one background thread,
+        #: shared with this agent's twins
+        self.upkeep = Upkeep()
         #: the token cost of a set of tool schemas (names → tokens)
         self._schema_costs: dict[tuple[str, ...], int] = {}
         #: long-term memory: what the agent knows about its user, recalled in every session
@@ -656,7 +662,7 @@ class Agent:
         self.memories = MemoryService(store, provider.count_tokens)
         #: one background learner, shared with ``with_store`` twins (each job names its user)
         self._learner: MemoryLearner | None = (
-            MemoryLearner(provider, mode=self.learning) if self.learning == "auto" else None
+            MemoryLearner(provider.for_upkeep(), mode=self.learning) if self.learning == "auto" else None
         )
         #: what the last turn was asked to remember or forget (for the REPL's confirmation)
         self.remembered: list[Memory] = []
@@ -668,6 +674,7 @@ class Agent:
         if self._learner is not None:
             self._learner.flush(LEARN_FLUSH_SECONDS)
             self._learner.close()
+        self.upkeep.close()  # what waits is done by the next process (its first turn finds it due)
         if self.semantic is not None:
             self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
         self.provider.close()
@@ -747,8 +754,8 @@ class Agent:
             self.semantic.notice(self.store)
 
     def wait_for_upkeep(self, timeout: float | None = None) -> bool:
-        """Wait until the background work on memory is done — the messages indexed for
-        semantic recall, the memories being learned — or ``timeout`` seconds passed. True
+        """Wait until the background work on memory is done — summaries, the messages indexed
+        for semantic recall, the memories being learned — or ``timeout`` seconds passed. True
         when nothing is left."""
         deadline = None if timeout is None else time.monotonic() + timeout
         done = True
@@ -758,7 +765,8 @@ class Agent:
         if self._learner is not None:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done = self._learner.flush(left) and done
-        return done
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.upkeep.wait(left) and done
 
     def configured(self, **changes: Any) -> Agent:
         """This agent with some settings changed (``model``, ``memory``, ``enabled_tools`` …):
@@ -927,10 +935,14 @@ class Agent:
             budget=self._budget_with_tools(model, loop),
             model=model,
             recall_all=others,
+            summarize=False,  # as the turn plans: a summary that is due is written after it
             today=self.today(),
             long_term=memories,
             layout=self._layout(),
         )
+        if plan.needs_summary is not None and self.upkeep.pending(self._upkeep_key(info)):
+            first, last = plan.needs_summary
+            plan.notes.append(f"memory upkeep is folding messages {first}–{last} into the summary now")
         plan.notes.extend(loop.notes)
         return plan
 
@@ -965,39 +977,75 @@ class Agent:
                 layout=self._layout(),
             )
 
-        failures, wait = self._summary_backoff.get(info.id, (0, 0))
-        if summarize and wait > 0:  # a summary failed lately: not every turn pays for another try
-            self._summary_backoff[info.id] = (failures, wait - 1)
-            plan = make(False)
-            plan.notes.append(f"summaries are paused after {failures} failed in a row; next try in {wait} turns")
-            return plan
-        plan = make(summarize)
-        if plan.needs_summary is None:
-            return plan
-        if self.on_summarize is not None:
-            self.on_summarize(*plan.needs_summary)
-        try:
-            self.summarize(info, plan.needs_summary, model=model, window=budget.window)
-        except ProviderError as exc:
-            failures += 1
-            self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
-            note = f"the summary could not be written ({exc.kind}: {exc.detail}); older turns are left out"
-        else:
-            self._summary_backoff.pop(info.id, None)
-            note = ""
-        plan = make(False)
-        if note:
-            plan.notes.append(note)
+        plan = make(False)  # never written on the reply's path: memory upkeep writes it after the turn
+        if plan.needs_summary is not None and summarize:
+            first, last = plan.needs_summary
+            failures, _ = self._summary_backoff.get(info.id, (0, 0))
+            if failures:
+                plan.notes.append(f"summaries are paused after {failures} failed in a row; older turns are left out")
+            else:
+                plan.notes.append(
+                    f"messages {first}–{last} are left out until memory upkeep folds them into the summary "
+                    "(in the background, after the reply)"
+                )
         return plan
 
+    def _upkeep_key(self, info: SessionInfo) -> tuple[str, int]:
+        return (self.store.cache_key, info.id)
+
+    def upkeep_pending(self, session: SessionKey | None) -> bool:
+        """Whether memory upkeep (a summary being written) is queued or running for ``session``."""
+        return self.upkeep.pending(self._upkeep_key(self.session(session)))
+
+    def _after_turn(self, state: _TurnState) -> None:
+        """A turn ended: plan the next call now, in the background — fold what fell out of the
+        window into the summary, move the window when the next turn would overflow it, and warm
+        the model's cache with the context's new beginning — so the next turn waits on none of it."""
+        if self.memory_for(state.info) not in ("summary", "auto") or state.user is None:
+            return
+        info, model, budget, text = state.info, state.model, state.budget, state.user.content
+        self.upkeep.submit(self._upkeep_key(info), lambda: self._keep_up(info, model, budget, text))
+
+    def _keep_up(self, info: SessionInfo, model: str, budget: Budget, text: str) -> None:
+        """The upkeep of one session (``_after_turn``); ``text``: the last message, standing in for
+        the next one's size."""
+        failures, wait = self._summary_backoff.get(info.id, (0, 0))
+        if wait > 0:  # a summary failed lately: not every turn pays for another try
+            self._summary_backoff[info.id] = (failures, wait - 1)
+            return
+        tokens, method = self.provider.count_tokens(text)
+        proxy = Message(Role.USER, text, tokens=tokens, token_method=method)
+        strategy = self.memory_for(info)
+        plan = self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False)
+        if plan.needs_summary is not None:
+            try:
+                self.summarize(info, plan.needs_summary, model=model, window=budget.window)
+            except ProviderError:
+                failures += 1
+                self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
+                return
+            self._summary_backoff.pop(info.id, None)
+            plan = self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False)
+        # the next call's beginning: everything before the recalled messages and the new one
+        if self.warm_cache:
+            head = [e for e in plan.entries if e.kind not in ("recall", "new")]
+            self.provider.prefill([e.to_wire() for e in head])
+
+    def wait_for_summaries(self, timeout: float | None = None) -> bool:
+        """Wait until memory upkeep (summaries) is done, or ``timeout`` seconds passed."""
+        return self.upkeep.wait(timeout)
+
     def summarize(self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int) -> Summary:
-        """Fold messages ``span`` (first, last seq) into the session's running summary."""
+        """Fold messages ``span`` (first, last seq) into the session's running summary (with the
+        provider's upkeep twin: on the embedded model, a context of its own that gives way to turns)."""
         info = self.session(session)
         previous = self.store.latest_summary(info.id)
+        if previous is not None and previous.last_seq >= span[1]:
+            return previous  # written already (an earlier job covered it)
         first = previous.last_seq + 1 if previous is not None else span[0]
         messages = self._newest_between(info.id, first, span[1], FOLD_WINDOWS * window)
         text = summarize(
-            self.provider,
+            self.provider.for_upkeep(),
             model,
             previous.content if previous is not None else "",
             messages,

@@ -88,7 +88,8 @@ _EN = {
     "ctx.omitted": "not sent verbatim: {total} older messages ({summarized} summarized, {pinned} pinned, "
     "{recalled} recalled, {dropped} left out)",
     "ctx.omitted_none": "every stored message is sent verbatim",
-    "ctx.needs_summary": "messages {first}–{last} will be folded into the summary before the call",
+    "ctx.needs_summary": "messages {first}–{last} are due to be folded into the summary "
+    "(in the background, after the reply)",
     "ctx.note": "note: {note}",
     "ctx.empty": "(empty: no persona and no messages yet)",
     "ctx.kind.memories": "memories",
@@ -210,7 +211,7 @@ _ZH = {
     "ctx.omitted": "未原文发送：{total} 条较早的消息（摘要 {summarized}，置顶 {pinned}，检索 {recalled}，"
     "舍弃 {dropped}）",
     "ctx.omitted_none": "所有保存的消息都原文发送",
-    "ctx.needs_summary": "第 {first}–{last} 条消息将在调用前并入摘要",
+    "ctx.needs_summary": "第 {first}–{last} 条消息待并入摘要（在回复之后于后台进行）",
     "ctx.note": "注意：{note}",
     "ctx.empty": "（空：还没有角色设定和消息）",
     "ctx.kind.memories": "长期记忆",

@@ -137,6 +137,9 @@ def is_exit(text: str) -> bool:
     return text.strip().lower() in EXIT_WORDS
 
 
+#: seconds the REPL, on exit, waits for memory upkeep still running (a summary being written)
+EXIT_UPKEEP_WAIT = 5.0
+
 def run_repl(
     agent: Agent,
     settings: Settings,
@@ -188,7 +191,6 @@ def run_repl(
     chats = Conversations(
         agent.configured(
             approve=approve,
-            on_summarize=lambda first, last: ui.note(t("repl.summarizing", first=first, last=last)),
         )
     )
 
@@ -229,6 +231,9 @@ def run_repl(
     if reader.interactive:
         state.update_status()
     _loop(state, reader)
+    # a summary the last turns made due gets a few seconds to be written; what is left, the
+    # next run's first turn finds due again
+    chats.agent.wait_for_summaries(EXIT_UPKEEP_WAIT)
     ui.info(t("repl.bye"))
     return 0
 

@@ -8,7 +8,6 @@ __all__ = ["t"]
 
 add(
     en={
-        "repl.summarizing": "(folding messages {first}–{last} into the summary…)",
         "repl.tool_approve": "Run {call}? [y]es / [n]o / [a]lways: ",
         "repl.history_image": "    🖼 image: {prompt} → {path}",
         "repl.image_saved": "saved {path}",
@@ -140,7 +139,6 @@ add(
         "err.memory_not_found": "{detail} (see: memchat memory list --all)",
     },
     zh={
-        "repl.summarizing": "（正在把第 {first}–{last} 条消息整理进摘要……）",
         "repl.tool_approve": "运行 {call}？[y] 是 / [n] 否 / [a] 总是：",
         "repl.history_image": "    🖼 图片：{prompt} → {path}",
         "repl.image_saved": "已保存 {path}",

@@ -107,6 +107,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         _agent(settings).configured(
             auto_approve=bool(getattr(args, "yes", False)),  # no one to ask: side effects need --yes
             wait_for_turn=ASK_WAITS,  # scripts asking one session at once queue up instead of failing
+            warm_cache=False,  # no next turn in this process
         )
     )
     try:
@@ -120,6 +121,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if fresh:  # made for this turn, which failed: nothing is left behind
                 chats.discard_if_empty(info.id)
             raise
+        else:
+            # a summary this turn made due is written now, after the reply was printed: the next
+            # `memchat ask` is another process, which would only find it due again
+            chats.agent.wait_for_summaries()
     finally:
         chats.agent.close()  # waits (bounded) for what is still being learned from this turn
     if chats.agent.semantic is not None and not chats.agent.is_incognito(info):

@@ -8,7 +8,8 @@
 ``auto``    window + summary + recall.
 
 Building a plan reads the store but never changes it: when a new summary is due the plan
-says so (``needs_summary``) and the agent writes one, then plans again.
+says so (``needs_summary``) and the agent has it written after the turn, in the background
+(``memory.upkeep``); meanwhile the turns it will fold are left out (the budget holds exactly).
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ class MemoryPlanner:
         if sticky:
             entry.window_start = verbatim[0].seq if verbatim else None
 
-        if evicted and uses_summary and summarize:
+        if evicted and uses_summary:  # due: written now (summarize) or by memory upkeep, after the turn
             first = summary.first_seq if summary is not None else (evicted[0].seq or 1)
             plan.needs_summary = (first, evicted[-1].seq or first)
         elif evicted:

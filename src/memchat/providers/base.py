@@ -122,6 +122,17 @@ class Provider(abc.ABC):
         header). Remote APIs do not say: an estimate that holds for ChatML-style templates."""
         return MESSAGE_OVERHEAD, 0
 
+    def for_upkeep(self) -> Provider:
+        """The provider memory upkeep (summaries, memory extraction) calls, in the background:
+        this one, unless calls compete with turns for one model (the embedded model gives upkeep
+        a context of its own, used only while no turn runs)."""
+        return self
+
+    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+        """Prepare the model for a next call that starts with ``messages`` (a local model
+        evaluates them into its cache ahead of time; remote APIs need nothing). Whether it did."""
+        return False
+
     def served_window(self, model: str | None = None) -> int | None:
         """The context window the server says it serves ``model`` with (None: it does not say;
         the known-models table and the provider's own figure decide)."""

@@ -22,6 +22,8 @@ tokens, and the final chunk must carry both.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import copy
 import importlib.util
 import json
 import logging
@@ -85,8 +87,45 @@ class _Loaded:
     later_system: bool | None = None
 
 
-_MODELS: dict[tuple[str, int], _Loaded] = {}
+_MODELS: dict[tuple[str, int, bool], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
+
+#: tokens evaluated per step by background work (memory upkeep, warming the cache): between two
+#: steps it gives way to a turn, which so waits at most one step (tens of milliseconds)
+BACKGROUND_STEP = 64
+
+
+class _Turns:
+    """How many turns are using the embedded model (or waiting for it) in this process:
+    background work (memory upkeep on its own context, warming the turns' cache) runs only
+    while there are none, so a reply never waits on it."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._idle = threading.Condition()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
+
+    def wait_idle(self) -> None:
+        with self._idle:
+            while self._active:
+                self._idle.wait()
+
+
+TURNS = _Turns()
 
 
 def default_model_path() -> Path:
@@ -117,8 +156,11 @@ def _quiet() -> None:
     logging.getLogger(_LLAMA_LOGGER).setLevel(logging.CRITICAL)
 
 
-def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool) -> _Loaded:
-    key = (str(path), n_ctx)
+def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, background: bool = False) -> _Loaded:
+    """The model at ``path`` with an ``n_ctx`` context, loaded once per process; ``background``:
+    a second context of the same weights (mapped once) for memory upkeep, so that the turns'
+    context keeps its KV cache."""
+    key = (str(path), n_ctx, background)
     with _LOAD_LOCK:
         loaded = _MODELS.get(key)
         if loaded is not None:
@@ -204,6 +246,7 @@ class LocalLlama(Provider):
         n_threads: int | None = None,
         seed: int = 0,
         verbose: bool = False,
+        background: bool = False,
     ) -> None:
         _require_llama_cpp()
         if model_path:
@@ -225,11 +268,51 @@ class LocalLlama(Provider):
         self.verbose = verbose
         #: what the last finished call cost (prompt tokens reused/evaluated, TTFT)
         self.last_stats: GenerationStats | None = None
+        #: a provider for memory upkeep: its own context, and it gives way to every turn
+        self.background = background
+        self._upkeep: LocalLlama | None = None
 
     # -- the model ----------------------------------------------------------------------
 
     def _loaded(self) -> _Loaded:
-        return _load(self.model_path, self.n_ctx, self.n_threads, self.verbose)
+        return _load(self.model_path, self.n_ctx, self.n_threads, self.verbose, self.background)
+
+    def for_upkeep(self) -> LocalLlama:
+        """The same model on a context of its own for summaries and memory extraction, which
+        evaluates and generates only while no turn runs (one step at a time): the turns'
+        KV cache is never evicted by upkeep, and a turn never waits more than a step."""
+        if self.background:
+            return self
+        if self._upkeep is None:
+            twin = copy.copy(self)
+            twin.background, twin._upkeep, twin.last_stats = True, None, None
+            self._upkeep = twin
+        return self._upkeep
+
+    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+        """Evaluate ``messages`` into the turns' KV cache ahead of the next turn (after memory
+        upkeep changed the context's beginning), step by step, stopping as soon as a turn wants
+        the model: the next turn then evaluates only its new message. Whether it got through."""
+        if self.background or not messages:
+            return False
+        loaded = self._loaded()
+        rendered = self.prompt_tokens(messages)
+        probe = self.prompt_tokens([*messages, {"role": "user", "content": "\u2063"}])
+        target = rendered[: _common(rendered, probe)]  # what the next turn's prompt starts with
+        while True:
+            if TURNS.busy or not loaded.lock.acquire(blocking=False):
+                return False
+            try:
+                llama = loaded.llama
+                done = min(_common(llama._input_ids[: llama.n_tokens].tolist(), target), len(target))
+                if done >= len(target):
+                    return True
+                llama.n_tokens = done  # eval() drops the cache beyond it
+                llama.eval(target[done : done + BACKGROUND_STEP])
+            except (ValueError, RuntimeError):
+                return False
+            finally:
+                loaded.lock.release()
 
     @property
     def llama(self) -> Any:
@@ -257,6 +340,13 @@ class LocalLlama(Provider):
         options: ChatOptions | None = None,
     ) -> Iterator[Chunk]:
         # ``model`` is ignored: this provider runs the one model it was built with.
+        if self.background:
+            yield from self._stream(messages, options)
+            return
+        with TURNS.active():
+            yield from self._stream(messages, options)
+
+    def _stream(self, messages: Sequence[WireMessage], options: ChatOptions | None) -> Iterator[Chunk]:
         loaded = self._loaded()
         prompt = self.prompt_tokens(messages)
         n_ctx = self.n_ctx
@@ -294,8 +384,12 @@ class LocalLlama(Provider):
             pieces = 0
             parts: Iterator[Any] | None = None
             try:
+                if self.background:  # the prompt, a step at a time, each while no turn runs
+                    _evaluate_in_steps(llama, prompt)
                 while True:
                     try:
+                        if self.background:
+                            TURNS.wait_idle()
                         if parts is None:
                             parts = llama.create_completion(
                                 prompt=prompt,
@@ -393,6 +487,31 @@ class LocalLlama(Provider):
     def close(self) -> None:
         """Nothing to release per provider: the model stays loaded for the process's next turns
         (``unload_models()`` frees it)."""
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    """The length of the common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _evaluate_in_steps(llama: Any, prompt: list[int]) -> None:
+    """Evaluate all but the last token of ``prompt`` (``create_completion`` then finds the prefix
+    cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
+    while True:
+        TURNS.wait_idle()
+        done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)
+        if done >= len(prompt) - 1:
+            return
+        llama.n_tokens = done
+        try:
+            llama.eval(prompt[done : min(done + BACKGROUND_STEP, len(prompt) - 1)])
+        except (ValueError, RuntimeError):
+            return  # create_completion evaluates what is left, and says what is wrong
 
 
 def _grammar(response_format: dict[str, Any] | None, verbose: bool) -> Any:
