@@ -597,3 +597,41 @@ TestOtherWriters = OtherWriters.TestCase
 TestOtherWriters.settings = settings(
     max_examples=max(10, EXAMPLES // 25), stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck)
 )
+
+
+# -- sanitize, kept between turns ------------------------------------------------------------------
+
+_KINDS = st.sampled_from(["user", "assistant", "empty", "calls", "result", "orphan", "streaming"])
+
+
+def _message(kind: str, k: int) -> Message:
+    if kind == "user":
+        return Message(Role.USER, f"u{k}")
+    if kind == "assistant":
+        return Message(Role.ASSISTANT, f"a{k}")
+    if kind == "empty":
+        return Message(Role.ASSISTANT, "")
+    if kind == "calls":
+        return Message(Role.ASSISTANT, "", tool_calls=({"id": f"c{k}", "type": "function"},))
+    if kind == "result":
+        return Message(Role.TOOL, "r", tool_call_id=f"c{k - 1}")
+    if kind == "orphan":
+        return Message(Role.TOOL, "r", tool_call_id="nobody")
+    return Message(Role.ASSISTANT, "partial", status=Status.STREAMING)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(kinds=st.lists(_KINDS, max_size=60), steps=st.lists(st.integers(1, 8), min_size=1, max_size=20))
+def test_sanitize_kept_between_turns_equals_sanitize_from_scratch(kinds: list[str], steps: list[int]) -> None:
+    """The planner keeps a session's sanitized messages and re-sanitizes only what follows the
+    last clean cut: after every growth it must give exactly what sanitizing everything gives."""
+    from memchat.memory.turns import SanitizedTail, sanitize
+
+    messages = [_message(kind, k) for k, kind in enumerate(kinds)]
+    kept = SanitizedTail()
+    end = 0
+    for step in [*steps, len(messages)]:
+        end = min(len(messages), end + step)
+        shown = messages[:end]
+        assert kept.get(shown) == sanitize(shown)
+        assert all(a is b for a, b in zip(kept.get(shown), sanitize(shown), strict=True))

@@ -1017,6 +1017,7 @@ class Agent:
         proxy = Message(Role.USER, text, tokens=tokens, token_method=method)
         strategy = self.memory_for(info)
         plan = self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False)
+        self._warm(plan)  # the window may have moved: the next turn finds its beginning evaluated
         if plan.needs_summary is not None:
             try:
                 self.summarize(info, plan.needs_summary, model=model, window=budget.window)
@@ -1025,8 +1026,11 @@ class Agent:
                 self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
                 return
             self._summary_backoff.pop(info.id, None)
-            plan = self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False)
-        # the next call's beginning: everything before the recalled messages and the new one
+            self._warm(self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False))
+
+    def _warm(self, plan: ContextPlan) -> None:
+        """Warm the model's cache with the next call's beginning: everything before the
+        recalled messages and the new one (a local model; no-op elsewhere)."""
         if self.warm_cache:
             head = [e for e in plan.entries if e.kind not in ("recall", "new")]
             self.provider.prefill([e.to_wire() for e in head])

@@ -140,6 +140,7 @@ def is_exit(text: str) -> bool:
 #: seconds the REPL, on exit, waits for memory upkeep still running (a summary being written)
 EXIT_UPKEEP_WAIT = 5.0
 
+
 def run_repl(
     agent: Agent,
     settings: Settings,

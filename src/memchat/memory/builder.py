@@ -41,7 +41,7 @@ from memchat.memory.retrieve import memory_item, recall_turns, relevant_memories
 from memchat.memory.semantic import SemanticIndex
 from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
-from memchat.memory.turns import sanitize, turn_starts
+from memchat.memory.turns import SanitizedTail, sanitize, turn_starts, with_new
 from memchat.stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ MEMORY_CAP = 2_000
 #: all served memories go with every call while they take at most this share of the budget
 #: (a stable part of the system message); beyond it, instructions always and the rest when relevant
 ALWAYS_SHARE = 0.12
+
+#: entries of stored messages kept for reuse (beyond it the memo starts again)
+ENTRIES_KEPT = 50_000
 
 Counter = Callable[[str], tuple[int, str]]
 
@@ -105,6 +108,11 @@ class MemoryPlanner:
         #: (limit, zh) → (memory version, the always-on memories section)
         self._always: dict[tuple[int, bool], tuple[int, Section | None]] = {}
         self._state = _MemoryState(-1, [], frozenset())
+        #: per session: its newest messages sanitized, kept between turns (O(new) per turn)
+        self._sanitized: dict[int, SanitizedTail] = {}
+        #: per stored message id: (the message object the tail cache holds, the calibration
+        #: ratio, its entry), made once and reused every turn while both are the same
+        self._entries: dict[int, tuple[Message, float, ContextEntry]] = {}
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -175,7 +183,12 @@ class MemoryPlanner:
             head.append(always)
 
         tail, complete, entry = self.tails.get(info.id, 2 * limit)
-        history = sanitize([m for m in tail if m.id not in exclude])
+        if exclude:
+            history = sanitize([m for m in tail if m.id not in exclude])
+        else:
+            with self._lock:
+                kept = self._sanitized.setdefault(info.id, SanitizedTail())
+            history = kept.get(tail)
         new_cost = msg_tokens(new) + ov if new is not None else 0
         persona_cost = sum(h.tokens for h in head) + SEAM * (len(head) - 1) if head else 0
         if new is not None and persona_cost + new_cost + (ov if head else 0) > limit:
@@ -187,7 +200,7 @@ class MemoryPlanner:
             )
 
         if strategy == "full":
-            messages = history if new is None else sanitize([*history, new])
+            messages = history if new is None else with_new(history, new)
             cost = sum(msg_tokens(m) + ov for m in messages)
             system = persona_cost + ov if head else 0
             if not complete or system + cost > limit:
@@ -435,8 +448,8 @@ class MemoryPlanner:
         self._always[key] = (version, section)
         return section
 
-    @staticmethod
     def _assemble(
+        self,
         plan: ContextPlan,
         sections: list[Section],
         messages: Sequence[Message],
@@ -465,7 +478,18 @@ class MemoryPlanner:
                 plan.entries.extend(
                     ContextEntry(Role.SYSTEM, s.text, s.tokens, kind=EntryKind.RECALL) for s in recalled
                 )
-            plan.entries.append(_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM))
+            if m is new or m.id is None:
+                plan.entries.append(_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM))
+                continue
+            kept = self._entries.get(m.id)
+            if kept is not None and kept[0] is m and kept[1] == ratio:  # the very message (the tail cache's)
+                entry = kept[2]
+            else:
+                if len(self._entries) > ENTRIES_KEPT:
+                    self._entries.clear()
+                entry = _entry(m, msg_tokens(m), EntryKind.VERBATIM)
+                self._entries[m.id] = (m, ratio, entry)
+            plan.entries.append(entry)
         plan.raw_estimate = round(plan.tokens / ratio)
 
 

@@ -82,11 +82,17 @@ class ContextEntry:
     kind: EntryKind = EntryKind.VERBATIM
     seq: int | None = None
     extra: dict[str, Any] | None = None  # tool_calls / tool_call_id
+    #: ``to_wire``'s dict, made once (an entry of a stored message is reused turn after turn)
+    wire_cache: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"role": self.role.value, "content": self.content}
-        if self.extra:
-            wire.update(self.extra)
+        """The message as the API takes it (the same dict every time: read it, do not change it)."""
+        wire = self.wire_cache
+        if wire is None:
+            wire = {"role": self.role.value, "content": self.content}
+            if self.extra:
+                wire.update(self.extra)
+            object.__setattr__(self, "wire_cache", wire)
         return wire
 
 

@@ -48,6 +48,62 @@ def sanitize(messages: Sequence[Message]) -> list[Message]:
     return out
 
 
+def with_new(history: list[Message], new: Message) -> list[Message]:
+    """``sanitize([*history, new])`` for an already sanitized ``history`` and a new user message,
+    without walking the history again: only its last message can be affected."""
+    if history and history[-1].role is Role.USER:
+        return [*history[:-1], new]
+    return [*history, new]
+
+
+def _safe_cut(messages: Sequence[Message], lowest: int) -> int:
+    """The last index ``b`` >= ``lowest`` where ``sanitize`` splits cleanly (``sanitize(m) ==
+    sanitize(m[:b]) + sanitize(m[b:])``): a user message right after a settled assistant
+    message without tool calls; ``lowest`` when there is none."""
+    for b in range(len(messages) - 1, max(lowest, 1) - 1, -1):
+        before, at = messages[b - 1], messages[b]
+        if (
+            at.role is Role.USER
+            and before.role is Role.ASSISTANT
+            and before.content
+            and not before.tool_calls
+            and before.status is not Status.STREAMING
+        ):
+            return b
+    return lowest
+
+
+class SanitizedTail:
+    """``sanitize`` of a session's newest messages, kept between turns: when the messages only
+    grew at the end, only what follows the last clean cut is sanitized again (O(new messages),
+    not O(history))."""
+
+    __slots__ = ("_cut", "_first", "_head", "_mark")
+
+    def __init__(self) -> None:
+        self._first: Message | None = None  # the first message it was made from
+        self._mark: Message | None = None  # the message just before the cut
+        self._cut = 0
+        self._head: list[Message] = []  # sanitize(messages[:cut])
+
+    def get(self, messages: Sequence[Message]) -> list[Message]:
+        cut = self._cut
+        reusable = 0 < cut <= len(messages) and messages[0] is self._first and messages[cut - 1] is self._mark
+        if not reusable:
+            cut, head = 0, []
+        else:
+            head = self._head
+        rest = sanitize(messages[cut:])
+        out = head + rest
+        new_cut = _safe_cut(messages, cut)
+        if new_cut > cut:
+            head = head + sanitize(messages[cut:new_cut])
+        self._first = messages[0] if messages else None
+        self._cut, self._head = new_cut, head
+        self._mark = messages[new_cut - 1] if new_cut else None
+        return out
+
+
 def turn_starts(messages: Sequence[Message]) -> list[int]:
     """Indices where a turn begins: each user message (plus 0 if the list starts otherwise)."""
     starts = [i for i, m in enumerate(messages) if m.role is Role.USER]
