@@ -127,17 +127,17 @@ def test_count_tokens_is_exact(provider: LocalLlama) -> None:
 @needs_model
 def test_the_models_template_decides_where_recall_goes(provider: LocalLlama) -> None:
     """SmolLM2's own template renders every message, a later system one included: recall may
-    go apart, just before the question, so the history stays the KV cache's prefix."""
+    go apart, after the question, so the history stays the KV cache's prefix."""
     assert provider.system_layout() == "recall_apart"
     wire = [
         {"role": "system", "content": "persona"},
         {"role": "user", "content": "hello"},
         {"role": "assistant", "content": "hi"},
-        {"role": "system", "content": "recalled zebra facts"},
         {"role": "user", "content": "and?"},
+        {"role": "system", "content": "recalled zebra facts"},
     ]
     text = provider.llama.detokenize(provider.prompt_tokens(wire)).decode()
-    assert text.index("recalled zebra facts") < text.index("and?")
+    assert text.index("recalled zebra facts") > text.index("and?")
 
 
 @needs_model

@@ -487,8 +487,9 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
 
 def test_recall_goes_apart_only_where_the_provider_says_its_template_renders_it() -> None:
     """A provider whose chat template renders a later system message (the embedded model's
-    does) gets recall as a system message of its own just before the question: the whole
-    history before it then stays the KV cache's prefix while recall changes."""
+    does) gets recall as a system message of its own right after the question: the history
+    and the question then stay the KV cache's prefix while recall changes (the next call's
+    history holds the question, not this recall)."""
     agent, provider, store = setup("recall", 1024)
     provider.system_layout = lambda: "recall_apart"  # type: ignore[method-assign]
     chat(agent, ["My sister Alexandra moved to Reykjavik last spring."])
@@ -497,8 +498,8 @@ def test_recall_goes_apart_only_where_the_provider_says_its_template_renders_it(
     call = provider.calls[-1]
     recall = section(plan, "recall")
     assert recall is not None and call[0] == {"role": "system", "content": PERSONA}
-    assert call[-2] == {"role": "system", "content": recall} and call[-1]["role"] == "user"
-    assert [e.kind for e in plan.entries[-2:]] == ["recall", "new"]
+    assert call[-1] == {"role": "system", "content": recall} and call[-2]["role"] == "user"
+    assert [e.kind for e in plan.entries[-2:]] == ["new", "recall"]
     provider.system_layout = lambda: "something else"  # type: ignore[method-assign]
     chat(agent, ["And which city did Alexandra move to?"])
     assert [m["role"] for m in provider.calls[-1]].count("system") == 1  # unknown: the one system message

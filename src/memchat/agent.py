@@ -645,6 +645,8 @@ class Agent:
         #: memory upkeep (summaries, the next call planned ahead) in one background thread,
         #: shared with this agent's twins
         self.upkeep = Upkeep()
+        #: warming the model's cache for the next turn: a lane of its own
+        self.warming = Upkeep()
         #: the token cost of a set of tool schemas (names → tokens)
         self._schema_costs: dict[tuple[str, ...], int] = {}
         #: long-term memory: what the agent knows about its user, recalled in every session
@@ -675,6 +677,7 @@ class Agent:
             self._learner.flush(LEARN_FLUSH_SECONDS)
             self._learner.close()
         self.upkeep.close()  # what waits is done by the next process (its first turn finds it due)
+        self.warming.close()
         if self.semantic is not None:
             self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
         self.provider.close()
@@ -766,7 +769,9 @@ class Agent:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done = self._learner.flush(left) and done
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self.upkeep.wait(left) and done
+        done = self.upkeep.wait(left) and done
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.warming.wait(left) and done
 
     def configured(self, **changes: Any) -> Agent:
         """This agent with some settings changed (``model``, ``memory``, ``enabled_tools`` …):
@@ -1004,7 +1009,10 @@ class Agent:
         if self.memory_for(state.info) not in ("summary", "auto") or state.user is None:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content
-        self.upkeep.submit(self._upkeep_key(info), lambda: self._keep_up(info, model, budget, text))
+        key = self._upkeep_key(info)
+        if self.warm_cache:  # its own lane: warming never waits behind a summary being written
+            self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
+        self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
 
     def _keep_up(self, info: SessionInfo, model: str, budget: Budget, text: str) -> None:
         """The upkeep of one session (``_after_turn``); ``text``: the last message, standing in for
@@ -1013,11 +1021,7 @@ class Agent:
         if wait > 0:  # a summary failed lately: not every turn pays for another try
             self._summary_backoff[info.id] = (failures, wait - 1)
             return
-        tokens, method = self.provider.count_tokens(text)
-        proxy = Message(Role.USER, text, tokens=tokens, token_method=method)
-        strategy = self.memory_for(info)
-        plan = self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False)
-        self._warm(plan)  # the window may have moved: the next turn finds its beginning evaluated
+        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
         if plan.needs_summary is not None:
             try:
                 self.summarize(info, plan.needs_summary, model=model, window=budget.window)
@@ -1026,14 +1030,21 @@ class Agent:
                 self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
                 return
             self._summary_backoff.pop(info.id, None)
-            self._warm(self._plan(info, proxy, strategy, budget, model, exclude=[], summarize=False))
+            if self.warm_cache:  # the summary changed the context's beginning
+                key = self._upkeep_key(info)
+                self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
 
-    def _warm(self, plan: ContextPlan) -> None:
-        """Warm the model's cache with the next call's beginning: everything before the
-        recalled messages and the new one (a local model; no-op elsewhere)."""
-        if self.warm_cache:
-            head = [e for e in plan.entries if e.kind not in ("recall", "new")]
-            self.provider.prefill([e.to_wire() for e in head])
+    def _proxy(self, text: str) -> Message:
+        tokens, method = self.provider.count_tokens(text)
+        return Message(Role.USER, text, tokens=tokens, token_method=method)
+
+    def _warm_next(self, info: SessionInfo, model: str, budget: Budget, text: str) -> None:
+        """Warm the model's cache with the next call's beginning — everything before the new
+        message and what recall adds — planned ahead (the window moves now when the next turn
+        would overflow it). A local model only; a no-op elsewhere."""
+        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
+        head = [e for e in plan.entries if e.kind not in ("recall", "new")]
+        self.provider.prefill([e.to_wire() for e in head])
 
     def wait_for_summaries(self, timeout: float | None = None) -> bool:
         """Wait until memory upkeep (summaries) is done, or ``timeout`` seconds passed."""

@@ -461,7 +461,7 @@ class MemoryPlanner:
         """One system message (persona first, then date, memories, summary and pins, recall
         last: it changes with every message, and everything before it stays a stable prefix),
         then the turns. With ``Layout.RECALL_APART`` the recalled messages are a system message
-        of their own just before the new one, so the whole history stays a stable prefix (a
+        of their own right after the new one, so the whole history stays a stable prefix (a
         local model reuses its KV cache for it) — only for templates that render it: many keep
         the first system message alone or reject a later one."""
         plan.sections = sections
@@ -474,10 +474,6 @@ class MemoryPlanner:
             kind = EntryKind.PERSONA if [x.kind for x in leading] == ["persona"] else EntryKind.SYSTEM
             plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
         for m in messages:
-            if m is new:
-                plan.entries.extend(
-                    ContextEntry(Role.SYSTEM, s.text, s.tokens, kind=EntryKind.RECALL) for s in recalled
-                )
             if m is new or m.id is None:
                 plan.entries.append(_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM))
                 continue
@@ -490,6 +486,10 @@ class MemoryPlanner:
                 entry = _entry(m, msg_tokens(m), EntryKind.VERBATIM)
                 self._entries[m.id] = (m, ratio, entry)
             plan.entries.append(entry)
+        # after the new message: the next call's history has that message, not this recall, so
+        # its cache stays valid up to the new message (before it, each turn would evaluate the
+        # previous recall's place again: the whole block and everything after it)
+        plan.entries.extend(ContextEntry(Role.SYSTEM, s.text, s.tokens, kind=EntryKind.RECALL) for s in recalled)
         plan.raw_estimate = round(plan.tokens / ratio)
 
 

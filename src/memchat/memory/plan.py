@@ -1,10 +1,11 @@
 """A context plan: exactly what one call sends, and why.
 
 The wire messages are: one system message (the persona first, then — when the strategy adds
-them — the summary of older turns and pinned messages that fell out of the window, each under
-a clear heading), the verbatim turns, then — when recall found any — older messages under
-their own heading in a system message just before the new user message, and the new user
-message. ``sections`` break the system messages down for ``/context``.
+them — the date, memories, the summary of older turns, pinned messages that fell out of the
+window and, last, what recall found, each under a clear heading), the verbatim turns, and the
+new user message; where the provider's template renders a later system message (``Layout.
+RECALL_APART``), recall is a system message of its own after the new one. ``sections`` break
+the system messages down for ``/context``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class Layout(enum.StrEnum):
     #: one system message: persona, date, memories, summary, pins, then recall last (the part
     #: before it stays a stable prefix). Every chat template accepts it: the default.
     SINGLE = "single"
-    #: recall as a second system message just before the new one, so that the whole history
-    #: before it stays a stable prefix (KV-cache reuse); only where the template renders it
+    #: recall as a second system message right after the new one, so that the whole history
+    #: and the new message stay a stable prefix (KV-cache reuse); only where the template renders it
     RECALL_APART = "recall_apart"
 
 

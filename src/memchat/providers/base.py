@@ -141,7 +141,7 @@ class Provider(abc.ABC):
     def system_layout(self) -> str:
         """Where memchat's recalled messages may go (``memchat.memory.plan.Layout``): ``single``,
         the one system message every chat template accepts, unless the provider knows that its
-        template renders a second system message before the new one (``recall_apart``)."""
+        template renders a second system message, after the new one (``recall_apart``)."""
         return "single"
 
     def count_tokens(self, text: str) -> tuple[int, str]:

@@ -308,7 +308,8 @@ class LocalLlama(Provider):
                 if done >= len(target):
                     return True
                 llama.n_tokens = done  # eval() drops the cache beyond it
-                llama.eval(target[done : done + BACKGROUND_STEP])
+                with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
+                    llama.eval(target[done : done + BACKGROUND_STEP])
             except (ValueError, RuntimeError):
                 return False
             finally:
@@ -455,9 +456,9 @@ class LocalLlama(Provider):
         return loaded.overhead
 
     def system_layout(self) -> str:
-        """``recall_apart`` when the model's template renders a system message after the first
-        (tried once by rendering one): the history then stays the KV cache's prefix while
-        recall changes; ``single`` for templates that drop or reject it."""
+        """``recall_apart`` when the model's template renders a system message after the user's
+        (tried once by rendering one): recall then follows the new message, and the history
+        stays the KV cache's prefix; ``single`` for templates that drop or reject it."""
         loaded = self._loaded()
         if loaded.later_system is None:
             probe = "memchat-probe-later-system"
@@ -465,14 +466,14 @@ class LocalLlama(Provider):
                 {"role": "system", "content": "first"},
                 {"role": "user", "content": "hi"},
                 {"role": "assistant", "content": "hello"},
-                {"role": "system", "content": probe},
                 {"role": "user", "content": "and now?"},
+                {"role": "system", "content": probe},
             ]
             try:
                 prompt = str(loaded.formatter(messages=wire).prompt)
             except Exception:  # a template that raises on it (many do: "system message must be first")
                 prompt = ""
-            loaded.later_system = probe in prompt and prompt.index(probe) < prompt.rindex("and now?")
+            loaded.later_system = probe in prompt and prompt.index(probe) > prompt.rindex("and now?")
         return "recall_apart" if loaded.later_system else "single"
 
     def count_tokens(self, text: str) -> tuple[int, str]:
