@@ -212,6 +212,11 @@ def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLla
         assert perf[i] < s.prompt_tokens / 2
     assert stats[0].reused_tokens < stats[0].prompt_tokens
 
+    # the model measured how fast it evaluates prompts: recall (new every turn) is sized to it
+    rate = provider.prompt_rate()
+    assert rate is not None and rate > 0
+    assert agent.budget_for(provider.model).recall_cap == int(rate * 2)
+
     stored = agent.store.messages(agent.session("chat").id)
     assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT] * 3
     assert [m.content for m in stored[0::2]] == questions
@@ -222,6 +227,71 @@ def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLla
         assert m.tokens == provider.count_tokens(m.content)[0]
     for m, r in zip(stored[1::2], replies, strict=True):
         assert r.usage is not None and m.tokens == r.usage.completion_tokens
+
+
+def _long_chat(turns: int) -> list[dict[str, str]]:
+    chat: list[dict[str, str]] = []
+    for k in range(turns):
+        chat.append({"role": "user", "content": f"Turn {k}: one fact about the number {k * 7} and a river, please."})
+        chat.append(
+            {
+                "role": "assistant",
+                "content": f"{k * 7} is {'even' if k % 2 == 0 else 'odd'}; the Danube crosses ten countries.",
+            }
+        )
+    return chat
+
+
+def _call(provider: LocalLlama, messages: list[dict[str, str]]) -> tuple[str, int]:
+    """The reply, and the prompt tokens llama.cpp evaluated for it."""
+    before = _perf_prompt_evals(provider)
+    text = "".join(c.text or "" for c in provider.stream(messages, options=ChatOptions(max_tokens=8, temperature=0)))
+    return text, _perf_prompt_evals(provider) - before
+
+
+@needs_model
+@pytest.mark.parametrize("shift", [True, False])
+def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows(
+    provider: LocalLlama, shift: bool
+) -> None:
+    """When memory drops the oldest turns or extends the summary, the turns still sent are kept in
+    llama.cpp's cache at their new positions: a turn evaluates what is new, not everything after
+    the first difference (providers/llama_cache.py); ``shift_cache=False`` evaluates it all."""
+    assert llama_cpp is not None
+    model = LocalLlama(shift_cache=shift)  # the same loaded model (and cache) as ``provider``
+    chat, persona = _long_chat(12), {"role": "system", "content": PERSONA}
+    question = {"role": "user", "content": "What is the capital of France?"}
+    _call(model, [persona, *chat, question])
+
+    # the window moves: the first four turns leave
+    moved = [persona, *chat[8:], question, {"role": "assistant", "content": "Paris."}]
+    new = {"role": "user", "content": "And the capital of Italy?"}
+    text, evaluated = _call(model, [*moved, new])
+    assert text.strip()
+    tail = len(model.prompt_tokens([*moved, new])) - len(model.prompt_tokens(moved))  # the new message's tokens
+    kept = len(model.prompt_tokens(chat[8:]))
+    if shift:
+        assert evaluated <= tail + 8
+    else:
+        assert evaluated > kept
+
+    # the summary grows: the system message gets longer, the turns after it are the same
+    summary = {"role": "system", "content": PERSONA + "\n\n[Summary] The user asked about numbers and rivers."}
+    grown = [summary, *chat[8:], question, {"role": "assistant", "content": "Paris."}, new]
+    last = {"role": "user", "content": "Which river crosses ten countries?"}
+    text, evaluated = _call(model, [*grown, {"role": "assistant", "content": "Rome."}, last])
+    assert text.strip()
+    extra = len(model.prompt_tokens([summary])) - len(model.prompt_tokens([persona]))
+    if shift:
+        assert evaluated <= extra + tail + 16
+    else:
+        assert evaluated > kept
+
+    # the cache is one sequence again, position for position what llama-cpp-python believes it holds
+    memory = model.llama._ctx.memory
+    assert llama_cpp.llama_memory_seq_pos_min(memory, 0) == 0
+    assert llama_cpp.llama_memory_seq_pos_max(memory, 0) == model.llama.n_tokens - 1
+    assert llama_cpp.llama_memory_seq_pos_max(memory, 1) == -1
 
 
 @needs_model

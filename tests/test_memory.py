@@ -505,6 +505,28 @@ def test_recall_goes_apart_only_where_the_provider_says_its_template_renders_it(
     assert [m["role"] for m in provider.calls[-1]].count("system") == 1  # unknown: the one system message
 
 
+def test_a_model_that_evaluates_prompts_slowly_gets_a_short_recall() -> None:
+    """Recall is new in every call: on a model that says it evaluates ~40 prompt tokens a second
+    (the embedded model on a small CPU, deep into a long chat) it is kept to what two seconds
+    evaluate, and the verbatim turns keep the room it does not take; a remote model is not capped."""
+    agent, provider, store = setup("recall", 4096)
+    chat(agent, ["Note 0 about the lighthouse: the keeper is called Tobias Lindqvist."])
+    chat(
+        agent, [f"Note {k} about the lighthouse: " + "the lamp, the keeper and the stairs. " * 8 for k in range(1, 60)]
+    )
+    question = "What is the lighthouse keeper called?"
+    free = agent.context("s", question)
+    assert agent.budget_for("scripted-model").recall_cap is None  # it says nothing of its speed
+    provider.prompt_rate = lambda: 40.0  # type: ignore[method-assign]
+    assert agent.budget_for("scripted-model").recall_cap == 80
+    slow = agent.context("s", question)
+    recall = next(s for s in slow.sections if s.kind == "recall")
+    assert recall.tokens <= 80 < next(s for s in free.sections if s.kind == "recall").tokens
+    assert any("recall kept to 80 tokens" in note for note in slow.notes)
+    assert len(verbatim_seqs(slow)) >= len(verbatim_seqs(free))  # the room recall leaves goes to the turns
+    assert slow.tokens <= agent.budget_for("scripted-model").limit
+
+
 def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:
     agent, provider, store = setup("auto", 1024)
     chat(agent, [filler(k) for k in range(40)])

@@ -24,11 +24,20 @@ from memchat.domain import Chunk, Role, Status, Summary
 from memchat.errors import AuthenticationError, ProviderError, StreamError
 from memchat.factory import open_store
 from memchat.memory import context_tokens
+from memchat.memory.upkeep import Upkeep
 from memchat.testing import ScriptedProvider
 
 
 def make_agent(*replies: Any, default: str | None = None) -> Agent:
     return Agent(open_store(":memory:"), ScriptedProvider(replies, default=default), date_line=False)
+
+
+class InlineUpkeep(Upkeep):
+    """Memory upkeep run at once, after the reply, on the turn's thread: for a test whose typed
+    lines must see what upkeep wrote (the REPL reads the next line without waiting for it)."""
+
+    def submit(self, key: Any, job: Any) -> None:
+        job()
 
 
 def calls(agent: Agent) -> list[list[dict[str, Any]]]:
@@ -413,6 +422,7 @@ def test_context_shows_the_summary_pins_and_recall_and_why() -> None:
     it is there, and --show-context shows the turn's own plan (recall for that message)."""
     agent = make_agent(default="Noted.")
     agent.context_window = 340  # recalled lines carry their date: 300 left them no room
+    agent.upkeep = InlineUpkeep()  # the summary exists when /context is typed
     keys = long_chat(10) + "/pin 1\n/context\nwhat is my cat called?\nq\n"
     _, out = chat(agent, keys, session="s", system="Be brief", show_context=True)
     store = agent.store
@@ -679,6 +689,7 @@ def test_a_pinned_message_stays_in_every_call() -> None:
 def test_forget_summary_drops_the_summaries_and_they_are_rebuilt() -> None:
     agent = make_agent(default="Noted.")
     agent.context_window = 300
+    agent.upkeep = InlineUpkeep()  # each summary exists before the next typed line is read
     chat(agent, long_chat(8) + "q\n", session="s", system="")
     assert agent.store.summaries("s")
     assert "[Summary of the earlier conversation" in turn_calls(agent)[-1][0]["content"]

@@ -56,7 +56,7 @@ from memchat.errors import (
 from memchat.images.base import ImageGenerator
 from memchat.memories.learner import LearnJob, MemoryLearner, detect_explicit
 from memchat.memories.service import MemoryService
-from memchat.memory.budget import Budget, context_window
+from memchat.memory.budget import Budget, context_window, recall_cap
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Layout
 from memchat.memory.semantic import SemanticIndex, default_index
@@ -848,12 +848,14 @@ class Agent:
             served=lambda: self.provider.served_window(model),
         )
         overhead, primer = self.provider.template_overhead()
-        return Budget.for_window(
+        budget = Budget.for_window(
             window,
             max_tokens=self.options.max_tokens if self.options else None,
             overhead=overhead,
             primer=primer,
         )
+        cap = recall_cap(self.provider.prompt_rate())
+        return budget if cap is None else dataclasses.replace(budget, recall_cap=cap)
 
     def _budget_with_tools(self, model: str, loop: ToolLoop, client: Sequence[dict[str, Any]] = ()) -> Budget:
         """The budget once the tool schemas are paid for (memchat's and the caller's ``client``

@@ -68,6 +68,16 @@ def context_window(
     return told or known or provider_default or DEFAULT_WINDOW
 
 
+#: a recall block (new every turn) may take what the model evaluates in this many seconds
+RECALL_SECONDS = 2.0
+
+
+def recall_cap(prompt_rate: float | None) -> int | None:
+    """The recall tokens a model that evaluates ``prompt_rate`` prompt tokens per second gets
+    (``Provider.prompt_rate``; None: unknown, no cap)."""
+    return None if prompt_rate is None else max(0, int(prompt_rate * RECALL_SECONDS))
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     window: int
@@ -77,6 +87,9 @@ class Budget:
     overhead: int = MESSAGE_OVERHEAD
     #: tokens the template adds once per call (the assistant's reply header)
     primer: int = 0
+    #: at most this many tokens of recall (new every turn), for a model that evaluates prompts
+    #: slowly (None: no cap beyond the window's share)
+    recall_cap: int | None = None
 
     @property
     def limit(self) -> int:

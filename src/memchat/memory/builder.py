@@ -256,6 +256,8 @@ class MemoryPlanner:
             summary_room = max(summary_room, summary_reply_tokens(budget.window) + SEAM + 16)
         older = will_evict or not complete or len(candidates) < len(history) or summary is not None
         recall_room = int(limit * RECALL_SHARE) if use_recall and older else 0
+        if budget.recall_cap is not None:  # a slow model: the verbatim turns get the rest
+            recall_room = min(recall_room, budget.recall_cap)
         room = limit - fixed - summary_room - recall_room
         if room < 0 and summary_section is not None:
             plan.notes.append("the summary was left out: it does not fit this window")
@@ -299,8 +301,12 @@ class MemoryPlanner:
         if new is not None and (own or recall_all or long_term):
             first_verbatim = verbatim[0].seq if verbatim else None
             skip = verbatim_ids | pinned_ids | set(exclude)
+            room = limit - used - ov
+            if budget.recall_cap is not None and budget.recall_cap < min(room, MEMORY_CAP):
+                room = budget.recall_cap  # a slow model: what it evaluates in a couple of seconds
+                plan.notes.append(f"recall kept to {room} tokens: the model evaluates prompts slowly")
             section = self._recall(
-                info, new, first_verbatim, skip, limit - used - ov, own, recall_all,
+                info, new, first_verbatim, skip, room, own, recall_all,
                 state, always, heads, text_tokens, zh, today,
             )  # fmt: skip
             if section is not None:

@@ -133,6 +133,12 @@ class Provider(abc.ABC):
         evaluates them into its cache ahead of time; remote APIs need nothing). Whether it did."""
         return False
 
+    def prompt_rate(self) -> float | None:
+        """Prompt tokens per second this provider evaluated lately, when it knows (a local model
+        measures its turns; None: unknown, a remote API). The planner keeps the part of a call
+        that is new every turn (recall) to what a couple of seconds evaluate."""
+        return None
+
     def served_window(self, model: str | None = None) -> int | None:
         """The context window the server says it serves ``model`` with (None: it does not say;
         the known-models table and the provider's own figure decide)."""

