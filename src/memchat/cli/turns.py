@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: seconds ``memchat ask`` waits for another process's reply in the same session
 ASK_WAITS = 300.0
+#: seconds `memchat ask` gives memory upkeep (a summary its turn made due) after printing the reply
+ASK_UPKEEP_WAIT = 60.0
 
 
 def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -123,8 +125,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             raise
         else:
             # a summary this turn made due is written now, after the reply was printed: the next
-            # `memchat ask` is another process, which would only find it due again
-            chats.agent.wait_for_summaries()
+            # `memchat ask` is another process, which would only find it due again (bounded: what
+            # is left is found due, and written, after the next turn's reply)
+            chats.agent.wait_for_summaries(ASK_UPKEEP_WAIT)
     finally:
         chats.agent.close()  # waits (bounded) for what is still being learned from this turn
     if chats.agent.semantic is not None and not chats.agent.is_incognito(info):
