@@ -97,6 +97,7 @@ ADAPTERS = (
     "memchat.providers.http_errors",
     "memchat.providers.openai_compat",
     "memchat.providers.local_llama",
+    "memchat.providers.llama_cache",
     "memchat.providers.windows",
     "memchat.stores.sqlite",
     "memchat.stores.sqlite_dialect",
