@@ -319,8 +319,11 @@ class LocalLlama(Provider):
                 done = min(_common(llama._input_ids[: llama.n_tokens].tolist(), target), len(target))
                 if done >= len(target):
                     return True
-                if self.shift_cache and reuse_moved(llama, target)[0]:
-                    continue  # the turns still sent are moved, not evaluated again
+                if self.shift_cache:
+                    with TURNS.active():  # as an evaluation step: upkeep's context waits meanwhile
+                        moved = reuse_moved(llama, target)[0]
+                    if moved:
+                        continue  # the turns still sent are moved, not evaluated again
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
                     llama.eval(target[done : done + BACKGROUND_STEP])
