@@ -130,7 +130,12 @@ class MemoryPlanner:
         """Fold a provider's reported prompt size into the model's calibration."""
         if plan.raw_estimate <= 0 or reported_prompt_tokens <= 0:
             return
-        ratio = self.store.record_calibration(model, reported_prompt_tokens / plan.raw_estimate)
+        observed = reported_prompt_tokens / plan.raw_estimate
+        with self._lock:
+            current = self._ratios.get(model)
+        if current is not None and abs(observed - current) <= RATIO_STEP * current:
+            return  # it would move the ratio by a fraction of a step: not worth a write every turn
+        ratio = self.store.record_calibration(model, observed)
         with self._lock:
             # planned with only once it moved by a step: every entry's tokens depend on it, and
             # a ratio that changed every turn made every entry again every turn (O(history))
