@@ -317,18 +317,15 @@ class OpenAICompatible(Provider):
 
     def served_window(self, model: str | None = None) -> int | None:
         """The context window the server says it serves ``model`` with (asked once, then kept
-        per base URL and model), or what its context-length error said; None when it says nothing."""
+        per base URL and model; concurrent callers share one question), or what its context-length
+        error said; None when it says nothing."""
         chosen = model or self.model
-        known, window = self._windows.get(self.base_url, chosen)
-        if known or not self.ask_window:
-            return window
+        if not self.ask_window:
+            return self._windows.get(self.base_url, chosen)[1]
         transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
-        answered, window = ask_server(self.base_url, chosen, self._headers, transport=transport)
-        if answered:
-            self._windows.put(self.base_url, chosen, window)
-        else:
-            self._windows.unreachable(self.base_url, chosen)
-        return window
+        return self._windows.answer(
+            self.base_url, chosen, lambda: ask_server(self.base_url, chosen, self._headers, transport=transport)
+        )
 
     def _learn_window(self, exc: ProviderError, model: str | None) -> ProviderError:
         """A context-length error that names the server's window: remember it, and say it."""
