@@ -113,6 +113,12 @@ LEARN_FLUSH_SECONDS = 5.0
 FOLD_WINDOWS = 2
 
 
+def _prefills(provider: Provider) -> bool:
+    """Whether warming ``provider``'s cache can do anything: it has a ``prefill`` of its own (a
+    local model); elsewhere planning the next call ahead for it would only cost the CPU."""
+    return type(provider).prefill is not Provider.prefill
+
+
 def _tool_name(schema: dict[str, Any]) -> str:
     """The function name of an OpenAI ``tools`` entry."""
     function = schema.get("function")
@@ -1002,9 +1008,11 @@ class Agent:
         *,
         exclude: list[int],
         summarize: bool = True,
+        recall: bool = True,
     ) -> ContextPlan:
         """Plan a call; when a summary is due, write it first (a failure falls back to the window).
-        Without ``summarize`` no summary is written: the turns it would fold are left out."""
+        Without ``summarize`` no summary is written: the turns it would fold are left out. Without
+        ``recall`` nothing is searched (its room is kept: memory upkeep planning ahead)."""
 
         memories, others = self._long_term(info)
 
@@ -1021,6 +1029,7 @@ class Agent:
                 today=self.today(),
                 long_term=memories,
                 layout=self._layout(),
+                recall=recall,
             )
 
         plan = make(False)  # never written on the reply's path: memory upkeep writes it after the turn
@@ -1051,7 +1060,7 @@ class Agent:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content
         key = self._upkeep_key(info)
-        if self.warm_cache:  # its own lane: warming never waits behind a summary being written
+        if self.warm_cache and _prefills(self.provider):  # its own lane: never behind a summary being written
             self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
         self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
 
@@ -1062,7 +1071,9 @@ class Agent:
         if wait > 0:  # a summary failed lately: not every turn pays for another try
             self._summary_backoff[info.id] = (failures, wait - 1)
             return
-        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
+        plan = self._plan(
+            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
+        )
         if plan.needs_summary is not None:
             try:
                 self.summarize(info, plan.needs_summary, model=model, window=budget.window)
@@ -1071,7 +1082,7 @@ class Agent:
                 self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
                 return
             self._summary_backoff.pop(info.id, None)
-            if self.warm_cache:  # the summary changed the context's beginning
+            if self.warm_cache and _prefills(self.provider):  # the summary changed the context's beginning
                 key = self._upkeep_key(info)
                 self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
 
@@ -1083,7 +1094,9 @@ class Agent:
         """Warm the model's cache with the next call's beginning — everything before the new
         message and what recall adds — planned ahead (the window moves now when the next turn
         would overflow it). A local model only; a no-op elsewhere."""
-        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
+        plan = self._plan(
+            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
+        )
         head = [e for e in plan.entries if e.kind not in ("recall", "new")]
         self.provider.prefill([e.to_wire() for e in head])
 
