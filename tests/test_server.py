@@ -713,3 +713,16 @@ def test_a_redis_that_is_down_is_a_clear_503_and_the_rest_keeps_serving(fake: Fa
     finally:
         served.close()
         agent.close()
+
+
+def test_the_warm_up_reaches_every_route_so_the_first_turns_do_not_set_them_up() -> None:
+    """The framework sets a route up on the first request that reaches it (~60 ms of the event
+    loop, paid under the first turns); the server does it as it starts, for every route: the
+    warm-up finds them all, whatever the framework's nesting."""
+    from memchat.server.app import _route_paths, build_api
+    from memchat.testing import ScriptedProvider
+
+    app = build_api(Agent(open_store(":memory:"), ScriptedProvider()))
+    paths = set(_route_paths(app.routes))
+    assert {"/api/sessions/{session_id}/turns", "/api/sessions", "/v1/chat/completions", "/api/health"} <= paths
+    assert paths >= {p for p in app.openapi()["paths"]}  # every route the API documents

@@ -193,6 +193,10 @@ class OpenAICompatible(Provider):
         await keeper.__anext__()
         return client
 
+    async def aprepare(self) -> None:
+        """The loop's connection pool, made now (httpx loads its transport then: ~20 modules)."""
+        await self._async_client()
+
     def close(self) -> None:
         """Close the connections. An async client is closed here when its loop is idle or runs
         in another thread; inside the loop itself prefer ``await provider.aclose()``."""
