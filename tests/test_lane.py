@@ -1,6 +1,7 @@
-"""The turns' lane (``memchat/lane.py``) and the async turn's use of it: a turn that is starting
-goes before work other turns can wait for, a job's error reaches its caller, and the reply's
-stream never waits for a checkpoint being written (its final write does)."""
+"""The turn's path in a server under load: the turns' lane (``memchat/lane.py``) and the async
+turn's use of it — a turn that is starting goes before work other turns can wait for, a job's
+error reaches its caller, the reply's stream never waits for a checkpoint being written (its
+final write does) — and a turn's events on their way to the SSE readers (``server/runs.py``)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,29 @@ def test_the_stream_does_not_wait_for_a_checkpoint_and_the_final_write_does() ->
     stored = store.messages(store.find_session("s").id)  # type: ignore[union-attr]
     assert [m.content for m in stored] == ["hello", "one two three four five six"]
     assert stored[-1].status is Status.COMPLETE
+
+
+def test_a_turn_s_readers_get_what_came_meanwhile_together_and_a_ping_when_nothing_comes() -> None:
+    """The events of a turn go to its SSE readers in order, those that came while a reader was
+    busy in one write, and an idle stream gets a keep-alive (an empty batch: ``: ping``)."""
+    from memchat.server.runs import Run
+
+    async def main() -> list[list[int]]:
+        run = Run(1, turn=None)  # type: ignore[arg-type]
+        seen: list[list[int]] = []
+        await run.add("delta", {"text": "a"})
+        await run.add("delta", {"text": "b"})  # both before the reader looks: one batch
+        reader = run.batches(keepalive=0.01)
+        seen.append([e.id for e in await reader.__anext__()])
+        seen.append([e.id for e in await reader.__anext__()])  # nothing came: a ping
+        late = asyncio.ensure_future(reader.__anext__())
+        await asyncio.sleep(0)
+        await run.add("done", {"status": "complete"})
+        seen.append([e.id for e in await late])
+        with pytest.raises(StopAsyncIteration):
+            await reader.__anext__()  # the run ended: so does the stream
+        replay = [e.id async for e in run.follow(after=1)]  # a reload replays without duplicates
+        seen.append(replay)
+        return seen
+
+    assert asyncio.run(main()) == [[1, 2], [], [3], [2, 3]]

@@ -68,10 +68,17 @@ async def stream(source: AsyncIterator[Event]) -> AsyncIterator[bytes]:
             pending.cancel()
 
 
+async def stream_run(run: Run, after: int = 0) -> AsyncIterator[bytes]:
+    """A run of this worker's: the events that came together in one write, a ping when none came
+    for ``KEEPALIVE`` seconds."""
+    async for batch in run.batches(after, keepalive=KEEPALIVE):
+        yield b"".join(sse(event) for event in batch) if batch else b": ping\n\n"
+
+
 def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> StreamingResponse:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    events = source.follow(after) if isinstance(source, Run) else source
-    return StreamingResponse(stream(events), media_type="text/event-stream", headers=headers)
+    body = stream_run(source, after) if isinstance(source, Run) else stream(source)
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 # -- routes -----------------------------------------------------------------------------------------
