@@ -147,6 +147,9 @@ async def reattach(
     chats: CallerChats, runs: TurnRuns, session_id: SessionId, after: int = Query(default=0, ge=0)
 ) -> Response:
     info = await asyncio.to_thread(find_session, chats, session_id)
+    run = runs.get(info.id) if runs.fanout is None else None
+    if run is not None:  # this worker's own run: its events in batches
+        return sse_response(run, after)
     events = await runs.follow(info.id, after)
     if events is None:
         return Response(status_code=204)
