@@ -137,3 +137,30 @@ def test_a_turn_s_readers_get_what_came_meanwhile_together_and_a_ping_when_nothi
         return seen
 
     assert asyncio.run(main()) == [[1, 2], [], [3], [2, 3]]
+
+
+def test_a_job_that_outlives_its_event_loop_leaves_the_lane_working() -> None:
+    """An agent outlives the event loops that used it (a script's ``asyncio.run`` per call): a
+    job still running when its loop closed must not take a worker down with it."""
+    lane = Lane(workers=1)
+    gate, done = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        entered.set()
+        gate.wait(5)
+        done.set()
+
+    async def first() -> None:
+        running = asyncio.ensure_future(lane.run(slow))
+        await asyncio.to_thread(entered.wait, 5)  # the loop ends with the job still running
+        assert not running.done()
+
+    asyncio.run(first())
+    entered.clear()
+    gate.set()
+    assert done.wait(5)
+
+    async def second() -> int:
+        return await asyncio.wait_for(lane.run(lambda: 42), 5)
+
+    assert asyncio.run(second()) == 42

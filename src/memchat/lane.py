@@ -59,9 +59,9 @@ class Lane:
             try:
                 result = context.run(fn)
             except BaseException as exc:  # handed to the caller, whatever it is
-                loop.call_soon_threadsafe(_fail, future, exc)
+                _hand(loop, _fail, future, exc)
             else:
-                loop.call_soon_threadsafe(_succeed, future, result)
+                _hand(loop, _succeed, future, result)
 
         self.submit(job, urgent=urgent)
         return await future
@@ -105,6 +105,15 @@ class Lane:
             if job is None:
                 return
             job()
+
+
+def _hand(loop: asyncio.AbstractEventLoop, settle: Callable[..., None], future: Any, value: Any) -> None:
+    """Settle the caller's future in its loop; a loop closed meanwhile has nobody waiting (and the
+    worker must live on for the lane's other callers)."""
+    try:
+        loop.call_soon_threadsafe(settle, future, value)
+    except RuntimeError:
+        pass
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
