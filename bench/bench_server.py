@@ -10,6 +10,11 @@ exactly one reply per turn).
 
     .venv/bin/python bench/bench_server.py            # 500 chats
     .venv/bin/python bench/bench_server.py --chats 50 # quicker
+    .venv/bin/python bench/bench_server.py --chats 50 --floor  # the floor (bench/floor_proxy.py)
+
+``--floor`` runs the same turns through a bare pass-through proxy instead of memchat (uvicorn and
+httpx, no framework, no database, no memory): what any Python proxy adds on this machine, against
+which memchat's figure is read.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ async def memchat_turn(client: httpx.AsyncClient, sid: int, k: int) -> tuple[flo
 
 
 def start_servers(
-    tmp: Path, workers: int = 1, db: str | None = None
+    tmp: Path, workers: int = 1, db: str | None = None, floor: bool = False
 ) -> tuple[subprocess.Popen[str], subprocess.Popen[bytes], str, int]:
     """The model server and ``memchat serve``, each in its own process."""
     words = " ".join(f"w{k}" for k in range(CHUNKS * 3))
@@ -108,11 +113,12 @@ def start_servers(
             else {}
         ),
     }
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stderr=subprocess.PIPE,
+    command = (
+        [sys.executable, str(ROOT / "bench" / "floor_proxy.py"), "--port", str(port), "--upstream", model_url]
+        if floor
+        else [sys.executable, "-m", "memchat.cli.main", "serve", "--port", str(port), "--workers", str(workers)]
     )
+    serve = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     return model, serve, model_url, port
 
 
@@ -138,32 +144,35 @@ async def run(args: argparse.Namespace, tmp: Path, model_url: str, port: int) ->
         wall = time.perf_counter() - t0
     lost = sum(1 for *_, done in results if not done)
     broken = sum(1 for _, _, ids, _ in results if ids != list(range(1, len(ids) + 1)))
-    from memchat.factory import open_store
+    users = replies = 0
+    if not args.floor:
+        from memchat.factory import open_store
 
-    with open_store(args.db or str(tmp / "memchat.db")) as store:
-        stored = [m for info in store.list_sessions() for m in store.messages(info.id)]
-    replies = sum(1 for m in stored if m.role.value == "assistant" and m.status.value == "complete")
-    users = sum(1 for m in stored if m.role.value == "user")
+        with open_store(args.db or str(tmp / "memchat.db")) as store:
+            stored = [m for info in store.list_sessions() for m in store.messages(info.id)]
+        replies = sum(1 for m in stored if m.role.value == "assistant" and m.status.value == "complete")
+        users = sum(1 for m in stored if m.role.value == "user")
     b_first = [f for f, _ in baseline]
     b_total = [t for _, t in baseline]
     m_first = [f for f, _, _, _ in results]
     m_total = [t for _, t, _, _ in results]
-    print(f"{args.chats} concurrent chats, reply {CHUNKS * 3} words streamed {DELAY_MS} ms apart by the model server")
+    through = "the floor proxy" if args.floor else "memchat"
+    reply = f"reply {CHUNKS * 3} words streamed {DELAY_MS} ms apart by the model server"
+    print(f"{args.chats} concurrent chats through {through}, {reply}")
     print(f"{'':28}{'p50':>10}{'p99':>10}")
     print(f"{'model server, first text':28}{pct(b_first, 0.5):>8.1f}ms{pct(b_first, 0.99):>8.1f}ms")
-    print(f"{'memchat, first text':28}{pct(m_first, 0.5):>8.1f}ms{pct(m_first, 0.99):>8.1f}ms")
+    print(f"{through + ', first text':28}{pct(m_first, 0.5):>8.1f}ms{pct(m_first, 0.99):>8.1f}ms")
     print(f"{'model server, whole reply':28}{pct(b_total, 0.5):>8.1f}ms{pct(b_total, 0.99):>8.1f}ms")
-    print(f"{'memchat, whole reply':28}{pct(m_total, 0.5):>8.1f}ms{pct(m_total, 0.99):>8.1f}ms")
+    print(f"{through + ', whole reply':28}{pct(m_total, 0.5):>8.1f}ms{pct(m_total, 0.99):>8.1f}ms")
     added = [pct(m, q) - pct(b, q) for m, b in ((m_first, b_first), (m_total, b_total)) for q in (0.5, 0.99)]
     print(
-        f"added by memchat: first text p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms; "
+        f"added by {through}: first text p50 {added[0]:.1f} ms, p99 {added[1]:.1f} ms; "
         f"whole reply p50 {added[2]:.1f} ms, p99 {added[3]:.1f} ms (target: p99 added <= 50 ms)"
     )
-    rates = f"{args.chats / wall:.1f} through memchat, {args.chats / base_wall:.1f} straight to the model server"
+    rates = f"{args.chats / wall:.1f} through {through}, {args.chats / base_wall:.1f} straight to the model server"
     print(f"turns per second: {rates}")
-    print(
-        f"lost turns: {lost}; streams with gaps or duplicates: {broken}; stored: {users} questions, {replies} replies"
-    )
+    stored = "nothing (no database)" if args.floor else f"{users} questions, {replies} replies"
+    print(f"lost turns: {lost}; streams with gaps or duplicates: {broken}; stored: {stored}")
     print(json.dumps({"median_first_ms": statistics.median(m_first) * 1000}))
 
 
@@ -172,6 +181,7 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="memchat serve --workers (2+: through Redis)")
     parser.add_argument("--db", default=None, help="a database URL, e.g. postgresql://postgres@127.0.0.1/test")
+    parser.add_argument("--floor", action="store_true", help="a bare pass-through proxy instead of memchat")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memchat-bench-"))
     schema = None
@@ -185,7 +195,7 @@ def main() -> None:
             admin.execute(f"CREATE SCHEMA {schema}")
         base = args.db
         args.db = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema},public"
-    model, serve, model_url, port = start_servers(tmp, args.workers, args.db)
+    model, serve, model_url, port = start_servers(tmp, args.workers, args.db, args.floor)
     try:
         asyncio.run(run(args, tmp, model_url, port))
     finally:

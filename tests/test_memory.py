@@ -485,6 +485,25 @@ def test_auto_combines_window_summary_recall_and_pins() -> None:
     assert [e.kind for e in plan.entries] == ["system", *["verbatim"] * (len(plan.entries) - 2), "new"]
 
 
+def test_planning_ahead_without_recall_decides_the_same_window_and_summary() -> None:
+    """Memory upkeep plans the next call only to move the window and know the summary due: it
+    plans without searching (no CPU taken from the turns), and decides exactly what the turn's
+    own plan, recall and all, decides."""
+    agent, provider, store = setup("auto", 1024)
+    chat(agent, ["My dog is called Biscuit.", "My favourite colour is teal."])
+    chat(agent, [filler(k) for k in range(40)])
+    more = [Message(Role.USER if k % 2 == 0 else Role.ASSISTANT, filler(100 + k)) for k in range(30)]
+    store.append_messages("s", more)  # stored elsewhere (another process): no upkeep ran for them
+    info = store.get_session("s")
+    budget = agent.budget_for("scripted-model")
+    question = Message(Role.USER, "What is my dog called?", tokens=estimate_tokens("What is my dog called?"))
+    with_recall = agent._plan(info, question, "auto", budget, "scripted-model", exclude=[], summarize=False)
+    ahead = agent._plan(info, question, "auto", budget, "scripted-model", exclude=[], summarize=False, recall=False)
+    assert section(with_recall, "recall") is not None and section(ahead, "recall") is None
+    assert ahead.needs_summary == with_recall.needs_summary is not None
+    assert verbatim_seqs(ahead) == verbatim_seqs(with_recall)
+
+
 def test_recall_goes_apart_only_where_the_provider_says_its_template_renders_it() -> None:
     """A provider whose chat template renders a later system message (the embedded model's
     does) gets recall as a system message of its own right after the question: the history

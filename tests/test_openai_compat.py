@@ -776,3 +776,46 @@ def test_fakeserver_cli_process() -> None:
         assert proc.wait(5) == 0
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_at_most_max_streams_are_open_at_once_and_the_others_wait_their_turn() -> None:
+    """A server with hundreds of turns streaming keeps at most ``max_streams`` requests open to
+    the model server; the others wait, in order, and every one is answered."""
+    import httpx
+
+    open_now, most = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        text = json.loads(request.content)["messages"][-1]["content"]
+
+        async def body() -> Any:
+            try:
+                for word in ("you said", text):
+                    await asyncio.sleep(0.01)
+                    yield f'data: {{"choices":[{{"index":0,"delta":{{"content":"{word} "}}}}]}}\n\n'.encode()
+                yield b"data: [DONE]\n\n"
+            finally:
+                nonlocal open_now
+                open_now -= 1
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    provider = OpenAICompatible(
+        "http://127.0.0.1:9/v1", model="m", transport=httpx.MockTransport(handler), max_streams=2, ask_window=False
+    )
+
+    async def one(k: int) -> str:
+        parts = [c.text async for c in provider.astream([{"role": "user", "content": f"n{k}"}])]
+        return "".join(parts)
+
+    async def main() -> list[str]:
+        try:
+            return await asyncio.gather(*(one(k) for k in range(7)))
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(main()) == [f"you said n{k} " for k in range(7)]
+    assert most == 2

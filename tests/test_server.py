@@ -713,3 +713,55 @@ def test_a_redis_that_is_down_is_a_clear_503_and_the_rest_keeps_serving(fake: Fa
     finally:
         served.close()
         agent.close()
+
+
+def test_the_warm_up_reaches_every_route_so_the_first_turns_do_not_set_them_up() -> None:
+    """The framework sets a route up on the first request that reaches it (~60 ms of the event
+    loop, paid under the first turns); the server does it as it starts, for every route: the
+    warm-up finds them all, whatever the framework's nesting."""
+    from memchat.server.app import _route_paths, build_api
+    from memchat.testing import ScriptedProvider
+
+    app = build_api(Agent(open_store(":memory:"), ScriptedProvider()))
+    paths = set(_route_paths(app.routes))
+    assert {"/api/sessions/{session_id}/turns", "/api/sessions", "/v1/chat/completions", "/api/health"} <= paths
+    assert paths >= {p for p in app.openapi()["paths"]}  # every route the API documents
+
+
+def test_a_turn_s_event_stream_ends_when_its_client_goes_away() -> None:
+    """A reader whose client left stops at its next event (its wait on the run ends: nothing
+    is left waiting); a reader whose client stays gets every chunk and the end."""
+    import asyncio
+
+    from memchat.server.turns_api import EventStream
+
+    async def play(leave_after: int | None) -> tuple[list[Any], list[bool]]:
+        closed: list[bool] = []
+
+        async def body() -> Any:
+            try:
+                for k in range(1000):
+                    yield f"id: {k}\n\n".encode()
+                    await asyncio.sleep(0)
+            finally:
+                closed.append(True)
+
+        sent: list[Any] = []
+        left = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+            if leave_after is not None and len(sent) == leave_after:
+                left.set()
+
+        await EventStream(body(), media_type="text/event-stream")({"type": "http"}, receive, send)
+        return sent, closed
+
+    sent, closed = asyncio.run(play(leave_after=3))
+    assert closed == [True] and len(sent) <= 5 and all(m.get("more_body", True) for m in sent)
+    sent, closed = asyncio.run(play(leave_after=None))
+    assert len(sent) == 1002 and sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}

@@ -149,3 +149,40 @@ def test_a_hosted_api_is_not_asked_but_a_server_at_another_address_is() -> None:
     assert isinstance(hosted, OpenAICompatible) and not hosted.ask_window
     moved = make_provider(resolve({"provider": "openai", "api_key": "k", "base_url": "http://127.0.0.1:9/v1"}))
     assert isinstance(moved, OpenAICompatible) and moved.ask_window
+
+
+def test_concurrent_turns_on_a_fresh_server_ask_for_the_window_once() -> None:
+    """Fifty chats starting at once on a new server must not each ask the model server for its
+    window: the first question is shared, and every caller plans for its answer."""
+    import threading
+
+    import httpx
+
+    gate, entered = threading.Event(), threading.Event()
+    asked_paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked_paths.append(request.url.path)
+        entered.set()
+        gate.wait(5)  # the question is in flight while the other callers come
+        if request.url.path == "/props":
+            return httpx.Response(200, json={"n_ctx": 4096})
+        return httpx.Response(404)
+
+    transport = httpx.MockTransport(handler)
+    chosen = OpenAICompatible(
+        "http://127.0.0.1:9/v1", model="my-local-model", transport=transport, windows=WindowBook()
+    )
+    MADE.append(chosen)
+    windows: list[int | None] = []
+    first = threading.Thread(target=lambda: windows.append(chosen.served_window()))
+    first.start()
+    assert entered.wait(5)
+    others = [threading.Thread(target=lambda: windows.append(chosen.served_window())) for _ in range(8)]
+    for t in others:
+        t.start()
+    gate.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert windows == [4096] * 9
+    assert asked_paths == ["/props"]  # one question, its answer shared

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -23,7 +24,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime, tzinfo
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from memchat.clock import now
 from memchat.config import CLIENT_TOOLS, LEARN_MODES
@@ -54,6 +55,7 @@ from memchat.errors import (
     TurnInProgress,
 )
 from memchat.images.base import ImageGenerator
+from memchat.lane import Lane
 from memchat.memories.learner import LearnJob, MemoryLearner, detect_explicit
 from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window, recall_cap
@@ -69,6 +71,9 @@ from memchat.tools.base import Tool, ToolContext
 from memchat.tools.builtin import MEMORY_TOOLS, builtin_tools
 from memchat.tools.loop import DEFAULT_MAX_STEPS, Approver, ToolLoop
 from memchat.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:  # imported where it is used: `memchat ask` never needs it
+    import asyncio
 
 #: a 400 that says the provider or model does not take ``tools`` (vLLM, Ollama, ModelScope texts)
 _TOOLS_REFUSED = re.compile(r"tool|function.?call", re.I)
@@ -108,6 +113,12 @@ UPKEEP_CLOSE_WAIT = 2.0
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
 FOLD_WINDOWS = 2
+
+
+def _prefills(provider: Provider) -> bool:
+    """Whether warming ``provider``'s cache can do anything: it has a ``prefill`` of its own (a
+    local model); elsewhere planning the next call ahead for it would only cost the CPU."""
+    return type(provider).prefill is not Provider.prefill
 
 
 def _tool_name(schema: dict[str, Any]) -> str:
@@ -280,15 +291,20 @@ class _TurnState:
             return True
         return False
 
-    def checkpoint(self) -> None:
-        """Save the text streamed so far. Best effort: a database that is unreachable for a
-        moment does not end the turn (its end, ``finish``, is what must be written); after a
-        failed save the turn saves no more until it ends, so the stream never waits on it again."""
+    def text(self) -> str:
+        """The reply's text streamed so far (of this call)."""
+        return "".join(self.parts)
+
+    def checkpoint(self, text: str | None = None) -> None:
+        """Save the text streamed so far (``text``: as it was when the checkpoint was due). Best
+        effort: a database that is unreachable for a moment does not end the turn (its end,
+        ``finish``, is what must be written); after a failed save the turn saves no more until it
+        ends, so the stream never waits on it again."""
         assert self.turn is not None
         if self.unsaved:
             return
         try:
-            self.agent.store.checkpoint_turn(self.turn, "".join(self.parts))
+            self.agent.store.checkpoint_turn(self.turn, self.text() if text is None else text)
         except StoreError:
             self.unsaved = True
 
@@ -459,11 +475,15 @@ class Turn:
 class AsyncTurn:
     """Async twin of ``Turn``: ``async for chunk in turn``; cancellation keeps the partial reply."""
 
-    def __init__(self, setup: Callable[[], _TurnState], options: ChatOptions | None) -> None:
+    def __init__(self, setup: Callable[[], _TurnState], options: ChatOptions | None, lane: Lane) -> None:
         self._setup = setup
         self._state: _TurnState | None = None
         self._options = options
         self._begun = False
+        #: the agent's lane: this turn's planning and database work
+        self._lane = lane
+        #: the checkpoint being written beside the stream (the stream does not wait for it)
+        self._checkpoint: asyncio.Future[None] | None = None
         self._gen = self._run()
 
     @property
@@ -477,12 +497,23 @@ class AsyncTurn:
 
     async def begin(self) -> None:
         """Store the question now, before iterating (optional): ``TurnInProgress`` here, while
-        another writer's reply streams in the session, lets a server answer "busy" up front."""
-        import asyncio
+        another writer's reply streams in the session, lets a server answer "busy" up front.
+        Planned and stored in one job of the agent's lane, ahead of other turns' later work."""
 
-        st = self._state = await asyncio.to_thread(self._setup)
-        await asyncio.to_thread(st.begin)
+        def start() -> _TurnState:
+            st = self._setup()
+            self._state = st
+            st.begin()
+            return st
+
+        await self._lane.run(start, urgent=True)
         self._begun = True
+
+    async def _saved(self) -> None:
+        """Wait for the checkpoint being written, if one is (the final write comes after it)."""
+        pending, self._checkpoint = self._checkpoint, None
+        if pending is not None:
+            await pending
 
     async def _run(self) -> AsyncGenerator[Chunk, None]:
         import asyncio  # imported here: `memchat ask` never needs it and it costs ~35 ms
@@ -510,9 +541,11 @@ class AsyncTurn:
                 if theirs:
                     st.hand_over(theirs)
                     break
-            await asyncio.to_thread(st.finish)
+            await self._saved()
+            await self._lane.run(st.finish)
         except ReplyTooLong:
-            await asyncio.to_thread(st.interrupt)
+            await self._saved()
+            await self._lane.run(st.interrupt)
             raise
         except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
             st.interrupt()
@@ -533,18 +566,29 @@ class AsyncTurn:
                 options = st.options(self._options)
                 async for chunk in st.agent.provider.astream(st.wire, model=st.model, options=options):
                     started = True
-                    if st.feed(chunk):
-                        await asyncio.to_thread(st.checkpoint)
+                    if st.feed(chunk):  # saved beside the stream, not in its path
+                        if self._checkpoint is None:
+                            saving = self._lane.run(functools.partial(st.checkpoint, st.text()))
+                            self._checkpoint = asyncio.ensure_future(saving)
+                            self._checkpoint.add_done_callback(self._checkpointed)
+                        else:  # the last one is still being written: the next chunk tries again
+                            st.saved_at = 0.0
                     yield chunk
                 return
             except ContextLengthExceeded as exc:
                 if started or retried:
                     raise
-                await asyncio.to_thread(st.shrink, exc)
+                await self._lane.run(functools.partial(st.shrink, exc), urgent=True)
             except BadRequest as exc:
                 if started or not st.refused_tools(exc):
                     raise
             retried = True
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        if self._checkpoint is done:
+            self._checkpoint = None
+        if not done.cancelled():
+            done.exception()  # a checkpoint never fails (best effort): nothing is left unretrieved
 
     def stop(self) -> None:
         """Mark the turn stopped by the user; cancelling its task then keeps the partial reply
@@ -649,6 +693,9 @@ class Agent:
         self.upkeep = Upkeep()
         #: warming the model's cache for the next turn: a lane of its own
         self.warming = Upkeep()
+        #: the async turns' blocking work (planning, the database), their starts first (shared
+        #: with this agent's twins: one server's turns queue in one lane)
+        self.lane = Lane("memchat-turns")
         #: the token cost of a set of tool schemas (names → tokens)
         self._schema_costs: dict[tuple[str, ...], int] = {}
         #: long-term memory: what the agent knows about its user, recalled in every session
@@ -968,9 +1015,11 @@ class Agent:
         *,
         exclude: list[int],
         summarize: bool = True,
+        recall: bool = True,
     ) -> ContextPlan:
         """Plan a call; when a summary is due, write it first (a failure falls back to the window).
-        Without ``summarize`` no summary is written: the turns it would fold are left out."""
+        Without ``summarize`` no summary is written: the turns it would fold are left out. Without
+        ``recall`` nothing is searched (its room is kept: memory upkeep planning ahead)."""
 
         memories, others = self._long_term(info)
 
@@ -987,6 +1036,7 @@ class Agent:
                 today=self.today(),
                 long_term=memories,
                 layout=self._layout(),
+                recall=recall,
             )
 
         plan = make(False)  # never written on the reply's path: memory upkeep writes it after the turn
@@ -1017,7 +1067,7 @@ class Agent:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content
         key = self._upkeep_key(info)
-        if self.warm_cache:  # its own lane: warming never waits behind a summary being written
+        if self.warm_cache and _prefills(self.provider):  # its own lane: never behind a summary being written
             self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
         self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
 
@@ -1028,7 +1078,9 @@ class Agent:
         if wait > 0:  # a summary failed lately: not every turn pays for another try
             self._summary_backoff[info.id] = (failures, wait - 1)
             return
-        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
+        plan = self._plan(
+            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
+        )
         if plan.needs_summary is not None:
             try:
                 self.summarize(info, plan.needs_summary, model=model, window=budget.window)
@@ -1037,7 +1089,7 @@ class Agent:
                 self._summary_backoff[info.id] = (failures, min(2**failures, SUMMARY_BACKOFF_MAX))
                 return
             self._summary_backoff.pop(info.id, None)
-            if self.warm_cache:  # the summary changed the context's beginning
+            if self.warm_cache and _prefills(self.provider):  # the summary changed the context's beginning
                 key = self._upkeep_key(info)
                 self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
 
@@ -1049,7 +1101,9 @@ class Agent:
         """Warm the model's cache with the next call's beginning — everything before the new
         message and what recall adds — planned ahead (the window moves now when the next turn
         would overflow it). A local model only; a no-op elsewhere."""
-        plan = self._plan(info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False)
+        plan = self._plan(
+            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
+        )
         head = [e for e in plan.entries if e.kind not in ("recall", "new")]
         self.provider.prefill([e.to_wire() for e in head])
 
@@ -1182,7 +1236,7 @@ class Agent:
     ) -> AsyncTurn:
         """Async twin of ``stream_results``."""
         options = options or self.options
-        return AsyncTurn(lambda: self._results_state(session, results, model, options), options)
+        return AsyncTurn(lambda: self._results_state(session, results, model, options), options, self.lane)
 
     def ask(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
@@ -1204,7 +1258,7 @@ class Agent:
         self, session: SessionKey | None, *, model: str | None = None, options: ChatOptions | None = None
     ) -> AsyncTurn:
         """Async twin of ``retry``."""
-        return AsyncTurn(lambda: self._retry_state(session, model), options or self.options)
+        return AsyncTurn(lambda: self._retry_state(session, model), options or self.options, self.lane)
 
     def _retry_state(self, session: SessionKey | None, model: str | None) -> _TurnState:
         info = self.session(session)
@@ -1225,7 +1279,7 @@ class Agent:
     ) -> AsyncTurn:
         """Async twin of ``stream``: ``async for chunk in agent.astream(...)``."""
         options = options or self.options
-        return AsyncTurn(lambda: self._state(session, text, model, options=options), options)
+        return AsyncTurn(lambda: self._state(session, text, model, options=options), options, self.lane)
 
     async def aask(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None

@@ -40,13 +40,23 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=8192)
+def _pattern(word: str) -> tuple[str, str]:
+    """What ``term_frequency`` looks for: (the text to count, the text a start must begin with,
+    or "" for a Chinese bigram, counted anywhere). Worked out once per word, not per message."""
+    if has_cjk(word):
+        return word, ""
+    key = stem(word)
+    return " " + key, key
+
+
 def term_frequency(word: str, lowered: str) -> int:
     """How often ``word`` occurs in ``lowered`` (lower-case text): a Chinese bigram anywhere,
     an English word as a word starting with its stem (the start approximated by a space)."""
-    if has_cjk(word):
-        return lowered.count(word)
-    key = stem(word)
-    return lowered.count(" " + key) + (1 if lowered.startswith(key) else 0)
+    counted, start = _pattern(word)
+    if not start:
+        return lowered.count(counted)
+    return lowered.count(counted) + (1 if lowered.startswith(start) else 0)
 
 
 def score(

@@ -159,11 +159,14 @@ class MemoryPlanner:
         today: datetime | None = None,
         long_term: bool = False,
         layout: Layout = Layout.SINGLE,
+        recall: bool = True,
     ) -> ContextPlan:
         """``today``: when given, a line with the date follows the persona (models cannot know it).
         ``recall_all``: recall also searches the user's other sessions; ``long_term``: the
         user's long-term memories go with the call (both off in an incognito session).
-        ``layout``: where recall goes (the provider's ``system_layout``)."""
+        ``layout``: where recall goes (the provider's ``system_layout``); without ``recall`` the
+        recalled block is left out but its room kept (memory upkeep, which plans ahead only to
+        know the window and the summary due, needs no search: they come out the same)."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown memory strategy {strategy!r}")
         ratio = self.ratio(model)
@@ -222,7 +225,7 @@ class MemoryPlanner:
                     limit=limit,
                 )
             full_sections = list(head)
-            if new is not None and (recall_all or long_term):
+            if recall and new is not None and (recall_all or long_term):
                 used = system + cost
                 section = self._recall(
                     info, new, None, {m.id for m in messages}, limit - used - ov, False, recall_all,
@@ -310,7 +313,7 @@ class MemoryPlanner:
         used = sum(s.tokens + SEAM for s in sections) + sum(costs[start:]) + new_cost + ov
         older = bool(evicted) or summary is not None or not complete or len(candidates) < len(history)
         own = use_recall and older
-        if new is not None and (own or recall_all or long_term):
+        if recall and new is not None and (own or recall_all or long_term):
             first_verbatim = verbatim[0].seq if verbatim else None
             skip = verbatim_ids | pinned_ids | set(exclude)
             room = limit - used - ov

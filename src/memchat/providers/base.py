@@ -128,6 +128,11 @@ class Provider(abc.ABC):
         a context of its own, used only while no turn runs)."""
         return self
 
+    async def aprepare(self) -> None:
+        """Get ready to stream on the running event loop (its connections, what they import), so
+        that the first turn does not pay for it; a server calls it as it starts. Nothing here."""
+        return None
+
     def prefill(self, messages: Sequence[WireMessage]) -> bool:
         """Prepare the model for a next call that starts with ``messages`` (a local model
         evaluates them into its cache ahead of time; remote APIs need nothing). Whether it did."""

@@ -50,6 +50,11 @@ __all__ = ["OpenAICompatible"]
 MAX_RETRY_AFTER = 10.0
 #: longest pause between two attempts
 MAX_BACKOFF = 8.0
+#: streams open at once to the server, per event loop (a server's turns); more wait their turn,
+#: in order, for a free one (as httpx's pool made them wait, but at no cost: hundreds of requests
+#: queued in the pool made every connection that freed scan them all). The pool keeps as many
+#: connections alive between turns
+MAX_STREAMS = 100
 
 #: what this process learned of servers' windows (a factory may give a provider a book kept on disk)
 _PROCESS_WINDOWS = WindowBook()
@@ -99,6 +104,7 @@ class OpenAICompatible(Provider):
         headers: Mapping[str, str] | None = None,
         ask_window: bool = True,
         windows: WindowBook | None = None,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -125,6 +131,9 @@ class OpenAICompatible(Provider):
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]] = {}
+        #: streams open at once per event loop (``MAX_STREAMS``), and their semaphores
+        self.max_streams = max(1, max_streams)
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     @property
     def has_key(self) -> bool:
@@ -173,14 +182,20 @@ class OpenAICompatible(Provider):
                 return entry[0]
             for old in [lp for lp in self._aclients if lp.is_closed()]:
                 del self._aclients[old]
+                self._slots.pop(old, None)
             transport = self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
+            limits = httpx.Limits(max_connections=self.max_streams, max_keepalive_connections=self.max_streams)
             client = httpx.AsyncClient(
-                headers=self._headers, timeout=self._timeout, transport=transport, verify=self._verify()
+                headers=self._headers, timeout=self._timeout, transport=transport, verify=self._verify(), limits=limits
             )
             keeper = _close_with_loop(client)
             self._aclients[loop] = (client, keeper)
         await keeper.__anext__()
         return client
+
+    async def aprepare(self) -> None:
+        """The loop's connection pool, made now (httpx loads its transport then: ~20 modules)."""
+        await self._async_client()
 
     def close(self) -> None:
         """Close the connections. An async client is closed here when its loop is idle or runs
@@ -317,18 +332,15 @@ class OpenAICompatible(Provider):
 
     def served_window(self, model: str | None = None) -> int | None:
         """The context window the server says it serves ``model`` with (asked once, then kept
-        per base URL and model), or what its context-length error said; None when it says nothing."""
+        per base URL and model; concurrent callers share one question), or what its context-length
+        error said; None when it says nothing."""
         chosen = model or self.model
-        known, window = self._windows.get(self.base_url, chosen)
-        if known or not self.ask_window:
-            return window
+        if not self.ask_window:
+            return self._windows.get(self.base_url, chosen)[1]
         transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
-        answered, window = ask_server(self.base_url, chosen, self._headers, transport=transport)
-        if answered:
-            self._windows.put(self.base_url, chosen, window)
-        else:
-            self._windows.unreachable(self.base_url, chosen)
-        return window
+        return self._windows.answer(
+            self.base_url, chosen, lambda: ask_server(self.base_url, chosen, self._headers, transport=transport)
+        )
 
     def _learn_window(self, exc: ProviderError, model: str | None) -> ProviderError:
         """A context-length error that names the server's window: remember it, and say it."""
@@ -403,6 +415,27 @@ class OpenAICompatible(Provider):
         finally:
             response.close()
 
+    async def _slot(self) -> asyncio.Semaphore:
+        """A stream's place among the ``max_streams`` open at once on this loop, taken (waited for
+        at most ``timeout`` seconds, as httpx waited for a free connection)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            slots = self._slots.get(loop)
+            if slots is None:
+                slots = self._slots[loop] = asyncio.Semaphore(self.max_streams)
+        if not slots.locked():
+            await slots.acquire()
+            return slots
+        try:
+            await asyncio.wait_for(slots.acquire(), self.timeout)
+        except TimeoutError:
+            raise ProviderTimeout(
+                f"no free connection to {self._where()} within {self.timeout} s ({self.max_streams} streams open)"
+            ) from None
+        return slots
+
     async def astream(
         self,
         messages: Sequence[WireMessage],
@@ -410,6 +443,24 @@ class OpenAICompatible(Provider):
         model: str | None = None,
         options: ChatOptions | None = None,
     ) -> AsyncIterator[Chunk]:
+        slots = await self._slot()
+        stream = self._astream(messages, model=model, options=options)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            try:
+                await stream.aclose()  # the response closed now, as when the caller stops reading
+            finally:
+                slots.release()
+
+    async def _astream(
+        self,
+        messages: Sequence[WireMessage],
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncGenerator[Chunk, None]:
         client = await self._async_client()
         request = self._request(client, "POST", "/chat/completions", self._payload(messages, model, options))
         try:

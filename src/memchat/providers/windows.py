@@ -6,7 +6,8 @@ the model sets it, else Ollama's default). llama-cpp-python's server says it now
 context-length error ("maximum context length is 2048 tokens"), which is read too. What is
 found is kept per base URL and model: in the process, and in a small JSON file when one is
 given (so each ``memchat ask`` does not ask again); a server that says nothing is asked again
-after a day.
+after a day. Callers that need a window nobody knows yet share one question: while it is in
+flight the others wait for its answer (concurrent turns on a fresh server ask once, not each).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ ASK_TIMEOUT = 2.0
 UNKNOWN_FOR = 24 * 3600.0
 #: how long a server that could not be reached is not asked again (in this process only)
 UNREACHABLE_FOR = 60.0
+#: seconds a caller waits for the answer to a question another caller asked (three questions at most)
+ANSWER_WAIT = 3 * ASK_TIMEOUT + 1.0
 #: Ollama's context when neither the request nor the model sets ``num_ctx``
 OLLAMA_DEFAULT_CTX = 4096
 
@@ -60,6 +63,8 @@ class WindowBook:
         #: servers that could not be reached, and when (not written to the file)
         self._unreachable: dict[str, float] = {}
         self._loaded = False
+        #: the questions in flight: the others asking for the same key wait for the answer
+        self._asking: dict[str, threading.Event] = {}
 
     @staticmethod
     def key(base_url: str, model: str) -> str:
@@ -78,6 +83,33 @@ class WindowBook:
         if window is None and time.time() - at > UNKNOWN_FOR:
             return False, None
         return True, window
+
+    def answer(self, base_url: str, model: str, ask: Callable[[], tuple[bool, int | None]]) -> int | None:
+        """The window kept for (``base_url``, ``model``), else what ``ask()`` — (whether the
+        server answered, the window) — finds, kept: one question at a time per key, whose answer
+        the callers meanwhile share (they wait for it, at most ``ANSWER_WAIT`` seconds)."""
+        known, window = self.get(base_url, model)
+        if known:
+            return window
+        key = self.key(base_url, model)
+        with self._lock:
+            pending = self._asking.get(key)
+            if pending is None:
+                mine = self._asking[key] = threading.Event()
+        if pending is not None:
+            pending.wait(ANSWER_WAIT)
+            return self.get(base_url, model)[1]
+        try:
+            answered, window = ask()
+            if answered:
+                self.put(base_url, model, window)
+            else:
+                self.unreachable(base_url, model)
+            return window
+        finally:
+            with self._lock:
+                self._asking.pop(key, None)
+            mine.set()
 
     def put(self, base_url: str, model: str, window: int | None) -> None:
         with self._lock:

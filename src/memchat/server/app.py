@@ -11,8 +11,12 @@ server task (``runs.py``) whose events the client reads as Server-Sent Events.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -40,6 +44,54 @@ def _fanout(agent: Agent, redis_url: str | None) -> RedisFanout | None:
     return RedisFanout(redis_url, worker=f"{os.getpid()}", namespace=database)
 
 
+async def warm_up(app: FastAPI, agent: Agent) -> None:
+    """What the first requests would pay, done before the server answers any: the framework's
+    own setup of each route (built on the first request that reaches it: ~60 ms of the event
+    loop, under the first turns) and the provider's connection pool (and its imports)."""
+    for path in _route_paths(app.routes):
+        concrete = re.sub(r"\{[^}]*\}", "0", path)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "OPTIONS",  # no route answers it: nothing runs, every route on the way is set up
+            "scheme": "http",
+            "path": concrete,
+            "raw_path": concrete.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [],
+            "client": ("127.0.0.1", 0),
+            "server": ("127.0.0.1", 0),
+            "app": app,
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(_: Any) -> None:
+            return None
+
+        with contextlib.suppress(Exception):  # a warm-up never stops the server from starting
+            await app(scope, receive, send)
+    with contextlib.suppress(Exception):
+        await agent.provider.aprepare()
+    await asyncio.to_thread(lambda: None)  # the loop's default pool, which routes use
+
+
+def _route_paths(routes: Any) -> list[str]:
+    """Every route's path, routers included (however the framework nests them)."""
+    paths: list[str] = []
+    for route in routes or ():
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            paths.append(path)
+            continue
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        paths += _route_paths(inner if inner is not None else getattr(route, "routes", None))
+    return paths
+
+
 def build_api(agent: Agent, *, token: str | None = None, redis_url: str | None = None) -> FastAPI:
     """The FastAPI application serving ``agent``, before the ``Guard``; with ``redis_url``,
     turns are shared with the other workers of the same database (``fanout.py``)."""
@@ -47,7 +99,8 @@ def build_api(agent: Agent, *, token: str | None = None, redis_url: str | None =
     runs = Runs(images_of=Sessions(agent.store).images, fanout=fanout)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(app, agent)
         if fanout is not None:
             await fanout.listen(runs.stop_local)  # stop requests from any worker
         yield

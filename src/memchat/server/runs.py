@@ -41,7 +41,8 @@ class Run:
     task: asyncio.Task[None] | None = None
     #: where the events also go for the other workers (``fanout.RedisFanout``), if anywhere
     fanout: Any = None
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: the readers waiting for the next event (each a future, woken by ``add``)
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
         event = Event(len(self.events) + 1, kind, data)
@@ -50,26 +51,51 @@ class Run:
                 await self.fanout.publish(self.session_id, event)
             except MemchatError:  # Redis went away: this worker's own readers still get the turn
                 self.fanout = None
-        async with self._changed:
-            self.events.append(event)
-            if kind in ("done", "error"):
-                self.done = True
-            self._changed.notify_all()
+        self.events.append(event)
+        if kind in ("done", "error"):
+            self.done = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def batches(self, after: int = 0, keepalive: float | None = None) -> AsyncGenerator[list[Event], None]:
+        """The events after ``after``, then the live ones until the run ends, in lists: all that
+        came while the reader was busy go together (one write under load, not one each); an
+        empty list when ``keepalive`` seconds passed with none (time for a ping). A reader costs a
+        future and a timer while it waits, no task of its own."""
+        loop = asyncio.get_running_loop()
+        sent = after
+        while True:
+            if len(self.events) <= sent and not self.done:
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(waiter)
+                timer = loop.call_later(keepalive, _wake, waiter) if keepalive else None
+                try:
+                    await waiter
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                if len(self.events) <= sent and not self.done:
+                    yield []
+                    continue
+            batch = self.events[sent:]
+            sent += len(batch)
+            if batch:
+                yield batch
+            if self.done and sent >= len(self.events):
+                return
 
     async def follow(self, after: int = 0) -> AsyncGenerator[Event, None]:
         """The events after ``after``, then the live ones until the run ends."""
-        sent = after
-        while True:
-            async with self._changed:
-                while len(self.events) <= sent and not self.done:
-                    await self._changed.wait()
-                batch = self.events[sent:]
-                finished = self.done
+        async for batch in self.batches(after):
             for event in batch:
                 yield event
-            sent += len(batch)
-            if finished and sent >= len(self.events):
-                return
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 #: times a stop request is published to the other workers, and the pause between checks

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from memchat.server.common import CallerChats, Id, SessionId, TurnRuns, event_stream, find_session
 from memchat.server.errors import errors
@@ -68,10 +69,40 @@ async def stream(source: AsyncIterator[Event]) -> AsyncIterator[bytes]:
             pending.cancel()
 
 
+async def stream_run(run: Run, after: int = 0) -> AsyncIterator[bytes]:
+    """A run of this worker's: the events that came together in one write, a ping when none came
+    for ``KEEPALIVE`` seconds."""
+    async for batch in run.batches(after, keepalive=KEEPALIVE):
+        yield b"".join(sse(event) for event in batch) if batch else b": ping\n\n"
+
+
+class EventStream(StreamingResponse):
+    """A turn's Server-Sent Events, written as they come; when the client goes away the stream
+    ends at its next event or ping (the turn runs on regardless). Starlette's own streaming
+    response runs the body and a disconnect listener in an anyio task group: ~0.7 ms of the
+    event loop for a turn's dozen events, against ~0.1 ms for this one task beside the body."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                if gone.done():
+                    return
+                body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()  # a reader of the run stops waiting now
+
+
 def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> StreamingResponse:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    events = source.follow(after) if isinstance(source, Run) else source
-    return StreamingResponse(stream(events), media_type="text/event-stream", headers=headers)
+    body = stream_run(source, after) if isinstance(source, Run) else stream(source)
+    return EventStream(body, media_type="text/event-stream", headers=headers)
 
 
 # -- routes -----------------------------------------------------------------------------------------
@@ -116,6 +147,9 @@ async def reattach(
     chats: CallerChats, runs: TurnRuns, session_id: SessionId, after: int = Query(default=0, ge=0)
 ) -> Response:
     info = await asyncio.to_thread(find_session, chats, session_id)
+    run = runs.get(info.id) if runs.fanout is None else None
+    if run is not None:  # this worker's own run: its events in batches
+        return sse_response(run, after)
     events = await runs.follow(info.id, after)
     if events is None:
         return Response(status_code=204)

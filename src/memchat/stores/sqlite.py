@@ -203,14 +203,13 @@ class SQLiteStore(SQLStore):
             f"AND m.status != 'streaming'{scope}",
             (*best, *params),
         )
-        hits: list[SearchHit] = []
+        scored = []  # scored from the row; a Message is made only for the hits returned
         for r in rows:
-            msg = self._message(r[:-2])
-            found = matched.get(msg.id or 0, [])
-            value, _ = bm25.score(words, r[-1], msg.tokens or len(r[-1]) // 4, idfs, average, found)
-            hits.append(SearchHit(msg, r[-2], value))
-        hits.sort(key=lambda h: (-h.score, -(h.message.id or 0)))
-        return hits[:limit]
+            mid, tokens = r[0] or 0, r[5]
+            value, _ = bm25.score(words, r[-1], tokens or len(r[-1]) // 4, idfs, average, matched.get(mid, []))
+            scored.append((-value, -mid, r))
+        scored.sort(key=lambda s: (s[0], s[1]))
+        return [SearchHit(self._message(r[:-2]), r[-2], -value) for value, _, r in scored[:limit]]
 
     def _word_stats(self) -> tuple[int, float]:
         """(messages in the word index, their average length in tokens), cached while the
