@@ -94,11 +94,16 @@ def test_ctrl_c_mid_stream_keeps_the_partial_reply(store: SQLiteStore) -> None:
     assert wire(store, "s")[-1] == ("assistant", "Once upon", "interrupted")
 
 
-def test_interrupted_before_any_text_drops_the_turn(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([[KeyboardInterrupt()]]), date_line=False)
+def test_stopped_before_any_text_keeps_the_question_and_a_retry_answers_it(store: SQLiteStore) -> None:
+    # issue 17: a Ctrl-C (or Stop) before the first token used to throw the user's message away
+    provider = ScriptedProvider([[KeyboardInterrupt()], "Once upon a time"])
+    agent = Agent(store=store, provider=provider, date_line=False)
     with pytest.raises(KeyboardInterrupt):
         agent.ask("s", "story")
-    assert wire(store, "s") == []
+    assert wire(store, "s") == [("user", "story", "complete")]
+    list(agent.retry("s"))
+    assert wire(store, "s") == [("user", "story", "complete"), ("assistant", "Once upon a time", "complete")]
+    assert provider.calls[-1] == [{"role": "user", "content": "story"}]  # asked once, not twice
 
 
 def test_interrupted_replies_are_sent_as_context(store: SQLiteStore) -> None:
