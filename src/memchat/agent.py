@@ -269,9 +269,7 @@ class _TurnState:
         pause = 0.05
         while True:
             try:
-                self.turn = self.agent.store.begin_turn(
-                    self.info.id, self.user, model=self.model, replace=self.replace
-                )
+                self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model, replace=self.replace)
                 break
             except TurnInProgress:
                 if time.monotonic() + pause > deadline:

@@ -13,6 +13,7 @@ Long-term memories are ``conversations.memories`` (``memchat.memories.MemoryServ
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from memchat.images.base import GeneratedImage, Progress
 from memchat.images.keep import generate_and_keep, to_record
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
+from memchat.providers.base import ChatOptions
 from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
 from memchat.stores.base import Store
 
@@ -380,36 +382,44 @@ class Conversations(Sessions):
 
     # -- turns ------------------------------------------------------------------------
 
-    def stream(self, session: SessionKey | None, text: str, **kw: Any) -> Turn:
-        return self._agent.stream(session, text, **kw)
+    def _seeded(self, seed: int | None, kw: dict[str, Any]) -> dict[str, Any]:
+        """``kw`` with ``options`` sampling with ``seed`` (None: as configured)."""
+        if seed is None:
+            return kw
+        base = kw.get("options") or self._agent.options or ChatOptions()
+        return {**kw, "options": dataclasses.replace(base, seed=seed)}
 
-    def astream(self, session: SessionKey | None, text: str, **kw: Any) -> AsyncTurn:
-        return self._agent.astream(session, text, **kw)
+    def stream(self, session: SessionKey | None, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
+        return self._agent.stream(session, text, **self._seeded(seed, kw))
+
+    def astream(self, session: SessionKey | None, text: str, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+        return self._agent.astream(session, text, **self._seeded(seed, kw))
 
     def astream_results(self, session: SessionKey | None, results: Sequence[tuple[str, str]], **kw: Any) -> AsyncTurn:
         """The turn goes on with the results of the caller's tools the model called
         (``Agent.astream_results``)."""
         return self._agent.astream_results(session, results, **kw)
 
-    def retry(self, session: SessionKey | None, **kw: Any) -> Turn:
-        """Regenerate the last reply as a new version of it (the old one is kept)."""
-        return self._agent.retry(session, **kw)
+    def retry(self, session: SessionKey | None, *, seed: int | None = None, **kw: Any) -> Turn:
+        """Regenerate the last reply as a new version of it (the old one is kept). Unless a seed
+        is set (``seed``, or the configured one) the model samples anew: another reply."""
+        return self._agent.retry(session, **self._seeded(seed, kw))
 
-    def aretry(self, session: SessionKey | None, **kw: Any) -> AsyncTurn:
-        return self._agent.aretry(session, **kw)
+    def aretry(self, session: SessionKey | None, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+        return self._agent.aretry(session, **self._seeded(seed, kw))
 
-    def edit(self, session: str | int, number: int, text: str, **kw: Any) -> Turn:
+    def edit(self, session: str | int, number: int, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
         """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text``, in
         place: a new version of that point, answered by the turn returned (to stream); the
         message as it was, its reply and what followed are kept as another version."""
         message = _numbered(self.messages(session), number)
         if message.role is not Role.USER or message.id is None:
             raise StoreError("that is not a user message of this session")
-        return self._agent.edit(self.get(session).id, message.id, text, **kw)
+        return self._agent.edit(self.get(session).id, message.id, text, **self._seeded(seed, kw))
 
-    def aedit(self, session: str | int, message_id: int, text: str, **kw: Any) -> AsyncTurn:
+    def aedit(self, session: str | int, message_id: int, text: str, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
         """``edit`` by the message's id, async (the HTTP API); the message is checked now."""
-        return self._agent.aedit(self.get(session).id, message_id, text, **kw)
+        return self._agent.aedit(self.get(session).id, message_id, text, **self._seeded(seed, kw))
 
     def context(self, session: SessionKey | None, text: str | None = None) -> ContextPlan:
         return self._agent.context(session, text)
