@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from memchat import Agent
-from memchat.domain import Role
 from memchat.errors import MemchatError, SessionExists, StoreError
 from memchat.service import Conversations
 from memchat.stores.sqlite import SQLiteStore
