@@ -561,7 +561,8 @@ def test_retry_regenerates_the_last_reply_and_keeps_the_earlier_ones_as_versions
     assert calls(agent)[1] == calls(agent)[0] == [user("question")]
     assert "message 2: 3 versions (* shown)" in out
     listing = out[out.index("message 2: 3 versions") :]
-    assert re.search(r"\s1 assistant: first answer\n\s+2 assistant: better answer\n\* +3 assistant: third answer", listing)
+    shown = r"\s1 assistant: first answer\n\s+2 assistant: better answer\n\* +3 assistant: third answer"
+    assert re.search(shown, listing)
     assert "message 2 now shows version 1 of 3; the next turn continues from it" in out
     # the next turn continues from the version shown
     assert calls(agent)[-1] == [user("question"), assistant("first answer"), user("more")]
@@ -933,5 +934,3 @@ def test_edit_gives_a_message_new_text_in_place_and_keeps_the_original_as_a_vers
     assert "only your own messages can be edited" in out  # /edit 2: a reply
     assert "there is no message 9" in out or "no message 9" in out
     assert "usage: /edit N TEXT" in out
-
-
