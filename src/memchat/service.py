@@ -195,7 +195,12 @@ class Sessions:
     def import_prepared(self, parsed: Parsed) -> SessionInfo:
         """A new session from an export already parsed and checked (``prepare_import``)."""
         return self._store.import_session(
-            parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+            parsed.info,
+            parsed.messages,
+            summaries=parsed.summaries,
+            pins=parsed.pins,
+            images=parsed.images,
+            versions=parsed.versions,
         )
 
     def summaries(self, session: str | int) -> builtins.list[Summary]:
