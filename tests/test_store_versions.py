@@ -188,7 +188,7 @@ def test_a_fork_copies_the_versions_shown(store: Store) -> None:
     store.create_session("s")
     store.append_messages("s", turn("q", "a1"))
     retry(store, "a2")
-    fork = store.fork_session("s", "copy")
+    store.fork_session("s", "copy")
     assert said(store, "copy") == ["q", "a2"] and store.version_marks("copy") == {}
     assert store.messages("copy")[1].id not in {m.id for v in store.shelved_versions("s") for m in v.messages}
 
