@@ -1117,9 +1117,13 @@ class Agent:
         """Wait until memory upkeep (summaries) is done, or ``timeout`` seconds passed."""
         return self.upkeep.wait(timeout)
 
-    def summarize(self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int) -> Summary:
+    def summarize(
+        self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int
+    ) -> Summary | None:
         """Fold messages ``span`` (first, last seq) into the session's running summary (with the
-        provider's upkeep twin: on the embedded model, a context of its own that gives way to turns)."""
+        provider's upkeep twin: on the embedded model, a context of its own that gives way to turns).
+        None when those messages changed while it was written (another version was chosen, an
+        undo): the summary would stand for messages no longer shown, and is not kept."""
         info = self.session(session)
         previous = self.store.latest_summary(info.id)
         if previous is not None and previous.last_seq >= span[1]:
@@ -1137,6 +1141,9 @@ class Agent:
         tokens, method = self.provider.count_tokens(text)
         start = previous.first_seq if previous is not None else (messages[0].seq or span[0]) if messages else span[0]
         summary = Summary(start, span[1], text, tokens, method, model)
+        again = self._newest_between(info.id, first, span[1], FOLD_WINDOWS * window)
+        if [(m.id, m.content) for m in again] != [(m.id, m.content) for m in messages]:
+            return None
         return self.store.add_summary(info.id, summary)
 
     def _newest_between(self, session: int, first: int, last: int, tokens: int) -> list[Message]:
