@@ -164,3 +164,24 @@ def test_a_turn_stopped_before_its_first_word_keeps_the_question_with_retry(
     expect(page.locator(".msg.noreply")).to_have_count(0)
     assert [m.content for m in agent.store.messages(session.id)] == ["What is the answer?", "It is 42."]
     assert page.problems == []
+
+
+def test_stopping_a_regeneration_keeps_the_whole_answer_as_a_version(
+    page: Any, site: tuple[str, FakeServer, Agent]
+) -> None:
+    # issue 17: a stopped regeneration left a fragment where a whole answer was
+    _, fake, _ = site
+    fake.script(FakeReply.text("The whole answer."), FakeReply.text(*[f"part{k} " for k in range(80)], delay=0.05))
+    send(page, "Explain.")
+    reply = page.locator(".msg.assistant").last
+    expect(reply.locator(".body")).to_have_text("The whole answer.", timeout=5000)
+    settled(page)
+    page.click("#regenerate")
+    expect(reply.locator(".body")).to_contain_text("part3", timeout=5000)
+    page.click("#stop")
+    expect(reply.locator(".mark")).to_have_text("[stopped]", timeout=5000)
+    expect(reply.locator(".versions .count")).to_have_text("2/2")
+    reply.locator(".versions button[data-step=previous_version]").click()
+    expect(reply.locator(".body")).to_have_text("The whole answer.")
+    expect(reply.locator(".mark")).to_have_count(0)
+    assert page.problems == []
