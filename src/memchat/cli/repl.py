@@ -293,9 +293,9 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False, versio
     has already dropped the message. ``version``: the turn is a new version of a point (``/retry``,
     ``/edit``): which one it is, is said after it."""
     ui = state.ui
-    if state.show_context:
-        state.show_plan(turn.plan)  # what this call sends, recall for this message included
     try:
+        if state.show_context:
+            state.show_plan(turn.plan)  # what this call sends, recall for this message included
         with ui.reply() as view:
             for chunk in turn:
                 view.add(chunk)

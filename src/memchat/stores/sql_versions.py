@@ -214,15 +214,32 @@ class VersionRecords:
         """The versions of the point where the shown message ``message_id`` is (its own version
         among them), oldest first; one when the point has no other."""
         sid = self._sid(session)
-        shown = self._read(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND status != 'streaming' ORDER BY seq",
-            (sid,),
+        found = self._read(
+            "SELECT seq FROM messages WHERE id = ? AND session_id = ? AND status != 'streaming'", (message_id, sid)
         )
-        path = [self._message(r) for r in shown]
-        at = next((i for i, m in enumerate(path) if m.id == message_id), None)
-        if at is None:
+        if not found:
             raise StoreError(f"message {message_id} is not shown in this session")
-        after = path[at - 1].id if at else None
+        seq = int(found[0][0])
+        before = self._read(
+            "SELECT id FROM messages WHERE session_id = ? AND seq < ? AND status != 'streaming' "
+            "ORDER BY seq DESC LIMIT 1",
+            (sid, seq),
+        )
+        after = int(before[0][0]) if before else None
+        # the shown version's first turn (a turn's tool steps are few), and how many follow it
+        mine = [
+            self._message(r)
+            for r in self._read(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND seq >= ? "
+                "AND status != 'streaming' ORDER BY seq LIMIT 64",
+                (sid, seq),
+            )
+        ]
+        total = int(
+            self._read(
+                "SELECT COUNT(*) FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, seq)
+            )[0][0]
+        )
         rows = self._read(
             f"SELECT {_VERSION_COLUMNS}, head_id FROM message_versions WHERE session_id = ? AND "
             + ("after_id IS NULL" if after is None else "after_id = ?")
@@ -232,13 +249,13 @@ class VersionRecords:
         grouped: dict[int, list[Message]] = {}
         for r in rows:
             grouped.setdefault(int(r[-1]), []).append(_version_message(r[:-1]))
-        mine = path[at:]
-        found = [Version(message_id, after, True, _first_turn(mine), len(mine) - len(_first_turn(mine)))]
+        first = _first_turn(mine)
+        listed = [Version(message_id, after, True, first, total - len(first))]
         for head, messages in grouped.items():
             first = _first_turn(messages)
-            found.append(Version(head, after, False, first, len(messages) - len(first)))
-        found.sort(key=lambda v: v.messages[0].seq or 0)
-        return [Version(v.head, v.after, v.shown, v.messages, v.more, n) for n, v in enumerate(found, 1)]
+            listed.append(Version(head, after, False, first, len(messages) - len(first)))
+        listed.sort(key=lambda v: v.messages[0].seq or 0)
+        return [Version(v.head, v.after, v.shown, v.messages, v.more, n) for n, v in enumerate(listed, 1)]
 
     def version_marks(self: _Host, session: SessionKey) -> dict[int, Versions]:
         """Each shown message that has versions (its point has more than one): which it is and
