@@ -212,3 +212,21 @@ def test_an_import_stores_versions_where_they_began(store: Store) -> None:
     assert store.version_marks(info.id)[now[3].id or 0].count == 2  # "x again" is a version of "x"
     with pytest.raises(StoreError, match="comes after it"):
         store.import_session(SessionInfo(0, "bad"), messages, versions=[ImportedVersion(0, 2, versions[0].messages)])
+
+
+def test_export_and_import_keep_every_version_on_every_engine(store: Store) -> None:
+    from memchat.serialization import export_jsonl, import_jsonl
+
+    store.create_session("s")
+    msgs = store.append_messages("s", [*turn("q1", "a1"), *turn("q2", "a2")])
+    retry(store, "b2")
+    store.pin("s", store.messages("s")[-1].id or 0)
+    edit(store, msgs[0], "q1 edited", "c1")
+    retry(store, "d1")
+    store.choose_version("s", msgs[0].id or 0)  # the original shown; the edit (with its own versions) aside
+    exported = export_jsonl(store, "s")
+    assert exported.count('"type": "version"') == 3
+    imported = import_jsonl(store, exported, name="copy")
+    assert export_jsonl(store, imported.id).split("\n")[1:] == exported.split("\n")[1:]
+    store.choose_version("copy", store.version_marks("copy")[store.messages("copy")[0].id or 0].heads[1])
+    assert said(store, "copy") == ["q1 edited", "d1"]
