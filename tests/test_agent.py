@@ -94,11 +94,16 @@ def test_ctrl_c_mid_stream_keeps_the_partial_reply(store: SQLiteStore) -> None:
     assert wire(store, "s")[-1] == ("assistant", "Once upon", "interrupted")
 
 
-def test_interrupted_before_any_text_drops_the_turn(store: SQLiteStore) -> None:
-    agent = Agent(store=store, provider=ScriptedProvider([[KeyboardInterrupt()]]), date_line=False)
+def test_stopped_before_any_text_keeps_the_question_and_a_retry_answers_it(store: SQLiteStore) -> None:
+    # issue 17: a Ctrl-C (or Stop) before the first token used to throw the user's message away
+    provider = ScriptedProvider([[KeyboardInterrupt()], "Once upon a time"])
+    agent = Agent(store=store, provider=provider, date_line=False)
     with pytest.raises(KeyboardInterrupt):
         agent.ask("s", "story")
-    assert wire(store, "s") == []
+    assert wire(store, "s") == [("user", "story", "complete")]
+    list(agent.retry("s"))
+    assert wire(store, "s") == [("user", "story", "complete"), ("assistant", "Once upon a time", "complete")]
+    assert provider.calls[-1] == [{"role": "user", "content": "story"}]  # asked once, not twice
 
 
 def test_interrupted_replies_are_sent_as_context(store: SQLiteStore) -> None:
@@ -260,3 +265,34 @@ def test_model_precedence_and_switching_provider(store: SQLiteStore) -> None:
     assert b.models[-1] == "b-default"
     Agent(store=store, provider=b, date_line=False).ask("s", "per call", model="b-special")
     assert b.models[-1] == "b-special"
+
+
+def test_a_summary_of_messages_set_aside_while_it_was_written_is_not_kept(store: SQLiteStore) -> None:
+    # issue 17: versions make history change under memory upkeep (an edit, another version chosen)
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    from memchat.domain import Message
+
+    class EditsMeanwhile(ScriptedProvider):
+        during: Callable[[], object] = staticmethod(lambda: None)
+
+        def stream(self, messages: Any, **kw: Any) -> Iterator[Chunk]:
+            if str(messages[0]["content"]).startswith("You keep the memory"):
+                self.during()
+            yield from super().stream(messages, **kw)
+
+    provider = EditsMeanwhile(default="a summary")
+    agent = Agent(store=store, provider=provider, date_line=False)
+    store.create_session("s")
+    msgs = store.append_messages(
+        "s", [Message(role, f"{role.value} {k}") for k in range(6) for role in (Role.USER, Role.ASSISTANT)]
+    )
+    provider.during = lambda: store.finish_turn(
+        store.begin_turn("s", Message(Role.USER, "edited"), replace=msgs[2].id), "new"
+    )
+    assert agent.summarize("s", (msgs[0].seq or 0, msgs[7].seq or 0), model="m", window=4096) is None
+    assert store.summaries("s") == []
+    provider.during = lambda: None
+    kept = agent.summarize("s", (msgs[0].seq or 0, msgs[1].seq or 0), model="m", window=4096)
+    assert kept is not None and store.summaries("s") == [kept]

@@ -119,3 +119,24 @@ def test_an_image_key_in_a_world_readable_config_file_is_refused() -> None:
     with pytest.raises(ConfigError, match="holds an image_api_key but is readable by others") as info:
         resolve()
     assert "777777" not in str(info.value)
+
+
+def test_a_seed_pins_sampling_only_when_the_user_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from memchat.factory import make_agent
+
+    assert resolve().seed is None  # by default every reply is a new sample (a regenerate differs)
+    monkeypatch.setenv("MEMCHAT_SEED", "7")
+    settings = resolve()
+    assert settings.seed == 7 and settings.sources["seed"] == "env MEMCHAT_SEED"
+    assert resolve({"seed": 11}).seed == 11
+    agent = make_agent(dataclasses.replace(settings, db=":memory:"))
+    try:
+        assert agent.options is not None and agent.options.seed == 7
+    finally:
+        agent.close()
+    for bad, said in (("x", "seed must be a whole number"), ("-1", "seed must be between 0 and 2147483647")):
+        monkeypatch.setenv("MEMCHAT_SEED", bad)
+        with pytest.raises(ConfigError, match=said):
+            resolve()

@@ -213,8 +213,15 @@ def _at_m009(path: Path) -> None:
             db.execute("INSERT INTO _memchat_migrations VALUES (?, 'then')", (name,))
     for name, memory in [("auto", "auto"), ("full", "full"), ("window", "window")]:
         store.create_session(name, memory=memory)
-    handle = store.begin_turn("full", Message(Role.USER, "q"))
-    store.finish_turn(handle, "a")
+    with store._write() as db:  # a turn, as the store of that time wrote it (the engine numbered ids)
+        sid = db.execute("SELECT id FROM sessions WHERE name = 'full'").fetchone()[0]
+        for seq, role, content in ((1, "user", "q"), (2, "assistant", "a")):
+            db.execute(
+                "INSERT INTO messages (session_id, seq, role, content, status, created) "
+                "VALUES (?, ?, ?, ?, 'complete', '2025-01-01T00:00:00.000000Z')",
+                (sid, seq, role, content),
+            )
+        db.execute("UPDATE sessions SET last_seq = 2 WHERE id = ?", (sid,))
     store.close()
 
 

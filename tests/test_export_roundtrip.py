@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class Plan:
     messages: list[tuple[Message, bool, bool]]
     summaries: list[tuple[int, int, str]]
     images: list[tuple[int, str, dict[str, Any]]]
+    #: then versions (issue 17): ("retry", message) regenerates the last reply, ("edit", i,
+    #: message) gives shown message i a new version, ("choose", i, k) shows version k at message i
+    versions: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @st.composite
@@ -118,7 +121,33 @@ def plans(draw: st.DrawFn) -> Plan:
         messages=rows,
         summaries=summaries,
         images=images,
+        versions=draw(
+            st.lists(
+                st.one_of(
+                    st.tuples(st.just("retry"), _message()),
+                    st.tuples(st.just("edit"), st.integers(0, 8), _message()),
+                    st.tuples(st.just("choose"), st.integers(0, 8), st.integers(0, 3)),
+                ),
+                max_size=4,
+            )
+        ),
     )
+
+
+def _version_op(store: Store, name: str, op: tuple[Any, ...]) -> None:
+    shown = store.messages(name)
+    if op[0] == "retry":
+        users = [i for i, m in enumerate(shown) if m.role is Role.USER]
+        after = shown[users[-1] + 1 :] if users else shown
+        handle = store.begin_turn(name, None, replace=after[0].id if after else None)
+        store.finish_turn(handle, op[1].content, status=op[1].status, tool_calls=op[1].tool_calls or ())
+    elif shown and op[0] == "edit":
+        message = op[2]
+        handle = store.begin_turn(name, message, replace=shown[op[1] % len(shown)].id)
+        store.finish_turn(handle, message.content[::-1], status=message.status)
+    elif shown and op[0] == "choose":
+        versions = store.versions(name, shown[op[1] % len(shown)].id or 0)
+        store.choose_version(name, versions[op[2] % len(versions)].head)
 
 
 def build(store: Store, plan: Plan) -> None:
@@ -143,6 +172,8 @@ def build(store: Store, plan: Plan) -> None:
         images_after(len(seqs) - 1)
     for first, last, content in plan.summaries:
         store.add_summary(plan.name, Summary(seqs[first], seqs[last], content, len(content)))
+    for op in plan.versions:
+        _version_op(store, plan.name, op)
 
 
 ROUND_TRIPS = campaign.size(40, 600)
@@ -151,7 +182,7 @@ SETTINGS = settings(max_examples=ROUND_TRIPS, deadline=None, suppress_health_che
 
 @pytest.mark.campaign
 def test_export_import_export_is_identical_in_jsonl_and_markdown() -> None:
-    figures = {"sessions": 0, "messages": 0, "longest_message": 0, "bytes": 0}
+    figures = {"sessions": 0, "messages": 0, "versions": 0, "longest_message": 0, "bytes": 0}
 
     @SETTINGS
     @given(plan=plans())
@@ -167,8 +198,16 @@ def test_export_import_export_is_identical_in_jsonl_and_markdown() -> None:
             assert export_jsonl(second, plan.name + " (copy)").split("\n")[1:] == jsonl.split("\n")[1:]
             copy = second.messages(plan.name)
             assert [(m.role, m.content, m.status, m.tool_calls, m.tool_call_id) for m in copy] == [
-                (m.role, m.content, m.status, m.tool_calls, m.tool_call_id) for m, _, _ in plan.messages
+                (m.role, m.content, m.status, m.tool_calls, m.tool_call_id) for m in first.messages(plan.name)
             ]
+            # every version of every point, whole, in the same order
+            assert [[(m.role, m.content) for m in v.messages] for v in second.shelved_versions(plan.name)] == [
+                [(m.role, m.content) for m in v.messages] for v in first.shelved_versions(plan.name)
+            ]
+            assert [(v.number, v.count) for v in second.version_marks(plan.name).values()] == [
+                (v.number, v.count) for v in first.version_marks(plan.name).values()
+            ]
+            figures["versions"] += len(first.shelved_versions(plan.name))
             figures["sessions"] += 1
             figures["messages"] += len(copy)
             figures["longest_message"] = max([figures["longest_message"], *(len(m.content) for m in copy)])

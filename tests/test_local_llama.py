@@ -311,6 +311,26 @@ def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows
 
 
 @needs_model
+def test_a_regenerated_reply_differs_unless_a_seed_is_set(provider: LocalLlama) -> None:
+    # issue 17: the embedded model sampled every reply with seed 0, so /retry gave the same text
+    question = "Name an animal and tell me one thing about it."
+
+    def replies(agent: Agent) -> list[str]:
+        agent.ask("s", question)
+        for _ in range(3):
+            list(agent.retry("s"))
+        shown = agent.store.messages("s")[-1]
+        return [v.messages[0].content for v in agent.store.versions("s", shown.id or 0)]
+
+    unseeded = replies(_agent(provider, max_tokens=40))
+    assert len(unseeded) == 4 and len(set(unseeded)) > 1  # every earlier reply kept, and they differ
+    seeded = Agent(
+        open_store(":memory:"), provider, persona=PERSONA, options=ChatOptions(max_tokens=40, seed=7), date_line=False
+    )
+    assert len(set(replies(seeded))) == 1  # a seed set by the user pins the sample
+
+
+@needs_model
 def test_closing_the_turn_early_keeps_the_partial_reply(provider: LocalLlama) -> None:
     agent = _agent(provider, max_tokens=200)
     turn = agent.stream("story", "Write a long story about a dragon and a knight.")

@@ -41,13 +41,17 @@ def make_agent(fake: FakeServer) -> Iterator[Callable[..., Agent]]:
     """Agents that believe the model has ``window`` tokens (a wrong table entry, a local server
     started with a smaller context): the server knows better. Their connections are closed after."""
     providers: list[OpenAICompatible] = []
+    agents: list[Agent] = []
 
     def make(store: SQLiteStore, memory: str = "window", window: int = 8192) -> Agent:
         provider = OpenAICompatible(fake.url, api_key="sk-test", model="Qwen/Test-Model", backoff=0.001, timeout=5.0)
         providers.append(provider)
-        return Agent(store=store, provider=provider, memory=memory, context_window=window, date_line=False)
+        agents.append(Agent(store=store, provider=provider, memory=memory, context_window=window, date_line=False))
+        return agents[-1]
 
     yield make
+    for agent in agents:  # memory upkeep done before the next test: none of its calls reaches that test's server
+        agent.wait_for_summaries(10)
     for provider in providers:
         provider.close()
 

@@ -272,11 +272,13 @@ def test_ctrl_c_while_streaming_keeps_the_partial_reply_and_goes_on() -> None:
     assert calls(agent)[1] == [user("hi"), assistant("Hello"), user("again")]
 
 
-def test_ctrl_c_before_any_text_drops_the_turn() -> None:
+def test_ctrl_c_before_any_text_keeps_the_question_and_retry_answers_it() -> None:
+    # issue 17: Ctrl-C before the first token threw the question away
     agent = make_agent([KeyboardInterrupt()], "ok")
-    _, out = chat(agent, "hi\nagain\nq\n", session="s", system="")
-    assert "stopped before any reply" in out
-    assert stored(agent, "s") == [("user", "again", Status.COMPLETE), ("assistant", "ok", Status.COMPLETE)]
+    _, out = chat(agent, "hi\n/retry\nq\n", session="s", system="")
+    assert "stopped before any reply: your message was kept; /retry asks again" in out
+    assert stored(agent, "s") == [("user", "hi", Status.COMPLETE), ("assistant", "ok", Status.COMPLETE)]
+    assert calls(agent)[1] == [user("hi")]
 
 
 def test_ctrl_c_at_the_prompt_clears_the_line_and_does_not_exit() -> None:
@@ -550,15 +552,29 @@ def test_undo_removes_the_last_turn() -> None:
     assert "nothing to undo" in out
 
 
-def test_retry_regenerates_the_last_reply() -> None:
-    agent = make_agent("first answer", "better answer")
-    _, out = chat(agent, "question\n/retry\nq\n", session="s", system="")
-    assert "Assistant: better answer" in out
+def test_retry_regenerates_the_last_reply_and_keeps_the_earlier_ones_as_versions() -> None:
+    # issue 17: /retry destroyed the previous reply
+    agent = make_agent("first answer", "better answer", "third answer", "go on")
+    keys = "question\n/retry\n/retry\n/versions\n/versions 1\nmore\n/history\n/versions 5\n/versions x\nq\n"
+    _, out = chat(agent, keys, session="s", system="")
+    assert "Assistant: better answer" in out and "version 2 of 2 · /versions lists them" in out
     assert calls(agent)[1] == calls(agent)[0] == [user("question")]
+    assert "message 2: 3 versions (* shown)" in out
+    listing = out[out.index("message 2: 3 versions") :]
+    shown = r"\s1 assistant: first answer\n\s+2 assistant: better answer\n\* +3 assistant: third answer"
+    assert re.search(shown, listing)
+    assert "message 2 now shows version 1 of 3; the next turn continues from it" in out
+    # the next turn continues from the version shown
+    assert calls(agent)[-1] == [user("question"), assistant("first answer"), user("more")]
     assert stored(agent, "s") == [
         ("user", "question", Status.COMPLETE),
-        ("assistant", "better answer", Status.COMPLETE),
+        ("assistant", "first answer", Status.COMPLETE),
+        ("user", "more", Status.COMPLETE),
+        ("assistant", "go on", Status.COMPLETE),
     ]
+    assert re.search(r"2 assistant: first answer ‹1/3›", out)  # /history marks it
+    assert "there is no version 5; message 2 has versions 1–3" in out
+    assert "usage: /versions [[M] N]" in out
 
 
 def test_retry_that_fails_keeps_the_old_reply() -> None:
@@ -899,26 +915,22 @@ def test_older_turns_are_summarized_in_the_background_and_no_turn_waits_for_it()
     assert "↳ summary" in out
 
 
-def test_edit_gives_a_message_new_text_on_a_branch_and_keeps_the_original() -> None:
+def test_edit_gives_a_message_new_text_in_place_and_keeps_the_original_as_a_version() -> None:
+    # issue 17: an edit used to make a separate session "s · edit 3"
     agent = make_agent("r1", "r2", "r3")
-    keys = "first\nsecond\n/edit 3 changed\n/edit 2 no\n/edit 9 x\n/edit 1\n/history\nq\n"
+    keys = "first\nsecond\n/edit 3 changed\n/edit 2 no\n/edit 9 x\n/edit 1\n/versions\n/versions 3 1\nq\n"
     _, out = chat(agent, keys, session="s", system="")
-    assert "a branch of s with your edit: s · edit 3; now in s · edit 3" in out
+    assert [s.name for s in agent.store.list_sessions()] == ["s"]
+    assert calls(agent)[-1] == [user("first"), assistant("r1"), user("changed")]  # not the old turn
+    assert "version 2 of 2" in out
+    assert re.search(r"1 user: second\n\s+assistant: r2\n\* +2 user: changed\n\s+assistant: r3", out)
+    assert "message 3 now shows version 1 of 2" in out
     assert stored(agent, "s") == [
         ("user", "first", Status.COMPLETE),
         ("assistant", "r1", Status.COMPLETE),
         ("user", "second", Status.COMPLETE),
         ("assistant", "r2", Status.COMPLETE),
     ]
-    assert stored(agent, "s · edit 3") == [
-        ("user", "first", Status.COMPLETE),
-        ("assistant", "r1", Status.COMPLETE),
-        ("user", "changed", Status.COMPLETE),
-        ("assistant", "r3", Status.COMPLETE),
-    ]
-    assert calls(agent)[-1][-1] == {"role": "user", "content": "changed"}  # the branch's context, not the old turn
     assert "only your own messages can be edited" in out  # /edit 2: a reply
     assert "there is no message 9" in out or "no message 9" in out
     assert "usage: /edit N TEXT" in out
-    branch = agent.store.get_session("s · edit 3")
-    assert branch.parent_id == agent.store.get_session("s").id and branch.fork_at == 2

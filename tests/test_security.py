@@ -182,6 +182,16 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
         {},
     ),
     ("POST", "/api/sessions/{session_id}/images"): ("/api/sessions/{sid}/images", {"prompt": "x"}, {}),
+    ("GET", "/api/sessions/{session_id}/messages/{message_id}/versions"): (
+        "/api/sessions/{sid}/messages/{message}/versions",
+        None,
+        {},
+    ),
+    ("POST", "/api/sessions/{session_id}/versions"): (
+        "/api/sessions/{sid}/versions",
+        {"message_id": "{message}"},
+        {},
+    ),
     ("GET", "/api/images/{image_id}"): ("/api/images/{image}", None, {}),
     ("GET", "/api/memories"): ("/api/memories?q=ZEBRA", None, {}),
     # the same subject as ann's memory: it would supersede hers if adding looked past the owner

@@ -425,6 +425,8 @@ _IMAGE = {
     "created": None,
 }
 
+_VERSION_MSG = {k: v for k, v in _MSG.items() if k != "type"}
+
 BAD_FILES = {
     "empty": ("", "the file is empty"),
     "blank lines": ("\n\n  \n", "the file is empty"),
@@ -465,6 +467,30 @@ BAD_FILES = {
         "line 2: the summary covers messages 0–1, but the file has messages 1–1",
     ),
     "summary without messages": (_jsonl(_HEAD, _SUMMARY), "line 2: a summary, but the file has no messages"),
+    "version before its message": (
+        _jsonl(_HEAD, {"type": "version", "after": 1, "messages": [_VERSION_MSG]}, _MSG),
+        "line 2: the version follows message 1, which does not come before it",
+    ),
+    "version past the end": (
+        _jsonl(_HEAD, _MSG, {"type": "version", "after": 3, "messages": [_VERSION_MSG]}),
+        "line 3: the version follows message 3, which does not come before it",
+    ),
+    "version without messages": (
+        _jsonl(_HEAD, _MSG, {"type": "version", "after": 1, "messages": []}),
+        "line 3: 'messages' must be a list of one message or more",
+    ),
+    "version message not an object": (
+        _jsonl(_HEAD, _MSG, {"type": "version", "after": 1, "messages": ["hi"]}),
+        "line 3: messages[0] must be an object",
+    ),
+    "version message with a type": (
+        _jsonl(_HEAD, _MSG, {"type": "version", "after": 1, "messages": [_MSG]}),
+        "line 3: unknown field(s) 'type'",
+    ),
+    "version with a bad role": (
+        _jsonl(_HEAD, _MSG, {"type": "version", "after": 1, "messages": [{**_VERSION_MSG, "role": "bot"}]}),
+        "line 3: unknown role 'bot'",
+    ),
     "summary backwards": (_jsonl(_HEAD, _MSG, _MSG, {**_SUMMARY, "first_seq": 2}), "line 4: 'first_seq' (2) is after"),
     "summary missing range": (
         _jsonl(_HEAD, _MSG, {k: v for k, v in _SUMMARY.items() if k != "last_seq"}),

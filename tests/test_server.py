@@ -622,7 +622,12 @@ def test_every_lookup_is_scoped_to_the_user_who_asks(fake: FakeServer, tmp_path:
         agent.close()
 
 
-def test_editing_a_message_makes_a_branch_and_keeps_the_original(serve: Any, fake: FakeServer) -> None:
+def _said(client: httpx.Client, sid: int) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in client.get(f"/api/sessions/{sid}/messages").json()["messages"]]
+
+
+def test_editing_a_message_in_place_keeps_the_original_as_a_version(serve: Any, fake: FakeServer) -> None:
+    # issue 17: an edit used to fork the session into a new sidebar entry ("plans · edit 3")
     _, client, _ = serve()
     sid = client.post("/api/sessions", json={"name": "plans"}).json()["id"]
     for text in ("Let's go to Rome.", "What should we see?"):
@@ -635,20 +640,82 @@ def test_editing_a_message_makes_a_branch_and_keeps_the_original(serve: Any, fak
         f"/api/sessions/{sid}/edit", json={"message_id": second_question["id"], "text": "And in Venice?"}
     )
     assert events(response)[-1][2]["status"] == "complete"
-    branch = int(response.headers["x-memchat-session-id"])
-    got = [(m["role"], m["content"]) for m in client.get(f"/api/sessions/{branch}/messages").json()["messages"]]
-    assert got == [
+    assert [s["name"] for s in client.get("/api/sessions").json()["sessions"]] == ["plans"]
+    edited = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    assert [(m["role"], m["content"]) for m in edited] == [
         ("user", "Let's go to Rome."),
         ("assistant", "re: Let's go to Rome."),
         ("user", "And in Venice?"),
         ("assistant", "Try the canals."),
     ]
-    assert client.get(f"/api/sessions/{sid}/messages").json()["messages"] == original  # untouched
-    family = client.get(f"/api/sessions/{branch}/branches").json()
-    assert family["root"] == sid and [s["id"] for s in family["sessions"]] == [sid, branch]
-    assert family["sessions"][1]["fork_at"] == 2
+    # the model was asked without the old question and its answer
+    assert "What should we see?" not in json.dumps(fake.chat_requests[-1].messages)
+    mark = edited[2]["versions"]
+    assert mark == {"number": 2, "count": 2, "ids": [second_question["id"], edited[2]["id"]]}
+    listed = client.get(f"/api/sessions/{sid}/messages/{edited[2]['id']}/versions").json()
+    assert [(v["number"], v["shown"], [m["content"] for m in v["messages"]]) for v in listed["versions"]] == [
+        (1, False, ["What should we see?", "re: What should we see?"]),
+        (2, True, ["And in Venice?", "Try the canals."]),
+    ]
+    chosen = client.post(f"/api/sessions/{sid}/versions", json={"message_id": second_question["id"]})
+    assert chosen.json() == {"shown": second_question["id"], "changed": True}
+    back = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    assert [(m["id"], m["content"]) for m in back] == [(m["id"], m["content"]) for m in original]  # ids kept
     wrong = client.post(f"/api/sessions/{sid}/edit", json={"message_id": original[1]["id"], "text": "x"})
     assert wrong.status_code == 400  # an assistant message is not edited this way
+    assert client.get(f"/api/sessions/{sid}/messages/{2**40}/versions").status_code == 404
+    assert client.post(f"/api/sessions/{sid}/versions", json={"message_id": 2**40}).status_code == 404
+
+
+def test_regenerate_keeps_every_reply_and_the_next_turn_continues_from_the_one_shown(
+    serve: Any, fake: FakeServer
+) -> None:
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "poem"}).json()["id"]
+    fake.script(FakeReply.text("Roses are red."))
+    client.post(f"/api/sessions/{sid}/turns", json={"text": "A short poem?"})
+    for reply in ("Violets are blue.", "Sugar is sweet."):
+        fake.script(FakeReply.text(reply))
+        assert events(client.post(f"/api/sessions/{sid}/retry", json={"seed": 7}))[-1][2]["status"] == "complete"
+    assert fake.chat_requests[-1].body["seed"] == 7  # the seed asked for goes to the model
+    shown = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    assert [m["content"] for m in shown] == ["A short poem?", "Sugar is sweet."]
+    assert shown[1]["versions"]["number"] == 3 and shown[1]["versions"]["count"] == 3
+    first = shown[1]["versions"]["ids"][0]
+    assert client.post(f"/api/sessions/{sid}/versions", json={"message_id": first}).json()["changed"] is True
+    fake.script(FakeReply.text("Thanks."))
+    client.post(f"/api/sessions/{sid}/turns", json={"text": "Another line?"})
+    sent = [(m["role"], m["content"]) for m in fake.chat_requests[-1].messages if m["role"] != "system"]
+    assert sent == [("user", "A short poem?"), ("assistant", "Roses are red."), ("user", "Another line?")]
+    # the versions stay where they are: the first reply is version 1 of 3
+    assert client.get(f"/api/sessions/{sid}/messages").json()["messages"][1]["versions"]["number"] == 1
+
+
+def test_a_turn_stopped_before_its_first_word_keeps_the_question(serve: Any, fake: FakeServer) -> None:
+    # issue 17: stopping before the first token threw the user's message away (done had message_id null)
+    _, client, _ = serve()
+    sid = client.post("/api/sessions", json={"name": "s"}).json()["id"]
+    fake.script(FakeReply.silent(30), FakeReply.text("It is 42."))
+    done: list[dict[str, Any]] = []
+
+    def read() -> None:
+        with httpx.Client(base_url=client.base_url, timeout=30) as other:
+            done.extend(e[2] for e in events(other.post(f"/api/sessions/{sid}/turns", json={"text": "The answer?"})))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    while not fake.chat_requests:  # the model was asked and says nothing yet
+        threading.Event().wait(0.02)
+    assert client.post(f"/api/sessions/{sid}/stop", json={}).json() == {"stopped": True}
+    reader.join(10)
+    stored = client.get(f"/api/sessions/{sid}/messages").json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "The answer?")]
+    assert done[-1]["status"] == "stopped" and done[-1]["message_id"] is None
+    assert done[-1]["user_message_id"] == stored[0]["id"]
+    # one click: Regenerate answers the question kept
+    again = events(client.post(f"/api/sessions/{sid}/retry", json={}))
+    assert again[-1][2]["status"] == "complete" and again[-1][2]["user_message_id"] == stored[0]["id"]
+    assert _said(client, sid) == [("user", "The answer?"), ("assistant", "It is 42.")]
 
 
 def test_an_image_the_model_makes_is_announced_in_the_stream(serve: Any, fake: FakeServer, tmp_path: Path) -> None:

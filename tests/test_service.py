@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from memchat import Agent
-from memchat.domain import Role
 from memchat.errors import MemchatError, SessionExists, StoreError
 from memchat.service import Conversations
 from memchat.stores.sqlite import SQLiteStore
@@ -62,26 +61,26 @@ def test_sessions_history_pins_undo_and_clear(chats: Conversations) -> None:
     assert [s.name for s in chats.list()] == ["a"]
 
 
-def test_edit_makes_a_branch_and_leaves_the_original(chats: Conversations) -> None:
-    for text in ("first", "second"):
+def test_an_edit_is_a_version_of_that_point_in_the_same_session(chats: Conversations) -> None:
+    # issue 17: an edit used to fork the session into a sidebar entry "s · edit 3"
+    for text in ("first", "second", "third"):
         for _ in chats.stream("s", text):
             pass
-    branch, turn = chats.edit("s", 3, "second, edited")
-    for _ in turn:
+    for _ in chats.edit("s", 3, "second, edited"):
         pass
-    assert [m.content for m in chats.messages("s")] == ["first", "ok", "second", "ok"]
-    assert [(m.role, m.content) for m in chats.messages(branch.id)] == [
-        (Role.USER, "first"),
-        (Role.ASSISTANT, "ok"),
-        (Role.USER, "second, edited"),
-        (Role.ASSISTANT, "ok"),
+    assert [m.content for m in chats.messages("s")] == ["first", "ok", "second, edited", "ok"]
+    assert [s.name for s in chats.list()] == ["s"]  # no branch session
+    edited = chats.messages("s")[2]
+    versions = chats.versions("s", edited.id or 0)
+    assert [(v.number, v.shown, [m.content for m in v.messages], v.more) for v in versions] == [
+        (1, False, ["second", "ok"], 2),  # the original, its reply, and the turn after it
+        (2, True, ["second, edited", "ok"], 0),
     ]
-    assert branch.name == "s · edit 3" and branch.parent_id == chats.get("s").id
-    again, _ = chats.edit("s", 3, "another try")  # the name is taken: the next branch gets its own
-    assert again.name == "s · edit 3 (2)"
+    assert chats.history("s").versions[edited.id or 0].count == 2
+    assert chats.choose_version("s", versions[0].head) is True
+    assert [m.content for m in chats.messages("s")] == ["first", "ok", "second", "ok", "third", "ok"]
     with pytest.raises(StoreError, match="not a user message"):
         chats.edit("s", 2, "a reply cannot be edited")
-    assert [b.name for b in chats.branches("s").sessions] == ["s", "s · edit 3", "s · edit 3 (2)"]
 
 
 def test_no_image_provider_is_one_clear_error(chats: Conversations) -> None:

@@ -13,6 +13,7 @@ import pytest
 from memchat import open_store
 from memchat.domain import Message, Role, Status, Summary
 from memchat.errors import StoreError
+from memchat.stores.base import TurnHandle
 from memchat.stores.dialect import IntegrityViolation
 from memchat.stores.migrations import MIGRATIONS
 from memchat.stores.sqlite import SQLiteStore
@@ -69,10 +70,12 @@ def test_anything_but_an_append_moves_rewrites(store: SQLiteStore) -> None:
             db.execute("UPDATE messages SET content = 'changed' WHERE id = ?", (msgs[0].id,))
 
     assert moves(store, edit) == (True, True)
-    # a retry replaces the old reply when the new one ends
-    old = [m.id or 0 for m in store.messages("s")[-2:]]
-    handle = store.begin_turn("s", Message(Role.USER, "q2"))
-    assert moves(store, lambda: store.finish_turn(handle, "new a2", replaces=old)) == (True, True)
+    # a retry sets the old reply aside (another version of that point) as it begins
+    last = store.messages("s")[-1]
+    holder: list[TurnHandle] = []
+    assert moves(store, lambda: holder.append(store.begin_turn("s", None, replace=last.id))) == (True, True)
+    store.finish_turn(holder[0], "new a2")
+    assert moves(store, lambda: store.choose_version("s", last.id or 0)) == (True, True)  # shown again
 
 
 def test_a_reply_finished_after_newer_messages_moves_rewrites(store: SQLiteStore) -> None:

@@ -164,24 +164,6 @@ def test_import_a_session_and_pick_a_model(page: Any, site: tuple[str, FakeServe
     assert page.problems == []
 
 
-def test_edit_and_branch_then_navigate_back(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
-    _, fake, _ = site
-    fake.script(FakeReply.text("Rome is lovely."))
-    send(page, "Let's go to Rome.")
-    sync_api.expect(page.locator(".msg.assistant .body").last).to_have_text("Rome is lovely.", timeout=5000)
-    page.wait_for_function("document.querySelector('#stop').disabled")
-    page.remove_listener("dialog", page.unexpected_dialog)
-    page.once("dialog", lambda d: d.accept("Let's go to Venice."))
-    fake.script(FakeReply.text("Venice it is."))
-    page.click(".msg.user button.edit")
-    sync_api.expect(page.locator(".msg.assistant .body").last).to_have_text("Venice it is.", timeout=5000)
-    sync_api.expect(page.locator("#branches button")).to_have_count(2)
-    page.click("#branches button >> text=original")
-    sync_api.expect(page.locator(".msg.user .body").first).to_have_text("Let's go to Rome.")
-    sync_api.expect(page.locator(".msg.assistant .body").last).to_have_text("Rome is lovely.")
-    assert page.problems == []
-
-
 #: where the screenshots go: MEMCHAT_SCREENSHOTS=docs/screenshots refreshes the README's
 SHOTS = os.environ.get("MEMCHAT_SCREENSHOTS")
 

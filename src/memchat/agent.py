@@ -137,22 +137,41 @@ class _TurnState:
         info: SessionInfo,
         text: str | None,
         model: str | None,
-        replaces: list[int],
         options: ChatOptions | None = None,
         resume: tuple[Message, list[Message]] | None = None,
+        *,
+        replace: int | None = None,
+        question: Message | None = None,
     ) -> None:
         """``text``: the user's new message; None with ``resume`` — (the model's call of the
         caller's tools, stored as the session's last message; their results) — for a reply that
-        continues that turn."""
+        continues that turn, or with ``question`` — the session's last user message, stored — for
+        a new reply to it (a retry).
+
+        ``replace``: the turn is a new version of the point where that shown message is (the
+        reply a retry regenerates, the user message an edit changes); the store sets the shown
+        path from it on aside when the turn begins, and the turn is planned then, from the
+        path that is left (``Turn.plan``)."""
         self.agent = agent
         self.info = info
         if agent.semantic is not None:  # indexing pauses while the turn runs (notice resumes it)
             agent.semantic.hold()
         self.model = agent.model_for(info, model)
+        #: the message the turn stores (None: a retry, a continuation)
         self.user: Message | None = None
         if text is not None:
             tokens, method = agent.provider.count_tokens(text)
             self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
+        #: the message the model answers, as the plan takes it (a retry's: its stored question)
+        self.asked = self.user
+        self.exclude: list[int] = []
+        #: the stored user message this turn answers (a retry's, or its own once stored)
+        self.question_id: int | None = None
+        if question is not None:
+            self.asked = dataclasses.replace(question, id=None, seq=None)
+            self.exclude = [question.id] if question.id is not None else []
+            self.question_id = question.id
+        self.replace = replace
         self.strategy = agent.memory_for(info)
         #: the caller's own tools (OpenAI schemas in ``options.tools``): their calls go back to it
         self.client_tools = tuple(options.tools or ()) if options is not None else ()
@@ -161,9 +180,10 @@ class _TurnState:
         if resume is not None:
             self.tools.resume(*resume)
         self.budget = agent._budget_with_tools(self.model, self.tools, self.client_tools)
-        self.plan = agent._plan(info, self.user, self.strategy, self.budget, self.model, exclude=replaces)
-        self.plan.notes.extend(self.tools.notes)
-        self.replaces = replaces
+        #: what the call sends (a new version's: planned once it has begun, ``begin``)
+        self.planned: ContextPlan | None = None
+        if replace is None:
+            self.planned = self._make_plan()
         self.parts: list[str] = []
         self.reasoning: list[str] = []
         self.usage: Usage | None = None  # summed over the turn's calls
@@ -178,6 +198,20 @@ class _TurnState:
         self.stopped = False
         #: calls of the caller's tools that end this turn for the caller to run (wire shape)
         self.handed: list[dict[str, Any]] = []
+
+    def _make_plan(self, exclude: Sequence[int] = (), *, summarize: bool = True) -> ContextPlan:
+        plan = self.agent._plan(
+            self.info, self.asked, self.strategy, self.budget, self.model,
+            exclude=[*self.exclude, *exclude], summarize=summarize,
+        )  # fmt: skip
+        plan.notes.extend(self.tools.notes)
+        return plan
+
+    @property
+    def plan(self) -> ContextPlan:
+        if self.planned is None:
+            raise RuntimeError("a new version of a point is planned when its turn begins")
+        return self.planned
 
     @property
     def context(self) -> list[ContextEntry]:
@@ -234,11 +268,9 @@ class _TurnState:
             learned = self.agent.budget_for(self.model)
             shrunk = dataclasses.replace(learned, tools=self.budget.tools) if learned.window <= told else shrunk
         self.budget = shrunk
-        exclude = [*self.replaces, *([self.turn.user_id] if self.turn and self.turn.user_id is not None else [])]
+        stored = [self.turn.user_id] if self.turn and self.turn.user_id is not None else []
         try:  # one more request only: no summary is written now (the next turn writes it)
-            self.plan = self.agent._plan(
-                self.info, self.user, self.strategy, self.budget, self.model, exclude=exclude, summarize=False
-            )
+            self.planned = self._make_plan(stored, summarize=False)
         except ContextTooLong:  # not even the persona and the message fit what is left: the provider's error
             raise exc from None
 
@@ -250,16 +282,23 @@ class _TurnState:
         pause = 0.05
         while True:
             try:
-                self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model)
-                return
+                self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model, replace=self.replace)
+                break
             except TurnInProgress:
                 if time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
-            self.plan = self.agent._plan(
-                self.info, self.user, self.strategy, self.budget, self.model, exclude=self.replaces
-            )
+            if self.replace is None:
+                self.planned = self._make_plan()
+        if self.turn.user_id is not None:
+            self.question_id = self.turn.user_id
+        if self.planned is None:  # a new version: planned from the path its point now ends
+            try:
+                self.planned = self._make_plan([self.turn.user_id] if self.turn.user_id is not None else [])
+            except BaseException:
+                self.abort()
+                raise
 
     def feed(self, chunk: Chunk) -> bool:
         """Record a chunk; True when it is time to checkpoint."""
@@ -331,7 +370,6 @@ class _TurnState:
             token_method=method,
             usage=self.usage,
             model=self.model,
-            replaces=self.replaces,
             steps=steps,
             tool_calls=self.handed,
         )
@@ -368,7 +406,8 @@ class _TurnState:
 
     def interrupt(self) -> None:
         """Keep what streamed as ``interrupted`` (``stopped`` when the user asked, see
-        ``AsyncTurn.stop``); with nothing streamed, drop the turn."""
+        ``AsyncTurn.stop``); with nothing streamed, keep the question without a reply (a retry
+        shows again the reply it was replacing)."""
         if self.turn is None:
             return
         if self.parts:
@@ -377,7 +416,8 @@ class _TurnState:
                 return
             except StoreError:  # the database is unreachable: drop the turn (see abort_turn)
                 pass
-        self.abort()
+        self.agent.store.abort_turn(self.turn, keep_question=True)
+        self.turn = None
 
 
 class Turn:
@@ -390,6 +430,8 @@ class Turn:
     def __init__(self, state: _TurnState, options: ChatOptions | None) -> None:
         self._state = state
         self._options = options
+        self._begun = False
+        self._started = False
         self._gen = self._run()
 
     @property
@@ -397,17 +439,32 @@ class Turn:
         return self._state.reply
 
     @property
+    def question_id(self) -> int | None:
+        """The id of the stored user message this turn answers (once it has begun)."""
+        return self._state.question_id
+
+    @property
     def context(self) -> list[ContextEntry]:
-        return self._state.context
+        return self.plan.entries
 
     @property
     def plan(self) -> ContextPlan:
-        """What this call sends and why (strategy, sections, budget)."""
+        """What this call sends and why (strategy, sections, budget). A retry or an edit is
+        planned once it has begun (what it replaces set aside): asking for its plan begins it."""
+        if self._state.planned is None:
+            self.begin()
         return self._state.plan
+
+    def begin(self) -> None:
+        """Store the question now, before iterating (optional; the first chunk does it too)."""
+        if not self._begun:
+            self._state.begin()
+            self._begun = True
 
     def _run(self) -> Generator[Chunk, None, None]:
         st = self._state
-        st.begin()
+        self._started = True
+        self.begin()
         try:
             while True:
                 yield from self._call()
@@ -463,6 +520,9 @@ class Turn:
         return next(self._gen)
 
     def close(self) -> None:
+        if self._begun and not self._started:  # begun, never iterated: stopped before any token
+            self._started = True
+            self._state.interrupt()
         self._gen.close()
 
     def __enter__(self) -> Turn:
@@ -493,7 +553,12 @@ class AsyncTurn:
     @property
     def plan(self) -> ContextPlan | None:
         """What this call sends and why, once the turn has begun (``begin`` or the first chunk)."""
-        return self._state.plan if self._state else None
+        return self._state.planned if self._state else None
+
+    @property
+    def question_id(self) -> int | None:
+        """The id of the stored user message this turn answers (once it has begun)."""
+        return self._state.question_id if self._state else None
 
     async def begin(self) -> None:
         """Store the question now, before iterating (optional): ``TurnInProgress`` here, while
@@ -1111,9 +1176,13 @@ class Agent:
         """Wait until memory upkeep (summaries) is done, or ``timeout`` seconds passed."""
         return self.upkeep.wait(timeout)
 
-    def summarize(self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int) -> Summary:
+    def summarize(
+        self, session: SessionKey | None, span: tuple[int, int], *, model: str, window: int
+    ) -> Summary | None:
         """Fold messages ``span`` (first, last seq) into the session's running summary (with the
-        provider's upkeep twin: on the embedded model, a context of its own that gives way to turns)."""
+        provider's upkeep twin: on the embedded model, a context of its own that gives way to turns).
+        None when those messages changed while it was written (another version was chosen, an
+        undo): the summary would stand for messages no longer shown, and is not kept."""
         info = self.session(session)
         previous = self.store.latest_summary(info.id)
         if previous is not None and previous.last_seq >= span[1]:
@@ -1131,6 +1200,9 @@ class Agent:
         tokens, method = self.provider.count_tokens(text)
         start = previous.first_seq if previous is not None else (messages[0].seq or span[0]) if messages else span[0]
         summary = Summary(start, span[1], text, tokens, method, model)
+        again = self._newest_between(info.id, first, span[1], FOLD_WINDOWS * window)
+        if [(m.id, m.content) for m in again] != [(m.id, m.content) for m in messages]:
+            return None
         return self.store.add_summary(info.id, summary)
 
     def _newest_between(self, session: int, first: int, last: int, tokens: int) -> list[Message]:
@@ -1157,13 +1229,14 @@ class Agent:
         session: SessionKey | None,
         text: str,
         model: str | None,
-        replaces: list[int] | None = None,
         options: ChatOptions | None = None,
+        *,
+        replace: int | None = None,
     ) -> _TurnState:
         if not text or not text.strip():
             raise MemchatError("the message is empty")
         info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
-        return _TurnState(self, info, text, model, replaces or [], options)
+        return _TurnState(self, info, text, model, options, replace=replace)
 
     def _results_state(
         self,
@@ -1188,7 +1261,7 @@ class Agent:
             Message(Role.TOOL, content, tool_call_id=call_id, tokens=count(content)[0], token_method=count(content)[1])
             for call_id, content in sorted(results, key=lambda r: waiting.index(r[0]))
         ]
-        return _TurnState(self, info, None, model, [], options, resume=(pending, answers))
+        return _TurnState(self, info, None, model, options, resume=(pending, answers))
 
     def stream(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
@@ -1251,16 +1324,18 @@ class Agent:
     def retry(
         self, session: SessionKey | None, *, model: str | None = None, options: ChatOptions | None = None
     ) -> Turn:
-        """Regenerate the last reply. The old turn is replaced only when the new one ends."""
-        return Turn(self._retry_state(session, model), options or self.options)
+        """Regenerate the last reply: a new version of it, the old one kept as another version of
+        that point (``Store.versions``; shown again if this one fails or is stopped before any
+        token). A last question left without a reply (stopped before its first token) gets one."""
+        return Turn(self._retry_state(session, model, options), options or self.options)
 
     def aretry(
         self, session: SessionKey | None, *, model: str | None = None, options: ChatOptions | None = None
     ) -> AsyncTurn:
         """Async twin of ``retry``."""
-        return AsyncTurn(lambda: self._retry_state(session, model), options or self.options, self.lane)
+        return AsyncTurn(lambda: self._retry_state(session, model, options), options or self.options, self.lane)
 
-    def _retry_state(self, session: SessionKey | None, model: str | None) -> _TurnState:
+    def _retry_state(self, session: SessionKey | None, model: str | None, options: ChatOptions | None) -> _TurnState:
         info = self.session(session)
         history: list[Message] = []  # the newest messages, back to the last user message
         while not any(m.role is Role.USER for m in history):
@@ -1271,8 +1346,54 @@ class Agent:
         last_user = max((i for i, m in enumerate(history) if m.role is Role.USER), default=None)
         if last_user is None:
             raise MemchatError("there is no reply to regenerate yet")
-        old = [m.id for m in history[last_user:] if m.id is not None]
-        return self._state(info, history[last_user].content, model, old)
+        after = history[last_user + 1 :]
+        replace = after[0].id if after else None
+        return _TurnState(
+            self, info, None, model, options or self.options, replace=replace, question=history[last_user]
+        )
+
+    def edit(
+        self,
+        session: SessionKey | None,
+        message_id: int,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> Turn:
+        """Give the user message ``message_id`` new text: a new version of that point of the
+        session, answered now; the message as it was, with its reply and what followed, is kept
+        as another version (``Store.versions``)."""
+        options = options or self.options
+        return Turn(self._edit_state(session, message_id, text, model, options), options)
+
+    def aedit(
+        self,
+        session: SessionKey | None,
+        message_id: int,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+    ) -> AsyncTurn:
+        """Async twin of ``edit`` (the message is checked now, the turn begins when iterated)."""
+        options = options or self.options
+        self.editable(session, message_id)
+        return AsyncTurn(lambda: self._edit_state(session, message_id, text, model, options), options, self.lane)
+
+    def editable(self, session: SessionKey | None, message_id: int) -> Message:
+        """The shown user message ``message_id`` of the session (``StoreError`` for any other)."""
+        info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
+        found = self.store.messages_by_id([message_id], session=info.id)
+        if not found or found[0].message.role is not Role.USER:
+            raise StoreError("that is not a user message of this session")
+        return found[0].message
+
+    def _edit_state(
+        self, session: SessionKey | None, message_id: int, text: str, model: str | None, options: ChatOptions | None
+    ) -> _TurnState:
+        self.editable(session, message_id)
+        return self._state(session, text, model, options, replace=message_id)
 
     def astream(
         self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None

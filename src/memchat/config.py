@@ -44,6 +44,7 @@ _KEYS = (
     "tools",
     "tool",
     "max_steps",
+    "seed",
     "timezone",
     "date_line",
     "image_provider",
@@ -62,6 +63,7 @@ _FALSE = ("0", "off", "false", "no", "none")
 _ALSO = {
     "context_window": int,
     "max_steps": int,
+    "seed": int,
     "date_line": bool,
     "memories": bool,
     "tools": list,
@@ -178,6 +180,8 @@ class Settings:
     #: the user's own tools, ``module:function``
     tool: tuple[str, ...] = ()
     max_steps: int = 8
+    #: sample every reply with this seed (None: a new sample each time, so a regenerate differs)
+    seed: int | None = None
     #: IANA time zone for the date line and the ``now`` tool (None: the system's)
     timezone: str | None = None
     #: a line with today's date in the context
@@ -354,6 +358,13 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         raise ConfigError(f"max_steps must be a whole number, not {steps!r}") from exc
     if not 1 <= max_steps <= 100:
         raise ConfigError(f"max_steps must be between 1 and 100, not {max_steps}")
+    seed_value = pick("seed", "MEMCHAT_SEED")
+    try:
+        seed = int(seed_value) if seed_value is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"seed must be a whole number, not {seed_value!r}") from exc
+    if seed is not None and not 0 <= seed <= 2**31 - 1:
+        raise ConfigError(f"seed must be between 0 and 2147483647, not {seed}")
     timezone = pick("timezone", "MEMCHAT_TIMEZONE")
     if timezone is not None:
         from memchat.clock import timezone as zone
@@ -367,6 +378,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         tools=tools,
         tool=tool,
         max_steps=max_steps,
+        seed=seed,
         timezone=str(timezone) if timezone is not None else None,
         date_line=date_line,
         memory=memory,

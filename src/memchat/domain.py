@@ -170,6 +170,40 @@ class SessionInfo:
     message_count: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of a point of a session: a reply regenerated there, or a user message edited
+    there, with what followed it on that version. The versions of a point all follow the same
+    message (``after``; None: the session's start); one of them is shown — it is part of the
+    session's history, what the next turn continues and what memory sees — the others are set
+    aside, whole, until chosen (``Store.choose_version``)."""
+
+    #: the id of its first message (a message keeps its id while set aside)
+    head: int
+    #: the message the point follows (None: the start of the session)
+    after: int | None
+    shown: bool
+    #: its first turn: its first message and what follows it up to the next user message
+    messages: tuple[Message, ...]
+    #: how many more messages the version holds after ``messages`` (later turns on it)
+    more: int = 0
+    #: its place among the point's versions, from 1, oldest first
+    number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """A shown message that has versions: which one it is and all of them (first message ids,
+    oldest first), as the page's ``‹ 2/3 ›`` shows them."""
+
+    number: int
+    heads: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.heads)
+
+
 #: how a session is named to a store: its name (unique per owner), its id, or its record
 SessionKey = str | int | SessionInfo
 

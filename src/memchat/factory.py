@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from memchat.config import Settings, default_db_path
 from memchat.errors import ConfigError
 from memchat.presets import LOCAL
-from memchat.providers.base import Provider
+from memchat.providers.base import ChatOptions, Provider
 
 if TYPE_CHECKING:
     from memchat.agent import Agent
@@ -113,6 +113,7 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
         timezone=zone,
         date_line=settings.date_line,
         semantic=make_semantic_index(settings),
+        options=ChatOptions(seed=settings.seed) if settings.seed is not None else None,
     )
     agent.images = make_image_generator(settings)  # for the generate_image tool and /image
     agent.images_dir = images_dir()

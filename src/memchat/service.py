@@ -13,20 +13,22 @@ Long-term memories are ``conversations.memories`` (``memchat.memories.MemoryServ
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from memchat.agent import Agent, AsyncTurn, Turn
 from memchat.config import data_dir
-from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary
+from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary, Version, Versions
 from memchat.errors import MemchatError, SessionExists, StoreError
 from memchat.images.base import GeneratedImage, Progress
 from memchat.images.keep import generate_and_keep, to_record
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
+from memchat.providers.base import ChatOptions
 from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
 from memchat.stores.base import Store
 
@@ -38,13 +40,15 @@ STATELESS_CANDIDATES = 200
 
 @dataclass(frozen=True)
 class History:
-    """What ``/history`` shows: the messages, which are pinned, summaries and images."""
+    """What ``/history`` shows: the messages, which are pinned, summaries and images, and which
+    messages have versions (``‹ 2/3 ›``)."""
 
     session: SessionInfo
     messages: list[Message]
     pinned: set[int]
     summaries: list[Summary]
     images: list[ImageRecord]
+    versions: dict[int, Versions] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,27 @@ class Sessions:
             {p.id for p in store.pins(info.id) if p.id is not None},
             store.summaries(info.id),
             store.images(info.id),
+            store.version_marks(info.id),
         )
+
+    def versions(self, session: str | int, message_id: int) -> builtins.list[Version]:
+        """The versions of the point where the shown message ``message_id`` is (a regenerated
+        reply, an edited message), oldest first; the shown one has ``shown``."""
+        return self._store.versions(self.get(session).id, message_id)
+
+    def latest_versions(self, session: str | int) -> builtins.list[Version]:
+        """The versions of the newest point of the session that has more than one (``/versions``);
+        empty when none has."""
+        info = self.get(session)
+        marks = self._store.version_marks(info.id)
+        newest = next((m.id for m in reversed(self.messages(info.id)) if m.id in marks), None) if marks else None
+        return self._store.versions(info.id, newest) if newest is not None else []
+
+    def choose_version(self, session: str | int, head_id: int) -> bool:
+        """Show the version whose first message is ``head_id`` (one ``versions`` lists): the next
+        turn continues from it, and memory sees it; what it replaces is kept as a version.
+        ``TurnInProgress`` while a reply is generated in the session; False if it was shown."""
+        return self._store.choose_version(self.get(session).id, head_id)
 
     def undo(self, session: str | int) -> builtins.list[Message]:
         """Remove the last turn (and the summaries covering it); what was removed."""
@@ -168,21 +192,15 @@ class Sessions:
     def forget_summaries(self, session: str | int) -> int:
         return self._store.forget_summaries(session)
 
-    def branch_for_edit(self, session: str | int, message_id: int) -> SessionInfo:
-        """Editing a user message: a new branch, a fork of the session up to just before that
-        message (the original stays as it was), named ``"<name> · edit <number>"``. The turn
-        with the new text is then started on the branch (``stream``/``astream``)."""
-        info = self.get(session)
-        stored = self.messages(info.id)
-        position = next((i for i, m in enumerate(stored) if m.id == message_id), None)
-        if position is None or stored[position].role is not Role.USER:
-            raise StoreError("that is not a user message of this session")
-        return self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
-
     def import_prepared(self, parsed: Parsed) -> SessionInfo:
         """A new session from an export already parsed and checked (``prepare_import``)."""
         return self._store.import_session(
-            parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+            parsed.info,
+            parsed.messages,
+            summaries=parsed.summaries,
+            pins=parsed.pins,
+            images=parsed.images,
+            versions=parsed.versions,
         )
 
     def summaries(self, session: str | int) -> builtins.list[Summary]:
@@ -369,31 +387,44 @@ class Conversations(Sessions):
 
     # -- turns ------------------------------------------------------------------------
 
-    def stream(self, session: SessionKey | None, text: str, **kw: Any) -> Turn:
-        return self._agent.stream(session, text, **kw)
+    def _seeded(self, seed: int | None, kw: dict[str, Any]) -> dict[str, Any]:
+        """``kw`` with ``options`` sampling with ``seed`` (None: as configured)."""
+        if seed is None:
+            return kw
+        base = kw.get("options") or self._agent.options or ChatOptions()
+        return {**kw, "options": dataclasses.replace(base, seed=seed)}
 
-    def astream(self, session: SessionKey | None, text: str, **kw: Any) -> AsyncTurn:
-        return self._agent.astream(session, text, **kw)
+    def stream(self, session: SessionKey | None, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
+        return self._agent.stream(session, text, **self._seeded(seed, kw))
+
+    def astream(self, session: SessionKey | None, text: str, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+        return self._agent.astream(session, text, **self._seeded(seed, kw))
 
     def astream_results(self, session: SessionKey | None, results: Sequence[tuple[str, str]], **kw: Any) -> AsyncTurn:
         """The turn goes on with the results of the caller's tools the model called
         (``Agent.astream_results``)."""
         return self._agent.astream_results(session, results, **kw)
 
-    def retry(self, session: SessionKey | None, **kw: Any) -> Turn:
-        return self._agent.retry(session, **kw)
+    def retry(self, session: SessionKey | None, *, seed: int | None = None, **kw: Any) -> Turn:
+        """Regenerate the last reply as a new version of it (the old one is kept). Unless a seed
+        is set (``seed``, or the configured one) the model samples anew: another reply."""
+        return self._agent.retry(session, **self._seeded(seed, kw))
 
-    def aretry(self, session: SessionKey | None, **kw: Any) -> AsyncTurn:
-        return self._agent.aretry(session, **kw)
+    def aretry(self, session: SessionKey | None, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+        return self._agent.aretry(session, **self._seeded(seed, kw))
 
-    def edit(self, session: str | int, number: int, text: str) -> tuple[SessionInfo, Turn]:
-        """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text`` on a
-        new branch; returns the branch and its turn to stream."""
+    def edit(self, session: str | int, number: int, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
+        """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text``, in
+        place: a new version of that point, answered by the turn returned (to stream); the
+        message as it was, its reply and what followed are kept as another version."""
         message = _numbered(self.messages(session), number)
-        if message.id is None:
-            raise StoreError(f"message {number} cannot be edited")
-        branch = self.branch_for_edit(session, message.id)
-        return branch, self._agent.stream(branch.id, text)
+        if message.role is not Role.USER or message.id is None:
+            raise StoreError("that is not a user message of this session")
+        return self._agent.edit(self.get(session).id, message.id, text, **self._seeded(seed, kw))
+
+    def aedit(self, session: str | int, message_id: int, text: str, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+        """``edit`` by the message's id, async (the HTTP API); the message is checked now."""
+        return self._agent.aedit(self.get(session).id, message_id, text, **self._seeded(seed, kw))
 
     def context(self, session: SessionKey | None, text: str | None = None) -> ContextPlan:
         return self._agent.context(session, text)
@@ -461,10 +492,3 @@ def _last_user(messages: Sequence[Message]) -> Message:
     if not users:
         raise StoreError("there is no message of yours to pin yet")
     return users[-1]
-
-
-def _free_name(service: Sessions, name: str) -> str:
-    candidate, k = name, 2
-    while service.find(candidate) is not None:
-        candidate, k = f"{name} ({k})", k + 1
-    return candidate

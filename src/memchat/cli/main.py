@@ -333,8 +333,15 @@ def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
         const=False,
         help="do not tell the model today's date (env MEMCHAT_DATE_LINE=off)",
     )
-    if approval:
+    if approval:  # the commands that run turns
         g.add_argument("--yes", action="store_true", help="run tools that have side effects without asking")
+        g.add_argument(
+            "--seed",
+            type=int,
+            metavar="N",
+            help="sample replies with this seed: the same context gives the same reply (default: a new sample "
+            "each time, so a regenerate differs; env MEMCHAT_SEED)",
+        )
 
 
 def _no_command(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires ACTION

@@ -23,7 +23,7 @@ from memchat.cli import context_text
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
-from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary
+from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary, Version, Versions
 from memchat.serialization import ContextView, covered
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -236,6 +236,7 @@ class Renderer:
         pinned: Collection[int] = (),
         summaries: Sequence[Summary] = (),
         images: Sequence[ImageRecord] = (),
+        versions: dict[int, Versions] | None = None,
     ) -> None:
         self.line(t("repl.history_title", session=info.name, count=len(messages)), "bold")
         if info.persona:
@@ -267,9 +268,33 @@ class Renderer:
                 text.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
             if m.id in pinned:
                 text.append(" " + t("repl.history_pinned"), style="bold magenta")
+            mark = (versions or {}).get(m.id or 0)
+            if mark is not None:  # the point has versions: /versions lists them
+                text.append(" " + t("repl.history_versions", number=mark.number, count=mark.count), style="bold cyan")
             self.console.print(text, soft_wrap=True)
         for image in pending:
             self._image(image)
+
+    def versions(self, number: int, versions: Sequence[Version]) -> None:
+        """``/versions``: the versions of message ``number``'s point, each its first turn in
+        short (``*`` the one shown)."""
+        self.line(t("repl.versions_title", number=number, count=len(versions)), "bold")
+        for v in versions:
+            head = Text(f"{'*' if v.shown else ' '} {v.number:>2} ", style="bold" if v.shown else "dim")
+            for k, m in enumerate(v.messages):
+                if k:
+                    head.append("\n     ")
+                head.append(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
+                head.append(
+                    _short(
+                        m.content or " ".join(str((c.get("function") or {}).get("name")) for c in m.tool_calls or ())
+                    )
+                )
+                if m.status is not Status.COMPLETE:
+                    head.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
+            if v.more:
+                head.append("  " + t("repl.versions_more", count=v.more), style="dim")
+            self.console.print(head, soft_wrap=True)
 
     def _image(self, image: ImageRecord) -> None:
         self.console.print(
@@ -326,3 +351,9 @@ class Renderer:
             table.add_row(Text(usage), Text(text))  # not markup: "[on|off]" is text
         self.console.print(table)
         self.note(t("repl.help_footer"))
+
+
+def _short(text: str, width: int = 100) -> str:
+    """One line of at most ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

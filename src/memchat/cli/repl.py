@@ -271,8 +271,8 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 result = slash.dispatch(state, command)
                 if result is slash.EXIT:
                     return
-                if isinstance(result, Turn):
-                    _run_turn(state, result, retry=True)
+                if isinstance(result, Turn):  # /retry or /edit: a new version of a point
+                    _run_turn(state, result, retry=slash.parse(command)[0] == "retry", version=True)
             else:
                 message = text if "\n" in text else command
                 if command.startswith("//"):
@@ -287,13 +287,15 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
             state.update_status()  # the toolbar: once per turn or command
 
 
-def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> None:
-    """Stream one turn. Ctrl-C keeps what was shown (the Agent stores it as interrupted);
-    a failed call prints one line and the Agent has already dropped the message."""
+def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False, version: bool = False) -> None:
+    """Stream one turn. Ctrl-C keeps what was shown (the Agent stores it as interrupted; before
+    any text, the question is kept without a reply); a failed call prints one line and the Agent
+    has already dropped the message. ``version``: the turn is a new version of a point (``/retry``,
+    ``/edit``): which one it is, is said after it."""
     ui = state.ui
-    if state.show_context:
-        state.show_plan(turn.plan)  # what this call sends, recall for this message included
     try:
+        if state.show_context:
+            state.show_plan(turn.plan)  # what this call sends, recall for this message included
         with ui.reply() as view:
             for chunk in turn:
                 view.add(chunk)
@@ -311,6 +313,11 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False) -> Non
         return
     if turn.reply is not None:
         _marks(state, turn.reply)
+    if version and turn.reply is not None:
+        versions = state.chats.latest_versions(state.session.id)
+        shown = next((v for v in versions if v.shown), None)
+        if shown is not None:
+            ui.note(t("repl.version_made", number=shown.number, count=len(versions)))
     if state.show_context and turn.reply is not None:
         state.show_context_now()
 

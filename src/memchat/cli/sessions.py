@@ -57,7 +57,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         from memchat.serialization import session_view
 
-        print_json(session_view(info, messages, pinned))
+        print_json(session_view(info, messages, pinned, history.versions))
         return 0
     from memchat.serialization import covered
 
@@ -81,6 +81,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             notes.append(m.model)
         if m.id in pinned:
             notes.append("pinned")
+        mark = history.versions.get(m.id or 0)
+        if mark is not None:  # its point has versions (memchat chat: /versions)
+            notes.append(f"version {mark.number} of {mark.count}")
         w(f"\n[{i}] {m.role.value} · {' · '.join(notes)} · {when(m.created)}\n")
         w("    " + m.content.replace("\n", "\n    ") + "\n")
     return 0

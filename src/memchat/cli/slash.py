@@ -168,7 +168,9 @@ def _context(state: ReplState, arg: str) -> Result:
 def _history(state: ReplState, arg: str) -> Result:
     h = state.chats.history(state.session.id)
     state.session = h.session
-    state.ui.history(h.session, h.messages, pinned=h.pinned, summaries=h.summaries, images=h.images)
+    state.ui.history(
+        h.session, h.messages, pinned=h.pinned, summaries=h.summaries, images=h.images, versions=h.versions
+    )
     return None
 
 
@@ -228,9 +230,9 @@ def _retry(state: ReplState, arg: str) -> Result:
 
 
 def _edit(state: ReplState, arg: str) -> Result:
-    """``/edit N TEXT``: message N of ``/history`` (yours) gets TEXT on a new branch, a copy of
-    the session up to just before it; the REPL moves to the branch and streams its reply. The
-    original session stays as it was (``/switch`` back to it)."""
+    """``/edit N TEXT``: message N of ``/history`` (yours) gets TEXT, in place: a new version of
+    that point of the session, answered now; the message as it was, with its reply and what
+    followed, is kept as another version (``/versions``)."""
     number, _, text = arg.strip().partition(" ")
     messages = state.chats.messages(state.session.id)
     message = _message_number(state, number, messages)
@@ -239,11 +241,47 @@ def _edit(state: ReplState, arg: str) -> Result:
     if message.role is not Role.USER or not text.strip():
         state.ui.error(t("repl.usage", usage=COMMANDS["edit"].usage) if not text.strip() else t("repl.edit_not_yours"))
         return None
-    old = state.session.name
-    branch, turn = state.chats.edit(state.session.id, messages.index(message) + 1, text.strip())
-    state.session = branch
-    state.ui.info(t("repl.edited", old=old, session=branch.name))
-    return turn
+    return state.chats.edit(state.session.id, messages.index(message) + 1, text.strip())
+
+
+def _versions(state: ReplState, arg: str) -> Result:
+    """``/versions``: the versions of the newest message that has some (a regenerated reply, an
+    edited message); ``/versions N`` shows version N there; ``/versions M N`` does it for message
+    M of ``/history``. The next turn continues from the version shown."""
+    words = arg.split()
+    if len(words) > 2 or not all(w.isdigit() for w in words):
+        state.ui.error(t("repl.usage", usage=COMMANDS["versions"].usage))
+        return None
+    messages = state.chats.messages(state.session.id)
+    if len(words) == 2:
+        message = _message_number(state, words[0], messages)
+        if message is None:
+            return None
+        versions = state.chats.versions(state.session.id, message.id or 0)
+        if len(versions) < 2:
+            state.ui.note(t("repl.no_versions_at", number=words[0]))
+            return None
+    else:
+        versions = state.chats.latest_versions(state.session.id)
+        if not versions:
+            state.ui.note(t("repl.versions_none"))
+            return None
+    shown = next(v for v in versions if v.shown)
+    number = next(i for i, m in enumerate(messages, 1) if m.id == shown.head)
+    if not words:
+        state.ui.versions(number, versions)
+        state.ui.note(t("repl.versions_hint"))
+        return None
+    wanted = int(words[-1])
+    if not 1 <= wanted <= len(versions):
+        state.ui.error(t("repl.no_version", version=wanted, number=number, count=len(versions)))
+        return None
+    if not state.chats.choose_version(state.session.id, versions[wanted - 1].head):
+        state.ui.note(t("repl.version_already", version=wanted))
+        return None
+    state.refresh()
+    state.ui.info(t("repl.version_shown", number=number, version=wanted, count=len(versions)))
+    return None
 
 
 def _clear(state: ReplState, arg: str) -> Result:
@@ -452,6 +490,7 @@ COMMANDS: dict[str, Command] = {
         Command("undo", "/undo", "none", _undo),
         Command("retry", "/retry", "none", _retry),
         Command("edit", "/edit N TEXT", "required", _edit),
+        Command("versions", "/versions [[M] N]", "optional", _versions),
         Command("clear", "/clear", "none", _clear),
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),

@@ -55,6 +55,7 @@ def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
         tools=getattr(args, "tools", None),
         tool=getattr(args, "tool", None),
         max_steps=getattr(args, "max_steps", None),
+        seed=getattr(args, "seed", None),
         timezone=getattr(args, "timezone", None),
         date_line=getattr(args, "date_line", None),
         **extra,

@@ -28,6 +28,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -256,7 +257,7 @@ class LocalLlama(Provider):
         *,
         context_window: int | None = None,
         n_threads: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         verbose: bool = False,
         background: bool = False,
         shift_cache: bool = True,
@@ -387,6 +388,8 @@ class LocalLlama(Provider):
         max_tokens = min(max_tokens, n_ctx - len(prompt))
         temperature = DEFAULT_TEMPERATURE if opts.temperature is None else opts.temperature
         seed = self.seed if opts.seed is None else opts.seed
+        if seed is None:  # no seed chosen: a new sample each call, so a regenerated reply differs
+            seed = random.randrange(2**31)
         extra: dict[str, Any] = {} if opts.top_p is None else {"top_p": opts.top_p}
         for key in ("presence_penalty", "frequency_penalty"):  # what llama.cpp's sampler has too
             if getattr(opts, key) is not None:

@@ -33,6 +33,7 @@ from memchat.serialization.wire import (
     SessionView,
     SummaryRecord,
     UsageRecord,
+    VersionRecord,
     covered,
     format_time,
     image_line,
@@ -41,6 +42,7 @@ from memchat.serialization.wire import (
     session_summary,
     session_view,
     summary_record,
+    version_record,
 )
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "SessionView",
     "SummaryRecord",
     "UsageRecord",
+    "VersionRecord",
     "context_view",
     "covered",
     "export_jsonl",
@@ -76,4 +79,5 @@ __all__ = [
     "session_summary",
     "session_view",
     "summary_record",
+    "version_record",
 ]

@@ -2,8 +2,9 @@
 
 An export holds no ids and no secrets. A pinned message carries ``"pinned": true``; a
 summary's ``first_seq``/``last_seq`` are the numbers of the messages it covers *in the
-file* (1 = the first message line), which are also their seqs once imported, since an
-imported session numbers its messages from 1."""
+file* (1 = the first message line). The versions of a point that are not shown (a reply a
+regenerate replaced, a message before an edit) are ``version`` lines among the message lines,
+where each began, so that an import keeps their order (``VersionRecord``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from memchat.serialization.wire import (
     numbers,
     session_record,
     summary_record,
+    version_record,
 )
 from memchat.stores.base import Store
 
@@ -41,7 +43,20 @@ def export_jsonl(store: Store, name: str | int) -> str:
     pinned = {p.id for p in store.pins(info.id)}
     seqs = numbers(messages)
     lines = [_dump(session_record(info))]
-    lines.extend(_dump(message_record(m, pinned=m.id in pinned)) for m in messages)
+    number = {m.id: i for i, m in enumerate(messages, 1)}  # message id → its number in the file
+    shelved = store.shelved_versions(info.id)
+    for v in shelved:  # the versions' messages are numbered after the message lines
+        number.update((m.id, len(number) + 1) for m in v.messages)
+    versions = iter(shelved)
+    pending = next(versions, None)
+    for m in messages:
+        while pending is not None and (pending.messages[0].seq or 0) < (m.seq or 0):
+            lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned)))
+            pending = next(versions, None)
+        lines.append(_dump(message_record(m, pinned=m.id in pinned)))
+    while pending is not None:
+        lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned)))
+        pending = next(versions, None)
     for summary in store.summaries(info.id):
         span = covered(seqs, summary.first_seq, summary.last_seq)
         if span is not None:
@@ -56,6 +71,7 @@ def export_markdown(store: Store, name: str | int) -> str:
     info = store.get_session(name)
     messages = store.messages(info.id)
     pinned = {p.id for p in store.pins(info.id)}
+    marks = store.version_marks(info.id)
     seqs = numbers(messages)
     out = [f"# {info.name}", ""]
     facts = [
@@ -89,6 +105,9 @@ def export_markdown(store: Store, name: str | int) -> str:
             notes.append(f"*{m.status.value}*")
         if m.id in pinned:
             notes.append("📌 *pinned*")
+        mark = marks.get(m.id or 0)
+        if mark is not None:  # the others are in the JSONL export
+            notes.append(f"version {mark.number} of {mark.count}")
         title = f"## {i}. {m.role.value.capitalize()}"
         if notes:
             title += " · " + " · ".join(notes)

@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
 from memchat.errors import ImportFormatError, StoreError
 from memchat.memory.plan import STRATEGIES
-from memchat.serialization.wire import FORMAT, ImageLine, MessageRecord, SessionRecord, SummaryRecord
-from memchat.stores.base import Store
+from memchat.serialization.wire import FORMAT, ImageLine, MessageRecord, SessionRecord, SummaryRecord, VersionRecord
+from memchat.stores.base import ImportedVersion, Store
 
 #: statuses an export may hold (``streaming`` rows are in flight and never exported)
 _STATUSES = (Status.COMPLETE, Status.INTERRUPTED, Status.STOPPED)
@@ -25,6 +25,7 @@ _SESSION_KEYS = frozenset(SessionRecord.__annotations__)
 _MESSAGE_KEYS = frozenset(MessageRecord.__annotations__)
 _SUMMARY_KEYS = frozenset(SummaryRecord.__annotations__)
 _IMAGE_KEYS = frozenset(ImageLine.__annotations__)
+_VERSION_KEYS = frozenset(VersionRecord.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Parsed:
     pins: list[int] = field(default_factory=list)
     #: ``after_seq`` holds the number (from 0) of the message each image followed
     images: list[ImageRecord] = field(default_factory=list)
+    #: the versions of points that are not shown, where each began among the messages
+    versions: list[ImportedVersion] = field(default_factory=list)
 
 
 class _Line:
@@ -168,6 +171,8 @@ def parse_jsonl(text: str) -> Parsed:
     pins: list[int] = []
     spans: list[tuple[_Line, Summary]] = []
     images: list[tuple[_Line, ImageRecord]] = []
+    versions: list[tuple[_Line, ImportedVersion, int]] = []  # and how many version messages came before
+    held = 0  # messages of the version lines so far
     for number, raw in lines[1:]:
         data = _parse_line(number, raw)
         kind = data.get("type")
@@ -177,28 +182,23 @@ def parse_jsonl(text: str) -> Parsed:
         if kind == "image":
             images.append(_image(_Line(number, data, _IMAGE_KEYS)))
             continue
+        if kind == "version":
+            line = _Line(number, data, _VERSION_KEYS)
+            version = _version(line, len(messages), roles, statuses)
+            versions.append((line, version, held))
+            held += len(version.messages)
+            continue
         if kind != "message":
             detail = "a second session header" if kind == "session" else f"unknown line type {kind!r}"
             raise ImportFormatError(f"line {number}: {detail} (expected a message or a summary)", line=number)
         m = _Line(number, data, _MESSAGE_KEYS)
-        content = m.string("content", required=True)
-        assert content is not None
         if m.boolean("pinned"):
             pins.append(len(messages))
-        messages.append(
-            Message(
-                role=Role(m.choice("role", roles)),
-                content=content,
-                status=Status(m.choice("status", statuses, default=Status.COMPLETE.value)),
-                tokens=m.integer("tokens"),
-                token_method=m.string("token_method"),
-                usage=m.usage("usage"),
-                model=m.string("model"),
-                created=m.time("created"),
-                tool_calls=_tool_calls(m),
-                tool_call_id=m.string("tool_call_id"),
-            )
-        )
+        messages.append(_message(m, roles, statuses))
+    for line, version, before in versions:
+        after = version.after
+        if after > len(messages) + before or (after <= len(messages) and after > version.position):
+            line.fail(f"the version follows message {after}, which does not come before it")
     for line, image in images:
         if not 0 <= image.after_seq <= len(messages):
             line.fail(f"the image follows message {image.after_seq}, but the file has {len(messages)} messages")
@@ -210,7 +210,49 @@ def parse_jsonl(text: str) -> Parsed:
                 if messages
                 else "a summary, but the file has no messages"
             )
-    return Parsed(info, messages, [summary for _, summary in spans], pins, [image for _, image in images])
+    return Parsed(
+        info,
+        messages,
+        [summary for _, summary in spans],
+        pins,
+        [image for _, image in images],
+        [version for _, version, _ in versions],
+    )
+
+
+def _message(m: _Line, roles: Sequence[str], statuses: Sequence[str]) -> Message:
+    content = m.string("content", required=True)
+    assert content is not None
+    return Message(
+        role=Role(m.choice("role", roles)),
+        content=content,
+        status=Status(m.choice("status", statuses, default=Status.COMPLETE.value)),
+        tokens=m.integer("tokens"),
+        token_method=m.string("token_method"),
+        usage=m.usage("usage"),
+        model=m.string("model"),
+        created=m.time("created"),
+        tool_calls=_tool_calls(m),
+        tool_call_id=m.string("tool_call_id"),
+    )
+
+
+def _version(v: _Line, position: int, roles: Sequence[str], statuses: Sequence[str]) -> ImportedVersion:
+    after = v.integer("after", required=True)
+    assert after is not None
+    records = v.required("messages")
+    if not isinstance(records, list) or not records:
+        v.fail("'messages' must be a list of one message or more")
+    found: list[Message] = []
+    pins: list[int] = []
+    for k, record in enumerate(records):
+        if not isinstance(record, dict):
+            v.fail(f"messages[{k}] must be an object")
+        m = _Line(v.number, record, _MESSAGE_KEYS - {"type"})
+        if m.boolean("pinned"):
+            pins.append(k)
+        found.append(_message(m, roles, statuses))
+    return ImportedVersion(position, after, tuple(found), tuple(pins))
 
 
 def _tool_calls(m: _Line) -> tuple[dict[str, Any], ...] | None:
@@ -286,5 +328,10 @@ def import_jsonl(store: Store, text: str, name: str | None = None) -> SessionInf
     """
     parsed = prepare_import(text, name)
     return store.import_session(
-        parsed.info, parsed.messages, summaries=parsed.summaries, pins=parsed.pins, images=parsed.images
+        parsed.info,
+        parsed.messages,
+        summaries=parsed.summaries,
+        pins=parsed.pins,
+        images=parsed.images,
+        versions=parsed.versions,
     )

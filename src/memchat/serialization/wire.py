@@ -1,17 +1,18 @@
 """The JSON shapes memchat writes and reads (every one a ``TypedDict``), and the conversions from
 the domain's objects to them: the export format (``SessionRecord``, then one ``MessageRecord``
-per line, then one ``SummaryRecord`` per summary, then one ``ImageLine`` per image; format
-``memchat/1``), and the ``--json`` output of ``memchat sessions list``/``show``/``context``
-and ``memchat config``."""
+per line — with a ``VersionRecord`` among them for each version of a point that is not shown —
+then one ``SummaryRecord`` per summary, then one ``ImageLine`` per image; format ``memchat/1``),
+and the ``--json`` output of ``memchat sessions list``/``show``/``context`` and ``memchat
+config``."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
-from memchat.domain import ImageRecord, Message, SessionInfo, Summary, Usage
+from memchat.domain import ImageRecord, Message, SessionInfo, Summary, Usage, Versions
 
 FORMAT = "memchat/1"
 
@@ -57,6 +58,19 @@ class MessageRecord(TypedDict):
     #: an assistant message's tool calls (OpenAI shape), and a tool result's call id
     tool_calls: NotRequired[list[dict[str, Any]]]
     tool_call_id: NotRequired[str]
+
+
+class VersionRecord(TypedDict):
+    """A version of a point of the session that is not shown (an earlier reply a regenerate
+    replaced, a message as it was before an edit, with what followed it on that version). It
+    stands among the message lines where it began (versions are numbered by when they began);
+    ``after`` is the number of the message it follows (0: the session's start), counting the
+    message lines from 1, then the messages of the version lines before it, in order; its
+    ``messages`` are message records without ``type``, in order."""
+
+    type: Literal["version"]
+    after: int
+    messages: list[dict[str, Any]]
 
 
 class ImageLine(TypedDict):
@@ -114,6 +128,8 @@ class MessageView(TypedDict):
     created: str | None
     pinned: bool
     content: str
+    #: the message's point has several versions: which one this is, of how many
+    versions: NotRequired[dict[str, int]]
 
 
 class SessionView(TypedDict):
@@ -286,6 +302,16 @@ def message_record(msg: Message, *, pinned: bool = False) -> MessageRecord:
     return record
 
 
+def version_record(messages: Sequence[Message], after: int, pinned: Collection[int] = ()) -> VersionRecord:
+    """A version set aside, following message number ``after`` of the export."""
+    records: list[dict[str, Any]] = []
+    for m in messages:
+        record: dict[str, Any] = dict(message_record(m, pinned=m.id in pinned))
+        del record["type"]
+        records.append(record)
+    return VersionRecord(type="version", after=after, messages=records)
+
+
 def image_line(image: ImageRecord, after: int) -> ImageLine:
     return ImageLine(
         type="image",
@@ -340,7 +366,14 @@ def session_summary(info: SessionInfo) -> SessionSummary:
     )
 
 
-def session_view(info: SessionInfo, messages: Sequence[Message], pinned: frozenset[int] = frozenset()) -> SessionView:
+def session_view(
+    info: SessionInfo,
+    messages: Sequence[Message],
+    pinned: frozenset[int] = frozenset(),
+    versions: Mapping[int, Versions] | None = None,
+) -> SessionView:
+    """``memchat sessions show --json``; ``versions``: the messages whose point has several."""
+    versions = versions or {}
     return SessionView(
         name=info.name,
         persona=info.persona,
@@ -350,19 +383,24 @@ def session_view(info: SessionInfo, messages: Sequence[Message], pinned: frozens
         settings=dict(info.settings),
         created=format_time(info.created),
         updated=format_time(info.updated),
-        messages=[
-            MessageView(
-                index=i,
-                role=m.role.value,
-                status=m.status.value,
-                tokens=m.tokens,
-                token_method=m.token_method,
-                usage=_usage_record(m.usage),
-                model=m.model,
-                created=format_time(m.created),
-                pinned=m.id in pinned,
-                content=m.content,
-            )
-            for i, m in enumerate(messages, 1)
-        ],
+        messages=[_message_view(i, m, pinned, versions) for i, m in enumerate(messages, 1)],
     )
+
+
+def _message_view(i: int, m: Message, pinned: frozenset[int], versions: Mapping[int, Versions]) -> MessageView:
+    view = MessageView(
+        index=i,
+        role=m.role.value,
+        status=m.status.value,
+        tokens=m.tokens,
+        token_method=m.token_method,
+        usage=_usage_record(m.usage),
+        model=m.model,
+        created=format_time(m.created),
+        pinned=m.id in pinned,
+        content=m.content,
+    )
+    mark = versions.get(m.id or 0)
+    if mark is not None:
+        view["versions"] = {"number": mark.number, "count": mark.count}
+    return view

@@ -25,6 +25,7 @@ MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 SessionId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 ImageId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
+MessageId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memchat import i18n
-from memchat.errors import MemchatError, MemoryNotFound, ProviderError, SessionExists, SessionNotFound
+from memchat.errors import MemchatError, MemoryNotFound, ProviderError, SessionExists, SessionNotFound, TurnInProgress
 from memchat.server.fanout import FanoutUnavailable
 from memchat.server.runs import Busy
 from memchat.server.security import BodyTooLarge
@@ -39,6 +39,7 @@ STATUS: dict[type[Exception], int] = {
     SessionExists: 409,
     MemoryEnded: 409,
     Busy: 409,  # a turn already runs in this session
+    TurnInProgress: 409,  # another writer (the REPL, a script) streams a reply there
     BodyTooLarge: 413,
     ProviderError: 502,  # the model or image service failed, not the request
     FanoutUnavailable: 503,  # Redis, shared by the workers, is down

@@ -209,7 +209,12 @@ class Runs:
                         await run.add("image", image)
             reply = run.turn.reply
             assert reply is not None
-            done: dict[str, Any] = {"status": reply.status.value, "message_id": reply.message_id, "text": reply.text}
+            done: dict[str, Any] = {
+                "status": reply.status.value,
+                "message_id": reply.message_id,
+                "user_message_id": run.turn.question_id,
+                "text": reply.text,
+            }
             if reply.finish_reason:  # the model's own: stop, length, content_filter …
                 done["finish_reason"] = reply.finish_reason
             if reply.tool_calls:  # calls of the client's own tools, for it to run
@@ -224,7 +229,12 @@ class Runs:
         except asyncio.CancelledError:
             reply = run.turn.reply
             status = reply.status.value if reply is not None else "stopped"
-            done = {"status": status, "message_id": reply.message_id if reply else None}
+            # stopped before its first word, the turn keeps its question (with no reply)
+            done = {
+                "status": status,
+                "message_id": reply.message_id if reply else None,
+                "user_message_id": run.turn.question_id,
+            }
             await run.add("done", {**done, **memory_use(reply)})
             raise
         except MemchatError as exc:

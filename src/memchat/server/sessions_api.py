@@ -1,5 +1,6 @@
 """The JSON API of sessions: list, create, import, read, change, delete, fork, undo, export,
-branches and pins — each the caller's own (another user's session is a 404)."""
+branches, pins and the versions of a point (a regenerated reply, an edited message) — each the
+caller's own (another user's session is a 404)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from memchat import i18n
-from memchat.domain import Message, SessionInfo
-from memchat.errors import ImportFormatError
-from memchat.server.common import MAX_ID, CallerChats, Id, SessionId, TurnRuns, find_session, text_content
+from memchat.domain import Message, SessionInfo, Version, Versions
+from memchat.errors import ImportFormatError, StoreError
+from memchat.server.common import (
+    MAX_ID,
+    CallerChats,
+    Id,
+    MessageId,
+    SessionId,
+    TurnRuns,
+    find_session,
+    text_content,
+)
 from memchat.server.errors import errors
 from memchat.server.runs import Busy
 
@@ -47,6 +57,11 @@ class Pin(BaseModel):
     pinned: bool = True
 
 
+class Choose(BaseModel):
+    #: the first message of the version to show (one of ``…/messages/{id}/versions``)
+    message_id: Id
+
+
 class Import(BaseModel):
     text: str = Field(min_length=1, max_length=20_000_000)
     name: str | None = Field(default=None, max_length=200)
@@ -70,7 +85,10 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-def message_json(m: Message, index: int) -> dict[str, Any]:
+def message_json(m: Message, index: int | None, versions: Versions | None = None) -> dict[str, Any]:
+    """A message; ``index`` counts the session's messages from 1 (None: one of a version not
+    shown); ``versions``: the message's point has several (``‹ number/count ›``; ``ids``: the
+    first message of each, oldest first)."""
     out: dict[str, Any] = {
         "id": m.id,
         "index": index,
@@ -86,7 +104,21 @@ def message_json(m: Message, index: int) -> dict[str, Any]:
         out["tool_calls"] = [dict(c) for c in m.tool_calls]
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
+    if versions is not None:
+        out["versions"] = {"number": versions.number, "count": versions.count, "ids": list(versions.heads)}
     return out
+
+
+def version_json(v: Version) -> dict[str, Any]:
+    """A version of a point: ``id`` (its first message, what ``POST …/versions`` takes), whether
+    it is shown, its first turn (``messages``) and how many messages it holds after that."""
+    return {
+        "id": v.head,
+        "number": v.number,
+        "shown": v.shown,
+        "messages": [message_json(m, None) for m in v.messages],
+        "more": v.more,
+    }
 
 
 # -- routes -----------------------------------------------------------------------------------------
@@ -134,7 +166,8 @@ def messages(
 ) -> dict[str, Any]:
     history = chats.history(find_session(chats, session_id).id)
     page = history.messages[offset : offset + limit]
-    items = [message_json(m, offset + i + 1) for i, m in enumerate(page)]
+    marks = history.versions
+    items = [message_json(m, offset + i + 1, marks.get(m.id or 0)) for i, m in enumerate(page)]
     images = [
         {"id": im.id, "prompt": im.prompt, "after": im.after_seq, "url": f"/api/images/{im.id}"}
         for im in history.images
@@ -201,3 +234,29 @@ def branches(chats: CallerChats, session_id: SessionId) -> dict[str, Any]:
 def pin(chats: CallerChats, session_id: SessionId, body: Pin) -> dict[str, Any]:
     info = find_session(chats, session_id)
     return {"pins": [m.id for m in chats.set_pinned(info.id, body.message_id, body.pinned)]}
+
+
+@router.get("/{session_id}/messages/{message_id}/versions", responses=errors(404))
+def versions(chats: CallerChats, session_id: SessionId, message_id: MessageId) -> dict[str, Any]:
+    """The versions of the point where the shown message ``message_id`` is (the replies a
+    regenerate made there, the texts an edit gave it), oldest first; one when it has no other."""
+    info = find_session(chats, session_id)
+    try:
+        found = chats.versions(info.id, message_id)
+    except StoreError:
+        raise HTTPException(404, f"no message {message_id} is shown in this session") from None
+    return {"versions": [version_json(v) for v in found], "count": len(found)}
+
+
+@router.post("/{session_id}/versions", responses=errors(404, 409))
+async def choose_version(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: Choose) -> dict[str, Any]:
+    """Show another version of a point: the one whose first message is ``message_id``. The next
+    turn continues from it (and memory sees it); what was shown there is kept as a version."""
+    info = await asyncio.to_thread(find_session, chats, session_id)
+    if await runs.running(info.id):
+        raise Busy("a reply is being generated in this session")
+    try:
+        changed = await asyncio.to_thread(chats.choose_version, info.id, body.message_id)
+    except StoreError as exc:
+        raise HTTPException(404, i18n.describe_error(exc)) from None
+    return {"shown": body.message_id, "changed": changed}

@@ -1,6 +1,7 @@
-"""Turns and their streams: a new turn, an edit (a new branch), a retry — each a server task
-(``runs.py``) whose events the client reads as Server-Sent Events — and following or stopping
-the turn that runs. A turn already running in the session is a 409 (``Busy``, ``errors.py``)."""
+"""Turns and their streams: a new turn, an edit and a retry (each a new version of its point of
+the session; what it replaces is kept as another) — each a server task (``runs.py``) whose
+events the client reads as Server-Sent Events — and following or stopping the turn that runs.
+A turn already running in the session is a 409 (``Busy``, ``errors.py``)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,23 @@ def _turn() -> dict[int | str, dict[str, Any]]:
     return {**event_stream("the turn's events"), **errors(404, 409, 503)}
 
 
+#: a sampling seed: the same seed and context give the same reply (none: a new sample each time)
+Seed = Field(default=None, ge=0, le=2**31 - 1, description="sample with this seed (default: the server's setting)")
+
+
 class NewTurn(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
+    seed: int | None = Seed
 
 
 class Edit(BaseModel):
     message_id: Id
     text: str = Field(min_length=1, max_length=MAX_TEXT)
+    seed: int | None = Seed
+
+
+class Retry(BaseModel):
+    seed: int | None = Seed
 
 
 # -- Server-Sent Events -----------------------------------------------------------------------------
@@ -111,26 +122,30 @@ def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> Streamin
 @router.post("/turns", response_class=Response, responses=_turn())
 async def new_turn(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: NewTurn) -> StreamingResponse:
     info = await asyncio.to_thread(find_session, chats, session_id)
-    run = await runs.start(info.id, lambda: chats.astream(info.id, body.text))
+    run = await runs.start(info.id, lambda: chats.astream(info.id, body.text, seed=body.seed))
     return sse_response(run)
 
 
 @router.post("/edit", response_class=Response, responses=_turn())
 async def edit(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: Edit) -> StreamingResponse:
-    """Edit a user message: a new branch (a fork up to just before it) gets the new text as
-    its turn; the original stays as it was. The branch's id comes in ``X-Memchat-Session-Id``."""
+    """Edit a user message in place: the new text and its reply become a new version of that
+    point of the session; the message as it was, its reply and what followed are kept as
+    another version (``…/messages/{id}/versions``)."""
     info = await asyncio.to_thread(find_session, chats, session_id)
-    branch = await asyncio.to_thread(chats.branch_for_edit, info.id, body.message_id)
-    run = await runs.start(branch.id, lambda: chats.astream(branch.id, body.text))
-    response = sse_response(run)
-    response.headers["X-Memchat-Session-Id"] = str(branch.id)
-    return response
+    turn = await asyncio.to_thread(chats.aedit, info.id, body.message_id, body.text, seed=body.seed)
+    run = await runs.start(info.id, lambda: turn)
+    return sse_response(run)
 
 
 @router.post("/retry", response_class=Response, responses=_turn())
-async def retry(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> StreamingResponse:
+async def retry(
+    chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: Retry | None = None
+) -> StreamingResponse:
+    """Regenerate the last reply: a new version of it; the earlier ones are kept as versions.
+    A last message left without a reply (a turn stopped before its first word) gets one."""
     info = await asyncio.to_thread(find_session, chats, session_id)
-    run = await runs.start(info.id, lambda: chats.aretry(info.id))
+    seed = body.seed if body is not None else None
+    run = await runs.start(info.id, lambda: chats.aretry(info.id, seed=seed))
     return sse_response(run)
 
 

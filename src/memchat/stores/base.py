@@ -11,6 +11,11 @@ in one transaction, ``checkpoint_turn`` saves streamed text now and then, and
 ``finish_turn`` (one transaction) or ``abort_turn`` (deletes both rows) ends it.
 A store that opens and finds a ``streaming`` row whose writer is gone marks it
 ``interrupted``.
+
+A regenerated reply or an edited message is a new *version* of that point of the session
+(``begin_turn(replace=…)``): what it replaces is set aside, whole, not deleted; ``messages``
+returns the versions shown, ``versions``/``version_marks`` say which points have others, and
+``choose_version`` shows another (see ``sql_versions.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from memchat.domain import (
     Status,
     Summary,
     Usage,
+    Version,
+    Versions,
 )
 from memchat.errors import StoreError
 
@@ -43,6 +50,34 @@ class TurnHandle:
     #: after a client ran the tools the model called)
     user_id: int | None
     assistant_id: int
+    #: the first message of the version this turn set aside (a retry, an edit), shown again
+    #: if the turn is dropped
+    shelved: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShelvedVersion:
+    """A version set aside, whole (the export's ``version`` lines): its first message's id, the
+    message it follows (None: the session's start), its messages in order, the pinned ones."""
+
+    head: int
+    after: int | None
+    messages: tuple[Message, ...]
+    pinned: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedVersion:
+    """A version set aside, as an import gives it: it comes after the first ``position``
+    messages of the import (which keeps the versions' order: versions are numbered by when
+    they began), and follows message ``after`` — a number from 1 over the imported messages,
+    then over the messages of the versions before it; 0: the session's start. ``pins`` are
+    indexes (from 0) into ``messages``."""
+
+    position: int
+    after: int
+    messages: tuple[Message, ...]
+    pins: tuple[int, ...] = ()
 
 
 @runtime_checkable
@@ -160,6 +195,24 @@ class Store(Protocol):
     def calibration(self, model: str) -> float | None: ...
     def record_calibration(self, model: str, observed: float) -> float: ...
     def append_messages(self, session: str | int, messages: Sequence[Message]) -> list[Message]: ...
+
+    # versions of a point (a regenerated reply, an edited message)
+    def versions(self, session: str | int, message_id: int) -> list[Version]:
+        """The versions of the point where the shown message ``message_id`` is, oldest first."""
+        ...
+
+    def version_marks(self, session: str | int) -> dict[int, Versions]:
+        """Each shown message whose point has more than one version: which one it is, and all."""
+        ...
+
+    def choose_version(self, session: str | int, head_id: int) -> bool:
+        """Show the version whose first message is ``head_id``; what it replaces is set aside."""
+        ...
+
+    def shelved_versions(self, session: str | int) -> list[ShelvedVersion]:
+        """Every version set aside in the session, whole, in the order they began."""
+        ...
+
     def truncate(self, session: str | int, keep: int) -> int: ...
     def remove_last_turn(self, session: str | int) -> list[Message]: ...
     def import_session(
@@ -170,6 +223,7 @@ class Store(Protocol):
         summaries: Sequence[Summary] = (),
         pins: Sequence[int] = (),
         images: Sequence[ImageRecord] = (),
+        versions: Sequence[ImportedVersion] = (),
     ) -> SessionInfo: ...
 
     # long-term memories: the owner's, across sessions (see ``memchat/memories``)
@@ -217,7 +271,9 @@ class Store(Protocol):
         ...
 
     # one turn
-    def begin_turn(self, session: str | int, user: Message | None, *, model: str | None = None) -> TurnHandle: ...
+    def begin_turn(
+        self, session: str | int, user: Message | None, *, model: str | None = None, replace: int | None = None
+    ) -> TurnHandle: ...
     def checkpoint_turn(self, turn: TurnHandle, content: str) -> None: ...
     def finish_turn(
         self,
@@ -229,11 +285,10 @@ class Store(Protocol):
         token_method: str | None = None,
         usage: Usage | None = None,
         model: str | None = None,
-        replaces: Sequence[int] = (),
         steps: Sequence[Message] = (),
         tool_calls: Sequence[dict[str, Any]] = (),
     ) -> Message: ...
-    def abort_turn(self, turn: TurnHandle) -> None: ...
+    def abort_turn(self, turn: TurnHandle, *, keep_question: bool = False) -> None: ...
 
     def for_owner(self, user_id: int) -> Store:
         """The same storage seen as another user (the server's accounts): lookups are scoped."""

@@ -6,6 +6,7 @@ migrations already applied (``migrations.py`` up to m011, ``pg_migrations.py`` u
 as they were written: they are what users' databases have had. ``MESSAGE_VECTORS`` is m011's and
 pg004's table in this form (``tests/test_store_dialects.py`` checks that it renders to both),
 the model for a new table: one template, one ``render`` per engine's migration.
+``MESSAGE_VERSIONS`` (m013, pg006) is the first table written this way from the start.
 """
 
 from __future__ import annotations
@@ -42,4 +43,36 @@ CREATE TABLE message_vectors (
     vector {blob} NOT NULL
 );
 CREATE INDEX message_vectors_model ON message_vectors (model, message_id);
+"""
+
+
+#: the versions of a session's points that are not shown (``stores/sql_versions.py``): each row
+#: a message set aside whole — its id, seq and columns as they were in ``messages``, whether it
+#: was pinned, its vector — with the version it belongs to (``head_id``, the id of the version's
+#: first message) and the message that version follows (``after_id``; NULL: the session's start)
+MESSAGE_VERSIONS = """
+CREATE TABLE message_versions (
+    id {int} PRIMARY KEY,
+    session_id {int} NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    head_id {int} NOT NULL,
+    after_id {int},
+    seq {int} NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    search_text TEXT,
+    tool_calls TEXT,
+    tool_call_id TEXT,
+    attachments TEXT,
+    status TEXT NOT NULL,
+    tokens {int},
+    token_method TEXT,
+    usage TEXT,
+    model TEXT,
+    created TEXT NOT NULL,
+    pinned {int} NOT NULL DEFAULT 0,
+    vector_model TEXT,
+    vector {blob}
+);
+CREATE INDEX message_versions_after ON message_versions (session_id, after_id);
+CREATE INDEX message_versions_head ON message_versions (head_id, seq);
 """

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 
 from memchat.stores.counters import sqlite_triggers
+from memchat.stores.ddl import MESSAGE_VERSIONS, SQLITE_TYPES, render
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -489,3 +490,11 @@ def m012_counter_rules(db: sqlite3.Connection) -> None:
     run_script(db, "".join(f"DROP TRIGGER {name};\n" for name in _HAND_WRITTEN))
     run_script(db, _INDEX_TRIGGERS)
     run_script(db, sqlite_triggers())
+
+
+@migration
+def m013_message_versions(db: sqlite3.Connection) -> None:
+    """Reply versions (issue 17): a regenerated reply or an edited message keeps what it replaced
+    as another version of that point of the session, set aside whole in ``message_versions``
+    (``stores/ddl.py``) while ``messages`` keeps the version shown."""
+    run_script(db, render(MESSAGE_VERSIONS, SQLITE_TYPES))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memchat.stores.counters import pg_triggers
+from memchat.stores.ddl import MESSAGE_VERSIONS, PG_TYPES, render
 
 
 def _word_index(db: Any) -> None:
@@ -271,4 +272,6 @@ PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
         """
         + pg_triggers(),
     ),
+    # reply versions (issue 17): SQLite's m013
+    ("pg006_message_versions", render(MESSAGE_VERSIONS, PG_TYPES)),
 ]

@@ -39,7 +39,7 @@ from memchat.domain import (
 )
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.memory.terms import index_text
-from memchat.stores.base import SessionRef
+from memchat.stores.base import ImportedVersion, SessionRef
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
@@ -49,6 +49,7 @@ from memchat.stores.sql_memories import MemoriesRecords
 from memchat.stores.sql_memory import MemoryRecords, insert_image
 from memchat.stores.sql_turns import TurnRecords, writer_id
 from memchat.stores.sql_vectors import VectorRecords
+from memchat.stores.sql_versions import NEXT_MESSAGE_ID, VersionRecords, drop_versions
 from memchat.tokens import estimate_tokens
 
 LOCAL_USER = 1
@@ -64,7 +65,7 @@ _SESSION_COLUMNS = (
 )
 
 
-class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.ABC):
+class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.ABC):
     """Sessions and messages in the database ``dialect`` reaches (``SQLiteStore`` and
     ``PostgresStore`` are the ones to open; they add full-text search)."""
 
@@ -407,14 +408,16 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
             sid = self._insert_session(
                 db, name, row[1], row[2], row[3], row[4], json.loads(row[5]), None, None, src, cut
             )
+            base = int(db.execute(f"SELECT {NEXT_MESSAGE_ID}").fetchone()[0]) - 1
             db.execute(
-                "INSERT INTO messages (session_id, seq, role, content, search_text, tool_calls, tool_call_id, "
+                "INSERT INTO messages (id, session_id, seq, role, content, search_text, tool_calls, tool_call_id, "
                 "attachments, status, tokens, token_method, usage, model, created) "
-                "SELECT ?, ROW_NUMBER() OVER (ORDER BY seq), role, content, search_text, tool_calls, tool_call_id, "
-                "attachments, "
-                "status, tokens, token_method, usage, model, created FROM messages "
-                "WHERE session_id = ? AND status != 'streaming' ORDER BY seq LIMIT ?",
-                (sid, src, cut),
+                "SELECT ? + n, ?, n, role, content, search_text, tool_calls, tool_call_id, attachments, status, "
+                "tokens, token_method, usage, model, created FROM (SELECT ROW_NUMBER() OVER (ORDER BY seq) AS n, "
+                "role, content, search_text, tool_calls, tool_call_id, attachments, status, tokens, token_method, "
+                "usage, model, created FROM messages WHERE session_id = ? AND status != 'streaming' "
+                "ORDER BY seq LIMIT ?) copied",
+                (base, sid, src, cut),
             )
             db.execute(
                 "UPDATE sessions SET last_seq = (SELECT COUNT(*) FROM messages WHERE session_id = ?) WHERE id = ?",
@@ -469,9 +472,9 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
             tokens, method = estimate_tokens(msg.content), "estimate"
         now = _now()
         row = db.execute(
-            "INSERT INTO messages (session_id, seq, role, content, search_text, status, tokens, token_method, "
+            "INSERT INTO messages (id, session_id, seq, role, content, search_text, status, tokens, token_method, "
             "usage, model, writer, heartbeat, created, tool_calls, tool_call_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            f"VALUES ({NEXT_MESSAGE_ID}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 sid,
                 self._next_seq(db, sid),
@@ -515,14 +518,30 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
             ).fetchone()
             if row is None:
                 return 0
+            self._drop_versions_from(db, sid, int(row[0]))
             cur = db.execute(
                 "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
             )
             self._touch(db, sid)
             return cur.rowcount
 
+    @staticmethod
+    def _drop_versions_from(db: Transaction, sid: int, seq: int) -> None:
+        """The messages from ``seq`` on are about to go: so do the versions of their points and
+        of the point of the first of them (none of these points is left)."""
+        after = db.execute(
+            "SELECT id FROM messages WHERE session_id = ? AND seq < ? AND status != 'streaming' "
+            "ORDER BY seq DESC LIMIT 1",
+            (sid, seq),
+        ).fetchone()
+        going = db.execute(
+            "SELECT id FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, seq)
+        ).fetchall()
+        drop_versions(db, sid, [after[0] if after else None, *(int(r[0]) for r in going)])
+
     def remove_last_turn(self, session: SessionKey) -> list[Message]:
-        """Remove the last user message and everything after it; return what was removed."""
+        """Remove the last user message and everything after it, with their versions (and the
+        other versions of that message); return what was removed."""
         with self._write() as db:
             sid = self._session_id(db, session)
             row = db.execute(
@@ -539,11 +558,62 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
                     (sid, row[0]),
                 )
             ]
+            self._drop_versions_from(db, sid, int(row[0]))
             db.execute(
                 "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
             )
             self._touch(db, sid)
         return removed
+
+    def _insert_version(
+        self, db: Transaction, sid: int, version: ImportedVersion, ids: list[int], numbered: list[int], total: int
+    ) -> list[int]:
+        """Store an imported version set aside (``ImportedVersion``): ``ids`` are the session's
+        messages stored so far, ``numbered`` the versions' messages stored so far, ``total`` how
+        many messages the import has; the ids of its messages."""
+        after = version.after
+        if after <= total:
+            if after > len(ids):
+                raise StoreError(f"a version follows message {after}, which comes after it")
+            anchor = ids[after - 1] if after else None
+        else:
+            if after - total > len(numbered):
+                raise StoreError(f"a version follows message {after}, which comes after it")
+            anchor = numbered[after - total - 1]
+        if not version.messages:
+            raise StoreError("a version holds no message")
+        made: list[int] = []
+        for index, m in enumerate(version.messages):
+            new_id = int(db.execute(f"SELECT {NEXT_MESSAGE_ID}").fetchone()[0])
+            tokens, method = m.tokens, m.token_method
+            if tokens is None:
+                tokens, method = estimate_tokens(m.content), "estimate"
+            db.execute(
+                "INSERT INTO message_versions (id, session_id, head_id, after_id, seq, role, content, search_text, "
+                "tool_calls, tool_call_id, status, tokens, token_method, usage, model, created, pinned) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new_id,
+                    sid,
+                    made[0] if made else new_id,
+                    anchor,
+                    self._next_seq(db, sid),
+                    Role(m.role).value,
+                    m.content,
+                    index_text(m.content),
+                    json.dumps(list(m.tool_calls), ensure_ascii=False) if m.tool_calls else None,
+                    m.tool_call_id,
+                    Status(m.status).value,
+                    tokens,
+                    method,
+                    json.dumps(m.usage.to_dict()) if m.usage else None,
+                    m.model,
+                    _format_time(m.created) if m.created else _now(),
+                    1 if index in version.pins else 0,
+                ),
+            )
+            made.append(new_id)
+        return made
 
     def import_session(
         self,
@@ -553,11 +623,14 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
         summaries: Sequence[Summary] = (),
         pins: Sequence[int] = (),
         images: Sequence[ImageRecord] = (),
+        versions: Sequence[ImportedVersion] = (),
     ) -> SessionInfo:
-        """Create a session with its messages, summaries, pins and images in one transaction (all
-        or nothing). A summary's ``first_seq``/``last_seq`` are 1-based positions in ``messages``;
-        ``pins`` are 0-based indexes into ``messages``; an image's ``after_seq`` is the number
-        (from 1; 0: before any) of the message it follows."""
+        """Create a session with its messages, summaries, pins, images and the versions set
+        aside in one transaction (all or nothing). A summary's ``first_seq``/``last_seq`` are
+        1-based positions in ``messages``; ``pins`` are 0-based indexes into ``messages``; an
+        image's ``after_seq`` is the number (from 1; 0: before any) of the message it follows;
+        a version is stored where it comes among the messages (``ImportedVersion``), so that
+        seqs keep the order in which every message and version began."""
         with self._write() as db:
             sid = self._insert_session(
                 db,
@@ -570,7 +643,14 @@ class SQLStore(TurnRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.A
                 _format_time(info.created) if info.created else None,
                 None,
             )
-            ids = [self._insert_message(db, sid, m) for m in messages]
+            ids: list[int] = []
+            numbered: list[int] = []  # ids by number: the messages, then the versions' messages
+            pending = sorted(enumerate(versions), key=lambda kv: (kv[1].position, kv[0]))
+            for position in range(len(messages) + 1):
+                while pending and pending[0][1].position <= position:
+                    numbered.extend(self._insert_version(db, sid, pending.pop(0)[1], ids, numbered, len(messages)))
+                if position < len(messages):
+                    ids.append(self._insert_message(db, sid, messages[position]))
             seqs = [r[0] for r in db.execute("SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (sid,))]
             for s in summaries:
                 if not 1 <= s.first_seq <= s.last_seq <= len(seqs):

@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from memchat.domain import Message, Role, SessionKey, Status, Usage
-from memchat.errors import StoreError, TurnInProgress
+from memchat.errors import StoreError
 from memchat.memory.terms import index_text
 from memchat.stores.base import TurnHandle
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.dialect import Dialect, Transaction
+from memchat.stores.sql_versions import settle_streaming, shelve, show
 from memchat.tokens import estimate_tokens
 
 #: a streaming row from another host is presumed dead after this long without a heartbeat
@@ -105,27 +106,27 @@ class TurnRecords:
                 )
         return len(stale)
 
-    def begin_turn(self: _Host, session: SessionKey, user: Message | None, *, model: str | None = None) -> TurnHandle:
+    def begin_turn(
+        self: _Host,
+        session: SessionKey,
+        user: Message | None,
+        *,
+        model: str | None = None,
+        replace: int | None = None,
+    ) -> TurnHandle:
         """Store the user's message and an empty streaming reply (``user`` None: the reply alone,
-        continuing the session's last turn). Turns of one session are serialized: while another
-        writer (process, server, REPL) still streams a reply in it, ``TurnInProgress``; a reply
-        left streaming by a writer that is gone becomes interrupted."""
+        continuing the session's last turn). With ``replace``, the turn is a new version of the
+        point where that shown message is (a retry: the reply after the last question; an edit:
+        the user message edited): the shown path from it on is set aside first, whole, in the
+        same transaction (``sql_versions.py``). Turns of one session are serialized: while
+        another writer (process, server, REPL) still streams a reply in it, ``TurnInProgress``;
+        a reply left streaming by a writer that is gone becomes interrupted."""
         self._remove_orphans()
         with self._write() as db:
             sid = self._session_id(db, session)
-            for msg_id, writer, heartbeat, content in db.execute(
-                "SELECT id, writer, heartbeat, content FROM messages WHERE session_id = ? AND status = 'streaming'",
-                (sid,),
-            ).fetchall():
-                if self._row_alive(msg_id, writer, heartbeat):
-                    raise TurnInProgress(
-                        "another reply is still being generated in this session; wait for it or stop it"
-                    )
-                db.execute(
-                    "UPDATE messages SET status = 'interrupted', writer = NULL, tokens = ?, token_method = 'estimate' "
-                    "WHERE id = ?",
-                    (estimate_tokens(content), msg_id),
-                )
+            settle_streaming(self, db, sid)
+            if replace is not None:
+                shelve(db, sid, replace)
             uid = self._insert_message(db, sid, user) if user is not None else None
             aid = self._insert_message(
                 db,
@@ -136,7 +137,7 @@ class TurnRecords:
             # ``updated`` moves when the turn ends (finish_turn): an aborted turn leaves no trace
         with _TURNS_LOCK:
             _LIVE.add((self._dialect.key, aid))
-        return TurnHandle(sid, uid, aid)
+        return TurnHandle(sid, uid, aid, replace)
 
     def _row_alive(self: _Host, msg_id: int, writer: str | None, heartbeat: str | None) -> bool:
         with _TURNS_LOCK:
@@ -152,11 +153,14 @@ class TurnRecords:
             return
         with self._write() as db:
             for t in orphans:
-                db.execute(
-                    "DELETE FROM messages WHERE id IN (?, ?) "
-                    "AND EXISTS (SELECT 1 FROM messages WHERE id = ? AND status = 'streaming')",
-                    (t.user_id if t.user_id is not None else t.assistant_id, t.assistant_id, t.assistant_id),
-                )
+                live = db.execute("SELECT 1 FROM messages WHERE id = ? AND status = 'streaming'", (t.assistant_id,))
+                if live.fetchone() is None:
+                    continue
+                ids = (t.user_id if t.user_id is not None else t.assistant_id, t.assistant_id)
+                db.execute("DELETE FROM messages WHERE id IN (?, ?)", ids)
+                if t.shelved is not None:  # what the turn set aside is shown again
+                    with contextlib.suppress(StoreError):
+                        show(db, t.session_id, t.shelved)
         with _TURNS_LOCK:
             _ORPHANS[self._dialect.key].difference_update(orphans)
 
@@ -177,13 +181,11 @@ class TurnRecords:
         token_method: str | None = None,
         usage: Usage | None = None,
         model: str | None = None,
-        replaces: Sequence[int] = (),
         steps: Sequence[Message] = (),
         tool_calls: Sequence[dict[str, Any]] = (),
     ) -> Message:
-        """End a turn in one transaction; ``replaces`` are message ids it supersedes (retry);
-        ``steps`` are the tool calls and results of the turn, stored between the user's
-        message and the reply (which moves to the sequence number after them); ``tool_calls``
+        """End a turn in one transaction; ``steps`` are the tool calls and results of the turn,
+        stored between the user's message and the reply (which moves to the sequence number after them); ``tool_calls``
         are the reply's own calls, left for the caller to run (a client's tools)."""
         if tokens is None:
             tokens, token_method = estimate_tokens(content), "estimate"
@@ -211,10 +213,6 @@ class TurnRecords:
                     turn.assistant_id,
                 ),
             ).fetchone()
-            if replaces:
-                db.executemany(
-                    "DELETE FROM messages WHERE id = ? AND session_id = ?", [(i, turn.session_id) for i in replaces]
-                )
             self._touch(db, turn.session_id)
         with _TURNS_LOCK:
             _LIVE.discard((self._dialect.key, turn.assistant_id))
@@ -222,17 +220,23 @@ class TurnRecords:
             raise StoreError("the reply's row disappeared while it streamed (was the session deleted?)")
         return self._message(row)
 
-    def abort_turn(self: _Host, turn: TurnHandle) -> None:
-        """Remove the turn's two rows. When the database cannot be reached now (the failure that
-        ended the turn, often), they are removed by this process's next turn or ``recover``
-        instead; meanwhile no one takes the reply for a live one."""
+    def abort_turn(self: _Host, turn: TurnHandle, *, keep_question: bool = False) -> None:
+        """Remove the turn's two rows and show again the version it set aside, if any. With
+        ``keep_question`` (a turn stopped before its reply began) only the empty reply goes:
+        the user's message stays, as the version shown (a retry, which has none of its own,
+        shows the version it set aside again). When the database cannot be reached now (the
+        failure that ended the turn, often), the turn is removed by this process's next turn or
+        ``recover`` instead; meanwhile no one takes the reply for a live one."""
         with _TURNS_LOCK:
             _LIVE.discard((self._dialect.key, turn.assistant_id))
         unreachable: tuple[type[Exception], ...] = (StoreError, *self._dialect.driver_errors)
+        keep = keep_question and turn.user_id is not None
         try:
             with self._write() as db:
-                ids = [i for i in (turn.user_id, turn.assistant_id) if i is not None]
+                ids = [i for i in (None if keep else turn.user_id, turn.assistant_id) if i is not None]
                 db.execute(f"DELETE FROM messages WHERE id IN ({', '.join('?' * len(ids))})", ids)
+                if turn.shelved is not None and not keep:
+                    show(db, turn.session_id, turn.shelved)
         except unreachable:
             with _TURNS_LOCK:
                 _ORPHANS.setdefault(self._dialect.key, set()).add(turn)

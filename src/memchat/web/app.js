@@ -5,11 +5,11 @@
 //   api.js       the JSON API client and the SSE stream reader
 //   state.js     what the page knows (open session, stream) and which memories each reply used
 //   dom.js       $, t (i18n.js), the status line
-//   render.js    messages, tool calls, images
-//   turns.js     a reply streaming in, Stop
+//   render.js    messages (‹ 2/3 ›, the inline editor), tool calls, images
+//   turns.js     a reply streaming in, Stop, Regenerate, an edit, showing another version
 //   composer.js  the message box and its keys, /image, Regenerate
 //   sidebar.js   the session list, search, new chat, import
-//   sessions.js  opening a session, branches, the header's tools, persona
+//   sessions.js  opening a session, its forks, the header's tools, persona
 //   context.js   the context panel and token gauge
 //   memories.js  "What memchat remembers"
 // i18n.js and markdown.js are classic scripts loaded before this one (window.memchatI18n,
@@ -20,12 +20,15 @@ import { wireContext } from "./context.js";
 import { $, say, t } from "./dom.js";
 import { loadMemories, openMemories, wireMemories } from "./memories.js";
 import * as render from "./render.js";
-import { editMessage, loadBranches, newSession, openSession, showChoices, wireSession } from "./sessions.js";
+import { loadBranches, newSession, openSession, showChoices, wireSession } from "./sessions.js";
 import * as sidebar from "./sidebar.js";
 import { state } from "./state.js";
+import { chooseVersion, editMessage, regenerate } from "./turns.js";
 
 // the calls that go from a lower module up to a higher one
 render.actions.editMessage = editMessage;
+render.actions.chooseVersion = chooseVersion;
+render.actions.retry = regenerate;
 render.actions.openMemories = openMemories;
 sidebar.actions.open = openSession;
 sidebar.actions.create = newSession;

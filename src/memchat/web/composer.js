@@ -5,7 +5,7 @@ import { $, say } from "./dom.js";
 import { loadMessages, messageNode } from "./render.js";
 import { newSession } from "./sessions.js";
 import { state } from "./state.js";
-import { follow, stop } from "./turns.js";
+import { follow, regenerate, stop } from "./turns.js";
 
 async function send(text) {
   if (!state.session) await newSession();
@@ -62,13 +62,5 @@ export function wireComposer() {
     if (!(await send(text))) input.value = text;
   });
   $("stop").addEventListener("click", stop);
-  $("regenerate").addEventListener("click", async () => {
-    if (!state.session || state.streaming) return;
-    try {
-      const response = await api("/api/sessions/" + state.session.id + "/retry", { method: "POST", body: {} });
-      const box = $("messages");
-      while (box.lastChild && !box.lastChild.classList.contains("user")) box.lastChild.remove();
-      follow(response, null);
-    } catch (e) { say(e.message); }
-  });
+  $("regenerate").addEventListener("click", regenerate);
 }

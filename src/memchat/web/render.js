@@ -1,12 +1,16 @@
 // The conversation as page elements: messages (model output through markdown.js, as text, never
-// HTML), tool calls, generated images, and the "used memories" mark of a reply.
+// HTML), tool calls, generated images, the "used memories" mark of a reply, the ‹ 2/3 › of a
+// message with versions, the inline editor of a user message, and Retry under a question left
+// without a reply (a turn stopped before its first word).
 import { api } from "./api.js";
 import { $, t } from "./dom.js";
 import { state, usedMarks } from "./state.js";
 
 // what a message's buttons do; app.js connects them (the modules that do it import this one)
 export const actions = {
-  editMessage: (m) => {},  // a user message's Edit: a new branch
+  editMessage: (m, text) => {},  // a user message edited in place: a new version of that point
+  chooseVersion: (id, step) => {},  // ‹ ›: show the version whose first message is ``id``
+  retry: () => {},  // Retry: a new reply to the last question (kept versions stay)
   openMemories: (ids) => {},  // a reply's "used memories" mark: those memories in the panel
 };
 
@@ -21,12 +25,104 @@ export async function loadMessages() {
     box.appendChild(messageNode(m));
   }
   for (const im of images) box.appendChild(imageNode(im));
+  const settled = data.messages.filter((m) => m.status !== "streaming");
+  const last = settled[settled.length - 1];
+  if (last && last.role === "user" && !state.streaming) box.appendChild(noReplyNode());
   box.scrollTop = box.scrollHeight;
+}
+
+// under a question left without a reply (stopped before its first word): one click asks again
+export function noReplyNode() {
+  const div = document.createElement("div");
+  div.className = "msg noreply";
+  const text = document.createElement("span");
+  text.textContent = t("no_reply");
+  const again = document.createElement("button");
+  again.type = "button";
+  again.className = "edit";
+  again.textContent = t("retry");
+  again.addEventListener("click", () => actions.retry());
+  div.append(text, again);
+  return div;
+}
+
+// ‹ 2/3 ›: the versions of the point this message begins (a regenerated reply, an edited message)
+function versionsNode(v) {
+  const nav = document.createElement("span");
+  nav.className = "versions";
+  nav.setAttribute("role", "group");
+  nav.setAttribute("aria-label", t("versions"));
+  const step = (label, key, target) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.setAttribute("aria-label", t(key));
+    b.title = t(key);
+    b.dataset.step = key;
+    b.disabled = target === undefined;
+    if (target !== undefined) b.addEventListener("click", () => actions.chooseVersion(target, key));
+    return b;
+  };
+  const count = document.createElement("span");
+  count.className = "count";
+  count.textContent = v.number + "/" + v.count;
+  count.title = t("version_of", { n: v.number, count: v.count });
+  nav.append(step("‹", "previous_version", v.ids[v.number - 2]), count, step("›", "next_version", v.ids[v.number]));
+  return nav;
+}
+
+// the inline editor of a user message: as the composer, Enter saves, Shift+Enter is a new line,
+// Esc cancels, and Enter while an IME is composing never saves
+function startEditing(div, m) {
+  if (state.streaming || div.querySelector(".editor")) return;
+  const body = div.querySelector(".body");
+  const editor = document.createElement("form");
+  editor.className = "editor";
+  const area = document.createElement("textarea");
+  area.value = m.content;
+  area.rows = Math.min(12, Math.max(2, m.content.split("\n").length + 1));
+  area.setAttribute("aria-label", t("edit_label"));
+  area.title = t("edit_hint");
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = t("save");
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = t("cancel");
+  const row = document.createElement("div");
+  row.className = "editor-actions";
+  row.append(save, cancel);
+  editor.append(area, row);
+  const close = () => { editor.remove(); body.hidden = false; };
+  cancel.addEventListener("click", close);
+  area.addEventListener("keydown", (event) => {
+    if (event.isComposing || event.keyCode === 229) return;
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      editor.requestSubmit();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      close();
+    }
+  });
+  editor.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = area.value;
+    if (!text.trim() || text === m.content) { close(); return; }
+    close();
+    actions.editMessage(m, text);
+  });
+  body.hidden = true;
+  body.after(editor);
+  area.focus();
+  area.setSelectionRange(area.value.length, area.value.length);
 }
 
 export function messageNode(m) {
   const div = document.createElement("div");
   div.className = "msg " + m.role;
+  if (m.id) div.dataset.id = String(m.id);
   const who = document.createElement("div");
   who.className = "who";
   who.textContent = t("role_" + m.role);
@@ -60,12 +156,13 @@ export function messageNode(m) {
   }
   const used = m.role === "assistant" && m.id ? usedMarks()[m.id] : null;
   if (used) who.appendChild(usedNode(used.m || [], used.r || 0));
+  if (m.versions) who.appendChild(versionsNode(m.versions));
   if (m.role === "user" && m.id) {
     const edit = document.createElement("button");
     edit.type = "button";
     edit.className = "edit";
     edit.textContent = t("edit");
-    edit.addEventListener("click", () => actions.editMessage(m));
+    edit.addEventListener("click", () => startEditing(div, m));
     who.appendChild(edit);
   }
   div.append(who, body);

@@ -1,9 +1,9 @@
-// The open session: opening and making one, its branches (an edited message starts one), and the
-// header's tools (rename, fork, delete, model, memory strategy, incognito) and persona.
+// The open session: opening and making one, its branches (its forks), and the header's tools
+// (rename, fork, delete, model, memory strategy, incognito) and persona.
 import { api } from "./api.js";
 import { refreshContext } from "./context.js";
 import { $, ensureOption, say, t } from "./dom.js";
-import { loadMessages, messageNode } from "./render.js";
+import { loadMessages } from "./render.js";
 import { loadSessions } from "./sidebar.js";
 import { state } from "./state.js";
 import { follow } from "./turns.js";
@@ -41,33 +41,12 @@ export async function loadBranches() {
   data.sessions.forEach((s, k) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = k === 0 ? t("original") : t("edit_n", { n: k });
+    b.textContent = k === 0 ? t("original") : t("fork_n", { n: k });
     b.title = s.name;
     if (s.id === state.session.id) b.className = "current";
     b.addEventListener("click", () => openSession(s.id));
     nav.appendChild(b);
   });
-}
-
-export async function editMessage(m) {
-  if (state.streaming) return;
-  const text = prompt(t("edit_prompt"), m.content);
-  if (!text || !text.trim()) return;
-  try {
-    const response = await api("/api/sessions/" + state.session.id + "/edit", {
-      method: "POST", body: { message_id: m.id, text },
-    });
-    const branch = Number(response.headers.get("X-Memchat-Session-Id"));
-    const info = await (await api("/api/sessions/" + branch)).json();
-    state.session = info;
-    showIncognito();
-    $("title").textContent = info.name;
-    await loadMessages();
-    $("messages").appendChild(messageNode({ role: "user", content: text }));
-    await loadBranches();
-    await loadSessions();
-    follow(response, null);
-  } catch (e) { say(e.message); }
 }
 
 export function showIncognito() {
