@@ -403,7 +403,7 @@ def test_a_database_that_is_not_one_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "not.db"
     bad.write_text("this is not sqlite\n" * 100)
     one_error_line(run("--db", str(bad), "sessions", "list"), str(bad), "not a database")
-    one_error_line(run("--db", str(tmp_path), "sessions", "list"), "cannot use the database")
+    one_error_line(run("--db", str(tmp_path), "sessions", "list"), "is a folder", str(tmp_path / "memchat.db"))
 
 
 def test_lang_zh_translates_messages(db: SQLiteStore) -> None:

@@ -24,6 +24,7 @@ from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
 from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary
+from memchat.search import Found
 from memchat.serialization import ContextView, covered
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -170,8 +171,11 @@ class Renderer:
         self.line(t("repl.error", line=text), "bold red")
 
     def banner(self, info: SessionInfo, provider: str, model: str, *, resumed: bool) -> None:
-        key = "repl.banner_resumed" if resumed else "repl.banner"
-        self.line(t(key, session=info.name, count=info.message_count, provider=provider, model=model), "bold")
+        if info.draft:
+            key = "repl.banner_named" if info.name else "repl.banner_new"
+        else:
+            key = "repl.banner_resumed" if resumed else "repl.banner"
+        self.line(t(key, session=info.label, count=info.message_count, provider=provider, model=model), "bold")
         self.note(t("repl.banner_help"))
 
     def context(self, view: ContextView) -> None:
@@ -255,8 +259,7 @@ class Renderer:
         for i, m in enumerate(messages, 1):
             while pending and pending[0].after_seq < (m.seq or 0):
                 self._image(pending.pop(0))
-            text = Text(f"{i:>3} ", style="dim")
-            text.append(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
+            text = Text(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
             text.append(m.content, style=ROLE_STYLES.get(m.role, ""))
             for call in m.tool_calls or ():
                 fn = call.get("function") or {}
@@ -267,9 +270,18 @@ class Renderer:
                 text.append(" " + t(f"repl.status.{m.status.value}"), style="bold yellow")
             if m.id in pinned:
                 text.append(" " + t("repl.history_pinned"), style="bold magenta")
-            self.console.print(text, soft_wrap=True)
+            self._numbered(i, text)
         for image in pending:
             self._image(image)
+
+    def _numbered(self, number: int, text: Text) -> None:
+        """``text`` after its number, wrapped at words to the terminal's width, its lines
+        indented under the first (a long message never breaks inside a word)."""
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="dim", no_wrap=True, min_width=3)
+        grid.add_column(overflow="fold")
+        grid.add_row(str(number), text)
+        self.console.print(grid)
 
     def _image(self, image: ImageRecord) -> None:
         self.console.print(
@@ -286,22 +298,57 @@ class Renderer:
             self.line(f" {mark} {name:<8} {t(f'repl.memory.{name}')}", "bold" if name == current else None)
         self.note(t("repl.memory_hint"))
 
-    def sessions(self, sessions: Iterable[SessionInfo], current: int) -> None:
+    def sessions(self, sessions: Iterable[SessionInfo], current: SessionInfo) -> None:
+        """The sessions, the current one marked (a new chat not stored yet first): the name
+        (what /switch takes) and the title."""
         rows = list(sessions)
+        if current.draft:
+            rows.insert(0, current)
         if not rows:
             self.note(t("repl.sessions_empty"))
             return
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         table.add_column("")
-        table.add_column(t("repl.col_name"))
+        table.add_column(t("repl.col_name"), overflow="fold")
+        table.add_column(t("repl.col_title"), overflow="fold")
         table.add_column(t("repl.col_messages"), justify="right")
         table.add_column(t("repl.col_model"))
         table.add_column(t("repl.col_updated"))
         for s in rows:
             updated = s.updated.astimezone().strftime("%Y-%m-%d %H:%M") if s.updated else ""
-            mark = "*" if s.id == current else ""
-            table.add_row(mark, s.name, str(s.message_count), s.model or "", updated, style="bold" if mark else None)
+            mark = "*" if s.id == current.id else ""
+            name = s.name or t("repl.new_chat") if s.draft else s.name
+            row = (mark, name, s.title or "", str(s.message_count), s.model or "", updated)
+            table.add_row(*row, style="bold" if mark else None)
         self.console.print(table)
+
+    def search(self, found: Found) -> None:
+        """Sessions found by the words of their messages: each with its name (what /switch
+        takes), title and snippets, the words found in bold."""
+        if not found.sessions:
+            self.note(t("repl.search_none", query=found.query))
+            return
+        for match in found.sessions:
+            s = match.session
+            head = Text(s.label, style="bold")
+            if s.label != s.name:
+                head.append(f"  ({s.name})", style="dim")
+            head.append("  " + t("repl.search_count", count=s.message_count), style="dim")
+            self.console.print(head)
+            for snip in match.snippets:
+                text = Text(f"{t('repl.role.' + snip.role.value)}: ", style=ROLE_STYLES.get(snip.role, ""))
+                body = Text(snip.text)
+                for start, end in snip.marks:
+                    body.stylize("bold yellow", start, end)
+                text.append_text(body)
+                grid = Table.grid(padding=(0, 0))
+                grid.add_column(width=2, no_wrap=True)
+                grid.add_column(overflow="fold")
+                grid.add_row("", text)
+                self.console.print(grid)
+        if found.total > len(found.sessions):
+            self.note(t("repl.search_more", shown=len(found.sessions), total=found.total))
+        self.note(t("repl.search_hint"))
 
     def memories(self, memories: Sequence[Memory]) -> None:
         """Memories as a table: id (what /forget takes), kind, an event's date, text, when learned."""
