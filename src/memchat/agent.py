@@ -1114,13 +1114,14 @@ class Agent:
         self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
 
     def _title(self, state: _TurnState) -> None:
-        """The first exchange of a session the user did not name gives it a title: the first
-        words of the question now (one write), and with ``titles="model"`` one the model writes in
-        upkeep's lane, off the reply's path. Never fails the turn."""
+        """The first complete exchange of a session the user did not name gives it a title: the
+        first words of the question now (one write), and with ``titles="model"`` one the model
+        writes in upkeep's lane, off the reply's path. A session has a title from then on (a
+        failed call leaves the first words), so this is done once. Never fails the turn."""
         info, reply = state.info, state.reply
         if self.titles == "off" or state.user is None or reply is None or not reply.text:
             return
-        if info.message_count or info.title or not is_generated_name(info.name):
+        if info.title or not is_generated_name(info.name):
             return
         words = first_words(state.user.content)
         if not words:

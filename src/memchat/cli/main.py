@@ -172,9 +172,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     _define_ask(command(sub, "ask", turns.cmd_ask, _ASK_HELP))
 
-    sessions_parser = command(sub, "sessions", _no_command, "list, show, rename, fork, delete, export, import sessions")
+    sessions_parser = command(
+        sub, "sessions", _no_command, "list, search, show, rename, fork, delete, export, import sessions"
+    )
     ss = sessions_parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = command(ss, "list", sessions.cmd_list, "list sessions, newest first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ss, "search", sessions.cmd_search, "find the sessions whose messages hold these words, with snippets")
+    p.add_argument("query", nargs="+", metavar="TEXT")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N sessions (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = command(ss, "show", sessions.cmd_show, "show a session and its messages")
     p.add_argument("name", metavar="NAME")

@@ -7,9 +7,13 @@ redrawn) and, when it ends or is stopped, is printed once for good as markdown. 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -47,6 +51,41 @@ class _Tail:
             yield Segment.line()
 
 
+class _NoEcho:
+    """The terminal does not echo what is typed while a reply streams: its echo of Ctrl-C
+    ("^C") moved the cursor under the live view, whose last redraw then left a copy of the
+    reply's first line behind ("Assistant:" twice), and typed-ahead text landed inside the view.
+    Ctrl-C still interrupts (only ECHO and ECHOCTL are switched off, and back on after)."""
+
+    def __init__(self) -> None:
+        self._saved: list[Any] | None = None
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            import termios
+
+            fd = sys.stdin.fileno()
+            if not os.isatty(fd):
+                return
+            saved = termios.tcgetattr(fd)
+            quiet = list(saved)
+            quiet[3] = quiet[3] & ~(termios.ECHO | termios.ECHOCTL)
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            self._saved, self._fd = saved, fd
+        except (ImportError, AttributeError, ValueError, OSError):  # no tty (tests, Windows, a pipe)
+            self._saved = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        import termios
+
+        with contextlib.suppress(OSError):
+            termios.tcsetattr(self._fd, termios.TCSANOW, self._saved)
+        self._saved = None
+
+
 class ReplyView:
     """Shows one streaming reply: ``with view: view.add(chunk)…``. Leaving the block by an
     exception (Ctrl-C, a failed call) keeps on screen what was shown."""
@@ -60,9 +99,11 @@ class ReplyView:
         self._drawn_at = 0.0
         self._written = False  # plain mode: something is on the current line
         self._in_reasoning = False
+        self._no_echo = _NoEcho()
 
     def __enter__(self) -> ReplyView:
         if self.markdown:
+            self._no_echo.__enter__()
             self._live = Live(
                 self._renderable(final=False),
                 console=self.console,
@@ -136,13 +177,16 @@ class ReplyView:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-            if self.text or self.reasoning:
-                self.console.print(self._renderable(final=True))
-        elif self._written:
-            self.console.out("")
+        try:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+                if self.text or self.reasoning:
+                    self.console.print(self._renderable(final=True))
+            elif self._written:
+                self.console.out("")
+        finally:
+            self._no_echo.__exit__()
 
 
 class Renderer:
@@ -158,8 +202,10 @@ class Renderer:
     def reply(self) -> ReplyView:
         return ReplyView(self.console, markdown=self.markdown)
 
-    def line(self, text: str, style: str | None = None) -> None:
-        self.console.print(Text(text, style=style or ""), soft_wrap=True)
+    def line(self, text: str, style: str | None = None, *, soft: bool = False) -> None:
+        """One line of text, wrapped at words to the terminal's width (never inside a word);
+        ``soft``: left to the terminal to wrap (an error stays one line to copy)."""
+        self.console.print(Text(text, style=style or ""), soft_wrap=soft)
 
     def info(self, text: str) -> None:
         self.line(text)
@@ -168,7 +214,7 @@ class Renderer:
         self.line(text, "dim")
 
     def error(self, text: str) -> None:
-        self.line(t("repl.error", line=text), "bold red")
+        self.line(t("repl.error", line=text), "bold red", soft=True)
 
     def banner(self, info: SessionInfo, provider: str, model: str, *, resumed: bool) -> None:
         if info.draft:
@@ -309,11 +355,11 @@ class Renderer:
             return
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         table.add_column("")
-        table.add_column(t("repl.col_name"), overflow="fold")
-        table.add_column(t("repl.col_title"), overflow="fold")
-        table.add_column(t("repl.col_messages"), justify="right")
-        table.add_column(t("repl.col_model"))
-        table.add_column(t("repl.col_updated"))
+        table.add_column(t("repl.col_name"), no_wrap=True)
+        table.add_column(t("repl.col_title"), no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column(t("repl.col_messages"), justify="right", no_wrap=True)
+        table.add_column(t("repl.col_model"), no_wrap=True, overflow="ellipsis")
+        table.add_column(t("repl.col_updated"), no_wrap=True)
         for s in rows:
             updated = s.updated.astimezone().strftime("%Y-%m-%d %H:%M") if s.updated else ""
             mark = "*" if s.id == current.id else ""

@@ -27,6 +27,7 @@ export async function loadMessages() {
 export function messageNode(m) {
   const div = document.createElement("div");
   div.className = "msg " + m.role;
+  if (m.id) div.dataset.id = m.id;  // a search result opens the session at it
   const who = document.createElement("div");
   who.className = "who";
   who.textContent = t("role_" + m.role);
