@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from memchat.cli.cli_strings import t
-from memchat.cli.common import settings_for, store_for
+from memchat.cli.common import err, settings_for, store_for
 from memchat.cli.output import print_json, read_in, table, when, write_out
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print_json(search_view(found))
         return 0
     if not found.sessions:
-        sys.stderr.write(t("cli.search_none", query=query) + "\n")
+        err(t("cli.search_none", query=query))
         return 1
     bold = sys.stdout.isatty()
     w = sys.stdout.write
