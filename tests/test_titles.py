@@ -40,9 +40,11 @@ def agent_with(*replies: Any, titles: str = "words") -> Agent:
 
 def test_first_words_make_a_short_title() -> None:
     assert first_words("What is a prime number?") == "What is a prime number?"
-    assert first_words("Please write me a **haiku** about the old pond and the frog") == "Please write me a haiku about…"
+    long = "Please write me a **haiku** about the old pond and the frog"
+    assert first_words(long) == "Please write me a haiku about…"
     assert first_words("  \n# Plan   my\ntrip  ") == "Plan my trip"
-    assert first_words("请帮我规划一次去长城的旅行，最好是春天的时候，人不要太多") == "请帮我规划一次去长城的旅行，最好…"  # 16 characters
+    chinese = "请帮我规划一次去长城的旅行，最好是春天的时候，人不要太多"
+    assert first_words(chinese) == "请帮我规划一次去长城的旅行，最好…"  # 16 characters
     assert first_words("   ") == ""
     assert is_generated_name("chat-20250101-120000") and is_generated_name("chat-20250101-120000-2")
     assert not is_generated_name("trip")
