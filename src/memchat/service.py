@@ -128,7 +128,12 @@ class Sessions:
         return info
 
     def fork(self, session: SessionKey, name: str | None = None, *, at: int | None = None) -> SessionInfo:
-        return self._store.fork_session(self._stored(session, "fork"), name, at=at)
+        """A copy of the session (its first ``at`` messages) under ``name``, else ``<name>-fork``.
+        A titled session's copy is shown as "<title> · fork" (with a name given: as that name)."""
+        info = self._store.fork_session(self._stored(session, "fork"), name, at=at)
+        if info.title is not None:
+            info = self._store.update_settings(info.id, {"title": None if name else f"{info.title} · fork"})
+        return info
 
     def delete(self, session: SessionKey) -> None:
         if isinstance(session, SessionInfo) and session.draft:
@@ -244,7 +249,10 @@ class Sessions:
         position = next((i for i, m in enumerate(stored) if m.id == message_id), None)
         if position is None or stored[position].role is not Role.USER:
             raise StoreError("that is not a user message of this session")
-        return self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
+        branch = self.fork(info.id, _free_name(self, f"{info.name} · edit {position + 1}"), at=position)
+        if info.title is not None:  # shown as the original's title with its edit, not its name
+            branch = self._store.update_settings(branch.id, {"title": f"{info.title} · edit {position + 1}"})
+        return branch
 
     def import_prepared(self, parsed: Parsed) -> SessionInfo:
         """A new session from an export already parsed and checked (``prepare_import``)."""
