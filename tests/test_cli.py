@@ -423,14 +423,15 @@ def test_sessions_list_newest_first(db: SQLiteStore) -> None:
     seed(db, "newer", turns=2)
     proc = run("sessions", "list")
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "MESSAGES", "MODEL", "UPDATED"]
-    assert [line.split()[:3] for line in lines[1:]] == [["newer", "4", "fake/model-a"], ["older", "2", "fake/model-a"]]
+    assert lines[0].split() == ["NAME", "TITLE", "MESSAGES", "MODEL", "UPDATED"]
+    rows = [line.split()[:4] for line in lines[1:]]
+    assert rows == [["newer", "-", "4", "fake/model-a"], ["older", "-", "2", "fake/model-a"]]
     data = sessions_json()
     assert [(s["name"], s["messages"], s["model"]) for s in data] == [
         ("newer", 4, "fake/model-a"),
         ("older", 2, "fake/model-a"),
     ]
-    assert set(data[0]) == {"name", "messages", "model", "provider", "created", "updated"}
+    assert set(data[0]) == {"name", "title", "messages", "model", "provider", "created", "updated"}
 
 
 def test_sessions_show(db: SQLiteStore) -> None:

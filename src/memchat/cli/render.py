@@ -203,12 +203,12 @@ class Renderer:
         return ReplyView(self.console, markdown=self.markdown)
 
     def line(self, text: str, style: str | None = None, *, soft: bool = False) -> None:
-        """One line of text, wrapped at words to the terminal's width (never inside a word);
-        ``soft``: left to the terminal to wrap (an error stays one line to copy)."""
-        self.console.print(Text(text, style=style or ""), soft_wrap=soft)
+        """One line of text, on a terminal wrapped at words to its width (never inside a word);
+        ``soft``, or output that is not a terminal: one line as it is (an error or a path to copy)."""
+        self.console.print(Text(text, style=style or ""), soft_wrap=soft or not self.console.is_terminal)
 
-    def info(self, text: str) -> None:
-        self.line(text)
+    def info(self, text: str, *, soft: bool = False) -> None:
+        self.line(text, soft=soft)
 
     def note(self, text: str) -> None:
         self.line(text, "dim")

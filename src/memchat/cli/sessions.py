@@ -111,6 +111,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     w = sys.stdout.write
     w(f"session   {info.name}\n")
+    if info.title:
+        w(f"title     {info.title}\n")
     w(f"model     {info.model or '-'}" + (f"  ({info.provider})" if info.provider else "") + "\n")
     w(f"memory    {info.memory}\n")
     w(f"created   {when(info.created)}\nupdated   {when(info.updated)}\nmessages  {len(messages)}\n")

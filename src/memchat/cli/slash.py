@@ -330,7 +330,7 @@ def _image(state: ReplState, arg: str) -> Result:
         if draft is not None and not made and state.chats.discard_if_empty(state.session.id):
             state.session = draft
     for im in made:
-        state.ui.info(t("repl.image_saved", path=im.path))
+        state.ui.info(t("repl.image_saved", path=im.path), soft=True)
     return None
 
 
