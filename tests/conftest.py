@@ -32,6 +32,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     # that script or count the model's requests go without it (tests/test_memories_learning.py
     # and the auto-learning tests switch it on)
     monkeypatch.setenv("MEMCHAT_LEARN", "explicit")
+    # titles written by the model are one more request after a session's first turn: tests that
+    # script or count requests title by the first words (tests/test_titles.py switches it on)
+    monkeypatch.setenv("MEMCHAT_TITLES", "words")
     # recall by meaning indexes every message in a background thread: the suite's recall tests
     # rank by words, deterministically; tests/test_semantic_recall.py gives its agents an index
     monkeypatch.setenv("MEMCHAT_EMBEDDINGS", "off")

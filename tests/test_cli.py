@@ -403,7 +403,7 @@ def test_a_database_that_is_not_one_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "not.db"
     bad.write_text("this is not sqlite\n" * 100)
     one_error_line(run("--db", str(bad), "sessions", "list"), str(bad), "not a database")
-    one_error_line(run("--db", str(tmp_path), "sessions", "list"), "cannot use the database")
+    one_error_line(run("--db", str(tmp_path), "sessions", "list"), "is a folder", str(tmp_path / "memchat.db"))
 
 
 def test_lang_zh_translates_messages(db: SQLiteStore) -> None:
@@ -423,14 +423,15 @@ def test_sessions_list_newest_first(db: SQLiteStore) -> None:
     seed(db, "newer", turns=2)
     proc = run("sessions", "list")
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "MESSAGES", "MODEL", "UPDATED"]
-    assert [line.split()[:3] for line in lines[1:]] == [["newer", "4", "fake/model-a"], ["older", "2", "fake/model-a"]]
+    assert lines[0].split() == ["NAME", "TITLE", "MESSAGES", "MODEL", "UPDATED"]
+    rows = [line.split()[:4] for line in lines[1:]]
+    assert rows == [["newer", "-", "4", "fake/model-a"], ["older", "-", "2", "fake/model-a"]]
     data = sessions_json()
     assert [(s["name"], s["messages"], s["model"]) for s in data] == [
         ("newer", 4, "fake/model-a"),
         ("older", 2, "fake/model-a"),
     ]
-    assert set(data[0]) == {"name", "messages", "model", "provider", "created", "updated"}
+    assert set(data[0]) == {"name", "title", "messages", "model", "provider", "created", "updated"}
 
 
 def test_sessions_show(db: SQLiteStore) -> None:

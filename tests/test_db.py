@@ -183,8 +183,10 @@ def test_a_dropped_postgresql_connection_is_replaced_by_the_pool(pg_url: str) ->
 
 def test_a_new_database_its_directory_and_the_repl_history_are_private(tmp_path: Path) -> None:
     from memchat.cli.repl import file_history
+    from memchat.config import data_dir
 
-    db = tmp_path / "data" / "memchat.db"
+    db = data_dir() / "memchat.db"  # the default location: made when missing (another folder must exist)
+    assert not db.parent.exists()
     open_store(db).close()
     assert (db.stat().st_mode & 0o777, db.parent.stat().st_mode & 0o777) == (0o600, 0o700)
     history = tmp_path / "data" / "history"

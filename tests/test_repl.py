@@ -127,39 +127,44 @@ def test_empty_input_is_ignored() -> None:
 # -- persona and banner -------------------------------------------------------------------
 
 
-def test_new_session_asks_the_persona_once() -> None:
+def test_a_new_chat_starts_at_the_prompt_the_first_line_is_a_question() -> None:
+    """Issue 17, finding 5: no persona question first; the newcomer's question gets an answer."""
     agent = make_agent("我是孙悟空。", "记得。")
-    rc, out = chat(agent, "你是孙悟空,我是猪八戒\n你是谁\n我是谁\nq\n", session="xiyou")
+    rc, out = chat(agent, "你是谁\n我是谁\nq\n", session="xiyou")
     assert rc == 0
-    info = agent.store.get_session("xiyou")
-    assert info.persona == "你是孙悟空,我是猪八戒"
-    assert "persona set" in out
-    # asked once: the next lines are messages, each call starts with the persona
-    assert calls(agent)[0] == [system("你是孙悟空,我是猪八戒"), user("你是谁")]
-    assert calls(agent)[1][0] == system("你是孙悟空,我是猪八戒")
+    assert "Persona" not in out and "persona set" not in out
+    assert agent.store.get_session("xiyou").persona == ""
+    assert calls(agent)[0] == [user("你是谁")]
     assert calls(agent)[1][-1] == user("我是谁")
+    assert "Assistant: 我是孙悟空。" in out
 
 
-def test_enter_skips_the_persona() -> None:
+def test_a_slash_command_typed_first_is_a_command_not_a_persona() -> None:
+    agent = make_agent("Arr!")
+    _, out = chat(agent, "/system You are a pirate.\nhi\nq\n", session="s")
+    assert "persona updated" in out
+    assert agent.store.get_session("s").persona == "You are a pirate."
+    assert calls(agent) == [[system("You are a pirate."), user("hi")]]
+
+
+def test_ctrl_c_at_the_first_prompt_clears_the_line() -> None:
     agent = make_agent("Hello!")
-    _, out = chat(agent, "\nhi\nq\n", session="s")
+    chat(agent, "half a line\x03hi\nq\n", session="s")
     assert agent.store.get_session("s").persona == ""
     assert calls(agent) == [[user("hi")]]
-    assert "persona set" not in out
 
 
-def test_ctrl_c_at_the_persona_question_skips_it() -> None:
-    agent = make_agent("Hello!")
-    chat(agent, "half a persona\x03hi\nq\n", session="s")
-    assert agent.store.get_session("s").persona == ""
-    assert calls(agent) == [[user("hi")]]
-
-
-def test_ctrl_d_at_the_persona_question_leaves() -> None:
-    agent = make_agent()
-    rc, out = chat(agent, "\x04", session="s")
-    assert rc == 0 and out.rstrip().endswith("Bye!")
-    assert calls(agent) == []
+def test_leaving_a_new_chat_without_a_message_stores_nothing() -> None:
+    """Issue 17, finding 6: each `memchat chat` left without a message made an empty session."""
+    for keys in ("\x04", "q\n", "/system Be brief\n/model x\n/memory window\n/rename kept\n/exit\n"):
+        agent = make_agent()
+        rc, out = chat(agent, keys)
+        assert rc == 0 and out.rstrip().endswith("Bye!")
+        assert calls(agent) == []
+        assert agent.store.list_sessions() == []
+        named = make_agent()
+        chat(named, keys, session="trip")
+        assert named.store.list_sessions() == []
 
 
 def test_existing_session_keeps_its_persona_and_is_not_asked() -> None:
@@ -167,7 +172,6 @@ def test_existing_session_keeps_its_persona_and_is_not_asked() -> None:
     agent.store.create_session("old", persona="Be brief")
     agent.ask("old", "earlier")
     _, out = chat(agent, "now\nq\n", session="old")
-    assert "persona set" not in out
     assert agent.store.get_session("old").persona == "Be brief"
     assert calls(agent)[-1] == [system("Be brief"), user("earlier"), assistant("r1"), user("now")]
     assert "old (2 messages)" in out
@@ -373,7 +377,7 @@ def test_context_numbers_messages_with_kind_tokens_and_the_budget_gauge() -> Non
     assert (
         f"window {budget.window:,} − {budget.reserve:,} reserved for the reply = {budget.limit:,} for messages" in out
     )
-    assert "4 tokens per message for the chat template" in out
+    assert "4 tokens per message for the chat template" in " ".join(out.split())  # wrapped at words
 
 
 def test_context_of_an_empty_session() -> None:
@@ -400,10 +404,10 @@ def test_show_context_at_the_three_points() -> None:
     assert re.search(r"^3\s+2\s+assistant\s+verbatim\s+\d+\s+Hi!", out[replied:], re.M)
 
 
-def test_show_context_after_the_persona_is_typed() -> None:
+def test_show_context_after_the_persona_is_set() -> None:
     agent = make_agent()
-    _, out = chat(agent, "Be brief\nq\n", session="s", show_context=True)
-    assert out.index("persona set") < out.index("context · auto · 1 messages")
+    _, out = chat(agent, "/system Be brief\nq\n", session="s", show_context=True)
+    assert out.index("persona updated") < out.index("context · auto · 1 messages")
     assert re.search(r"^1\s+system\s+persona\s+\d+\s+Be brief", out, re.M)
 
 
@@ -488,19 +492,28 @@ def test_system_shows_and_sets_the_persona() -> None:
     assert calls(agent) == [[system("Be terse."), user("hi")]]
 
 
-def test_new_starts_a_session_and_asks_its_persona() -> None:
-    agent = make_agent("one", "two")
-    _, out = chat(agent, "\na\n/new second\nPirate\nb\n/new second\nq\n", session="first")
+def test_new_starts_a_session_and_the_next_line_is_never_its_persona() -> None:
+    """After /new the next line, a slash command included, is what it is: never the persona."""
+    agent = make_agent("one", "two", "three")
+    keys = "a\n/new second\n/system Pirate\nb\n/new second\n/new\n/history\nc\nq\n"
+    _, out = chat(agent, keys, session="first")
     assert "new session second" in out
     assert agent.store.get_session("second").persona == "Pirate"
     assert stored(agent, "first") == [("user", "a", Status.COMPLETE), ("assistant", "one", Status.COMPLETE)]
     assert calls(agent)[1] == [system("Pirate"), user("b")]
     assert "a session named 'second' already exists; choose another name" in out
+    assert "new chat: it is stored with its first message" in out
+    assert "no messages yet" in out  # /history of the new chat: a command, not its persona
+    names = {s.name for s in agent.store.list_sessions()}
+    assert len(names) == 3
+    (third,) = names - {"first", "second"}
+    assert agent.store.get_session(third).persona == ""
+    assert stored(agent, third)[0] == ("user", "c", Status.COMPLETE)
 
 
 def test_new_without_name_generates_one() -> None:
-    agent = make_agent("x")
-    chat(agent, "/new\nhi\nq\n", session="first", system="S")
+    agent = make_agent("x", "y")
+    chat(agent, "hello\n/new\nhi\nq\n", session="first", system="S")
     names = {s.name for s in agent.store.list_sessions()}
     assert len(names) == 2 and "first" in names
     (other,) = names - {"first"}
@@ -522,7 +535,7 @@ def test_switch_moves_to_another_session() -> None:
     _, out = chat(agent, "/switch alpha\ny\n/switch nope\nq\n", session="beta", system="")
     assert "now in session alpha (2 messages)" in out
     assert calls(agent)[-1] == [user("x"), assistant("r0"), user("y")]
-    assert stored(agent, "beta") == []
+    assert agent.store.find_session("beta") is None  # left without a message: never stored
     assert "error: no session named 'nope'" in out
 
 
@@ -657,9 +670,9 @@ def test_memory_shows_and_sets_the_sessions_strategy() -> None:
 
 
 def test_memory_set_in_the_repl_wins_over_the_flag() -> None:
-    agent = make_agent()
+    agent = make_agent("ok")
     agent.memory = "full"  # what `memchat chat --memory full` (or MEMCHAT_MEMORY) builds
-    _, out = chat(agent, "/memory\n/memory recall\n/memory\nq\n", session="s", system="")
+    _, out = chat(agent, "/memory\n/memory recall\n/memory\nhi\nq\n", session="s", system="")
     assert "memory: full · context window" in out
     assert "set for every session by --memory, MEMCHAT_MEMORY or the config file (this session's own: auto)" in out
     assert "memory strategy for this session: recall" in out

@@ -158,6 +158,7 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
     ("GET", "/api/sessions"): ("/api/sessions?q=ZEBRA", None, {}),
     ("POST", "/api/sessions"): ("/api/sessions", {"name": "own"}, {}),
     ("POST", "/api/sessions/import"): ("/api/sessions/import", {"text": "not an export"}, {}),
+    ("POST", "/api/sessions/turns"): ("/api/sessions/turns", {"text": "what is my secret?"}, {}),
     ("GET", "/api/sessions/{session_id}"): ("/api/sessions/{sid}", None, {}),
     ("GET", "/api/sessions/{session_id}/messages"): ("/api/sessions/{sid}/messages", None, {}),
     ("PATCH", "/api/sessions/{session_id}"): ("/api/sessions/{sid}", {"name": "pwned", "persona": "pwned"}, {}),

@@ -27,8 +27,9 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from memchat.clock import now
-from memchat.config import CLIENT_TOOLS, LEARN_MODES
+from memchat.config import CLIENT_TOOLS, LEARN_MODES, TITLE_MODES
 from memchat.domain import (
+    DRAFT_ID,
     Chunk,
     Memory,
     Message,
@@ -66,6 +67,7 @@ from memchat.memory.summarize import summarize
 from memchat.memory.upkeep import Upkeep
 from memchat.providers.base import ChatOptions, Provider
 from memchat.stores.base import Store, TurnHandle
+from memchat.titles import first_words, is_generated_name, model_title
 from memchat.tokens import MESSAGE_OVERHEAD
 from memchat.tools.base import Tool, ToolContext
 from memchat.tools.builtin import MEMORY_TOOLS, builtin_tools
@@ -104,6 +106,7 @@ CONFIGURABLE = (
     "wait_for_turn",
     "approve",
     "warm_cache",
+    "titles",
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
@@ -151,9 +154,13 @@ class _TurnState:
         ``replace``: the turn is a new version of the point where that shown message is (the
         reply a retry regenerates, the user message an edit changes); the store sets the shown
         path from it on aside when the turn begins, and the turn is planned then, from the
-        path that is left (``Turn.plan``)."""
+        path that is left (``Turn.plan``).
+        ``info`` may be a draft (``SessionInfo.draft``): it is stored when the turn begins, and
+        removed again if the turn fails (``created``)."""
         self.agent = agent
         self.info = info
+        #: the session was stored by this turn (it was a draft): a failed turn removes it again
+        self.created = False
         if agent.semantic is not None:  # indexing pauses while the turn runs (notice resumes it)
             agent.semantic.hold()
         self.model = agent.model_for(info, model)
@@ -280,6 +287,9 @@ class _TurnState:
         else ``TurnInProgress``."""
         deadline = time.monotonic() + self.agent.wait_for_turn
         pause = 0.05
+        if self.info.draft:  # a new session is stored with its first message, not before
+            self.info, self.created = self.agent.save_draft(self.info)
+            self.tools.context.session = self.info
         while True:
             try:
                 self.turn = self.agent.store.begin_turn(self.info.id, self.user, model=self.model, replace=self.replace)
@@ -403,6 +413,9 @@ class _TurnState:
         if self.turn is not None:
             self.agent.store.abort_turn(self.turn)
             self.turn = None
+        if self.created:  # stored for this turn, which left nothing: no empty session stays
+            self.created = False
+            self.agent._discard_new(self.info)
 
     def interrupt(self) -> None:
         """Keep what streamed as ``interrupted`` (``stopped`` when the user asked, see
@@ -448,6 +461,11 @@ class Turn:
         return self.plan.entries
 
     @property
+    def session(self) -> SessionInfo:
+        """The session of this turn: stored once the turn has begun (a draft was stored then)."""
+        return self._state.info
+
+    @property
     def plan(self) -> ContextPlan:
         """What this call sends and why (strategy, sections, budget). A retry or an edit is
         planned once it has begun (what it replaces set aside): asking for its plan begins it."""
@@ -458,7 +476,11 @@ class Turn:
     def begin(self) -> None:
         """Store the question now, before iterating (optional; the first chunk does it too)."""
         if not self._begun:
-            self._state.begin()
+            try:
+                self._state.begin()
+            except BaseException:
+                self._state.abort()
+                raise
             self._begun = True
 
     def _run(self) -> Generator[Chunk, None, None]:
@@ -560,6 +582,11 @@ class AsyncTurn:
         """The id of the stored user message this turn answers (once it has begun)."""
         return self._state.question_id if self._state else None
 
+    @property
+    def session(self) -> SessionInfo | None:
+        """The session of this turn, once it has begun (a draft is stored then)."""
+        return self._state.info if self._state else None
+
     async def begin(self) -> None:
         """Store the question now, before iterating (optional): ``TurnInProgress`` here, while
         another writer's reply streams in the session, lets a server answer "busy" up front.
@@ -568,7 +595,11 @@ class AsyncTurn:
         def start() -> _TurnState:
             st = self._setup()
             self._state = st
-            st.begin()
+            try:
+                st.begin()
+            except BaseException:
+                st.abort()
+                raise
             return st
 
         await self._lane.run(start, urgent=True)
@@ -702,6 +733,7 @@ class Agent:
         learning: str | None = None,
         semantic: SemanticIndex | Literal["auto"] | None = "auto",
         client_tools: str = "replace",
+        titles: str = "words",
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -782,6 +814,13 @@ class Agent:
         )
         #: what the last turn was asked to remember or forget (for the REPL's confirmation)
         self.remembered: list[Memory] = []
+        if titles not in TITLE_MODES:
+            raise MemchatError(f"titles must be one of {', '.join(TITLE_MODES)}, not {titles!r}")
+        #: how a session the user did not name gets its title from its first exchange
+        #: (``memchat.titles``): ``words`` (the question's first words; the library's default: no
+        #: call the caller did not ask for), ``model`` (the chat model writes one in the background;
+        #: the configured interfaces' default, but on the embedded model), ``off``
+        self.titles = titles
 
     def close(self) -> None:
         """Close the provider and the store; memories still being learned get a few seconds. What
@@ -924,8 +963,63 @@ class Agent:
 
     # -- sessions ---------------------------------------------------------------------
 
+    def draft(
+        self, name: str | None = None, *, persona: str | None = None, settings: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        """A new session not stored yet (``SessionInfo.draft``): a turn in it stores it with its
+        first message (``name`` None: a generated name then). Its settings may be changed before
+        (``dataclasses.replace``); nothing is written until that turn."""
+        return SessionInfo(
+            DRAFT_ID,
+            name or "",
+            persona=self.persona if persona is None else persona,
+            model=self.model,
+            provider=self.provider.name,
+            settings=dict(settings or {}),
+        )
+
+    def save_draft(self, draft: SessionInfo) -> tuple[SessionInfo, bool]:
+        """Store ``draft`` (a turn does, as it begins); whether it was stored now (False: another
+        writer made a session of that name meanwhile, which is used)."""
+        try:
+            info = self.store.create_session(
+                draft.name or None,
+                persona=draft.persona,
+                model=draft.model,
+                provider=draft.provider,
+                memory=draft.memory,
+                settings=dict(draft.settings) or None,
+            )
+        except MemchatError:
+            if not draft.name:
+                raise
+            return self.store.get_session(draft.name), False
+        return info, True
+
+    def _discard_new(self, info: SessionInfo) -> None:
+        """Remove a session stored for a turn that failed, if it holds nothing (best effort)."""
+        try:
+            if not self.store.messages(info.id, include_streaming=True) and not self.store.images(info.id):
+                self.store.delete_session(info.id)
+        except MemchatError:
+            pass
+
+    def _find(self, session: SessionKey | None) -> SessionInfo:
+        """The session ``session`` (name, id or info) as it is, or a draft of it (a name not taken
+        yet, None): never writes."""
+        if isinstance(session, SessionInfo):
+            return session
+        if session is not None:
+            info = self.store.find_session(session)
+            if info is not None:
+                return info
+            if isinstance(session, int):
+                raise SessionNotFound(f"no session with id {session}")
+        return self.draft(session)
+
     def session(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
-        """The session ``session`` (name, id or info), created if it does not exist yet.
+        """The session ``session`` (name, id or info), created if it does not exist yet (a draft
+        is returned as it is: a turn stores it).
 
         ``None`` creates a fresh session with a generated name.
         """
@@ -1043,8 +1137,9 @@ class Agent:
     def context(self, session: SessionKey | None, text: str | None = None) -> ContextPlan:
         """What the next call sends: the plan of the session's context (with ``text`` as the
         new user message, recall included). Writes nothing; a summary that is due is
-        reported in ``needs_summary`` and written by the next turn."""
-        info = self.session(session)
+        reported in ``needs_summary`` and written by the next turn. A session that does not exist
+        yet is planned as a draft (not created)."""
+        info = self._find(session)
         model = self.model_for(info)
         new = None
         if text:
@@ -1122,12 +1217,15 @@ class Agent:
 
     def upkeep_pending(self, session: SessionKey | None) -> bool:
         """Whether memory upkeep (a summary being written) is queued or running for ``session``."""
-        return self.upkeep.pending(self._upkeep_key(self.session(session)))
+        info = self._find(session)
+        return not info.draft and self.upkeep.pending(self._upkeep_key(info))
 
     def _after_turn(self, state: _TurnState) -> None:
         """A turn ended: plan the next call now, in the background — fold what fell out of the
         window into the summary, move the window when the next turn would overflow it, and warm
-        the model's cache with the context's new beginning — so the next turn waits on none of it."""
+        the model's cache with the context's new beginning — so the next turn waits on none of it.
+        The first exchange of a session gives it its title (``_title``)."""
+        self._title(state)
         if self.memory_for(state.info) not in ("summary", "auto") or state.user is None:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content
@@ -1135,6 +1233,39 @@ class Agent:
         if self.warm_cache and _prefills(self.provider):  # its own lane: never behind a summary being written
             self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
         self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
+
+    def _title(self, state: _TurnState) -> None:
+        """The first complete exchange of a session the user did not name gives it a title: the
+        first words of the question now (one write), and with ``titles="model"`` one the model
+        writes in upkeep's lane, off the reply's path. A session has a title from then on (a
+        failed call leaves the first words), so this is done once. Never fails the turn."""
+        info, reply = state.info, state.reply
+        if self.titles == "off" or state.user is None or reply is None or not reply.text:
+            return
+        if info.title or not is_generated_name(info.name):
+            return
+        words = first_words(state.user.content)
+        if not words:
+            return
+        try:
+            self.store.update_settings(info.id, {"title": words})
+        except MemchatError:
+            return
+        if self.titles == "model":
+            question, answer, model = state.user.content, reply.text, state.model
+            key = (*self._upkeep_key(info), "title")
+            self.upkeep.submit(key, lambda: self._model_title(info.id, words, question, answer, model))
+
+    def _model_title(self, session: int, words: str, question: str, answer: str, model: str) -> None:
+        """Replace the first-words title with the model's, unless the session changed it meanwhile
+        (renamed, deleted); a failed call keeps the first words."""
+        try:
+            title = model_title(self.provider.for_upkeep(), model, question, answer)
+        except MemchatError:
+            return
+        info = self.store.find_session(session)
+        if info is not None and info.title == words and title != words:
+            self.store.update_settings(session, {"title": title})
 
     def _keep_up(self, info: SessionInfo, model: str, budget: Budget, text: str) -> None:
         """The upkeep of one session (``_after_turn``); ``text``: the last message, standing in for
@@ -1235,7 +1366,10 @@ class Agent:
     ) -> _TurnState:
         if not text or not text.strip():
             raise MemchatError("the message is empty")
-        info = self.store.get_session(session.id) if isinstance(session, SessionInfo) else self.session(session)
+        if isinstance(session, SessionInfo):
+            info = session if session.draft else self.store.get_session(session.id)
+        else:
+            info = self._find(session)  # a new session is a draft until the turn begins
         return _TurnState(self, info, text, model, options, replace=replace)
 
     def _results_state(
@@ -1336,7 +1470,9 @@ class Agent:
         return AsyncTurn(lambda: self._retry_state(session, model, options), options or self.options, self.lane)
 
     def _retry_state(self, session: SessionKey | None, model: str | None, options: ChatOptions | None) -> _TurnState:
-        info = self.session(session)
+        info = self._find(session)
+        if info.draft:
+            raise MemchatError("there is no reply to regenerate yet")
         history: list[Message] = []  # the newest messages, back to the last user message
         while not any(m.role is Role.USER for m in history):
             page = self.store.messages_before(info.id, history[0].seq if history else None, 64)

@@ -39,6 +39,7 @@ _KEYS = (
     "recall",
     "memories",
     "learn",
+    "titles",
     "embeddings",
     "client_tools",
     "tools",
@@ -73,6 +74,10 @@ _ALSO = {
 #: read it): ``auto`` (the model extracts them after each turn, and
 #: explicit requests), ``explicit`` (only when the user asks), ``off``
 LEARN_MODES = ("auto", "explicit", "off")
+#: how a session the user did not name gets its title from its first exchange: the chat ``model``
+#: writes one in the background (the first ``words`` of the question until then, and if it fails),
+#: the first ``words`` only, or ``off`` (the generated name stays)
+TITLE_MODES = ("model", "words", "off")
 #: semantic recall's embedding model: ``auto`` (the offline one when it is installed, else
 #: none: recall by words only), ``local`` (the offline one, an error when it is missing), ``off``
 EMBEDDINGS = ("auto", "local", "off")
@@ -145,6 +150,36 @@ def default_db_path() -> Path:
     return Path(db).expanduser() if db else data_dir() / "memchat.db"
 
 
+def check_db_path(target: str) -> None:
+    """A SQLite file named by ``--db``, ``MEMCHAT_DB`` or a caller must be in a folder that exists:
+    a typo is refused (``ConfigError``, saying what to do), not made into new folders and an empty
+    database. Only the default location (``memchat.db`` in the data directory) is made when
+    missing. URLs and ``:memory:`` pass."""
+    if target.startswith(("postgresql://", "postgres://")) or target in ("", ":memory:"):
+        return
+    for prefix in ("sqlite:///", "sqlite://"):
+        if target.startswith(prefix):
+            target = target[len(prefix) :] or ":memory:"
+            if target == ":memory:":
+                return
+    path = Path(target).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"the database {target} is a folder; name a file in it, e.g. {path / 'memchat.db'}")
+    if path.absolute() == (data_dir() / "memchat.db").absolute():
+        return
+    folder = path.parent
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise ConfigError(
+            f"cannot make the database {target}: {folder} is not a folder; give --db (or MEMCHAT_DB) a file in a folder"
+        )
+    raise ConfigError(
+        f"the folder {folder} does not exist, so the database {target} is not made there; check the path, "
+        f"or create the folder first (mkdir -p {folder})"
+    )
+
+
 def mask(secret: str | None) -> str:
     if not secret:
         return "(not set)"
@@ -171,6 +206,9 @@ class Settings:
     memories: bool = True
     #: how memories are learned (None: ``auto``, but ``explicit`` on the embedded model)
     learn: str | None = None
+    #: how sessions get titles (one of ``TITLE_MODES``; None: ``model``, but ``words`` on the
+    #: embedded model, too small to write a good one)
+    titles: str | None = None
     #: semantic recall's embedding model (one of ``EMBEDDINGS``)
     embeddings: str = "auto"
     #: what a client's own tools do to memchat's (one of ``CLIENT_TOOLS``)
@@ -329,6 +367,11 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         learn = str(learn).strip().lower()
         if learn not in LEARN_MODES:
             raise ConfigError(f"learn must be one of {', '.join(LEARN_MODES)}, not {learn!r}")
+    titles = pick("titles", "MEMCHAT_TITLES")
+    if titles is not None:
+        titles = str(titles).strip().lower()
+        if titles not in TITLE_MODES:
+            raise ConfigError(f"titles must be one of {', '.join(TITLE_MODES)}, not {titles!r}")
     embeddings = str(pick("embeddings", "MEMCHAT_EMBEDDINGS") or "auto").strip().lower()
     if embeddings in _FALSE:
         embeddings = "off"
@@ -385,6 +428,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         recall=recall,
         memories=memories,
         learn=learn,
+        titles=titles,
         embeddings=embeddings,
         client_tools=client_tools,
         provider=provider,

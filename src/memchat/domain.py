@@ -153,7 +153,13 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
-    """A stored conversation: its name, persona (system prompt) and defaults."""
+    """A stored conversation: its name, persona (system prompt) and defaults.
+
+    A *draft* (``id`` 0, ``DRAFT_ID``) is a new session not stored yet: its settings are chosen
+    (name, persona, model, memory, incognito) but nothing is written until its first message is
+    (``Agent.stream`` stores it with the turn, and removes it again when that turn fails), so no
+    interface leaves empty sessions behind. ``settings["title"]`` is the display label written from
+    the first exchange (``label``); the name stays the session's key."""
 
     id: int
     name: str
@@ -168,6 +174,26 @@ class SessionInfo:
     created: datetime | None = None
     updated: datetime | None = None
     message_count: int = 0
+
+    @property
+    def draft(self) -> bool:
+        """Not stored yet: stored with its first message."""
+        return self.id == DRAFT_ID
+
+    @property
+    def title(self) -> str | None:
+        """The title written from the first exchange (None: none yet, or the user named it)."""
+        title = self.settings.get("title") if isinstance(self.settings, dict) else None
+        return title if isinstance(title, str) and title.strip() else None
+
+    @property
+    def label(self) -> str:
+        """What a person is shown: the title, else the name."""
+        return self.title or self.name
+
+
+#: the id of a draft session (stores number sessions from 1)
+DRAFT_ID = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@
     │   └── ImportFormatError       a file to import is not a memchat export
     ├── TurnInProgress              another turn of this session is still streaming (server)
     ├── ContextTooLong              the context cannot fit the window with this memory strategy
+    ├── UnknownModel                a model the provider does not have (the embedded one has one)
     ├── ProviderError               the model call failed; the turn was rolled back
     │   ├── ProviderUnavailable     cannot connect / DNS / connection refused
     │   ├── ProviderTimeout         no answer in time, or the stream stalled
@@ -76,6 +77,12 @@ class TurnInProgress(MemchatError):
 
 class ContextTooLong(MemchatError):
     kind = "context_too_long"
+
+
+class UnknownModel(MemchatError):
+    """``info``: ``model`` (asked for), ``provider`` and ``offered`` (its models, comma-separated)."""
+
+    kind = "unknown_model"
 
 
 class ProviderError(MemchatError):

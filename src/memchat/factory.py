@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memchat.config import Settings, default_db_path
+from memchat.config import Settings, check_db_path, default_db_path
 from memchat.errors import ConfigError
 from memchat.presets import LOCAL
 from memchat.providers.base import ChatOptions, Provider
@@ -22,6 +22,7 @@ def open_store(url_or_path: str | Path | None = None, *, migrate: bool | None = 
     """Open a store: a file path, ``":memory:"``, ``sqlite:///path``; ``None`` for the default file.
     With ``migrate=False`` a database whose schema is behind this memchat is refused (one line)."""
     target = str(url_or_path) if url_or_path is not None else str(default_db_path())
+    check_db_path(target)  # a file in a folder that does not exist is refused, not made
     if target.startswith(("postgresql://", "postgres://")):
         from memchat.stores.postgres import PostgresStore
 
@@ -87,6 +88,18 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
         tools.add(load_tool(spec))
     zone = timezone(settings.timezone)
     provider = make_provider(settings)  # before the store: a bad setting must not create a database
+    if "model" in settings.sources and provider.fixed_models and settings.model not in provider.list_models():
+        from memchat.errors import UnknownModel
+
+        offered = ", ".join(provider.list_models())
+        provider.close()
+        raise UnknownModel(
+            f"the {provider.name} provider has only {offered}, not {settings.model!r}; for another model use "
+            "another provider (--provider …, see: memchat models)",
+            model=settings.model,
+            provider=provider.name,
+            offered=offered,
+        )
     try:
         if store is None:
             store = open_store(settings.db)
@@ -106,6 +119,7 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
         recall_all=settings.recall == "all",
         long_term=settings.memories,
         learning=settings.learn or ("explicit" if provider.name == "local" else "auto"),
+        titles=settings.titles or ("words" if provider.name == "local" else "model"),
         tools=tools,
         enabled_tools=enabled,
         max_steps=settings.max_steps,

@@ -76,6 +76,7 @@ add(
         "err.reply_too_long": "the reply passed memchat's limit of {detail} characters and was cut there "
         "(kept, marked interrupted)",
         "err.context_too_long": "{detail}",
+        "err.unknown_model": "{detail}",
         "err.bad_image_request": "{detail}",
         "err.image_failed": "the image could not be generated ({detail})",
         "err.image_timeout": "{detail}",
@@ -113,6 +114,8 @@ add(
         "err.stream": "回复流中断（{detail}）；请重试",
         "err.reply_too_long": "回复超过了 memchat 的上限（{detail} 个字符），已在此截断（已保留，标记为中断）",
         "err.context_too_long": "上下文放不下：{detail}",
+        "err.unknown_model": "{provider} 服务商只有 {offered}，没有 {model}；"
+        "要用其他模型请换服务商（--provider …，见 memchat models）",
         "err.bad_image_request": "{detail}",
         "err.image_failed": "图片生成失败（{detail}）",
         "err.image_timeout": "{detail}",
@@ -137,7 +140,8 @@ def describe_error(exc: MemchatError) -> str:
     service = exc.info.get("service")  # a service other than the chat model: its own wording
     if service and f"err.{service}.{exc.kind}" in _CATALOG["en"]:
         key = f"err.{service}.{exc.kind}"
-    line = t(key, detail=detail)
+    fields = {k: v for k, v in exc.info.items() if isinstance(v, str | int | float) and k != "detail"}
+    line = t(key, **fields, detail=detail)
     if isinstance(exc, RateLimited) and exc.retry_after and not exc.quota:
         line += t("err.retry_after", seconds=exc.retry_after)
     return line

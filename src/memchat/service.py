@@ -8,6 +8,16 @@ the service moves to an agent configured that way (``Agent.configured``) instead
 the one it was given.
 
 Long-term memories are ``conversations.memories`` (``memchat.memories.MemoryService``).
+
+No empty sessions: a new chat is a *draft* (``Conversations.draft``, a ``SessionInfo`` with id 0)
+until its first message. Its settings (name, persona, model, memory, tools, incognito) are kept
+on the draft by the same methods that change a stored session; reading it gives an empty
+history; its first turn (``stream``/``astream``) stores it, and a turn that fails removes it
+again. Every interface opens a new chat this way, so none leaves an empty session behind.
+
+Titles and search: ``SessionInfo.label`` is what a session is shown as (the title written from
+its first exchange, else its name; a rename drops the title); ``search`` finds sessions by the
+words of their messages (the store's full-text index), with snippets.
 """
 
 from __future__ import annotations
@@ -23,12 +33,13 @@ from typing import Any, Literal
 from memchat.agent import Agent, AsyncTurn, Turn
 from memchat.config import data_dir
 from memchat.domain import ImageRecord, Message, Role, SessionInfo, SessionKey, Summary, Version, Versions
-from memchat.errors import MemchatError, SessionExists, StoreError
+from memchat.errors import MemchatError, SessionExists, StoreError, UnknownModel
 from memchat.images.base import GeneratedImage, Progress
 from memchat.images.keep import generate_and_keep, to_record
 from memchat.memories.service import MemoryService
 from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.providers.base import ChatOptions
+from memchat.search import Found, search_sessions
 from memchat.serialization import ContextView, Parsed, context_view, export_jsonl, export_markdown, import_jsonl
 from memchat.stores.base import Store
 
@@ -76,28 +87,75 @@ class Sessions:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def get(self, session: str | int) -> SessionInfo:
+    def get(self, session: SessionKey) -> SessionInfo:
+        """The session as stored now (a draft as it is)."""
+        if isinstance(session, SessionInfo):
+            return session if session.draft else self._store.get_session(session.id)
         return self._store.get_session(session)
 
-    def find(self, session: str | int) -> SessionInfo | None:
+    def find(self, session: SessionKey) -> SessionInfo | None:
+        if isinstance(session, SessionInfo):
+            return session if session.draft else self._store.find_session(session.id)
         return self._store.find_session(session)
 
     def list(self, query: str | None = None) -> builtins.list[SessionInfo]:
-        """The sessions; with ``query``, those whose name or persona contains it (any case)."""
+        """The sessions, the most recently used first; with ``query``, those whose name, title or
+        persona contains it (any case). ``search`` also looks in their messages."""
         found = self._store.list_sessions()
         if query:
             needle = query.lower()
-            found = [s for s in found if needle in s.name.lower() or needle in s.persona.lower()]
+            found = [
+                s for s in found if needle in s.name.lower() or needle in s.label.lower() or needle in s.persona.lower()
+            ]
         return found
 
-    def rename(self, session: str | int, name: str) -> SessionInfo:
-        return self._store.update_session(session, name=name)
+    def latest(self) -> SessionInfo | None:
+        """The most recently used session (``-c``/``--continue``), None when there is none."""
+        found = self._store.list_sessions()
+        return found[0] if found else None
 
-    def fork(self, session: str | int, name: str | None = None, *, at: int | None = None) -> SessionInfo:
-        return self._store.fork_session(session, name, at=at)
+    def search(self, query: str, *, limit: int = 20, offset: int = 0) -> Found:
+        """Sessions whose messages (or name, title, persona) contain the words of ``query``, best
+        first, each with snippets of its matching messages (their ids, to open the session at
+        one); ``limit``/``offset`` page the sessions, ``total`` counts them all."""
+        return search_sessions(self._store, query, limit=limit, offset=offset)
 
-    def delete(self, session: str | int) -> None:
-        self._store.delete_session(session)
+    def rename(self, session: SessionKey, name: str) -> SessionInfo:
+        """A new name (a draft's is checked free); the title goes: the name the user chose is
+        what the session is shown as from now on."""
+        if isinstance(session, SessionInfo) and session.draft:
+            return dataclasses.replace(session, name=self._free_for_draft(name))
+        info = self._store.update_session(_key(session), name=name)
+        if info.title is not None:
+            info = self._store.update_settings(info.id, {"title": None})
+        return info
+
+    def fork(self, session: SessionKey, name: str | None = None, *, at: int | None = None) -> SessionInfo:
+        """A copy of the session (its first ``at`` messages) under ``name``, else ``<name>-fork``.
+        A titled session's copy is shown as "<title> · fork" (with a name given: as that name)."""
+        info = self._store.fork_session(self._stored(session, "fork"), name, at=at)
+        if info.title is not None:
+            info = self._store.update_settings(info.id, {"title": None if name else f"{info.title} · fork"})
+        return info
+
+    def delete(self, session: SessionKey) -> None:
+        if isinstance(session, SessionInfo) and session.draft:
+            return
+        self._store.delete_session(_key(session))
+
+    def _stored(self, session: SessionKey, what: str) -> str | int:
+        """The key of a stored session; a draft has nothing to ``what`` yet."""
+        if isinstance(session, SessionInfo) and session.draft:
+            raise StoreError(f"there is nothing to {what} yet: a new chat is stored with its first message")
+        return _key(session)
+
+    def _free_for_draft(self, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise StoreError("a session name cannot be empty")
+        if self._store.find_session(name) is not None:
+            raise SessionExists(f"a session named {name!r} already exists", name=name)
+        return name
 
     def branches(self, session: str | int) -> Branches:
         """Where ``session`` was forked from (if that session still exists), and the forks of it."""
@@ -108,25 +166,31 @@ class Sessions:
         family.sort(key=lambda s: (s.id != root, s.id))
         return Branches(root, family)
 
-    def export(self, session: str | int, fmt: Literal["jsonl", "md"] = "jsonl") -> str:
+    def export(self, session: SessionKey, fmt: Literal["jsonl", "md"] = "jsonl") -> str:
         """The session as JSONL (re-importable) or a Markdown transcript (for people)."""
-        store = self._store
-        return export_jsonl(store, session) if fmt == "jsonl" else export_markdown(store, session)
+        store, key = self._store, self._stored(session, "export")
+        return export_jsonl(store, key) if fmt == "jsonl" else export_markdown(store, key)
 
     def import_(self, text: str, name: str | None = None) -> SessionInfo:
         """A new session from a JSONL export, all or nothing (``name`` overrides the file's);
         ``ImportFormatError`` for a text that is not one, ``SessionExists`` for a name taken."""
         return import_jsonl(self._store, text, name)
 
-    def set_persona(self, session: str | int, persona: str) -> SessionInfo:
-        return self._store.update_session(session, persona=persona)
+    def set_persona(self, session: SessionKey, persona: str) -> SessionInfo:
+        if isinstance(session, SessionInfo) and session.draft:
+            return dataclasses.replace(session, persona=persona)
+        return self._store.update_session(_key(session), persona=persona)
 
-    def messages(self, session: str | int) -> builtins.list[Message]:
-        return self._store.messages(session)
+    def messages(self, session: SessionKey) -> builtins.list[Message]:
+        if isinstance(session, SessionInfo) and session.draft:
+            return []
+        return self._store.messages(_key(session))
 
-    def history(self, session: str | int) -> History:
+    def history(self, session: SessionKey) -> History:
+        if isinstance(session, SessionInfo) and session.draft:
+            return History(session, [], set(), [], [])
         store = self._store
-        info = store.get_session(session)
+        info = store.get_session(_key(session))
         return History(
             info,
             store.messages(info.id),
@@ -136,12 +200,12 @@ class Sessions:
             store.version_marks(info.id),
         )
 
-    def versions(self, session: str | int, message_id: int) -> builtins.list[Version]:
+    def versions(self, session: SessionKey, message_id: int) -> builtins.list[Version]:
         """The versions of the point where the shown message ``message_id`` is (a regenerated
         reply, an edited message), oldest first; the shown one has ``shown``."""
         return self._store.versions(self.get(session).id, message_id)
 
-    def latest_versions(self, session: str | int) -> builtins.list[Version]:
+    def latest_versions(self, session: SessionKey) -> builtins.list[Version]:
         """The versions of the newest point of the session that has more than one (``/versions``);
         empty when none has."""
         info = self.get(session)
@@ -149,35 +213,40 @@ class Sessions:
         newest = next((m.id for m in reversed(self.messages(info.id)) if m.id in marks), None) if marks else None
         return self._store.versions(info.id, newest) if newest is not None else []
 
-    def choose_version(self, session: str | int, head_id: int) -> bool:
+    def choose_version(self, session: SessionKey, head_id: int) -> bool:
         """Show the version whose first message is ``head_id`` (one ``versions`` lists): the next
         turn continues from it, and memory sees it; what it replaces is kept as a version.
         ``TurnInProgress`` while a reply is generated in the session; False if it was shown."""
         return self._store.choose_version(self.get(session).id, head_id)
 
-    def undo(self, session: str | int) -> builtins.list[Message]:
+    def undo(self, session: SessionKey) -> builtins.list[Message]:
         """Remove the last turn (and the summaries covering it); what was removed."""
-        return self._store.remove_last_turn(session)
+        if isinstance(session, SessionInfo) and session.draft:
+            return []
+        return self._store.remove_last_turn(_key(session))
 
-    def clear(self, session: str | int) -> int:
+    def clear(self, session: SessionKey) -> int:
         """Empty the session (its persona and settings stay); how many messages went."""
-        return self._store.truncate(session, 0)
+        if isinstance(session, SessionInfo) and session.draft:
+            return 0
+        return self._store.truncate(_key(session), 0)
 
-    def pin(self, session: str | int, number: int | None = None) -> Pinned:
+    def pin(self, session: SessionKey, number: int | None = None) -> Pinned:
         """Pin message ``number`` of the history (1-based; None: the last user message)."""
         messages = self.messages(session)
         message = _numbered(messages, number) if number is not None else _last_user(messages)
-        if any(p.id == message.id for p in self._store.pins(session)):
+        key = _key(session)
+        if any(p.id == message.id for p in self._store.pins(key)):
             return Pinned(message, messages.index(message) + 1, changed=False)
         assert message.id is not None
-        self._store.pin(session, message.id)
+        self._store.pin(key, message.id)
         return Pinned(message, messages.index(message) + 1, changed=True)
 
-    def unpin(self, session: str | int, number: int) -> Pinned:
+    def unpin(self, session: SessionKey, number: int) -> Pinned:
         messages = self.messages(session)
         message = _numbered(messages, number)
         assert message.id is not None
-        changed = self._store.unpin(session, message.id)
+        changed = self._store.unpin(_key(session), message.id)
         return Pinned(message, number, changed=changed)
 
     def set_pinned(self, session: str | int, message_id: int, pinned: bool = True) -> builtins.list[Message]:
@@ -189,8 +258,10 @@ class Sessions:
             store.unpin(session, message_id)
         return store.pins(session)
 
-    def forget_summaries(self, session: str | int) -> int:
-        return self._store.forget_summaries(session)
+    def forget_summaries(self, session: SessionKey) -> int:
+        if isinstance(session, SessionInfo) and session.draft:
+            return 0
+        return self._store.forget_summaries(_key(session))
 
     def import_prepared(self, parsed: Parsed) -> SessionInfo:
         """A new session from an export already parsed and checked (``prepare_import``)."""
@@ -203,16 +274,20 @@ class Sessions:
             versions=parsed.versions,
         )
 
-    def summaries(self, session: str | int) -> builtins.list[Summary]:
-        return self._store.summaries(session)
+    def summaries(self, session: SessionKey) -> builtins.list[Summary]:
+        if isinstance(session, SessionInfo) and session.draft:
+            return []
+        return self._store.summaries(_key(session))
 
     def ensure(self, name: str) -> SessionInfo:
         """The session named ``name``, created (empty) if there is none."""
         return self._store.find_session(name) or self._store.create_session(name)
 
-    def images(self, session: str | int) -> builtins.list[ImageRecord]:
+    def images(self, session: SessionKey) -> builtins.list[ImageRecord]:
         """The images kept with ``session``, in the order they were made."""
-        return self._store.images(session)
+        if isinstance(session, SessionInfo) and session.draft:
+            return []
+        return self._store.images(_key(session))
 
     def keep_images(self, session: str | int, images: Sequence[GeneratedImage]) -> builtins.list[ImageRecord]:
         """Record images made for ``session`` (after its last message) — ``memchat image -s``,
@@ -222,9 +297,11 @@ class Sessions:
     def close(self) -> None:
         self._store.close()
 
-    def truncate(self, session: str | int, keep: int) -> int:
+    def truncate(self, session: SessionKey, keep: int) -> int:
         """Keep the first ``keep`` messages; how many went (summaries of removed ones go too)."""
-        return self._store.truncate(session, keep)
+        if isinstance(session, SessionInfo) and session.draft:
+            return 0
+        return self._store.truncate(_key(session), keep)
 
 
 class Conversations(Sessions):
@@ -248,6 +325,22 @@ class Conversations(Sessions):
     def open(self, session: SessionKey | None = None, *, persona: str | None = None) -> SessionInfo:
         """The session, created (with ``persona``, else the agent's) if it does not exist yet."""
         return self._agent.session(session, persona=persona)
+
+    def draft(self, name: str | None = None, *, persona: str | None = None, incognito: bool = False) -> SessionInfo:
+        """A new chat, not stored until its first message (``SessionInfo.draft``): its first turn
+        stores it. ``name``: its name (``SessionExists`` when taken), else one is generated then;
+        ``persona``: else the agent's."""
+        if name is not None:
+            name = self._free_for_draft(name)
+        return self._agent.draft(name, persona=persona, settings={"incognito": True} if incognito else None)
+
+    def save(self, draft: SessionInfo) -> SessionInfo:
+        """Store a draft now (for what is not a message, e.g. its first image); a stored session
+        is returned as it is."""
+        if not draft.draft:
+            return draft
+        info, _ = self._agent.save_draft(draft)
+        return info
 
     def continue_conversation(
         self,
@@ -316,7 +409,8 @@ class Conversations(Sessions):
         return True
 
     def create(self, name: str | None = None, *, persona: str | None = None) -> SessionInfo:
-        """A new session; ``SessionExists`` when ``name`` is taken."""
+        """A new session stored now, empty (an API client that wants an id before it talks);
+        interfaces open a new chat with ``draft``. ``SessionExists`` when ``name`` is taken."""
         if name is not None and self.find(name) is not None:
             raise SessionExists(f"a session named {name!r} already exists", name=name)
         return self._store.create_session(
@@ -326,7 +420,7 @@ class Conversations(Sessions):
 
     def change(
         self,
-        session: str | int,
+        session: SessionKey,
         *,
         name: str | None = None,
         persona: str | None = None,
@@ -339,6 +433,21 @@ class Conversations(Sessions):
         info = self.get(session)
         if memory is not None:
             memory = _strategy(memory)
+        if model is not None:
+            self._check_model(model)
+        if info.draft:
+            changed = info
+            if name is not None:
+                changed = self.rename(changed, name)
+            if persona is not None:
+                changed = dataclasses.replace(changed, persona=persona)
+            if model is not None:
+                changed = dataclasses.replace(changed, model=model, provider=self._agent.provider.name)
+            if memory is not None:
+                changed = dataclasses.replace(changed, memory=memory)
+            if incognito is not None:
+                changed = _with_incognito(changed, incognito)
+            return changed
         settings = None
         if incognito is not None:
             settings = dict(info.settings or {})
@@ -347,6 +456,9 @@ class Conversations(Sessions):
             else:
                 settings.pop("incognito", None)
         provider = self._agent.provider.name if model is not None else None
+        if name is not None and name.strip() != info.name and info.title is not None:
+            settings = dict(settings if settings is not None else info.settings or {})
+            settings.pop("title", None)  # the name the user chose is shown from now on
         updated = self._store.update_session(
             info.id, name=name, persona=persona, model=model, provider=provider, memory=memory, settings=settings
         )
@@ -355,19 +467,42 @@ class Conversations(Sessions):
             self._agent = self._agent.configured(**chosen)
         return updated
 
-    def set_model(self, session: str | int, model: str) -> SessionInfo:
-        """This session's model, chosen on the current provider; it wins over ``--model`` from now on."""
-        info = self._store.update_session(session, model=model, provider=self._agent.provider.name)
+    def set_model(self, session: SessionKey, model: str) -> SessionInfo:
+        """This session's model, chosen on the current provider; it wins over ``--model`` from now on.
+        A provider with a fixed set of models (the embedded one) refuses any other, naming them."""
+        self._check_model(model)
+        provider = self._agent.provider.name
+        if isinstance(session, SessionInfo) and session.draft:
+            info = dataclasses.replace(session, model=model, provider=provider)
+        else:
+            info = self._store.update_session(_key(session), model=model, provider=provider)
         self._agent = self._agent.configured(model=None)
         return info
 
-    def set_memory(self, session: str | int, strategy: str) -> SessionInfo:
+    def _check_model(self, model: str) -> None:
+        provider = self._agent.provider
+        if not provider.fixed_models:
+            return
+        offered = provider.list_models()
+        if model not in offered:
+            raise UnknownModel(
+                f"the {provider.name} provider has only {', '.join(offered)}, not {model!r}; for another model "
+                "use another provider (--provider …, see: memchat models)",
+                model=model,
+                provider=provider.name,
+                offered=", ".join(offered),
+            )
+
+    def set_memory(self, session: SessionKey, strategy: str) -> SessionInfo:
         """This session's memory strategy; it wins over ``--memory`` from now on."""
-        info = self._store.update_session(session, memory=_strategy(strategy))
+        if isinstance(session, SessionInfo) and session.draft:
+            info = dataclasses.replace(session, memory=_strategy(strategy))
+        else:
+            info = self._store.update_session(_key(session), memory=_strategy(strategy))
         self._agent = self._agent.configured(memory=None)
         return info
 
-    def set_tools(self, session: str | int, names: Sequence[str]) -> SessionInfo:
+    def set_tools(self, session: SessionKey, names: Sequence[str]) -> SessionInfo:
         """The tools switched on in this session; they win over ``--tools`` from now on."""
         known = self._agent.tools.names()
         unknown = [n for n in names if n not in known]
@@ -376,12 +511,17 @@ class Conversations(Sessions):
         info = self.get(session)
         settings = dict(info.settings or {})
         settings["tools"] = [n for n in names if n]
-        info = self._store.update_session(info.id, settings=settings)
+        if info.draft:
+            info = dataclasses.replace(info, settings=settings)
+        else:
+            info = self._store.update_settings(info.id, {"tools": settings["tools"]})
         self._agent = self._agent.configured(enabled_tools=None)
         return info
 
-    def set_incognito(self, session: str | int, on: bool) -> SessionInfo:
-        return self._agent.set_incognito(session, on)
+    def set_incognito(self, session: SessionKey, on: bool) -> SessionInfo:
+        if isinstance(session, SessionInfo) and session.draft:
+            return _with_incognito(session, on)
+        return self._store.update_settings(_key(session), {"incognito": True if on else None})
 
     # -- history ----------------------------------------------------------------------
 
@@ -413,7 +553,7 @@ class Conversations(Sessions):
     def aretry(self, session: SessionKey | None, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
         return self._agent.aretry(session, **self._seeded(seed, kw))
 
-    def edit(self, session: str | int, number: int, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
+    def edit(self, session: SessionKey, number: int, text: str, *, seed: int | None = None, **kw: Any) -> Turn:
         """``/edit N TEXT``: message ``number`` of the history (a user message) gets ``text``, in
         place: a new version of that point, answered by the turn returned (to stream); the
         message as it was, its reply and what followed are kept as another version."""
@@ -422,7 +562,9 @@ class Conversations(Sessions):
             raise StoreError("that is not a user message of this session")
         return self._agent.edit(self.get(session).id, message.id, text, **self._seeded(seed, kw))
 
-    def aedit(self, session: str | int, message_id: int, text: str, *, seed: int | None = None, **kw: Any) -> AsyncTurn:
+    def aedit(
+        self, session: SessionKey, message_id: int, text: str, *, seed: int | None = None, **kw: Any
+    ) -> AsyncTurn:
         """``edit`` by the message's id, async (the HTTP API); the message is checked now."""
         return self._agent.aedit(self.get(session).id, message_id, text, **self._seeded(seed, kw))
 
@@ -470,6 +612,20 @@ class Conversations(Sessions):
         """Where images are saved: the agent's directory, else ``images`` in the data directory."""
         where = self._agent.images_dir
         return Path(where) if where is not None else data_dir() / "images"
+
+
+def _key(session: SessionKey) -> str | int:
+    """What the store looks a session up by."""
+    return session.id if isinstance(session, SessionInfo) else session
+
+
+def _with_incognito(info: SessionInfo, on: bool) -> SessionInfo:
+    settings = dict(info.settings or {})
+    if on:
+        settings["incognito"] = True
+    else:
+        settings.pop("incognito", None)
+    return dataclasses.replace(info, settings=settings)
 
 
 def _strategy(strategy: str) -> str:

@@ -34,11 +34,77 @@ __all__ = ["GLOBAL_FLAGS", "PROG", "UsageError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line and exit 2."""
+    """An argparse parser whose errors are one line and exit 2; an unknown flag is named as one
+    (with the nearest known flag, when one is near)."""
+
+    #: the command line being parsed (set by ``main``): which command an unknown flag followed
+    argv: Sequence[str] = ()
 
     def error(self, message: str) -> NoReturn:
         where = self.prog[len(PROG) :].strip()
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            extra = message[len(prefix) :].split()
+            flag = next((a for a in extra if a.startswith("-")), None)
+            if flag is not None:
+                flags, prog = _flags_of(self, self.argv)
+                raise UsageError(t("cli.unknown_flag_after", flag=flag, hint=_hint(flag, flags), prog=prog))
+        if message == "the following arguments are required: COMMAND":
+            message = t("cli.no_command", commands=", ".join(_subcommands(self)))
         raise UsageError(f"{where + ': ' if where else ''}{message} (see: {self.prog} --help)")
+
+
+def _hint(flag: str, flags: Sequence[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(flag.split("=", 1)[0], flags, n=1, cutoff=0.7)
+    return t("cli.unknown_flag_hint", match=match[0]) if match else ""
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _flags_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], str]:
+    """The flags of the command ``argv`` names (and its action's) and the global ones, and the
+    command's ``prog`` (for its ``--help``)."""
+    flags = list(parser._option_string_actions)
+    current = parser
+    for word in argv:
+        sub = _subcommands(current).get(word)
+        if sub is not None:
+            current = sub
+            flags += list(sub._option_string_actions)
+    return flags, current.prog
+
+
+def _unknown_flag(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The line for a command line that names no command but has a flag nobody knows
+    (``memchat --bogus``), which argparse would call a missing COMMAND."""
+    known = set(parser._option_string_actions)
+    takes_value = {"--" + name.replace("_", "-") for name in GLOBAL_FLAGS}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in takes_value:
+            skip = True
+            continue
+        if arg.startswith("-") and arg != "-" and arg.split("=", 1)[0] not in known:
+            commands = ", ".join(_subcommands(parser))
+            return t("cli.unknown_flag", flag=arg, hint=_hint(arg, sorted(_every_flag(parser))), commands=commands)
+    return None
+
+
+def _every_flag(parser: argparse.ArgumentParser) -> set[str]:
+    flags = set(parser._option_string_actions)
+    for sub in _subcommands(parser).values():
+        flags |= _every_flag(sub)
+    return flags
 
 
 def _global_flags() -> argparse.ArgumentParser:
@@ -106,9 +172,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     _define_ask(command(sub, "ask", turns.cmd_ask, _ASK_HELP))
 
-    sessions_parser = command(sub, "sessions", _no_command, "list, show, rename, fork, delete, export, import sessions")
+    sessions_parser = command(
+        sub, "sessions", _no_command, "list, search, show, rename, fork, delete, export, import sessions"
+    )
     ss = sessions_parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = command(ss, "list", sessions.cmd_list, "list sessions, newest first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = command(ss, "search", sessions.cmd_search, "find the sessions whose messages hold these words, with snippets")
+    p.add_argument("query", nargs="+", metavar="TEXT")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N sessions (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = command(ss, "show", sessions.cmd_show, "show a session and its messages")
     p.add_argument("name", metavar="NAME")
@@ -199,8 +271,14 @@ _ASK_HELP = "ask one question; the reply streams to stdout"
 
 def _define_ask(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--session", metavar="NAME", help="continue session NAME (created if new); default: a new one")
+    p.add_argument("-c", "--continue", dest="resume", action="store_true", help="continue the most recent session")
     p.add_argument("--system", metavar="TEXT", help="persona of a NEW session (an existing one keeps its own)")
-    p.add_argument("question", nargs="*", metavar="QUESTION", help="the question; '-' or none reads stdin")
+    p.add_argument(
+        "question",
+        nargs="*",
+        metavar="QUESTION",
+        help="the question; '-' or none reads stdin; with text piped in too, that text comes first (as context)",
+    )
     _memory_flags(p)
     _long_term_flags(p)
     _tool_flags(p)
@@ -373,7 +451,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser(only=_command_of(argv)).parse_args(argv)
+        if "--lang" in argv[:-1]:  # before parsing: its errors are in that language too
+            set_lang(argv[argv.index("--lang") + 1])
+        command = _command_of(argv)
+        parser = build_parser(only=command)
+        if command is None or command not in _subcommands(parser):
+            unknown = _unknown_flag(parser, argv)
+            if unknown is not None:
+                raise UsageError(unknown)
+        _Parser.argv = argv
+        args = parser.parse_args(argv)
         if getattr(args, "lang", None):
             set_lang(args.lang)
         code: int = args.func(args)

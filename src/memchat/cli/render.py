@@ -7,9 +7,13 @@ redrawn) and, when it ends or is stopped, is printed once for good as markdown. 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -24,6 +28,7 @@ from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
 from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary, Version, Versions
+from memchat.search import Found
 from memchat.serialization import ContextView, covered
 
 ROLE_STYLES = {Role.SYSTEM: "magenta", Role.USER: "green", Role.ASSISTANT: "cyan", Role.TOOL: "yellow"}
@@ -46,6 +51,41 @@ class _Tail:
             yield Segment.line()
 
 
+class _NoEcho:
+    """The terminal does not echo what is typed while a reply streams: its echo of Ctrl-C
+    ("^C") moved the cursor under the live view, whose last redraw then left a copy of the
+    reply's first line behind ("Assistant:" twice), and typed-ahead text landed inside the view.
+    Ctrl-C still interrupts (only ECHO and ECHOCTL are switched off, and back on after)."""
+
+    def __init__(self) -> None:
+        self._saved: list[Any] | None = None
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            import termios
+
+            fd = sys.stdin.fileno()
+            if not os.isatty(fd):
+                return
+            saved = termios.tcgetattr(fd)
+            quiet = list(saved)
+            quiet[3] = quiet[3] & ~(termios.ECHO | termios.ECHOCTL)
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            self._saved, self._fd = saved, fd
+        except (ImportError, AttributeError, ValueError, OSError):  # no tty (tests, Windows, a pipe)
+            self._saved = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        import termios
+
+        with contextlib.suppress(OSError):
+            termios.tcsetattr(self._fd, termios.TCSANOW, self._saved)
+        self._saved = None
+
+
 class ReplyView:
     """Shows one streaming reply: ``with view: view.add(chunk)…``. Leaving the block by an
     exception (Ctrl-C, a failed call) keeps on screen what was shown."""
@@ -59,9 +99,11 @@ class ReplyView:
         self._drawn_at = 0.0
         self._written = False  # plain mode: something is on the current line
         self._in_reasoning = False
+        self._no_echo = _NoEcho()
 
     def __enter__(self) -> ReplyView:
         if self.markdown:
+            self._no_echo.__enter__()
             self._live = Live(
                 self._renderable(final=False),
                 console=self.console,
@@ -135,13 +177,16 @@ class ReplyView:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-            if self.text or self.reasoning:
-                self.console.print(self._renderable(final=True))
-        elif self._written:
-            self.console.out("")
+        try:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+                if self.text or self.reasoning:
+                    self.console.print(self._renderable(final=True))
+            elif self._written:
+                self.console.out("")
+        finally:
+            self._no_echo.__exit__()
 
 
 class Renderer:
@@ -157,21 +202,26 @@ class Renderer:
     def reply(self) -> ReplyView:
         return ReplyView(self.console, markdown=self.markdown)
 
-    def line(self, text: str, style: str | None = None) -> None:
-        self.console.print(Text(text, style=style or ""), soft_wrap=True)
+    def line(self, text: str, style: str | None = None, *, soft: bool = False) -> None:
+        """One line of text, on a terminal wrapped at words to its width (never inside a word);
+        ``soft``, or output that is not a terminal: one line as it is (an error or a path to copy)."""
+        self.console.print(Text(text, style=style or ""), soft_wrap=soft or not self.console.is_terminal)
 
-    def info(self, text: str) -> None:
-        self.line(text)
+    def info(self, text: str, *, soft: bool = False) -> None:
+        self.line(text, soft=soft)
 
     def note(self, text: str) -> None:
         self.line(text, "dim")
 
     def error(self, text: str) -> None:
-        self.line(t("repl.error", line=text), "bold red")
+        self.line(t("repl.error", line=text), "bold red", soft=True)
 
     def banner(self, info: SessionInfo, provider: str, model: str, *, resumed: bool) -> None:
-        key = "repl.banner_resumed" if resumed else "repl.banner"
-        self.line(t(key, session=info.name, count=info.message_count, provider=provider, model=model), "bold")
+        if info.draft:
+            key = "repl.banner_named" if info.name else "repl.banner_new"
+        else:
+            key = "repl.banner_resumed" if resumed else "repl.banner"
+        self.line(t(key, session=info.label, count=info.message_count, provider=provider, model=model), "bold")
         self.note(t("repl.banner_help"))
 
     def context(self, view: ContextView) -> None:
@@ -256,8 +306,7 @@ class Renderer:
         for i, m in enumerate(messages, 1):
             while pending and pending[0].after_seq < (m.seq or 0):
                 self._image(pending.pop(0))
-            text = Text(f"{i:>3} ", style="dim")
-            text.append(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
+            text = Text(f"{m.role.value}: ", style=f"bold {ROLE_STYLES.get(m.role, '')}")
             text.append(m.content, style=ROLE_STYLES.get(m.role, ""))
             for call in m.tool_calls or ():
                 fn = call.get("function") or {}
@@ -271,7 +320,7 @@ class Renderer:
             mark = (versions or {}).get(m.id or 0)
             if mark is not None:  # the point has versions: /versions lists them
                 text.append(" " + t("repl.history_versions", number=mark.number, count=mark.count), style="bold cyan")
-            self.console.print(text, soft_wrap=True)
+            self._numbered(i, text)
         for image in pending:
             self._image(image)
 
@@ -296,6 +345,15 @@ class Renderer:
                 head.append("  " + t("repl.versions_more", count=v.more), style="dim")
             self.console.print(head, soft_wrap=True)
 
+    def _numbered(self, number: int, text: Text) -> None:
+        """``text`` after its number, wrapped at words to the terminal's width, its lines
+        indented under the first (a long message never breaks inside a word)."""
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="dim", no_wrap=True, min_width=3)
+        grid.add_column(overflow="fold")
+        grid.add_row(str(number), text)
+        self.console.print(grid)
+
     def _image(self, image: ImageRecord) -> None:
         self.console.print(
             Text(t("repl.history_image", prompt=image.prompt, path=image.path), style="dim magenta"), soft_wrap=True
@@ -311,22 +369,57 @@ class Renderer:
             self.line(f" {mark} {name:<8} {t(f'repl.memory.{name}')}", "bold" if name == current else None)
         self.note(t("repl.memory_hint"))
 
-    def sessions(self, sessions: Iterable[SessionInfo], current: int) -> None:
+    def sessions(self, sessions: Iterable[SessionInfo], current: SessionInfo) -> None:
+        """The sessions, the current one marked (a new chat not stored yet first): the name
+        (what /switch takes) and the title."""
         rows = list(sessions)
+        if current.draft:
+            rows.insert(0, current)
         if not rows:
             self.note(t("repl.sessions_empty"))
             return
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         table.add_column("")
-        table.add_column(t("repl.col_name"))
-        table.add_column(t("repl.col_messages"), justify="right")
-        table.add_column(t("repl.col_model"))
-        table.add_column(t("repl.col_updated"))
+        table.add_column(t("repl.col_name"), no_wrap=True)
+        table.add_column(t("repl.col_title"), no_wrap=True, overflow="ellipsis", ratio=1)
+        table.add_column(t("repl.col_messages"), justify="right", no_wrap=True)
+        table.add_column(t("repl.col_model"), no_wrap=True, overflow="ellipsis")
+        table.add_column(t("repl.col_updated"), no_wrap=True)
         for s in rows:
             updated = s.updated.astimezone().strftime("%Y-%m-%d %H:%M") if s.updated else ""
-            mark = "*" if s.id == current else ""
-            table.add_row(mark, s.name, str(s.message_count), s.model or "", updated, style="bold" if mark else None)
+            mark = "*" if s.id == current.id else ""
+            name = s.name or t("repl.new_chat") if s.draft else s.name
+            row = (mark, name, s.title or "", str(s.message_count), s.model or "", updated)
+            table.add_row(*row, style="bold" if mark else None)
         self.console.print(table)
+
+    def search(self, found: Found) -> None:
+        """Sessions found by the words of their messages: each with its name (what /switch
+        takes), title and snippets, the words found in bold."""
+        if not found.sessions:
+            self.note(t("repl.search_none", query=found.query))
+            return
+        for match in found.sessions:
+            s = match.session
+            head = Text(s.label, style="bold")
+            if s.label != s.name:
+                head.append(f"  ({s.name})", style="dim")
+            head.append("  " + t("repl.search_count", count=s.message_count), style="dim")
+            self.console.print(head)
+            for snip in match.snippets:
+                text = Text(f"{t('repl.role.' + snip.role.value)}: ", style=ROLE_STYLES.get(snip.role, ""))
+                body = Text(snip.text)
+                for start, end in snip.marks:
+                    body.stylize("bold yellow", start, end)
+                text.append_text(body)
+                grid = Table.grid(padding=(0, 0))
+                grid.add_column(width=2, no_wrap=True)
+                grid.add_column(overflow="fold")
+                grid.add_row("", text)
+                self.console.print(grid)
+        if found.total > len(found.sessions):
+            self.note(t("repl.search_more", shown=len(found.sessions), total=found.total))
+        self.note(t("repl.search_hint"))
 
     def memories(self, memories: Sequence[Memory]) -> None:
         """Memories as a table: id (what /forget takes), kind, an event's date, text, when learned."""

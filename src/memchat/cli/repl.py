@@ -1,6 +1,11 @@
 """``memchat chat``: the lesson's loop — read a message, send the whole conversation,
 stream the reply, remember it — with sessions, slash commands and line editing.
 
+It starts at the prompt: the persona comes from ``--system``, ``/system`` or the config, never
+from a question asked first, and a line starting with ``/`` is always a command (``//`` sends
+one as text). A new chat is a draft (``Conversations.draft``) until its first message: leaving
+without one stores nothing.
+
 The loop only reads and dispatches: turns go through ``Agent`` (which stores them, drops
 a failed one and keeps an interrupted one), output through ``render.Renderer``, commands
 through ``slash.dispatch``. Input comes from a prompt_toolkit ``PromptSession`` (history
@@ -46,7 +51,7 @@ BLOCK = '"""'
 
 
 class LineReader(Protocol):
-    #: whether a person is typing (then a new session's persona is asked)
+    #: whether a person is typing (then the toolbar is kept up to date)
     interactive: bool
 
     def read(self, prompt: str) -> str:
@@ -195,35 +200,17 @@ def run_repl(
         )
     )
 
-    def ask_persona() -> str | None:
-        if system is not None:
-            return system
-        if not reader.interactive:
-            return None
-        try:
-            return read_message(reader, t("repl.persona_prompt")).strip()
-        except KeyboardInterrupt:
-            return ""
-
     try:
         info, created = _open_session(chats, session, system=system, resume=resume)
-        state = slash.ReplState(chats, info, ui, ask_persona, show_context=show_context)
+        state = slash.ReplState(chats, info, ui, persona=system, show_context=show_context)
         ui.banner(info, agent.provider.name, state.model, resumed=not created)
-        if created and system is None and reader.interactive:
-            persona = ask_persona()
-            if persona:
-                state.session = chats.set_persona(info.id, persona)
-                ui.note(t("repl.persona_set"))
-        elif not created and system is not None and system != info.persona:
-            state.session = chats.set_persona(info.id, system)
+        if not created and system is not None and system != info.persona:
+            state.session = chats.set_persona(info, system)
             ui.note(t("repl.persona_flag", session=info.name))
         if incognito and not agent.is_incognito(state.session):
-            state.session = chats.set_incognito(state.session.id, True)
+            state.session = chats.set_incognito(state.session, True)
         if agent.is_incognito(state.session):
             ui.note(t("repl.incognito_on"))
-    except EOFError:
-        ui.info(t("repl.bye"))
-        return 0
     except MemchatError as exc:
         ui.error(i18n.describe_error(exc))
         return 1
@@ -242,15 +229,11 @@ def run_repl(
 def _open_session(
     chats: Conversations, name: str | None, *, system: str | None, resume: bool
 ) -> tuple[SessionInfo, bool]:
-    """The session to chat in and whether it was created now."""
-    if name is not None:
-        found = chats.find(name)
-    else:
-        recent = chats.list() if resume else []
-        found = recent[0] if recent else None
+    """The session to chat in and whether it is new (a draft, stored with its first message)."""
+    found = chats.find(name) if name is not None else chats.latest() if resume else None
     if found is not None:
         return found, False
-    return chats.open(name, persona=system), True
+    return chats.draft(name, persona=system), True
 
 
 def _loop(state: slash.ReplState, reader: LineReader) -> None:
@@ -278,7 +261,7 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                _run_turn(state, state.chats.stream(info.id, message))
+                _run_turn(state, state.chats.stream(info, message))
         except MemchatError as exc:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:
@@ -296,9 +279,13 @@ def _run_turn(state: slash.ReplState, turn: Turn, *, retry: bool = False, versio
     try:
         if state.show_context:
             state.show_plan(turn.plan)  # what this call sends, recall for this message included
-        with ui.reply() as view:
-            for chunk in turn:
-                view.add(chunk)
+        try:
+            with ui.reply() as view:
+                for chunk in turn:
+                    view.add(chunk)
+        finally:
+            if state.session.draft and not turn.session.draft:  # stored with this message
+                state.session = state.chats.find(turn.session.id) or state.session
     except KeyboardInterrupt:
         turn.close()
         if turn.reply is not None:

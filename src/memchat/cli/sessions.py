@@ -1,4 +1,4 @@
-"""``memchat sessions …``: list, show, rename, fork, delete, export, import, truncate, context.
+"""``memchat sessions …``: list, search, show, rename, fork, delete, export, import, truncate, context.
 
 Each command opens the store, does one thing and closes it; what it prints goes to stdout
 (``--json`` and exports for programs), except the confirmation prompt and the note after an
@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from memchat.cli.cli_strings import t
-from memchat.cli.common import settings_for, store_for
+from memchat.cli.common import err, settings_for, store_for
 from memchat.cli.output import print_json, read_in, table, when, write_out
 
 if TYPE_CHECKING:
@@ -41,8 +41,56 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not sessions:
         sys.stdout.write(t("cli.no_sessions") + "\n")
         return 0
-    header = [t(f"cli.col_{c}") for c in ("name", "messages", "model", "updated")]
-    table(header, [[s.name, str(s.message_count), s.model or "-", when(s.updated)] for s in sessions])
+    header = [t(f"cli.col_{c}") for c in ("name", "title", "messages", "model", "updated")]
+    rows = [
+        [s.name, _one_line(s.title or "-"), str(s.message_count), s.model or "-", when(s.updated)] for s in sessions
+    ]
+    table(header, rows)
+    return 0
+
+
+def _one_line(text: str, width: int = 48) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Sessions whose messages (or name, title, persona) hold the words: each session's name
+    (what ``-s`` takes) and title, then its matching messages' snippets, the words in bold on a
+    terminal."""
+    query = " ".join(args.query)
+    chats = _sessions(args)
+    try:
+        found = chats.search(query, limit=args.limit)
+    finally:
+        chats.close()
+    if args.json:
+        from memchat.serialization import search_view
+
+        print_json(search_view(found))
+        return 0
+    if not found.sessions:
+        err(t("cli.search_none", query=query))
+        return 1
+    bold = sys.stdout.isatty()
+    w = sys.stdout.write
+    for match in found.sessions:
+        s = match.session
+        title = f"  · {s.title}" if s.title else ""
+        w(f"{s.name}{title}  ({t('cli.col_messages').lower()}: {s.message_count}, {when(s.updated)})\n")
+        if not match.snippets:
+            w(f"    {t('cli.search_name_only')}\n")
+        for snip in match.snippets:
+            text, at = snip.text, 0
+            shown = []
+            for start, end in snip.marks:
+                shown.append(text[at:start])
+                shown.append(f"\x1b[1m{text[start:end]}\x1b[0m" if bold else text[start:end])
+                at = end
+            shown.append(text[at:])
+            w(f"    {snip.role.value}: {''.join(shown)}\n")
+    if found.total > len(found.sessions):
+        sys.stderr.write(t("cli.search_total", shown=len(found.sessions), total=found.total) + "\n")
     return 0
 
 
@@ -63,6 +111,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     w = sys.stdout.write
     w(f"session   {info.name}\n")
+    if info.title:
+        w(f"title     {info.title}\n")
     w(f"model     {info.model or '-'}" + (f"  ({info.provider})" if info.provider else "") + "\n")
     w(f"memory    {info.memory}\n")
     w(f"created   {when(info.created)}\nupdated   {when(info.updated)}\nmessages  {len(messages)}\n")

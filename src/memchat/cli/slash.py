@@ -21,8 +21,8 @@ from memchat.agent import Agent, Turn
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
-from memchat.domain import Message, Role, SessionInfo
-from memchat.errors import MemchatError, SessionExists
+from memchat.domain import ImageRecord, Message, Role, SessionInfo
+from memchat.errors import MemchatError
 from memchat.i18n import describe_error
 from memchat.memory.plan import STRATEGIES, ContextPlan
 from memchat.service import Conversations
@@ -43,10 +43,11 @@ class ReplState:
     the output. Commands act through ``chats`` only (never the store, never changing the agent)."""
 
     chats: Conversations
+    #: the current session (a draft until its first message: ``SessionInfo.draft``)
     session: SessionInfo
     ui: Renderer
-    #: asks the persona for a new session; ``None`` when it should not be asked
-    ask_persona: Callable[[], str | None]
+    #: the persona of the sessions ``/new`` starts (``--system``; None: the agent's, from the config)
+    persona: str | None = None
     show_context: bool = False
     #: the plan of the next call (without a new message), for the toolbar; None: not known
     plan: ContextPlan | None = None
@@ -59,7 +60,7 @@ class ReplState:
         return self.chats.agent
 
     def refresh(self) -> SessionInfo:
-        self.session = self.chats.get(self.session.id)
+        self.session = self.chats.get(self.session)
         return self.session
 
     @property
@@ -88,7 +89,7 @@ class ReplState:
 
     def toolbar(self) -> str:
         """The bottom toolbar: session · strategy · used/budget tokens of the next call."""
-        name, strategy = self.session.name, self.strategy
+        name, strategy = self.session.label or t("repl.new_chat"), self.strategy
         if self.plan is None:
             key = "repl.toolbar_unknown" if self.plan_error is None else "repl.toolbar_over"
             return t(key, session=name, strategy=strategy)
@@ -104,10 +105,8 @@ class ReplState:
         )
 
     def new_session(self, name: str | None) -> SessionInfo:
-        """Create a session (asking its persona when that applies) and make it current."""
-        if name is not None and self.chats.find(name) is not None:
-            raise SessionExists(f"a session named {name!r} already exists", name=name)
-        self.session = self.chats.create(name, persona=self.ask_persona())
+        """Start a new chat (a draft, stored with its first message) and make it current."""
+        self.session = self.chats.draft(name, persona=self.persona)
         return self.session
 
 
@@ -166,7 +165,7 @@ def _context(state: ReplState, arg: str) -> Result:
 
 
 def _history(state: ReplState, arg: str) -> Result:
-    h = state.chats.history(state.session.id)
+    h = state.chats.history(state.session)
     state.session = h.session
     state.ui.history(
         h.session, h.messages, pinned=h.pinned, summaries=h.summaries, images=h.images, versions=h.versions
@@ -179,7 +178,7 @@ def _system(state: ReplState, arg: str) -> Result:
         persona = state.refresh().persona
         state.ui.info(t("repl.system_show", persona=persona) if persona else t("repl.system_none"))
         return None
-    state.session = state.chats.set_persona(state.session.id, arg)
+    state.session = state.chats.set_persona(state.session, arg)
     state.ui.info(t("repl.system_set"))
     if state.show_context:
         state.show_context_now()
@@ -188,14 +187,20 @@ def _system(state: ReplState, arg: str) -> Result:
 
 def _new(state: ReplState, arg: str) -> Result:
     info = state.new_session(arg or None)
-    state.ui.info(t("repl.new", session=info.name))
+    state.ui.info(t("repl.new", session=info.name) if info.name else t("repl.new_unnamed"))
     if state.show_context:
         state.show_context_now()
     return None
 
 
 def _sessions(state: ReplState, arg: str) -> Result:
-    state.ui.sessions(state.chats.list(), state.session.id)
+    state.ui.sessions(state.chats.list(), state.session)
+    return None
+
+
+def _search(state: ReplState, arg: str) -> Result:
+    """``/search WORDS``: the sessions whose messages hold them, with snippets."""
+    state.ui.search(state.chats.search(arg, limit=10))
     return None
 
 
@@ -206,27 +211,27 @@ def _switch(state: ReplState, arg: str) -> Result:
 
 
 def _rename(state: ReplState, arg: str) -> Result:
-    state.session = state.chats.rename(state.session.id, arg)
+    state.session = state.chats.rename(state.session, arg)
     state.ui.info(t("repl.renamed", session=state.session.name))
     return None
 
 
 def _fork(state: ReplState, arg: str) -> Result:
     old = state.session.name
-    state.session = state.chats.fork(state.session.id, arg or None)
+    state.session = state.chats.fork(state.session, arg or None)
     state.ui.info(t("repl.forked", old=old, session=state.session.name))
     return None
 
 
 def _undo(state: ReplState, arg: str) -> Result:
-    removed = state.chats.undo(state.session.id)  # and the summaries covering it
+    removed = state.chats.undo(state.session)  # and the summaries covering it
     state.ui.info(t("repl.undone", count=len(removed)) if removed else t("repl.undo_empty"))
     return None
 
 
 def _retry(state: ReplState, arg: str) -> Result:
     state.refresh()
-    return state.chats.retry(state.session.id)
+    return state.chats.retry(state.session)
 
 
 def _edit(state: ReplState, arg: str) -> Result:
@@ -234,14 +239,14 @@ def _edit(state: ReplState, arg: str) -> Result:
     that point of the session, answered now; the message as it was, with its reply and what
     followed, is kept as another version (``/versions``)."""
     number, _, text = arg.strip().partition(" ")
-    messages = state.chats.messages(state.session.id)
+    messages = state.chats.messages(state.session)
     message = _message_number(state, number, messages)
     if message is None:
         return None
     if message.role is not Role.USER or not text.strip():
         state.ui.error(t("repl.usage", usage=COMMANDS["edit"].usage) if not text.strip() else t("repl.edit_not_yours"))
         return None
-    return state.chats.edit(state.session.id, messages.index(message) + 1, text.strip())
+    return state.chats.edit(state.session, messages.index(message) + 1, text.strip())
 
 
 def _versions(state: ReplState, arg: str) -> Result:
@@ -285,14 +290,14 @@ def _versions(state: ReplState, arg: str) -> Result:
 
 
 def _clear(state: ReplState, arg: str) -> Result:
-    removed = state.chats.clear(state.session.id)  # summaries and pins go with the messages
+    removed = state.chats.clear(state.session)  # summaries and pins go with the messages
     state.ui.info(t("repl.cleared", count=removed))
     return None
 
 
 def _model(state: ReplState, arg: str) -> Result:
     if arg:  # the session's choice wins over a --model flag from now on
-        state.session = state.chats.set_model(state.session.id, arg)
+        state.session = state.chats.set_model(state.session, arg)
         state.ui.info(t("repl.model_set", model=state.model))
     else:
         state.refresh()
@@ -307,7 +312,7 @@ def _memory(state: ReplState, arg: str) -> Result:
         if name not in STRATEGIES:
             state.ui.error(t("repl.memory_unknown", name=arg, choices=", ".join(STRATEGIES)))
             return None
-        state.session = state.chats.set_memory(state.session.id, name)  # wins over --memory from now on
+        state.session = state.chats.set_memory(state.session, name)  # wins over --memory from now on
         state.ui.info(t("repl.memory_set", strategy=state.strategy))
         if state.show_context:
             state.show_context_now()
@@ -331,7 +336,7 @@ def _tools(state: ReplState, arg: str) -> Result:
         if unknown:
             state.ui.error(t("repl.tools_unknown", name=unknown[0], choices=", ".join(names)))
             return None
-        state.session = state.chats.set_tools(state.session.id, chosen)  # wins over --tools from now on
+        state.session = state.chats.set_tools(state.session, chosen)  # wins over --tools from now on
     on = state.agent.tools_for(state.refresh())
     off = [n for n in names if n not in on]
     none = t("repl.tools_none")
@@ -349,14 +354,21 @@ def _image(state: ReplState, arg: str) -> Result:
     from memchat.images.base import ImageRequest
 
     cancel = threading.Event()
+    draft = state.session if state.session.draft else None
+    if draft is not None:  # a new chat is stored with its first image, as with its first message
+        state.session = state.chats.save(draft)
+    made: list[ImageRecord] = []
     try:
         made = state.chats.generate_image(state.session.id, ImageRequest(prompt=arg), cancel=cancel)
     except KeyboardInterrupt:
         cancel.set()
         state.ui.note(t("repl.image_cancelled"))
         return None
+    finally:
+        if draft is not None and not made and state.chats.discard_if_empty(state.session.id):
+            state.session = draft
     for im in made:
-        state.ui.info(t("repl.image_saved", path=im.path))
+        state.ui.info(t("repl.image_saved", path=im.path), soft=True)
     return None
 
 
@@ -380,7 +392,7 @@ def _preview(text: str, width: int = 60) -> str:
 
 
 def _pin(state: ReplState, arg: str) -> Result:
-    messages = state.chats.messages(state.session.id)
+    messages = state.chats.messages(state.session)
     number: int | None = None
     if arg:
         message = _message_number(state, arg, messages)
@@ -390,7 +402,7 @@ def _pin(state: ReplState, arg: str) -> Result:
     elif not any(m.role is Role.USER for m in messages):
         state.ui.error(t("repl.pin_nothing"))
         return None
-    done = state.chats.pin(state.session.id, number)
+    done = state.chats.pin(state.session, number)
     if not done.changed:
         state.ui.info(t("repl.pin_already", number=done.number))
         return None
@@ -400,24 +412,24 @@ def _pin(state: ReplState, arg: str) -> Result:
 
 
 def _unpin(state: ReplState, arg: str) -> Result:
-    messages = state.chats.messages(state.session.id)
+    messages = state.chats.messages(state.session)
     message = _message_number(state, arg, messages)
     if message is None:
         return None
-    done = state.chats.unpin(state.session.id, messages.index(message) + 1)
+    done = state.chats.unpin(state.session, messages.index(message) + 1)
     state.ui.info(t("repl.unpinned", number=done.number) if done.changed else t("repl.not_pinned", number=done.number))
     return None
 
 
 def _forget_summary(state: ReplState, arg: str) -> Result:
-    count = state.chats.forget_summaries(state.session.id)
+    count = state.chats.forget_summaries(state.session)
     state.ui.info(t("repl.forgot", count=count) if count else t("repl.forgot_none"))
     return None
 
 
 def _remember(state: ReplState, arg: str) -> Result:
     """``/remember TEXT``: a memory served to every session from now on."""
-    m = state.agent.memories.add(arg, session_id=state.session.id)
+    m = state.agent.memories.add(arg, session_id=None if state.session.draft else state.session.id)
     line = t("repl.remembered", id=m.id, kind=m.kind.value, text=m.content)
     if m.supersedes is not None:
         line += t("repl.remembered_replaces", id=m.supersedes)
@@ -465,7 +477,7 @@ def _incognito(state: ReplState, arg: str) -> Result:
         state.ui.error(t("repl.usage", usage=COMMANDS["incognito"].usage))
         return None
     if word:
-        state.session = state.chats.set_incognito(state.session.id, word in _ON)
+        state.session = state.chats.set_incognito(state.session, word in _ON)
     on = agent.is_incognito(state.refresh())
     state.ui.info(t("repl.incognito_on" if on else "repl.incognito_off"))
     return None
@@ -484,6 +496,7 @@ COMMANDS: dict[str, Command] = {
         Command("system", "/system [TEXT]", "optional", _system),
         Command("new", "/new [NAME]", "optional", _new),
         Command("sessions", "/sessions", "none", _sessions),
+        Command("search", "/search WORDS", "required", _search),
         Command("switch", "/switch NAME", "required", _switch),
         Command("rename", "/rename NAME", "required", _rename),
         Command("fork", "/fork [NAME]", "optional", _fork),

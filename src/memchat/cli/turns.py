@@ -17,6 +17,12 @@ A reply that used long-term memories or turns of the user's other chats is marke
 ``ask`` never changes an existing session except by appending its turn (so a failed turn
 leaves the session exactly as it was). To change a persona, use ``/system`` in
 ``memchat chat`` or ``memchat chat -s NAME --system TEXT``.
+
+The question, as ``llm`` takes it: the words given, or stdin (``-`` or no words); with both
+words and piped text (``cat note.txt | memchat ask "When is the meeting?"``), the piped text is
+the context and the words the question, in one message. ``-c``/``--continue`` continues the
+most recently used session. A new session is a draft until its turn stores it: a failed ``ask``
+leaves no session behind.
 """
 
 from __future__ import annotations
@@ -91,19 +97,27 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _question(args: argparse.Namespace) -> str:
+    """The message: the words, stdin, or — words given and text piped in — the piped text (the
+    context) followed by the words (the question), as ``llm`` combines them."""
     words: list[str] = args.question
+    stdin = sys.stdin
+    piped = stdin is not None and not stdin.isatty()
     if words == ["-"] or not words:
-        stdin = sys.stdin
-        if not words and (stdin is None or stdin.isatty()):
+        if not words and not piped:
             raise UsageError(f"ask: {t('cli.no_question')}")
         return "" if stdin is None else stdin.read().rstrip("\r\n")
-    return " ".join(words)
+    question = " ".join(words)
+    if piped:
+        assert stdin is not None
+        context = stdin.read().strip("\r\n")
+        if context.strip():
+            return f"{context}\n\n{question}"
+    return question
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
     settings = memory_settings(args, system=args.system)
-    from memchat.errors import MemchatError
     from memchat.service import Conversations
 
     chats = Conversations(
@@ -114,21 +128,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
     )
     try:
-        fresh = args.session is None or chats.find(args.session) is None
         info = _ask_session(chats, args)
         if args.incognito and not chats.agent.is_incognito(info):
-            info = chats.set_incognito(info.id, True)
-        try:
-            code = _stream(chats.agent, info, text)
-        except MemchatError:
-            if fresh:  # made for this turn, which failed: nothing is left behind
-                chats.discard_if_empty(info.id)
-            raise
-        else:
-            # a summary this turn made due is written now, after the reply was printed: the next
-            # `memchat ask` is another process, which would only find it due again (bounded: what
-            # is left is found due, and written, after the next turn's reply)
-            chats.agent.wait_for_summaries(ASK_UPKEEP_WAIT)
+            info = chats.set_incognito(info, True)
+        # a new session (a draft) is stored with this turn, and removed again if the turn fails
+        code, info = _stream(chats.agent, info, text)
+        # a summary this turn made due (and the session's title) is written now, after the reply was
+        # printed: the next `memchat ask` is another process, which would only find it due again
+        # (bounded: what is left is found due, and written, after the next turn's reply)
+        chats.agent.wait_for_summaries(ASK_UPKEEP_WAIT)
     finally:
         chats.agent.close()  # waits (bounded) for what is still being learned from this turn
     if chats.agent.semantic is not None and not chats.agent.is_incognito(info):
@@ -139,17 +147,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _ask_session(chats: Conversations, args: argparse.Namespace) -> SessionInfo:
+    if getattr(args, "resume", False):
+        if args.session is not None:
+            raise UsageError(f"ask: {t('cli.continue_and_session')}")
+        latest = chats.latest()
+        if latest is not None:
+            if args.system is not None and args.system != latest.persona:
+                err(t("cli.persona_kept", name=latest.name))
+            return latest
+        return chats.draft()  # nothing to continue yet: a new session
     if args.session is None:
-        return chats.open(None)
+        return chats.draft()
     existing = chats.find(args.session)
     if existing is None:
-        return chats.open(args.session)  # persona: --system, else the config's
+        return chats.draft(args.session)  # persona: --system, else the config's
     if args.system is not None and args.system != existing.persona:
         err(t("cli.persona_kept", name=existing.name))
     return existing
 
 
-def _stream(agent: Agent, info: SessionInfo, text: str) -> int:
+def _stream(agent: Agent, info: SessionInfo, text: str) -> tuple[int, SessionInfo]:
     out = sys.stdout
     last = "\n"
     turn = agent.stream(info, text)
@@ -168,8 +185,8 @@ def _stream(agent: Agent, info: SessionInfo, text: str) -> int:
             out.write("\n")
             out.flush()
     if turn.reply is not None:
-        _marks(turn.reply, info.name)
-    return 0
+        _marks(turn.reply, turn.session.name)
+    return 0, turn.session
 
 
 def _marks(reply: Reply, session: str) -> None:

@@ -51,6 +51,9 @@ class Provider(abc.ABC):
     """
 
     name: str = "provider"
+    #: the provider has exactly the models ``list_models`` names (the embedded model: one file),
+    #: so any other model is refused when chosen, not at the next turn
+    fixed_models: bool = False
     model: str = ""
     #: the model's context window in tokens, when known
     context_window: int | None = None

@@ -250,6 +250,7 @@ class LocalLlama(Provider):
     """Streams replies from a GGUF model run in-process by llama.cpp."""
 
     name = "local"
+    fixed_models = True
 
     def __init__(
         self,

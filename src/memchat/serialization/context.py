@@ -36,8 +36,8 @@ def _shown(entry: ContextEntry) -> str:
 def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: str) -> ContextView:
     """``plan`` described for people and programs, messages named by their numbers in the
     session (as ``/history`` and ``sessions show`` number them). Reads the session's
-    messages once (an explicit request, not part of a turn)."""
-    messages = store.messages(info.id)
+    messages once (an explicit request, not part of a turn). A draft has none yet."""
+    messages = [] if info.draft else store.messages(info.id)
     seqs = numbers(messages)
 
     def number(seq: int | None) -> int | None:
@@ -69,7 +69,8 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
         for i, e in enumerate(plan.entries, 1)
     ]
     verbatim = {e["message"] for e in entries if e["message"] is not None}
-    sent_pins = [p for p in store.pins(info.id) if number(p.seq) not in verbatim] if plan.sections else []
+    pins = [] if info.draft else store.pins(info.id)
+    sent_pins = [p for p in pins if number(p.seq) not in verbatim] if plan.sections else []
     sections: list[ContextSectionView] = []
     summarized: set[int] = set()
     pinned: set[int] = set()
@@ -99,7 +100,7 @@ def context_view(store: Store, info: SessionInfo, plan: ContextPlan, *, model: s
             ],
         )
         if section.kind == "summary":
-            summary = store.latest_summary(info.id)
+            summary = None if info.draft else store.latest_summary(info.id)
             span = covered(seqs, summary.first_seq, summary.last_seq) if summary is not None else None
             if span is not None:
                 view["covers"] = [span[0], span[1]]

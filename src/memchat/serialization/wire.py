@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from memchat.domain import ImageRecord, Message, SessionInfo, Summary, Usage, Versions
+from memchat.search import Found, Snippet
 
 FORMAT = "memchat/1"
 
@@ -105,14 +106,32 @@ class SummaryRecord(TypedDict):
 
 
 class SessionSummary(TypedDict):
-    """One row of ``memchat sessions list --json``."""
+    """One row of ``memchat sessions list --json``: ``name`` is the session's key (``-s``),
+    ``title`` the label written from its first exchange (None: none, the name is shown)."""
 
     name: str
+    title: str | None
     messages: int
     model: str | None
     provider: str | None
     created: str | None
     updated: str | None
+
+
+class SnippetView(TypedDict):
+    """A message found by ``sessions search``: its id, role, the text around the match, and
+    where the searched words are in that text (``[start, end]`` character offsets)."""
+
+    message_id: int
+    role: str
+    snippet: str
+    marks: list[list[int]]
+
+
+class SearchHitView(SessionSummary):
+    """One session found by ``memchat sessions search --json``, with its matching messages."""
+
+    matches: list[SnippetView]
 
 
 class MessageView(TypedDict):
@@ -358,6 +377,7 @@ def covered(seqs: Sequence[int], first_seq: int, last_seq: int) -> tuple[int, in
 def session_summary(info: SessionInfo) -> SessionSummary:
     return SessionSummary(
         name=info.name,
+        title=info.title,
         messages=info.message_count,
         model=info.model,
         provider=info.provider,
@@ -404,3 +424,20 @@ def _message_view(i: int, m: Message, pinned: frozenset[int], versions: Mapping[
     if mark is not None:
         view["versions"] = {"number": mark.number, "count": mark.count}
     return view
+
+
+def snippet_view(snippet: Snippet) -> SnippetView:
+    return SnippetView(
+        message_id=snippet.message_id,
+        role=snippet.role.value,
+        snippet=snippet.text,
+        marks=[[a, b] for a, b in snippet.marks],
+    )
+
+
+def search_view(found: Found) -> list[SearchHitView]:
+    """What ``memchat sessions search --json`` prints: the sessions found, best first."""
+    return [
+        SearchHitView(**session_summary(m.session), matches=[snippet_view(s) for s in m.snippets])
+        for m in found.sessions
+    ]

@@ -118,6 +118,7 @@ def build_api(agent: Agent, *, token: str | None = None, redis_url: str | None =
     )
     app.state.server = Server(agent, runs, token=token)
     add_error_handlers(app)
+    app.include_router(turns_api.new_chat)
     for area in (accounts_api, sessions_api, context_api, turns_api, images_api, memories_api, openai_api):
         app.include_router(area.router)
     add_page(app)

@@ -139,6 +139,21 @@ class Runs:
         run.task = asyncio.get_running_loop().create_task(self._drive(run))
         return run
 
+    async def start_new(self, make_turn: Callable[[], AsyncTurn]) -> Run:
+        """A turn in a new chat (a draft): its session is stored as the turn begins, so the run
+        is known by the session's id from then on. A turn that cannot begin raises, having
+        stored nothing."""
+        turn = make_turn()
+        await turn.begin()
+        session = turn.session
+        assert session is not None and not session.draft
+        if self.fanout is not None:
+            await self.fanout.claim(session.id)  # a new session: no other worker runs a turn in it
+        run = Run(session.id, turn, fanout=self.fanout)
+        self._active[session.id] = run
+        run.task = asyncio.get_running_loop().create_task(self._drive(run))
+        return run
+
     async def _forget(self, session_id: int) -> None:
         self._active.pop(session_id, None)
         if self.fanout is not None:

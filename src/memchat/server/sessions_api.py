@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from memchat import i18n
 from memchat.domain import Message, SessionInfo, Version, Versions
 from memchat.errors import ImportFormatError, StoreError
+from memchat.serialization import snippet_view
 from memchat.server.common import (
     MAX_ID,
     CallerChats,
@@ -74,6 +75,8 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "name": info.name,
+        # the label written from the first exchange (None: none, or the user named the session)
+        "title": info.title,
         "persona": info.persona,
         "model": info.model,
         "memory": info.memory,
@@ -131,9 +134,18 @@ def list_sessions(
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0),
 ) -> dict[str, Any]:
-    found = chats.list(q)
-    page = found[offset : offset + limit]
-    return {"sessions": [session_json(s) for s in page], "total": len(found)}
+    """The sessions, the most recently used first; with ``q``, those whose messages (or name,
+    title, persona) hold its words, best first, each with ``matches``: snippets of its matching
+    messages and their ids (``marks``: where the words are in a snippet)."""
+    if q and q.strip():
+        found = chats.search(q, limit=limit, offset=offset)
+        sessions = [
+            {**session_json(m.session), "matches": [snippet_view(s) for s in m.snippets]} for m in found.sessions
+        ]
+        return {"sessions": sessions, "total": found.total}
+    listed = chats.list()
+    page = listed[offset : offset + limit]
+    return {"sessions": [session_json(s) for s in page], "total": len(listed)}
 
 
 @router.post("", status_code=201, responses=errors(409))

@@ -1,20 +1,25 @@
 """Turns and their streams: a new turn, an edit and a retry (each a new version of its point of
 the session; what it replaces is kept as another) — each a server task (``runs.py``) whose
 events the client reads as Server-Sent Events — and following or stopping the turn that runs.
-A turn already running in the session is a 409 (``Busy``, ``errors.py``)."""
+A turn already running in the session is a 409 (``Busy``, ``errors.py``).
+
+A new chat's first turn (``POST /api/sessions/turns``) makes its session: stored with the first
+message, removed again if that turn fails, so no empty session is left behind; its id comes in
+``X-Memchat-Session-Id``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from memchat.domain import SessionInfo
 from memchat.server.common import CallerChats, Id, SessionId, TurnRuns, event_stream, find_session
 from memchat.server.errors import errors
 from memchat.server.runs import Event, Run
@@ -24,6 +29,8 @@ KEEPALIVE = 15.0
 MAX_TEXT = 100_000
 
 router = APIRouter(prefix="/api/sessions/{session_id}")
+#: the first turn of a new chat (no session id yet)
+new_chat = APIRouter(prefix="/api/sessions")
 
 
 def _turn() -> dict[int | str, dict[str, Any]]:
@@ -38,6 +45,17 @@ Seed = Field(default=None, ge=0, le=2**31 - 1, description="sample with this see
 class NewTurn(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     seed: int | None = Seed
+
+
+class FirstTurn(BaseModel):
+    """A new chat's first message, with the settings chosen for the chat before it."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    persona: str | None = Field(default=None, max_length=20_000)
+    memory: Literal["auto", "full", "window", "summary", "recall"] | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    incognito: bool = False
 
 
 class Edit(BaseModel):
@@ -117,6 +135,22 @@ def sse_response(source: Run | AsyncIterator[Event], after: int = 0) -> Streamin
 
 
 # -- routes -----------------------------------------------------------------------------------------
+
+
+@new_chat.post("/turns", response_class=Response, responses=_turn())
+async def first_turn(chats: CallerChats, runs: TurnRuns, body: FirstTurn) -> StreamingResponse:
+    """A new chat and its first turn: the session is stored with the message (and removed again
+    if the turn fails). Its id comes in ``X-Memchat-Session-Id``."""
+
+    def draft() -> SessionInfo:
+        info = chats.draft(body.name, persona=body.persona, incognito=body.incognito)
+        return chats.change(info, memory=body.memory, model=body.model)
+
+    info = await asyncio.to_thread(draft)
+    run = await runs.start_new(lambda: chats.astream(info, body.text))
+    response = sse_response(run)
+    response.headers["X-Memchat-Session-Id"] = str(run.session_id)
+    return response
 
 
 @router.post("/turns", response_class=Response, responses=_turn())

@@ -90,6 +90,7 @@ class Store(Protocol):
         persona: str = "",
         model: str | None = None,
         provider: str | None = None,
+        memory: str = "auto",
         settings: dict[str, Any] | None = None,
     ) -> SessionInfo: ...
     def get_session(self, name: str | int) -> SessionInfo: ...
@@ -106,6 +107,10 @@ class Store(Protocol):
         settings: dict[str, Any] | None = None,
         memory: str | None = None,
     ) -> SessionInfo: ...
+    def update_settings(self, session: str | int, changes: Mapping[str, Any]) -> SessionInfo:
+        """Merge ``changes`` into the session's settings in one write (None removes a key)."""
+        ...
+
     def fork_session(
         self, session: str | int, new_name: str | None = None, *, at: int | None = None
     ) -> SessionInfo: ...

@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -386,6 +386,29 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                     )
                 except IntegrityViolation as exc:
                     raise SessionExists(f"a session named {name!r} already exists", name=name) from exc
+        return self.get_session(sid)
+
+    def update_settings(self, session: SessionKey, changes: Mapping[str, Any]) -> SessionInfo:
+        """Merge ``changes`` into the session's settings in one write (a None value removes its
+        key): writers of different keys (a title written in the background, incognito switched
+        on meanwhile) never undo each other. ``updated`` stays as it was (not a change of the
+        conversation)."""
+        with self._write() as db:
+            sid = self._session_id(db, session)
+            row = db.execute("SELECT settings FROM sessions WHERE id = ?", (sid,)).fetchone()
+            try:
+                settings = json.loads(row[0]) if row and row[0] else {}
+            except ValueError:
+                settings = {}
+            if not isinstance(settings, dict):
+                settings = {}
+            for key, value in changes.items():
+                if value is None:
+                    settings.pop(key, None)
+                else:
+                    settings[key] = value
+            text = json.dumps(settings, ensure_ascii=False, sort_keys=True)
+            db.execute("UPDATE sessions SET settings = ? WHERE id = ?", (text, sid))
         return self.get_session(sid)
 
     def rename_session(self, old: str | int, new: str) -> SessionInfo:

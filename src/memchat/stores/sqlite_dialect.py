@@ -69,7 +69,11 @@ class SQLiteDialect:
         self._lock = threading.RLock()
         if connection is None:
             if self.location != ":memory:":
-                _create_private(Path(self.location).expanduser())
+                try:
+                    _create_private(Path(self.location).expanduser())
+                except OSError as exc:
+                    reason = exc.strerror or str(exc)
+                    raise StoreError(f"cannot make the database {self.location}: {reason}") from exc
             connection = sqlite3.connect(
                 self.location,
                 timeout=BUSY_TIMEOUT_MS / 1000,

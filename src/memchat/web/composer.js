@@ -3,20 +3,19 @@
 import { api } from "./api.js";
 import { $, say } from "./dom.js";
 import { loadMessages, messageNode } from "./render.js";
-import { newSession } from "./sessions.js";
+import { firstTurn, storedSession } from "./sessions.js";
 import { state } from "./state.js";
 import { follow, regenerate, stop } from "./turns.js";
 
 async function send(text) {
-  if (!state.session) await newSession();
   const box = $("messages");
   box.appendChild(messageNode({ role: "user", content: text }));
   const controller = new AbortController();
   let response;
   try {
-    response = await api("/api/sessions/" + state.session.id + "/turns", {
-      method: "POST", body: { text }, signal: controller.signal,
-    });
+    response = state.session
+      ? await api("/api/sessions/" + state.session.id + "/turns", { method: "POST", body: { text }, signal: controller.signal })
+      : await firstTurn(text, controller.signal);  // a new chat: stored with this message
   } catch (e) {
     say(e.message);
     box.lastChild.remove();
@@ -47,13 +46,15 @@ export function wireComposer() {
     if (!text.trim() || state.streaming) return;
     input.value = "";
     if (text.startsWith("/image ")) {  // like the REPL: generate an image into this session
-      if (!state.session) await newSession();
-      say("…");
+      let made = false;
       try {
+        made = await storedSession();  // a new chat is stored with its first image
+        say("…");
         await api("/api/sessions/" + state.session.id + "/images", { method: "POST", body: { prompt: text.slice(7).trim() } });
         say("");
         await loadMessages();
       } catch (e) {
+        if (made) await api("/api/sessions/" + state.session.id, { method: "DELETE" }).catch(() => {});
         say(e.message);
         input.value = text;
       }

@@ -40,6 +40,7 @@
       incognito_on: "incognito: nothing is learned from this chat, nothing recalled into it",
       action_edit: "Edit: {text}", action_forget: "Forget: {text}", action_restore: "Restore: {text}",
       action_history: "History of: {text}",
+      no_results: "No chat holds “{q}”.", new_chat_title: "New chat",
     },
     zh: {
       sessions: "会话", new_chat: "+ 新对话", search: "搜索会话", import: "导入",
@@ -77,6 +78,7 @@
       incognito_on: "无痕：不从这个对话学习，也不把记忆带进来",
       action_edit: "编辑：{text}", action_forget: "忘记：{text}", action_restore: "恢复：{text}",
       action_history: "历史：{text}",
+      no_results: "没有对话包含“{q}”。", new_chat_title: "新对话",
     },
   };
 

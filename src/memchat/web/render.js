@@ -122,7 +122,7 @@ function startEditing(div, m) {
 export function messageNode(m) {
   const div = document.createElement("div");
   div.className = "msg " + m.role;
-  if (m.id) div.dataset.id = String(m.id);
+  if (m.id) div.dataset.id = String(m.id);  // a search result opens the session at it
   const who = document.createElement("div");
   who.className = "who";
   who.textContent = t("role_" + m.role);

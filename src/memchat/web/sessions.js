@@ -1,5 +1,8 @@
 // The open session: opening and making one, its branches (its forks), and the header's tools
 // (rename, fork, delete, model, memory strategy, incognito) and persona.
+// A new chat is not stored until its first message (no empty sessions): "+ New chat" clears the
+// page; the persona, model, memory and incognito chosen meanwhile go with the first message
+// (firstTurn: POST /api/sessions/turns makes the session with it).
 import { api } from "./api.js";
 import { refreshContext } from "./context.js";
 import { $, ensureOption, say, t } from "./dom.js";
@@ -8,28 +11,85 @@ import { loadSessions } from "./sidebar.js";
 import { state } from "./state.js";
 import { follow } from "./turns.js";
 
-export async function openSession(id) {
+export async function openSession(id, messageId) {
   if (state.controller) state.controller.abort();  // leave the old stream; its turn goes on
   const info = await (await api("/api/sessions/" + id)).json();
   state.session = info;
   showIncognito();
   localStorage.setItem("memchat.session", String(id));
-  $("title").textContent = info.name;
+  $("title").textContent = info.title || info.name;
   $("persona").value = info.persona || "";
   $("memory").value = info.memory;
   if (info.model) ensureOption($("model"), info.model);
   $("model").value = info.model || $("model").dataset.default || "";
   $("export").href = "/api/sessions/" + id + "/export";
   await loadMessages();
+  if (messageId) showMessage(messageId);
   await loadSessions();
   await loadBranches();
   refreshContext();
   if (info.running) follow(await api("/api/sessions/" + id + "/stream?after=0"), null);
 }
 
+// a message found by the sidebar's search: scrolled to and marked a moment
+function showMessage(messageId) {
+  const node = $("messages").querySelector('.msg[data-id="' + Number(messageId) + '"]');
+  if (!node) return;
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("found");
+  setTimeout(() => node.classList.remove("found"), 2500);
+}
+
+// "+ New chat": an empty page; nothing is stored until the first message (firstTurn)
 export async function newSession() {
-  const info = await (await api("/api/sessions", { method: "POST", body: {} })).json();
+  if (state.controller) state.controller.abort();
+  state.session = null;
+  showIncognito();
+  localStorage.removeItem("memchat.session");
+  $("title").textContent = t("new_chat_title");
+  $("persona").value = "";
+  $("memory").value = "auto";
+  $("model").value = $("model").dataset.default || "";
+  $("messages").replaceChildren();
+  $("branches").replaceChildren();
+  await loadSessions();
+  refreshContext();
+  $("input").focus();
+}
+
+// the first message of a new chat: the session is made with it (and removed again if the turn
+// fails); the turn's stream is returned for follow()
+export async function firstTurn(text, signal) {
+  const model = $("model").value;
+  const body = {
+    text,
+    persona: $("persona").value.trim() ? $("persona").value : null,
+    memory: $("memory").value || null,
+    model: model && model !== $("model").dataset.default ? model : null,
+    incognito: $("incognito").checked,
+  };
+  const response = await api("/api/sessions/turns", { method: "POST", body, signal });
+  const id = Number(response.headers.get("X-Memchat-Session-Id"));
+  state.session = { id, name: "", title: null, incognito: body.incognito };
+  localStorage.setItem("memchat.session", String(id));
+  $("export").href = "/api/sessions/" + id + "/export";
+  api("/api/sessions/" + id).then((r) => r.json()).then((info) => {
+    if (!state.session || state.session.id !== id) return;
+    state.session = info;
+    $("title").textContent = info.title || info.name;
+    loadSessions();
+  }).catch(() => {});
+  return response;
+}
+
+// a stored session for what is not a message (an image in a new chat): made now, with the
+// persona chosen; whether it was made for this (the caller removes it if nothing came of it)
+export async function storedSession() {
+  if (state.session) return false;
+  const persona = $("persona").value.trim() ? $("persona").value : null;
+  const info = await (await api("/api/sessions", { method: "POST", body: { persona } })).json();
   await openSession(info.id);
+  return true;
 }
 
 export async function loadBranches() {
@@ -50,7 +110,7 @@ export async function loadBranches() {
 }
 
 export function showIncognito() {
-  const on = Boolean(state.session && state.session.incognito);
+  const on = state.session ? Boolean(state.session.incognito) : $("incognito").checked;
   $("incognito").checked = on;
   document.body.classList.toggle("incognito", on);
   $("title").title = on ? t("incognito_on") : "";
@@ -112,8 +172,8 @@ export function wireSession() {
   });
   $("incognito").addEventListener("change", async () => {
     const on = $("incognito").checked;
+    if (!state.session) { showIncognito(); return; }  // a new chat: goes with its first message
     try {
-      if (!state.session) await newSession();
       state.session = await (await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { incognito: on } })).json();
       showIncognito();
       refreshContext();
