@@ -41,6 +41,8 @@ class Run:
     task: asyncio.Task[None] | None = None
     #: where the events also go for the other workers (``fanout.RedisFanout``), if anywhere
     fanout: Any = None
+    #: why the turn is being ended from outside, if it is ("shutdown": the server is stopping)
+    ending: str | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
@@ -157,8 +159,13 @@ class Runs:
             await run.task
         return True
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "shutdown") -> None:
+        """Stop every turn running here (each kept as stopped); their readers' last event, a
+        ``done``, carries ``reason``, so a page can say the server stopped mid-reply."""
         for session_id in list(self._active):
+            run = self._active.get(session_id)
+            if run is not None:
+                run.ending = reason
             await self.stop_local(session_id)
 
     async def _made(self, session_id: int, content: str) -> list[dict[str, Any]]:
@@ -199,6 +206,8 @@ class Runs:
             reply = run.turn.reply
             status = reply.status.value if reply is not None else "stopped"
             done = {"status": status, "message_id": reply.message_id if reply else None}
+            if run.ending:
+                done["reason"] = run.ending
             await run.add("done", {**done, **memory_use(reply)})
             raise
         except MemchatError as exc:
