@@ -2,6 +2,7 @@
 // HTML), tool calls, generated images, and the "used memories" mark of a reply.
 import { api } from "./api.js";
 import { $, t } from "./dom.js";
+import { atBottom, toBottom } from "./scroll.js";
 import { state, usedMarks } from "./state.js";
 
 // what a message's buttons do; app.js connects them (the modules that do it import this one)
@@ -13,6 +14,8 @@ export const actions = {
 export async function loadMessages() {
   const data = await (await api("/api/sessions/" + state.session.id + "/messages")).json();
   const box = $("messages");
+  // the same chat again (a reply ended): a reader who scrolled up stays where they were
+  const kept = box.dataset.session === String(state.session.id) && !atBottom() ? box.scrollTop : null;
   box.replaceChildren();
   const images = data.images.slice().sort((a, b) => a.after - b.after);
   for (const m of data.messages) {
@@ -21,7 +24,9 @@ export async function loadMessages() {
     box.appendChild(messageNode(m));
   }
   for (const im of images) box.appendChild(imageNode(im));
-  box.scrollTop = box.scrollHeight;
+  box.dataset.session = String(state.session.id);
+  if (kept === null) toBottom();
+  else box.scrollTop = kept;
 }
 
 export function messageNode(m) {

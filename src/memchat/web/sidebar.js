@@ -1,7 +1,7 @@
-// The sidebar: the session list (with its search box), + New chat, Import, and the ☰ button that
-// shows it on a narrow screen.
+// The sidebar: the session list (with its search box) and + New chat. Each chat is a button
+// (Tab reaches it, Enter or Space opens it); an empty list says why (no chats yet, or none match).
 import { api } from "./api.js";
-import { $, say, t } from "./dom.js";
+import { $, guarded, t } from "./dom.js";
 import { state } from "./state.js";
 
 // opening and making sessions; app.js connects them (sessions.js imports this module)
@@ -13,32 +13,35 @@ export const actions = {
 export async function loadSessions() {
   const q = $("search").value.trim();
   const data = await (await api("/api/sessions" + (q ? "?q=" + encodeURIComponent(q) : ""))).json();
+  if (q !== $("search").value.trim()) return;  // the search changed meanwhile: its own answer shows
   state.sessions = data.sessions;
   const list = $("sessions");
   list.replaceChildren();
   for (const s of data.sessions) {
     const li = document.createElement("li");
-    li.textContent = s.name;
-    li.title = s.name;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "session";
+    b.textContent = s.name;
+    b.title = s.name;
     li.dataset.id = s.id;
-    if (state.session && s.id === state.session.id) li.className = "current";
-    li.addEventListener("click", () => { $("sidebar").classList.remove("open"); actions.open(s.id); });
+    if (state.session && s.id === state.session.id) {
+      li.className = "current";
+      b.setAttribute("aria-current", "true");
+    }
+    b.addEventListener("click", guarded(() => actions.open(s.id)));
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+  if (!data.sessions.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = q ? t("no_results", { q }) : t("no_chats");
     list.appendChild(li);
   }
 }
 
 export function wireSidebar() {
-  $("menu").addEventListener("click", () => $("sidebar").classList.toggle("open"));
-  $("new-session").addEventListener("click", () => actions.create());
-  $("search").addEventListener("input", loadSessions);
-  $("import").addEventListener("change", async () => {
-    const file = $("import").files[0];
-    if (!file) return;
-    try {
-      const info = await (await api("/api/sessions/import", { method: "POST", body: { text: await file.text() } })).json();
-      await actions.open(info.id);
-      say(t("imported", { name: info.name }));
-    } catch (e) { say(e.message); }
-    $("import").value = "";
-  });
+  $("new-session").addEventListener("click", guarded(() => actions.create()));
+  $("search").addEventListener("input", guarded(loadSessions));
 }
