@@ -151,12 +151,16 @@ SHOTS = os.environ.get("MEMCHAT_SCREENSHOTS")
 @pytest.mark.parametrize(
     "name, options",
     [
-        ("light", {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
-        ("dark", {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
-        ("chinese", {"color_scheme": "light", "locale": "zh-CN", "viewport": {"width": 1200, "height": 760}}),
+        ("light", {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 1280, "height": 800}}),
+        ("dark", {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 1280, "height": 800}}),
+        ("chinese", {"color_scheme": "light", "locale": "zh-CN", "viewport": {"width": 1280, "height": 800}}),
         (
             "phone",
-            {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 390, "height": 780}, "is_mobile": True},
+            {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 390, "height": 844}, "is_mobile": True},
+        ),
+        (
+            "phone-dark",
+            {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 390, "height": 844}, "is_mobile": True},
         ),
     ],
 )
@@ -197,10 +201,10 @@ def test_themes_languages_and_a_phone(
         page.click("#lang")
     else:
         sync_api.expect(page.locator("#send")).to_have_text("Send")
-    if name == "dark":
+    if name.endswith("dark"):
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(23, 24, 27)"
-    if name == "phone":
+    if name.startswith("phone"):
         assert not page.locator("#sidebar").is_visible() or page.evaluate(
             "document.querySelector('#sidebar').getBoundingClientRect().right <= 0"
         )

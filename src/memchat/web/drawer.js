@@ -12,7 +12,7 @@ export function openDrawer() {
   $("menu").setAttribute("aria-expanded", "true");
   $("scrim").hidden = false;
   const first = $("sessions").querySelector("[aria-current=true]") || $("new-session");
-  first.focus();
+  requestAnimationFrame(() => first.focus());  // once the drawer is shown (it was hidden)
 }
 
 export function closeDrawer() {

@@ -16,6 +16,7 @@ export async function loadSessions() {
   if (q !== $("search").value.trim()) return;  // the search changed meanwhile: its own answer shows
   state.sessions = data.sessions;
   const list = $("sessions");
+  const focused = list.contains(document.activeElement) ? document.activeElement.closest("li").dataset.id : null;
   list.replaceChildren();
   for (const s of data.sessions) {
     const li = document.createElement("li");
@@ -32,6 +33,7 @@ export async function loadSessions() {
     b.addEventListener("click", guarded(() => actions.open(s.id)));
     li.appendChild(b);
     list.appendChild(li);
+    if (focused === String(s.id)) b.focus();  // the list is made anew: the focus stays on its chat
   }
   if (!data.sessions.length) {
     const li = document.createElement("li");
