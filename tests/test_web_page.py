@@ -259,6 +259,35 @@ def test_a_server_stopped_mid_reply_tells_the_reader(page: Any, web: WebSite) ->
     assert problems(page) == []
 
 
+def test_a_connection_cut_mid_reply_catches_up_with_the_reply(browser: Any, web: WebSite) -> None:
+    """The stream ends with no last word (a proxy or the network drops it): the page says so, and
+    once the server can be reached again it shows the whole reply, read again from the server."""
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy("127.0.0.1", web.served.port)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{proxy.port}/")
+        expect(page.locator("#welcome")).to_be_visible()
+        words = [f"w{k} " for k in range(60)]
+        web.fake.script(FakeReply.text(*words, delay=0.05))
+        send(page, "count slowly")
+        expect(page.locator(".msg.assistant .body").last).to_contain_text("w3")
+        proxy.down()  # the turn goes on at the server
+        expect(page.locator("#offline")).to_contain_text("Cannot reach the memchat server")
+        proxy.up()
+        expect(page.locator("#offline")).to_contain_text("Connected to the server again.", timeout=20_000)
+        expect(page.locator(".msg.assistant .body").last).to_contain_text("w59", timeout=10_000)
+        settled(page)
+        assert page.inner_text(".msg.assistant .body").strip() == "".join(words).strip()
+        assert page.locator(".msg.user").count() == 1 and page.locator(".msg.assistant").count() == 1
+        assert "Failed to fetch" not in page.inner_text("body")
+    finally:
+        context.close()
+        proxy.close()
+
+
 def test_a_chinese_page_gets_the_servers_words_in_chinese(browser: Any, web: WebSite) -> None:
     chat(web, "旅行")
     chat(web, "trip")
