@@ -217,6 +217,7 @@ def test_a_server_out_of_reach_is_a_banner_that_retries_and_says_when_it_is_back
     chat(web, "trip")
     chat(web, "notes")
     page.reload()
+    session_button(page, "notes").click()
     expect(page.locator("#title")).to_have_text("notes")
     page.click("#context-panel summary")
     expect(page.locator("#gauge-text")).to_contain_text("tokens")
@@ -371,7 +372,9 @@ def test_a_phone_has_a_compact_header_a_drawer_that_closes_and_big_targets(brows
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.goto(web.url + "/")
-    expect(page.locator("#title")).to_have_text("groceries")
+    expect(page.locator("#sessions [aria-current=true]")).to_have_count(1)  # the newest chat is open
+    opened = page.inner_text("#title")
+    other = "weekend plans" if opened == "groceries" else "groceries"
     above = page.evaluate(
         "['chat-head', 'branches', 'persona-panel', 'context-panel']"
         ".map(id => document.getElementById(id).getBoundingClientRect().height).reduce((a, b) => a + b)"
@@ -379,7 +382,7 @@ def test_a_phone_has_a_compact_header_a_drawer_that_closes_and_big_targets(brows
     assert above <= 60, above  # was 229 of 844 px
     assert too_small(page) == []
     menu = page.locator("#menu")
-    drawer_item = session_button(page, "weekend plans")
+    drawer_item = session_button(page, other)
     expect(drawer_item).to_be_hidden()  # a closed drawer is not in the Tab order either
     covered = """(m => {
         const r = m.getBoundingClientRect();
@@ -402,14 +405,14 @@ def test_a_phone_has_a_compact_header_a_drawer_that_closes_and_big_targets(brows
     # Esc closes it, and the focus goes back to ☰
     menu.tap()
     expect(drawer_item).to_be_in_viewport()
-    expect(session_button(page, "groceries")).to_be_focused()  # the drawer takes the focus, at the open chat
+    expect(session_button(page, opened)).to_be_focused()  # the drawer takes the focus, at the open chat
     page.keyboard.press("Escape")
     expect(drawer_item).to_be_hidden()
     expect(menu).to_be_focused()
     # picking a chat closes it
     menu.tap()
     drawer_item.tap()
-    expect(page.locator("#title")).to_have_text("weekend plans")
+    expect(page.locator("#title")).to_have_text(other)
     expect(drawer_item).to_be_hidden()
     # ⋯ shows the chat's tools and panels, big enough to tap
     expect(page.locator("#rename")).to_be_hidden()
@@ -433,7 +436,7 @@ NAME = """e => e.id || (e.closest('li[data-id]') ? 'session ' + e.closest('li[da
 def test_every_control_is_reached_with_tab_and_works_with_enter_or_space(page: Any, web: WebSite) -> None:
     ids = {name: chat(web, name) for name in ("trip", "notes", "groceries")}
     page.reload()
-    expect(page.locator("#title")).to_have_text("groceries")
+    expect(page.locator("#sessions [aria-current=true]")).to_have_count(1)  # the newest chat is open
     expected = set(
         page.evaluate(
             f"""sel => [...document.querySelectorAll(sel)].filter(e => {{

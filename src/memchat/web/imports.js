@@ -61,5 +61,9 @@ export function wireImport() {
     const name = $("import-name").value.trim();
     if (pending && name) await importText(pending, name);
   }));
-  $("import-cancel").addEventListener("click", () => { done(); $("import").focus(); });
+  const cancel = () => { done(); $("import").focus(); };
+  $("import-cancel").addEventListener("click", cancel);
+  $("import-name").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); cancel(); }
+  });
 }

@@ -32,13 +32,17 @@ function later() {
   wait = Math.min(wait * 2, 8000);
 }
 
+let asking = false;
+
 async function probe() {
-  if (!down) return;
+  if (!down || asking) return;
   clearTimeout(timer);
+  asking = true;
   let ok = false;
   try {
     ok = (await fetch("/api/health", { cache: "no-store", credentials: "same-origin" })).ok;
   } catch (_) { /* still down */ }
+  asking = false;
   if (!down) return;
   if (!ok) { later(); return; }
   down = false;

@@ -15,22 +15,23 @@ export function startRename() {
   $("rename-input").select();
 }
 
-export function endRename() {
+// leave the field (`refocus`: back to the Rename button, when the field had the user's attention)
+export function endRename(refocus = false) {
   if ($("rename-form").hidden) return;
   $("rename-form").hidden = true;
   $("title").hidden = false;
-  $("rename").focus();
+  if (refocus) $("rename").focus();
 }
 
 async function save(event) {
   event.preventDefault();
   const name = $("rename-input").value.trim();
-  if (!state.session || !name || name === state.session.name) { endRename(); return; }
+  if (!state.session || !name || name === state.session.name) { endRename(true); return; }
   try {
     const info = await (await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { name } })).json();
     state.session = { ...state.session, ...info };
     $("title").textContent = info.name;
-    endRename();
+    endRename(true);
     say(t("renamed", { name: info.name }));
     await loadSessions();
   } catch (e) {
@@ -43,8 +44,8 @@ async function save(event) {
 export function wireRename() {
   $("rename").addEventListener("click", startRename);
   $("rename-form").addEventListener("submit", guarded(save));
-  $("rename-cancel").addEventListener("click", endRename);
+  $("rename-cancel").addEventListener("click", () => endRename(true));
   $("rename-input").addEventListener("keydown", (event) => {
-    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); endRename(); }
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); endRename(true); }
   });
 }
