@@ -241,6 +241,22 @@ def test_a_server_out_of_reach_is_a_banner_that_retries_and_says_when_it_is_back
     assert problems(page) == []
 
 
+def test_importing_memories_goes_through_the_pages_client(page: Any, web: WebSite, tmp_path: Path) -> None:
+    """The memories panel's import was the page's one request outside api.js: with the server
+    gone it said "Failed to fetch"."""
+    memories = tmp_path / "memories.jsonl"
+    memories.write_text('{"content": "I live in Lyon"}\n{"content": "I prefer tea"}\n')
+    page.click("#memories-open")
+    page.set_input_files("#memory-import", str(memories))
+    expect(page.locator("#memory-status")).to_have_text("Imported 2 memories.")
+    assert sorted(m.content for m in web.agent.memories.list()) == ["I live in Lyon", "I prefer tea"]
+    web.stop()
+    page.set_input_files("#memory-import", str(memories))
+    expect(page.locator("#offline")).to_be_visible()
+    expect(page.locator("#memory-status")).to_have_text("the server cannot be reached")
+    assert problems(page) == []
+
+
 def test_a_server_stopped_mid_reply_tells_the_reader(page: Any, web: WebSite) -> None:
     web.fake.script(FakeReply.text(*[f"part{k} " for k in range(400)], delay=0.05))
     send(page, "a very long story")

@@ -11,7 +11,12 @@ export async function api(path, options = {}) {
   if (options.body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body);
+  } else if (options.text !== undefined) {  // a file's text as it is (options.type says what it is)
+    init.headers["Content-Type"] = options.type || "text/plain";
+    init.body = options.text;
   }
+  delete init.text;
+  delete init.type;
   let response;
   try {
     response = await fetch(path, init);
