@@ -61,6 +61,9 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=2.0, help="seconds between a reply and the next message")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--context-window", type=int, default=None, help="a smaller window: the window moves and summaries fold sooner"
+    )
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="memchat-bench-upkeep-")
@@ -72,7 +75,7 @@ def main() -> int:
     from memchat.factory import make_agent
     from memchat.providers.base import ChatOptions
 
-    agent = make_agent(resolve({}))
+    agent = make_agent(resolve({"context_window": args.context_window} if args.context_window else {}))
     agent.options = ChatOptions(max_tokens=args.max_tokens)
     provider = agent.provider
     session = agent.session("bench").id

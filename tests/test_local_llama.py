@@ -19,7 +19,7 @@ from memchat.config import resolve
 from memchat.domain import Chunk, Role, Status
 from memchat.errors import ConfigError, ContextLengthExceeded
 from memchat.factory import make_provider, open_store
-from memchat.providers import local_llama
+from memchat.providers import llama_cache, local_llama
 from memchat.providers.base import ChatOptions
 from memchat.providers.local_llama import LocalLlama
 
@@ -286,6 +286,22 @@ def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows
         assert evaluated <= extra + tail + 16
     else:
         assert evaluated > kept
+
+    # background work (warming the cache) evaluates what is new a step at a time and gives way to
+    # a turn between two steps: stopped, it leaves the cache exactly as it was
+    if shift:
+        longer = {"role": "system", "content": summary["content"] + " They also talked about Kyoto in April." * 4}
+        before_ids = model.llama.input_ids[: model.llama.n_tokens].tolist()
+        asked: list[int] = []
+
+        def a_turn_wants_the_model() -> bool:
+            asked.append(1)
+            return True
+
+        prompt = model.prompt_tokens([longer, *chat[8:], question])
+        stopped = llama_cache.reuse_moved(model.llama, prompt, step=4, stop=a_turn_wants_the_model)
+        assert stopped == (0, 0) and asked == [1]  # after the first step
+        assert model.llama.input_ids[: model.llama.n_tokens].tolist() == before_ids
 
     # the cache is one sequence again, position for position what llama-cpp-python believes it holds
     memory = model.llama._ctx.memory

@@ -102,6 +102,8 @@ CONFIGURABLE = (
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
+#: seconds ``close`` gives a memory upkeep job already running to end (a daemon: never joined)
+UPKEEP_CLOSE_WAIT = 2.0
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
@@ -678,6 +680,9 @@ class Agent:
             self._learner.close()
         self.upkeep.close()  # what waits is done by the next process (its first turn finds it due)
         self.warming.close()
+        # a job already running gets a moment to end before its provider closes under it
+        self.upkeep.wait(UPKEEP_CLOSE_WAIT)
+        self.warming.wait(UPKEEP_CLOSE_WAIT)
         if self.semantic is not None:
             self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
         self.provider.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -38,13 +39,30 @@ def zone_name(moment: datetime) -> str:
     tz = os.environ.get("TZ", "").lstrip(":")
     if tz and "/" in tz:
         return tz
+    return _system_zone() or moment.tzname() or "local time"
+
+
+_SYSTEM_ZONE: tuple[float, str | None] = (-1.0, None)
+#: seconds the system's zone name is kept (resolving /etc/localtime is a few system calls a turn)
+SYSTEM_ZONE_KEPT = 60.0
+
+
+def _system_zone() -> str | None:
+    """The IANA name /etc/localtime links to (None: not a link into a zoneinfo tree)."""
+    global _SYSTEM_ZONE
+    checked, name = _SYSTEM_ZONE
+    clock = time.monotonic()
+    if checked >= 0 and clock - checked < SYSTEM_ZONE_KEPT:
+        return name
+    name = None
     try:
         target = Path("/etc/localtime").resolve()
         if "zoneinfo" in target.parts:
-            return "/".join(target.parts[target.parts.index("zoneinfo") + 1 :])
+            name = "/".join(target.parts[target.parts.index("zoneinfo") + 1 :])
     except OSError:
         pass
-    return moment.tzname() or "local time"
+    _SYSTEM_ZONE = (clock, name)
+    return name
 
 
 def utc_offset(moment: datetime) -> str:

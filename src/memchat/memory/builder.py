@@ -59,6 +59,9 @@ MEMORY_CAP = 2_000
 #: (a stable part of the system message); beyond it, instructions always and the rest when relevant
 ALWAYS_SHARE = 0.12
 
+#: the calibration ratio a plan uses changes once the measured one moved by this share
+RATIO_STEP = 0.01
+
 #: entries of stored messages kept for reuse (beyond it the memo starts again)
 ENTRIES_KEPT = 50_000
 
@@ -127,9 +130,18 @@ class MemoryPlanner:
         """Fold a provider's reported prompt size into the model's calibration."""
         if plan.raw_estimate <= 0 or reported_prompt_tokens <= 0:
             return
-        ratio = self.store.record_calibration(model, reported_prompt_tokens / plan.raw_estimate)
+        observed = reported_prompt_tokens / plan.raw_estimate
         with self._lock:
-            self._ratios[model] = ratio
+            current = self._ratios.get(model)
+        if current is not None and abs(observed - current) <= RATIO_STEP * current:
+            return  # it would move the ratio by a fraction of a step: not worth a write every turn
+        ratio = self.store.record_calibration(model, observed)
+        with self._lock:
+            # planned with only once it moved by a step: every entry's tokens depend on it, and
+            # a ratio that changed every turn made every entry again every turn (O(history))
+            old = self._ratios.get(model)
+            if old is None or abs(ratio - old) > RATIO_STEP * old:
+                self._ratios[model] = ratio
 
     # -- the plan ---------------------------------------------------------------------
 

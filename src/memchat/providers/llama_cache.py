@@ -17,7 +17,7 @@ the local model's KV cache (nothing stored, nothing another provider sees).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 #: a run shorter than this is not worth moving (evaluating it costs less than the bookkeeping)
@@ -53,16 +53,20 @@ def moved_run(cached: Sequence[int], prompt: Sequence[int], start: int) -> tuple
     return best
 
 
-def reuse_moved(llama: Any, prompt: Sequence[int]) -> tuple[int, int]:
+def reuse_moved(
+    llama: Any, prompt: Sequence[int], *, step: int | None = None, stop: Callable[[], bool] | None = None
+) -> tuple[int, int]:
     """Make ``llama``'s cache hold ``prompt``'s beginning up to the end of the longest cached run
     it still contains (see the module), so that ``generate`` evaluates only what follows:
     ``(moved, evaluated)``, the cached tokens moved and the new ones evaluated before them
     (``(0, 0)``: nothing done, the cache is as it was).
 
-    New tokens before the run are evaluated as sequence 1 (which shares the prefix's cells)
-    and then given to sequence 0: llama.cpp accepts a batch of a sequence only at the position
-    after its last one, and the moved run already sits beyond them. A context made with one
-    sequence (``two_sequences`` not used) moves a run only where nothing new precedes it."""
+    New tokens before the run are evaluated first, as sequence 1 (which shares the prefix's
+    cells), ``step`` tokens at a time; when ``stop()`` says so between two steps, they are
+    dropped and the cache is left as it was. Only then is the run moved and are they given to
+    sequence 0 (llama.cpp accepts a batch of a sequence only at the position after its last
+    one, and the moved run sits beyond them). A context made with one sequence
+    (``two_sequences`` not used) moves a run only where nothing new precedes it."""
     n = int(llama.n_tokens)
     cached = [int(t) for t in llama.input_ids[:n].tolist()]
     start = 0
@@ -80,52 +84,59 @@ def reuse_moved(llama: Any, prompt: Sequence[int]) -> tuple[int, int]:
     import llama_cpp
 
     j, i, k = run
-    if ctx.memory is None or not llama_cpp.llama_memory_can_shift(ctx.memory):
+    memory = ctx.memory
+    if memory is None or not llama_cpp.llama_memory_can_shift(memory):
         return 0, 0
     if i > start and llama_cpp.llama_n_seq_max(ctx.ctx) < 2:
         return 0, 0
     try:
+        if i > start and not _evaluate_apart(llama, prompt[start:i], start, step or llama.n_batch, stop):
+            return 0, 0
         if not ctx.kv_cache_seq_rm(0, start, j):
             return 0, 0
         ctx.kv_cache_seq_rm(0, j + k, -1)
         if i != j:
             ctx.kv_cache_seq_shift(0, j, j + k, i - j)
         if i > start:
-            _evaluate_before(llama, prompt[start:i], start)
+            llama_cpp.llama_memory_seq_cp(memory, 1, 0, start, i)
     except (RuntimeError, ValueError):
         ctx.kv_cache_seq_rm(0, start, -1)  # back to the common prefix: generate() evaluates the rest
         llama.n_tokens = start
         return 0, 0
+    finally:
+        if i > start:
+            llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
     llama.input_ids[start : i + k] = prompt[start : i + k]
     llama.n_tokens = i + k
     return k, i - start
 
 
-def _evaluate_before(llama: Any, tokens: Sequence[int], at: int) -> None:
-    """Evaluate ``tokens`` at positions ``at…`` as sequence 1 (seeing the prefix before ``at``,
-    not the moved run after them), then make their cells sequence 0's."""
-    ctx = llama._ctx
-    memory = ctx.memory
+def _evaluate_apart(llama: Any, tokens: Sequence[int], at: int, step: int, stop: Callable[[], bool] | None) -> bool:
+    """Evaluate ``tokens`` at positions ``at…`` as sequence 1, which sees the prefix before
+    ``at`` (sequence 0's cells there, shared) and nothing of sequence 0 after it; ``step``
+    tokens per batch. False when ``stop()`` said so between two batches (the caller drops
+    sequence 1)."""
     import llama_cpp
 
+    memory = llama._ctx.memory
     llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
     llama_cpp.llama_memory_seq_cp(memory, 0, 1, 0, at)
-    try:
-        batch = llama._batch.batch
-        for first in range(0, len(tokens), llama.n_batch):
-            part = tokens[first : first + llama.n_batch]
-            batch.n_tokens = len(part)
-            for x, token in enumerate(part):
-                batch.token[x] = token
-                batch.pos[x] = at + first + x
-                batch.seq_id[x][0] = 1
-                batch.n_seq_id[x] = 1
-                batch.logits[x] = False
-            batch.logits[len(part) - 1] = True
-            ctx.decode(llama._batch)
-        llama_cpp.llama_memory_seq_cp(memory, 1, 0, at, at + len(tokens))
-    finally:
-        llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+    batch = llama._batch.batch
+    step = max(1, min(step, llama.n_batch))
+    for first in range(0, len(tokens), step):
+        if first and stop is not None and stop():
+            return False
+        part = tokens[first : first + step]
+        batch.n_tokens = len(part)
+        for x, token in enumerate(part):
+            batch.token[x] = token
+            batch.pos[x] = at + first + x
+            batch.seq_id[x][0] = 1
+            batch.n_seq_id[x] = 1
+            batch.logits[x] = False
+        batch.logits[len(part) - 1] = True
+        llama._ctx.decode(llama._batch)
+    return True
 
 
 @contextlib.contextmanager

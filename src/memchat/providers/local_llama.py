@@ -126,6 +126,10 @@ class _Turns:
     def busy(self) -> bool:
         return self._active > 0
 
+    @property
+    def count(self) -> int:
+        return self._active
+
     def wait_idle(self) -> None:
         with self._idle:
             while self._active:
@@ -319,8 +323,14 @@ class LocalLlama(Provider):
                 done = min(_common(llama._input_ids[: llama.n_tokens].tolist(), target), len(target))
                 if done >= len(target):
                     return True
-                if self.shift_cache and reuse_moved(llama, target)[0]:
-                    continue  # the turns still sent are moved, not evaluated again
+                if self.shift_cache:
+                    with TURNS.active():  # as evaluation steps: upkeep's context waits meanwhile
+                        # a step at a time; a turn that wants the model stops it, the cache as it was
+                        moved = reuse_moved(llama, target, step=BACKGROUND_STEP, stop=lambda: TURNS.count > 1)[0]
+                    if moved:
+                        continue  # the turns still sent are moved, not evaluated again
+                    if TURNS.busy:
+                        return False  # a turn came: it moves them itself (the cache is as it was)
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
                     llama.eval(target[done : done + BACKGROUND_STEP])
@@ -543,7 +553,7 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
     cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
     if shift:
         TURNS.wait_idle()
-        reuse_moved(llama, prompt[:-1])
+        reuse_moved(llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy)
     while True:
         TURNS.wait_idle()
         done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)
