@@ -140,6 +140,77 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+class WebSite:
+    """``memchat serve``'s app (under uvicorn) over the loopback model server, for the browser
+    tests: ``stop()`` stops it as Ctrl-C does, ``restart()`` serves it again on the same port."""
+
+    def __init__(self, fake: Any, tmp_path: Path) -> None:
+        from memchat.agent import Agent
+        from memchat.factory import open_store
+        from memchat.providers.openai_compat import OpenAICompatible
+        from memchat.server.app import create_app
+        from serving import Served
+
+        self.fake = fake
+        provider = OpenAICompatible(fake.url, api_key="sk-upstream-secret", model="fake/model-a", max_retries=0)
+        self.agent = Agent(open_store(tmp_path / "web.db"), provider, persona="Be brief.", date_line=False)
+        self._make = lambda port=None: Served(create_app(self.agent), port=port)
+        self.served = self._make()
+        self.url = self.served.url
+
+    def stop(self) -> None:
+        self.served.close()
+
+    def restart(self) -> None:
+        self.served.close()
+        self.served = self._make(self.served.port)
+
+    def close(self) -> None:
+        self.served.close()
+        self.agent.close()
+
+
+@pytest.fixture
+def web(fake_server: FakeServer, tmp_path: Path) -> Iterator[WebSite]:
+    """The app served for a browser test (tests/test_web*.py), its model the fake server."""
+    fake_server.reset()
+    site = WebSite(fake_server, tmp_path)
+    yield site
+    site.close()
+    fake_server.reset()
+
+
+@pytest.fixture
+def site(web: WebSite) -> tuple[str, FakeServer, Any]:
+    """(url, fake model server, agent) of ``web``."""
+    return web.url, web.fake, web.agent
+
+
+@pytest.fixture
+def page(browser: Any, site: tuple[str, FakeServer, Any]) -> Iterator[Any]:
+    """A fresh browser page on ``site``: ``page.problems`` collects what must not happen — a
+    dialog (prompt, confirm, alert) not expected, a console error, an uncaught error or promise
+    rejection, a request to another origin."""
+    url = site[0]
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+
+    def unexpected_dialog(d: Any) -> None:
+        problems.append(f"dialog: {d.message}")
+        d.dismiss()
+
+    page.on("dialog", unexpected_dialog)
+    page.unexpected_dialog = unexpected_dialog
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on("request", lambda r: None if r.url.startswith(url) else problems.append(f"off-origin request: {r.url}"))
+    page.problems = problems
+    page.goto(url + "/")
+    yield page
+    context.close()
+
+
 # -- the store contract: the same tests on SQLite in memory, on disk, and on PostgreSQL -----------
 
 

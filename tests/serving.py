@@ -17,9 +17,14 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+    """``app`` as ``memchat serve`` runs it (``GracefulServer``), on ``port`` or a free one;
+    ``close()`` stops it as Ctrl-C does."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        from memchat.server.serving import GracefulServer
+
+        self.port = port or free_port()
+        self.server = GracefulServer(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

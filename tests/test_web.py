@@ -5,7 +5,6 @@ reload mid-reply, IME composition, an XSS corpus, and that every request stays o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,6 @@ import pytest
 from conftest import CHROMIUM
 from fakeserver import FakeReply, FakeServer
 from memchat.agent import Agent
-from memchat.factory import open_store
-from memchat.providers.openai_compat import OpenAICompatible
-from memchat.server.app import create_app
-from serving import Served
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
@@ -31,39 +26,6 @@ XSS = (
     '<svg onload="window.__pwned=1"></svg> <a href="javascript:window.__pwned=1">a</a> '
     "and a [real link](https://example.com/page)."
 )
-
-
-@pytest.fixture
-def site(fake_server: FakeServer, tmp_path: Path) -> Iterator[tuple[str, FakeServer, Agent]]:
-    fake_server.reset()
-    provider = OpenAICompatible(fake_server.url, api_key="sk-upstream-secret", model="fake/model-a", max_retries=0)
-    agent = Agent(open_store(tmp_path / "web.db"), provider, persona="Be brief.", date_line=False)
-    served = Served(create_app(agent))
-    yield served.url, fake_server, agent
-    served.close()
-    agent.close()
-    fake_server.reset()
-
-
-@pytest.fixture
-def page(browser: Any, site: tuple[str, FakeServer, Agent]) -> Iterator[Any]:
-    url = site[0]
-    context = browser.new_context()
-    page = context.new_page()
-    problems: list[str] = []
-
-    def unexpected_dialog(d: Any) -> None:
-        problems.append(f"dialog: {d.message}")
-        d.dismiss()
-
-    page.on("dialog", unexpected_dialog)
-    page.unexpected_dialog = unexpected_dialog
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("request", lambda r: None if r.url.startswith(url) else problems.append(f"off-origin request: {r.url}"))
-    page.problems = problems
-    page.goto(url + "/")
-    yield page
-    context.close()
 
 
 def send(page: Any, text: str) -> None:
@@ -171,12 +133,16 @@ SHOTS = os.environ.get("MEMCHAT_SCREENSHOTS")
 @pytest.mark.parametrize(
     "name, options",
     [
-        ("light", {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
-        ("dark", {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 1200, "height": 760}}),
-        ("chinese", {"color_scheme": "light", "locale": "zh-CN", "viewport": {"width": 1200, "height": 760}}),
+        ("light", {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 1280, "height": 800}}),
+        ("dark", {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 1280, "height": 800}}),
+        ("chinese", {"color_scheme": "light", "locale": "zh-CN", "viewport": {"width": 1280, "height": 800}}),
         (
             "phone",
-            {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 390, "height": 780}, "is_mobile": True},
+            {"color_scheme": "light", "locale": "en-US", "viewport": {"width": 390, "height": 844}, "is_mobile": True},
+        ),
+        (
+            "phone-dark",
+            {"color_scheme": "dark", "locale": "en-US", "viewport": {"width": 390, "height": 844}, "is_mobile": True},
         ),
     ],
 )
@@ -217,10 +183,10 @@ def test_themes_languages_and_a_phone(
         page.click("#lang")
     else:
         sync_api.expect(page.locator("#send")).to_have_text("Send")
-    if name == "dark":
+    if name.endswith("dark"):
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(23, 24, 27)"
-    if name == "phone":
+    if name.startswith("phone"):
         assert not page.locator("#sidebar").is_visible() or page.evaluate(
             "document.querySelector('#sidebar').getBoundingClientRect().right <= 0"
         )

@@ -1,18 +1,22 @@
 """UI strings in English and Chinese.
 
 The language comes from ``MEMCHAT_LANG`` (``en``/``zh``), else the locale (``LC_ALL``,
-``LC_MESSAGES``, ``LANG``): any ``zh*`` locale gives Chinese. Modules add their strings
-with ``add(en={...}, zh={...})``; ``t(key, **fields)`` formats one.
+``LC_MESSAGES``, ``LANG``): any ``zh*`` locale gives Chinese. A server answers each request in
+the language it asks for (``use_lang`` with ``Accept-Language``, for the request's context
+only). Modules add their strings with ``add(en={...}, zh={...})``; ``t(key, **fields)`` formats one.
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar, Token
 
 from memchat.errors import MemchatError, RateLimited
 
 _CATALOG: dict[str, dict[str, str]] = {"en": {}, "zh": {}}
 _lang: str | None = None
+#: the language of the request being answered (a server's), over the process's own
+_asked: ContextVar[str | None] = ContextVar("memchat_lang", default=None)
 
 
 def detect_lang(env: dict[str, str] | None = None) -> str:
@@ -29,6 +33,9 @@ def detect_lang(env: dict[str, str] | None = None) -> str:
 
 def lang() -> str:
     global _lang
+    asked = _asked.get()
+    if asked is not None:
+        return asked
     if _lang is None:
         _lang = detect_lang()
     return _lang
@@ -37,6 +44,39 @@ def lang() -> str:
 def set_lang(value: str | None) -> None:
     global _lang
     _lang = None if value is None else ("zh" if value.lower().startswith(("zh", "cn")) else "en")
+
+
+def accepted(header: str | None) -> str | None:
+    """The language an ``Accept-Language`` header prefers among ours (``en``/``zh``), by its
+    q-values; None when it names neither."""
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip().lower()
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ours = "zh" if tag.startswith("zh") else "en" if tag.startswith("en") else None
+        if ours is None or quality <= 0:
+            continue
+        if best is None or (quality, -position) > (best[0], best[1]):
+            best = (quality, -position, ours)
+    return best[2] if best else None
+
+
+def use_lang(value: str | None) -> Token[str | None]:
+    """Speak ``value`` (``en``/``zh``; None: the process's language) in this context only, as a
+    server does for one request; ``reset_lang`` with the token returned ends it."""
+    return _asked.set(value)
+
+
+def reset_lang(token: Token[str | None]) -> None:
+    _asked.reset(token)
 
 
 def add(en: dict[str, str], zh: dict[str, str]) -> None:
@@ -60,6 +100,7 @@ add(
         "err.session_not_found": "{detail} (see: memchat sessions list)",
         "err.memory_not_found": "{detail} (see: memchat memory list --all)",
         "err.session_exists": "{detail}; choose another name",
+        "err.session_exists.named": "a session named {name!r} already exists; choose another name",
         "err.import_format": "cannot import: {detail}",
         "err.turn_in_progress": "{detail}",
         "err.provider": "the model call failed: {detail}",
@@ -100,6 +141,7 @@ add(
         "err.session_not_found": "{detail}（查看：memchat sessions list）",
         "err.memory_not_found": "{detail}（查看：memchat memory list --all）",
         "err.session_exists": "{detail}；请换一个名字",
+        "err.session_exists.named": "已有名为“{name}”的会话；请换一个名字",
         "err.import_format": "无法导入：{detail}",
         "err.turn_in_progress": "{detail}",
         "err.provider": "模型调用失败：{detail}",
@@ -140,8 +182,12 @@ def describe_error(exc: MemchatError) -> str:
     service = exc.info.get("service")  # a service other than the chat model: its own wording
     if service and f"err.{service}.{exc.kind}" in _CATALOG["en"]:
         key = f"err.{service}.{exc.kind}"
-    fields = {k: v for k, v in exc.info.items() if isinstance(v, str | int | float) and k != "detail"}
-    line = t(key, **fields, detail=detail)
+    name = exc.info.get("name")
+    if isinstance(name, str) and f"{key}.named" in _CATALOG["en"]:  # the name alone, in the user's words
+        line = t(f"{key}.named", name=name)
+    else:
+        fields = {k: v for k, v in exc.info.items() if isinstance(v, str | int | float) and k != "detail"}
+        line = t(key, **fields, detail=detail)
     if isinstance(exc, RateLimited) and exc.retry_after and not exc.quota:
         line += t("err.retry_after", seconds=exc.retry_after)
     return line

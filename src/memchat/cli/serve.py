@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from memchat.server.app import create_app
+        from memchat.server.serving import GRACE, serve
     except ImportError as exc:
         raise UsageError(f"{INSTALL} ({exc.name} is missing)") from None
     from memchat.factory import make_agent
@@ -71,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             }
         )
         err(f"serving on http://{shown}:{args.port}/ with {args.workers} workers (Ctrl-C to stop)")
-        uvicorn.run(
+        uvicorn.run(  # each worker's turn streams are cut after a few seconds, kept as stopped
             "memchat.server.app:from_env",
             factory=True,
             host=args.host,
@@ -79,12 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_level="warning",
             access_log=False,
+            timeout_graceful_shutdown=GRACE,
         )
         return 0
     app = create_app(agent, hosts=hosts, token=token, redis_url=redis_url)
     err(f"serving on http://{shown}:{args.port}/ (Ctrl-C to stop)")
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        serve(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         agent.close()
     sys.stderr.flush()

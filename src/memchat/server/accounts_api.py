@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from memchat import __version__
+from memchat import __version__, i18n
 from memchat.errors import MemchatError
 from memchat.memory.plan import STRATEGIES
 from memchat.server.common import CallerAgent, ThisServer
@@ -34,7 +34,8 @@ def login(server: ThisServer, body: Login) -> JSONResponse:
         isinstance(accounts, Accounts) and accounts.user_for_token(body.token) is not None
     )
     if not known:
-        return JSONResponse({"error": {"code": "unauthorized", "message": "unknown token"}}, status_code=401)
+        refused = {"error": {"code": "unauthorized", "message": i18n.t("http.unknown_token")}}
+        return JSONResponse(refused, status_code=401)
     response = JSONResponse({"ok": True})
     response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict")
     return response

@@ -129,11 +129,24 @@ def create_app(
     agent: Agent, *, hosts: list[str] | None = None, token: str | None = None, redis_url: str | None = None
 ) -> Guard:
     """The ASGI application serving ``agent``: ``build_api``'s app wrapped in the ``Guard``
-    (Host, token or account, origin, body size)."""
+    (Host, token or account, origin, body size, the language of the answer)."""
     app = build_api(agent, token=token, redis_url=redis_url)
     store = agent.store
     users = store.user_for_token if isinstance(store, Accounts) and store.users() else None
     return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token, users=users)
+
+
+def turn_runs_of(app: object) -> Runs | None:
+    """The turns of the memchat app inside ``app`` (its middlewares, uvicorn's included, each
+    keep the next in ``.app``); None when there is none."""
+    for _ in range(16):
+        server = getattr(getattr(app, "state", None), "server", None)
+        if isinstance(server, Server):
+            return server.runs
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
 
 
 def from_env() -> Guard:

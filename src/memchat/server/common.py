@@ -13,8 +13,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from pydantic import Field
 
+from memchat import i18n
 from memchat.agent import Agent
 from memchat.domain import SessionInfo
+from memchat.server import language  # noqa: F401  (the server's strings: http.*)
 from memchat.server.runs import Runs
 from memchat.service import Conversations
 from memchat.stores.sqlite import LOCAL_USER
@@ -87,7 +89,7 @@ def find_session(chats: Conversations, session_id: int) -> SessionInfo:
     """The session ``session_id`` of the user making the request (404 for anyone else's)."""
     info = chats.find(session_id)
     if info is None:
-        raise HTTPException(404, f"no session {session_id}")
+        raise HTTPException(404, i18n.t("http.no_session", id=session_id))
     return info
 
 

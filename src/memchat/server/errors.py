@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memchat import i18n
 from memchat.errors import MemchatError, MemoryNotFound, ProviderError, SessionExists, SessionNotFound, TurnInProgress
+from memchat.server import language  # noqa: F401  (the server's strings: http.*)
 from memchat.server.fanout import FanoutUnavailable
 from memchat.server.runs import Busy
 from memchat.server.security import BodyTooLarge
@@ -47,11 +48,8 @@ STATUS: dict[type[Exception], int] = {
 }
 #: the ``code`` of an error that has no ``kind`` of its own
 _CODES: dict[type[Exception], str] = {Busy: "busy", BodyTooLarge: "too_large"}
-#: the message of an error raised without words
-_MESSAGES: dict[type[Exception], str] = {
-    Busy: "a reply is already being generated in this session",
-    BodyTooLarge: "the body is too large",
-}
+#: the message (its ``i18n`` key, ``language.py``) of an error raised without words
+_MESSAGES: dict[type[Exception], str] = {Busy: "http.busy", BodyTooLarge: "http.too_large_body"}
 #: the ``code`` of an ``HTTPException`` (FastAPI's own, routing's, and the routes') by status
 _HTTP_CODES = {404: "not_found", 409: "busy", 400: "bad_request", 405: "method_not_allowed"}
 
@@ -84,7 +82,8 @@ async def _known(_: Request, exc: Exception) -> JSONResponse:
             message = " ".join(str(exc.detail or exc.kind).split())
         return error_response(status_of(exc), exc.kind, message)
     code = _lookup(_CODES, exc) or "error"
-    return error_response(status_of(exc), code, str(exc) or _lookup(_MESSAGES, exc) or code)
+    words = _lookup(_MESSAGES, exc)
+    return error_response(status_of(exc), code, str(exc) or (i18n.t(words) if words else code))
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:
@@ -92,9 +91,10 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     if first.get("type") == "json_invalid":  # loc is ("body", position): say what it is
         reason = (first.get("ctx") or {}).get("error", "invalid")
-        return error_response(422, "invalid_json", f"the body is not valid JSON: {reason}")
+        return error_response(422, "invalid_json", i18n.t("http.invalid_json", reason=reason))
     where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+    reason = str(first.get("msg", "invalid"))
+    message = i18n.t("http.invalid", where=where, reason=reason) if where else reason
     return error_response(422, "invalid", message)
 
 
@@ -102,7 +102,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own (a body that is not JSON), routing's, and the routes' ``HTTPException``."""
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    detail = i18n.t("http.not_found") if exc.status_code == 404 and exc.detail == "Not Found" else str(exc.detail)
+    return error_response(exc.status_code, code, detail, exc.headers)
 
 
 def add_error_handlers(app: FastAPI) -> None:

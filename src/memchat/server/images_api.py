@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from memchat import i18n
 from memchat.images.base import ImageRequest
 from memchat.server.common import CallerChats, ImageId, SessionId, find_session
 from memchat.server.errors import errors
@@ -48,6 +49,6 @@ def generate_image(chats: CallerChats, session_id: SessionId, body: NewImage) ->
 def image_file(chats: CallerChats, image_id: ImageId) -> FileResponse:
     found = chats.image_file(image_id)  # owner-scoped: only this user's sessions' images
     if found is None:
-        raise HTTPException(404, "no such image")
+        raise HTTPException(404, i18n.t("http.no_image"))
     image, path = found
     return FileResponse(path, media_type=image.mime)

@@ -43,6 +43,8 @@ class Run:
     fanout: Any = None
     #: the readers waiting for the next event (each a future, woken by ``add``)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    #: why the turn is being ended from outside, if it is ("shutdown": the server is stopping)
+    ending: str | None = None
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
         event = Event(len(self.events) + 1, kind, data)
@@ -198,8 +200,13 @@ class Runs:
             await run.task
         return True
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "shutdown") -> None:
+        """Stop every turn running here (each kept as stopped); their readers' last event, a
+        ``done``, carries ``reason``, so a page can say the server stopped mid-reply."""
         for session_id in list(self._active):
+            run = self._active.get(session_id)
+            if run is not None:
+                run.ending = reason
             await self.stop_local(session_id)
 
     async def _made(self, session_id: int, content: str) -> list[dict[str, Any]]:
@@ -250,6 +257,8 @@ class Runs:
                 "message_id": reply.message_id if reply else None,
                 "user_message_id": run.turn.question_id,
             }
+            if run.ending:
+                done["reason"] = run.ending
             await run.add("done", {**done, **memory_use(reply)})
             raise
         except MemchatError as exc:

@@ -6,7 +6,9 @@
 - with a token configured (required when listening beyond loopback), every ``/api`` and ``/v1``
   request carries it: ``Authorization: Bearer …`` or the HttpOnly cookie the page gets;
 - bodies are JSON (where there is one) and at most ``max_body`` bytes;
-- every answer carries a strict Content-Security-Policy, ``nosniff`` and no framing.
+- every answer carries a strict Content-Security-Policy, ``nosniff`` and no framing;
+- every answer speaks the language ``Accept-Language`` prefers, English or Chinese
+  (``language.py``; the page sends the one it shows), whatever the process's own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+
+from memchat import i18n
+from memchat.server import language  # noqa: F401  (the server's strings: http.*)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,31 +68,38 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        asked = i18n.use_lang(i18n.accepted(headers.get("accept-language")))
+        try:
+            await self._guard(scope, receive, send, headers)
+        finally:
+            i18n.reset_lang(asked)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         method = scope.get("method", "GET")
         path = scope.get("path", "")
         host = headers.get("host", "").lower()
         name = host if host.endswith("]") else host.rsplit(":", 1)[0]  # the port is the server's own
         if name not in self.hosts:
-            await _refuse(send, 421, "unknown_host", "this server does not answer for that Host")
+            await _refuse(send, 421, "unknown_host", i18n.t("http.unknown_host"))
             return
         if method in _UNSAFE and not _same_origin(headers, host):
-            await _refuse(send, 403, "cross_origin", "cross-site requests are refused")
+            await _refuse(send, 403, "cross_origin", i18n.t("http.cross_origin"))
             return
         user = LOCAL_USER
         if (self.token or self.users) and path.startswith(("/api/", "/v1/")) and path not in OPEN:
             found = self._user(headers)
             if found is None:
-                await _refuse(send, 401, "unauthorized", "a token is required (Authorization: Bearer …)")
+                await _refuse(send, 401, "unauthorized", i18n.t("http.unauthorized"))
                 return
             user = found
         scope.setdefault("state", {})["user"] = user
         if method in _UNSAFE:
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await _refuse(send, 413, "too_large", f"the body is over {self.max_body:,} bytes")
+                await _refuse(send, 413, "too_large", i18n.t("http.too_large", limit=self.max_body))
                 return
             if length not in (None, "0") and "json" not in headers.get("content-type", "").lower():
-                await _refuse(send, 415, "json_only", "send JSON (Content-Type: application/json)")
+                await _refuse(send, 415, "json_only", i18n.t("http.json_only"))
                 return
             receive = self._limited(receive, send)
 

@@ -214,7 +214,7 @@ def fork(chats: CallerChats, session_id: SessionId, body: Fork) -> dict[str, Any
 async def undo(chats: CallerChats, runs: TurnRuns, session_id: SessionId) -> dict[str, Any]:
     info = await asyncio.to_thread(find_session, chats, session_id)
     if await runs.running(info.id):
-        raise Busy("a reply is being generated in this session")
+        raise Busy
     removed = await asyncio.to_thread(chats.undo, info.id)
     return {"removed": len(removed)}
 

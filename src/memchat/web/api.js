@@ -1,19 +1,44 @@
 // The page's client of the HTTP API (/api): JSON in and out, and the Server-Sent Events of a turn
-// read over fetch (EventSource cannot POST).
+// read over fetch (EventSource cannot POST). Every request names the page's language
+// (Accept-Language), so the server's messages come in it. A server that cannot be reached is
+// an error in the page's words, and the server-down banner takes over (offline.js).
+import { serverDown } from "./offline.js";
+import { t } from "./dom.js";
 
 export async function api(path, options = {}) {
-  const init = { credentials: "same-origin", ...options };
+  const lang = window.memchatI18n.lang === "zh" ? "zh-CN" : "en";
+  const init = { credentials: "same-origin", ...options, headers: { "Accept-Language": lang, ...(options.headers || {}) } };
   if (options.body !== undefined) {
-    init.headers = { "Content-Type": "application/json", ...(options.headers || {}) };
+    init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body);
+  } else if (options.text !== undefined) {  // a file's text as it is (options.type says what it is)
+    init.headers["Content-Type"] = options.type || "text/plain";
+    init.body = options.text;
   }
-  const response = await fetch(path, init);
+  delete init.text;
+  delete init.type;
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    serverDown();
+    const offline = new Error(t("offline_short"));
+    offline.name = "Offline";
+    throw offline;
+  }
   if (!response.ok && response.status !== 204) {
     let message = response.statusText;
+    let code = "";
     try {
-      message = (await response.json()).error.message;
+      const error = (await response.json()).error;
+      message = error.message;
+      code = error.code;
     } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    error.code = code;
+    throw error;
   }
   return response;
 }

@@ -1,7 +1,7 @@
 // The composer: Enter sends, Shift+Enter is a new line, Esc stops (IME composition never sends);
 // "/image …" generates an image into the session, like the REPL; Stop and Regenerate.
 import { api } from "./api.js";
-import { $, say } from "./dom.js";
+import { $, report, say } from "./dom.js";
 import { loadMessages, messageNode } from "./render.js";
 import { firstTurn, storedSession } from "./sessions.js";
 import { state } from "./state.js";
@@ -45,6 +45,14 @@ export function wireComposer() {
     const text = input.value;
     if (!text.trim() || state.streaming) return;
     input.value = "";
+    try {
+      await submit(text);
+    } catch (e) {  // no chat could be made (the server out of reach…): the text goes back
+      report(e);
+      input.value = text;
+    }
+  });
+  async function submit(text) {
     if (text.startsWith("/image ")) {  // like the REPL: generate an image into this session
       let made = false;
       try {
@@ -61,7 +69,7 @@ export function wireComposer() {
       return;
     }
     if (!(await send(text))) input.value = text;
-  });
+  }
   $("stop").addEventListener("click", stop);
   $("regenerate").addEventListener("click", regenerate);
 }

@@ -215,12 +215,10 @@ async function importMemories() {
   const file = $("memory-import").files[0];
   if (!file) return;
   try {
-    const response = await fetch("/api/memories/import", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/x-ndjson" }, body: await file.text(),
+    const response = await api("/api/memories/import", {
+      method: "POST", text: await file.text(), type: "application/x-ndjson",
     });
     const data = await response.json();
-    if (!response.ok) throw new Error(data.error.message);
     memSay(t("imported_memories", { n: data.imported }));
     await loadMemories();
   } catch (e) { memSay(e.message); }

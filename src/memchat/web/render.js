@@ -4,6 +4,7 @@
 // without a reply (a turn stopped before its first word).
 import { api } from "./api.js";
 import { $, t } from "./dom.js";
+import { atBottom, toBottom } from "./scroll.js";
 import { state, usedMarks } from "./state.js";
 
 // what a message's buttons do; app.js connects them (the modules that do it import this one)
@@ -17,6 +18,8 @@ export const actions = {
 export async function loadMessages() {
   const data = await (await api("/api/sessions/" + state.session.id + "/messages")).json();
   const box = $("messages");
+  // the same chat again (a reply ended): a reader who scrolled up stays where they were
+  const kept = box.dataset.session === String(state.session.id) && !atBottom() ? box.scrollTop : null;
   box.replaceChildren();
   const images = data.images.slice().sort((a, b) => a.after - b.after);
   for (const m of data.messages) {
@@ -28,7 +31,9 @@ export async function loadMessages() {
   const settled = data.messages.filter((m) => m.status !== "streaming");
   const last = settled[settled.length - 1];
   if (last && last.role === "user" && !state.streaming) box.appendChild(noReplyNode());
-  box.scrollTop = box.scrollHeight;
+  box.dataset.session = String(state.session.id);
+  if (kept === null) toBottom();
+  else box.scrollTop = kept;
 }
 
 // under a question left without a reply (stopped before its first word): one click asks again

@@ -1,11 +1,14 @@
-// The open session: opening and making one, its branches (its forks), and the header's tools
-// (rename, fork, delete, model, memory strategy, incognito) and persona.
+// The open session: opening and making one, closing it (no chat open: the welcome), its branches
+// (its forks), and the header's tools (fork, delete, model, memory strategy, incognito) and
+// persona. Rename is rename.js.
 // A new chat is not stored until its first message (no empty sessions): "+ New chat" clears the
 // page; the persona, model, memory and incognito chosen meanwhile go with the first message
 // (firstTurn: POST /api/sessions/turns makes the session with it).
 import { api } from "./api.js";
 import { refreshContext } from "./context.js";
-import { $, ensureOption, say, t } from "./dom.js";
+import { syncControls } from "./controls.js";
+import { $, ensureOption, guarded, report, say, t } from "./dom.js";
+import { endRename, wireRename } from "./rename.js";
 import { loadMessages } from "./render.js";
 import { loadSessions } from "./sidebar.js";
 import { state } from "./state.js";
@@ -13,7 +16,17 @@ import { follow } from "./turns.js";
 
 export async function openSession(id, messageId) {
   if (state.controller) state.controller.abort();  // leave the old stream; its turn goes on
-  const info = await (await api("/api/sessions/" + id)).json();
+  let info;
+  try {
+    info = await (await api("/api/sessions/" + id)).json();
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    closeSession();  // gone (deleted elsewhere): say so, and show what there is
+    say(t("session_gone"));
+    await loadSessions();
+    return;
+  }
+  endRename();
   state.session = info;
   showIncognito();
   localStorage.setItem("memchat.session", String(id));
@@ -22,13 +35,36 @@ export async function openSession(id, messageId) {
   $("memory").value = info.memory;
   if (info.model) ensureOption($("model"), info.model);
   $("model").value = info.model || $("model").dataset.default || "";
-  $("export").href = "/api/sessions/" + id + "/export";
+  syncControls();
   await loadMessages();
   if (messageId) showMessage(messageId);
   await loadSessions();
   await loadBranches();
   refreshContext();
   if (info.running) follow(await api("/api/sessions/" + id + "/stream?after=0"), null);
+}
+
+// no chat open: nothing of the last one is left (title, branches, gauge, persona, Export), the
+// welcome shows, and the actions that need a chat are disabled
+export function closeSession() {
+  if (state.controller) state.controller.abort();
+  endRename();
+  state.session = null;
+  localStorage.removeItem("memchat.session");
+  showIncognito();
+  $("messages").replaceChildren();
+  delete $("messages").dataset.session;
+  $("branches").replaceChildren();
+  $("title").textContent = "memchat";
+  $("persona").value = "";
+  $("context").textContent = "";
+  $("gauge-text").textContent = "";
+  $("gauge-fill").style.width = "0";
+  $("gauge").setAttribute("aria-valuenow", "0");
+  $("model").value = $("model").dataset.default || "";
+  for (const b of $("sessions").querySelectorAll("[aria-current]")) b.removeAttribute("aria-current");
+  for (const li of $("sessions").querySelectorAll("li.current")) li.classList.remove("current");
+  syncControls();
 }
 
 // a message found by the sidebar's search: scrolled to and marked a moment
@@ -40,20 +76,13 @@ function showMessage(messageId) {
   setTimeout(() => node.classList.remove("found"), 2500);
 }
 
-// "+ New chat": an empty page; nothing is stored until the first message (firstTurn)
+// "+ New chat": an empty page (nothing of the last chat left); nothing is stored until the first
+// message (firstTurn)
 export async function newSession() {
-  if (state.controller) state.controller.abort();
-  state.session = null;
-  showIncognito();
-  localStorage.removeItem("memchat.session");
+  closeSession();
   $("title").textContent = t("new_chat_title");
-  $("persona").value = "";
   $("memory").value = "auto";
-  $("model").value = $("model").dataset.default || "";
-  $("messages").replaceChildren();
-  $("branches").replaceChildren();
   await loadSessions();
-  refreshContext();
   $("input").focus();
 }
 
@@ -73,10 +102,12 @@ export async function firstTurn(text, signal) {
   state.session = { id, name: "", title: null, incognito: body.incognito };
   localStorage.setItem("memchat.session", String(id));
   $("export").href = "/api/sessions/" + id + "/export";
+  syncControls();
   api("/api/sessions/" + id).then((r) => r.json()).then((info) => {
     if (!state.session || state.session.id !== id) return;
     state.session = info;
     $("title").textContent = info.title || info.name;
+    syncControls();
     loadSessions();
   }).catch(() => {});
   return response;
@@ -104,7 +135,7 @@ export async function loadBranches() {
     b.textContent = k === 0 ? t("original") : t("fork_n", { n: k });
     b.title = s.name;
     if (s.id === state.session.id) b.className = "current";
-    b.addEventListener("click", () => openSession(s.id));
+    b.addEventListener("click", guarded(() => openSession(s.id)));
     nav.appendChild(b);
   });
 }
@@ -130,46 +161,34 @@ export function showChoices(models) {
 }
 
 export function wireSession() {
-  $("rename").addEventListener("click", async () => {
-    if (!state.session) return;
-    const name = prompt(t("new_name"), state.session.name);
-    if (!name) return;
-    try {
-      await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { name } });
-      await openSession(state.session.id);
-    } catch (e) { say(e.message); }
-  });
-  $("fork").addEventListener("click", async () => {
+  wireRename();
+  $("fork").addEventListener("click", guarded(async () => {
     if (!state.session) return;
     const info = await (await api("/api/sessions/" + state.session.id + "/fork", { method: "POST", body: {} })).json();
     await openSession(info.id);
-  });
-  $("delete").addEventListener("click", async () => {
+  }));
+  $("delete").addEventListener("click", guarded(async () => {
     if (!state.session || !confirm(t("confirm_delete", { name: state.session.name }))) return;
     await api("/api/sessions/" + state.session.id, { method: "DELETE" });
-    state.session = null;
-    showIncognito();
-    localStorage.removeItem("memchat.session");
-    $("messages").replaceChildren();
-    $("title").textContent = "memchat";
+    closeSession();
     await loadSessions();
-  });
-  $("save-persona").addEventListener("click", async () => {
+  }));
+  $("save-persona").addEventListener("click", guarded(async () => {
     if (!state.session) return;
     await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { persona: $("persona").value } });
     say(t("persona_saved"));
     refreshContext();
-  });
-  $("memory").addEventListener("change", async () => {
+  }));
+  $("memory").addEventListener("change", guarded(async () => {
     if (!state.session) return;
     await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { memory: $("memory").value } });
     refreshContext();
-  });
-  $("model").addEventListener("change", async () => {
+  }));
+  $("model").addEventListener("change", guarded(async () => {
     if (!state.session) return;
     await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { model: $("model").value } });
     refreshContext();
-  });
+  }));
   $("incognito").addEventListener("change", async () => {
     const on = $("incognito").checked;
     if (!state.session) { showIncognito(); return; }  // a new chat: goes with its first message
@@ -177,6 +196,6 @@ export function wireSession() {
       state.session = await (await api("/api/sessions/" + state.session.id, { method: "PATCH", body: { incognito: on } })).json();
       showIncognito();
       refreshContext();
-    } catch (e) { say(e.message); $("incognito").checked = !on; }
+    } catch (e) { report(e); $("incognito").checked = !on; }
   });
 }

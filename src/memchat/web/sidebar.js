@@ -1,9 +1,9 @@
 // The sidebar: the session list (each by its title, else its name), its search box — which
 // searches the words of the messages too, showing a snippet of each matching message (a click
-// opens the session at that message) — + New chat, Import, and the ☰ button that shows it on a
-// narrow screen.
+// opens the session at that message) — and + New chat. Each chat and each snippet is a button
+// (Tab reaches it, Enter or Space opens it); an empty list says why (no chats yet, or none match).
 import { api } from "./api.js";
-import { $, say, t } from "./dom.js";
+import { $, guarded, t } from "./dom.js";
 import { state } from "./state.js";
 
 // opening and making sessions; app.js connects them (sessions.js imports this module)
@@ -21,35 +21,39 @@ export async function loadSessions() {
   if (mine !== asked) return;
   state.sessions = data.sessions;
   const list = $("sessions");
+  const focused = list.contains(document.activeElement) ? document.activeElement.closest("li").dataset.id : null;
   list.replaceChildren();
-  if (q && !data.sessions.length) {
-    const none = document.createElement("li");
-    none.className = "empty";
-    none.textContent = t("no_results", { q });
-    list.appendChild(none);
-    return;
-  }
   for (const s of data.sessions) {
     const li = document.createElement("li");
-    const label = document.createElement("span");
-    label.className = "label";
-    label.textContent = s.title || s.name;
-    li.title = s.title ? s.title + " (" + s.name + ")" : s.name;
-    li.appendChild(label);
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "session";
+    b.textContent = s.title || s.name;
+    b.title = s.title ? s.title + " (" + s.name + ")" : s.name;
     li.dataset.id = s.id;
     if (state.session && s.id === state.session.id) {
       li.className = "current";
+      b.setAttribute("aria-current", "true");
       $("title").textContent = s.title || s.name;  // a title written since the session was opened
     }
+    b.addEventListener("click", guarded(() => open(s.id)));
+    li.appendChild(b);
     for (const m of s.matches || []) li.appendChild(snippetNode(s, m));
-    li.addEventListener("click", () => open(s.id));
+    list.appendChild(li);
+    if (focused === String(s.id)) b.focus();  // the list is made anew: the focus stays on its chat
+  }
+  if (!data.sessions.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = q ? t("no_results", { q }) : t("no_chats");
     list.appendChild(li);
   }
 }
 
 // a matching message: its text around the words found, the words in <mark> (text nodes only)
 function snippetNode(s, m) {
-  const div = document.createElement("div");
+  const div = document.createElement("button");
+  div.type = "button";
   div.className = "snippet";
   div.dataset.message = m.message_id;
   let at = 0;
@@ -61,27 +65,15 @@ function snippetNode(s, m) {
     at = end;
   }
   div.appendChild(document.createTextNode(m.snippet.slice(at)));
-  div.addEventListener("click", (event) => { event.stopPropagation(); open(s.id, m.message_id); });
+  div.addEventListener("click", guarded((event) => { event.stopPropagation(); return open(s.id, m.message_id); }));
   return div;
 }
 
 function open(id, messageId) {
-  $("sidebar").classList.remove("open");
-  actions.open(id, messageId);
+  return actions.open(id, messageId);
 }
 
 export function wireSidebar() {
-  $("menu").addEventListener("click", () => $("sidebar").classList.toggle("open"));
-  $("new-session").addEventListener("click", () => actions.create());
-  $("search").addEventListener("input", loadSessions);
-  $("import").addEventListener("change", async () => {
-    const file = $("import").files[0];
-    if (!file) return;
-    try {
-      const info = await (await api("/api/sessions/import", { method: "POST", body: { text: await file.text() } })).json();
-      await actions.open(info.id);
-      say(t("imported", { name: info.name }));
-    } catch (e) { say(e.message); }
-    $("import").value = "";
-  });
+  $("new-session").addEventListener("click", guarded(() => actions.create()));
+  $("search").addEventListener("input", guarded(loadSessions));
 }

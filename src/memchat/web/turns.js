@@ -1,9 +1,14 @@
 // A turn being answered: the reply read from its event stream into the page as it grows (the
-// whole text rendered each time), its tool calls and images, and Stop; and the turns that make a
-// new version of a point (Regenerate, an edited message), and showing another version (‹ ›).
+// whole text rendered each time; the view follows it only while the reader is at the bottom),
+// its tool calls and images, and Stop; the turns that make a new version of a point
+// (Regenerate, an edited message), and showing another version (‹ ›). A server stopping
+// mid-reply says so; a stream cut short re-attaches (or the server-down banner takes over).
 import { api, sseEvents } from "./api.js";
 import { refreshContext } from "./context.js";
-import { $, say, t } from "./dom.js";
+import { syncControls } from "./controls.js";
+import { $, report, say, t } from "./dom.js";
+import { serverDown } from "./offline.js";
+import { grow, toBottom } from "./scroll.js";
 import { imageNode, loadMessages, messageNode, toolNode, usedNode } from "./render.js";
 import { loadSessions } from "./sidebar.js";
 import { keepUsed, state } from "./state.js";
@@ -13,28 +18,30 @@ export async function follow(response, controller) {
   state.controller = controller || new AbortController();
   state.streaming = true;
   $("stop").disabled = false;
-  say("…");
+  say(t("replying"));
   const box = $("messages");
   for (const n of box.querySelectorAll(".noreply")) n.remove();
   const div = messageNode({ role: "assistant", content: "" });
   box.appendChild(div);
+  toBottom();
+  const session = state.session ? state.session.id : null;
   const body = div.querySelector(".body");
   let text = "";
   let ended = false;
+  let aborted = false;
   const handle = (kind, data) => {
     if (kind === "delta") {
       text += data.text;
-      window.memchatMarkdown.render(text, body);  // the whole text each time, never appended HTML
-      box.scrollTop = box.scrollHeight;
+      grow(() => window.memchatMarkdown.render(text, body));  // the whole text each time, never appended HTML
     } else if (kind === "tool_call") {
-      div.appendChild(toolNode(data.name, data.arguments));
+      grow(() => div.appendChild(toolNode(data.name, data.arguments)));
     } else if (kind === "tool_result") {
       const calls = div.querySelectorAll("details.toolcall");
       const pre = document.createElement("pre");
       pre.textContent = data.content;
       if (calls.length) calls[calls.length - 1].appendChild(pre);
     } else if (kind === "image") {
-      box.appendChild(imageNode(data));
+      grow(() => box.appendChild(imageNode(data)));
     } else if (kind === "done") {
       ended = true;
       const memories = data.memories || [];
@@ -45,6 +52,10 @@ export async function follow(response, controller) {
         say(t("stopped_kept"));
       } else {
         say(data.status === "complete" ? "" : t("status_" + data.status));
+        if (data.reason === "shutdown") {  // the server is stopping: what arrived is kept as stopped
+          say(t("server_shutdown"));
+          serverDown();
+        }
       }
     } else if (kind === "error") {
       ended = true;
@@ -57,21 +68,42 @@ export async function follow(response, controller) {
       if (data) handle(kind, JSON.parse(data));
     }
   } catch (e) {
-    if (e.name !== "AbortError") say(t("lost", { why: e.message }));
+    if (e.name === "AbortError") aborted = true;
   } finally {
     state.streaming = false;
     $("stop").disabled = true;
-    if (ended) {
+    syncControls();
+  }
+  if (ended) {
+    if (!state.session || state.session.id !== session) return;
+    try {
       await loadMessages();
       await loadSessions();
       refreshContext();
-    }
+    } catch (e) { report(e); }
+  } else if (!aborted && state.session && state.session.id === session) {
+    // cut short with no last word (a dropped connection, a server gone): catch up with the turn
+    say(t("stream_lost"));
+    reattach(session);
   }
+}
+
+// the session again from the server: what was kept, and the turn if it still runs
+async function reattach(session) {
+  try {
+    const info = await (await api("/api/sessions/" + session)).json();
+    if (!state.session || state.session.id !== session) return;
+    await loadMessages();
+    if (info.running) await follow(await api("/api/sessions/" + session + "/stream?after=0"), null);
+    else say("");
+  } catch (e) { report(e); }
 }
 
 export async function stop() {
   if (!state.session) return;
-  await api("/api/sessions/" + state.session.id + "/stop", { method: "POST", body: {} });
+  try {
+    await api("/api/sessions/" + state.session.id + "/stop", { method: "POST", body: {} });
+  } catch (e) { report(e); }
 }
 
 // Regenerate (or Retry under a question left without a reply): a new version of the last reply;
