@@ -236,7 +236,10 @@ def test_a_server_out_of_reach_is_a_banner_that_retries_and_says_when_it_is_back
     assert "Failed to fetch" not in page.inner_text("#gauge-text")
     web.restart()
     expect(banner).to_contain_text("Connected to the server again.", timeout=20_000)
-    page.click("#fork")  # and the page works again
+    # "+ New chat" cleared the page without the server (nothing is stored until a first message)
+    session_button(page, "notes").click()  # and the page works again
+    expect(page.locator("#title")).to_have_text("notes")
+    page.click("#fork")
     expect(page.locator("#title")).to_have_text("notes-fork")
     assert problems(page) == []
 

@@ -76,10 +76,10 @@ def test_new_chat_stores_nothing_until_the_first_message(page: Any, site: tuple[
     assert info.persona == "Answer like a pirate." and info.message_count == 2
     assert fake.chat_requests[-1].messages[0] == {"role": "system", "content": "Answer like a pirate."}
     # the sidebar and the header show its title, not the generated name
-    expect(page.locator("#sessions li.current .label")).to_have_text("Where is the treasure buried?")
+    expect(page.locator("#sessions li.current button.session")).to_have_text("Where is the treasure buried?")
     expect(page.locator("#title")).to_have_text("Where is the treasure buried?")
     page.click("#new-session")
-    expect(page.locator("#sessions li")).to_have_count(1)
+    expect(page.locator("#sessions li[data-id]")).to_have_count(1)
     assert page.posts.count("/api/sessions/turns") == 1 and "/api/sessions" not in page.posts
     assert page.problems == []
 
@@ -91,7 +91,7 @@ def test_a_failed_first_message_leaves_no_session(page: Any, site: tuple[str, Fa
     send(page, "hello?")
     expect(page.locator("#status")).to_contain_text("API key")
     assert agent.store.list_sessions() == []
-    expect(page.locator("#sessions li")).to_have_count(0)
+    expect(page.locator("#sessions li[data-id]")).to_have_count(0)
 
 
 def seed(agent: Agent) -> int:
@@ -121,9 +121,9 @@ def test_the_sidebar_searches_the_words_and_opens_the_session_at_the_message(
     target = seed(agent)
     page.goto(url + "/")
     page.fill("#search", "haiku")
-    hit = page.locator("#sessions li")
+    hit = page.locator("#sessions li[data-id]")
     expect(hit).to_have_count(1)
-    expect(hit.locator(".label")).to_have_text("Sea poems")
+    expect(hit.locator("button.session")).to_have_text("Sea poems")
     snippet = hit.locator(".snippet").first
     expect(snippet).to_have_text("Now a haiku, please")
     expect(snippet.locator("mark")).to_have_text("haiku")
@@ -134,11 +134,11 @@ def test_the_sidebar_searches_the_words_and_opens_the_session_at_the_message(
     expect(page.locator("#title")).to_have_text("Sea poems")
 
     page.fill("#search", "长城")
-    expect(page.locator("#sessions li .label")).to_have_text("trip")
+    expect(page.locator("#sessions li button.session")).to_have_text("trip")
     expect(page.locator("#sessions li .snippet mark").first).to_have_text("长城")
 
     page.fill("#search", "nothing holds this")
-    expect(page.locator("#sessions li.empty")).to_have_text("No chat holds “nothing holds this”.")
+    expect(page.locator("#sessions li.empty")).to_have_text("No chats match “nothing holds this”.")
     page.fill("#search", "")
-    expect(page.locator("#sessions li")).to_have_count(2)
+    expect(page.locator("#sessions li[data-id]")).to_have_count(2)
     assert page.problems == []

@@ -1,13 +1,15 @@
 // Which of the chat's actions apply now: with no chat open, Rename, Fork, Delete, Export, the
-// persona, model and memory choices are disabled (and the chat's panels hidden), Regenerate
+// persona, model and memory choices are disabled (a new chat not stored yet has those three) (and the chat's panels hidden), Regenerate
 // needs a message of yours and no reply being written. Kept in step as the conversation changes.
 import { $ } from "./dom.js";
 import { state } from "./state.js";
 
 export function syncControls() {
   const open = Boolean(state.session);
-  document.body.classList.toggle("no-session", !open);
-  for (const id of ["rename", "fork", "delete", "persona", "save-persona", "model", "memory"]) $(id).disabled = !open;
+  const draft = !open && Boolean(state.draft);  // "+ New chat": its persona, model and memory are chosen now
+  document.body.classList.toggle("no-session", !open && !draft);
+  for (const id of ["rename", "fork", "delete"]) $(id).disabled = !open;
+  for (const id of ["persona", "save-persona", "model", "memory"]) $(id).disabled = !open && !draft;
   const exported = $("export");
   if (open) {
     exported.href = "/api/sessions/" + state.session.id + "/export";

@@ -28,6 +28,7 @@ export async function openSession(id, messageId) {
   }
   endRename();
   state.session = info;
+  state.draft = false;
   showIncognito();
   localStorage.setItem("memchat.session", String(id));
   $("title").textContent = info.title || info.name;
@@ -50,6 +51,7 @@ export function closeSession() {
   if (state.controller) state.controller.abort();
   endRename();
   state.session = null;
+  state.draft = false;
   localStorage.removeItem("memchat.session");
   showIncognito();
   $("messages").replaceChildren();
@@ -80,6 +82,8 @@ function showMessage(messageId) {
 // message (firstTurn)
 export async function newSession() {
   closeSession();
+  state.draft = true;
+  syncControls();
   $("title").textContent = t("new_chat_title");
   $("memory").value = "auto";
   await loadSessions();
@@ -100,6 +104,7 @@ export async function firstTurn(text, signal) {
   const response = await api("/api/sessions/turns", { method: "POST", body, signal });
   const id = Number(response.headers.get("X-Memchat-Session-Id"));
   state.session = { id, name: "", title: null, incognito: body.incognito };
+  state.draft = false;
   localStorage.setItem("memchat.session", String(id));
   $("export").href = "/api/sessions/" + id + "/export";
   syncControls();

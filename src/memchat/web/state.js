@@ -1,7 +1,7 @@
 // What the page knows: the open session, the session list, the stream being read, and the marks
 // of which memories and earlier turns each reply used (kept in localStorage).
 
-export const state = { session: null, sessions: [], controller: null, lastEvent: 0, streaming: false };
+export const state = { session: null, draft: false, sessions: [], controller: null, lastEvent: 0, streaming: false };
 
 const USED = "memchat.used";  // message id → {m: memory ids, r: earlier turns} (the page's marks)
 
