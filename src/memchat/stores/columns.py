@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from memchat.domain import Message, Role, Status, Usage
 
 MESSAGE_COLUMNS = (
     "id, seq, role, content, status, tokens, token_method, usage, model, created, tool_calls, tool_call_id"
@@ -26,3 +31,21 @@ def format_time(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime(_FORMAT)
+
+
+def message_from_row(row: Sequence[Any]) -> Message:
+    """A message read with ``MESSAGE_COLUMNS`` (from ``messages`` or ``message_versions``)."""
+    return Message(
+        id=row[0],
+        seq=row[1],
+        role=Role(row[2]),
+        content=row[3],
+        status=Status(row[4]),
+        tokens=row[5],
+        token_method=row[6],
+        usage=Usage.from_dict(json.loads(row[7])) if row[7] else None,
+        model=row[8],
+        created=parse_time(row[9]),
+        tool_calls=tuple(json.loads(row[10])) if row[10] else None,
+        tool_call_id=row[11],
+    )

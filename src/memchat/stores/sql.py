@@ -35,12 +35,11 @@ from memchat.domain import (
     SessionKey,
     Status,
     Summary,
-    Usage,
 )
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.memory.terms import index_text
 from memchat.stores.base import ImportedVersion, SessionRef
-from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import MESSAGE_COLUMNS, message_from_row
 from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
@@ -457,20 +456,7 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
 
     @staticmethod
     def _message(row: Sequence[Any]) -> Message:
-        return Message(
-            id=row[0],
-            seq=row[1],
-            role=Role(row[2]),
-            content=row[3],
-            status=Status(row[4]),
-            tokens=row[5],
-            token_method=row[6],
-            usage=Usage.from_dict(json.loads(row[7])) if row[7] else None,
-            model=row[8],
-            created=_parse_time(row[9]),
-            tool_calls=tuple(json.loads(row[10])) if row[10] else None,
-            tool_call_id=row[11],
-        )
+        return message_from_row(row)
 
     def messages(
         self, session: SessionKey, *, include_streaming: bool = False, after: int | None = None

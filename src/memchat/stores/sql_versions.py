@@ -24,16 +24,14 @@ A mixin of ``SQLStore`` (``stores/sql.py``), written once for both engines.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from memchat.domain import Message, Role, SessionKey, Status, Usage, Version, Versions
+from memchat.domain import Message, Role, SessionKey, Version, Versions
 from memchat.errors import StoreError, TurnInProgress
 from memchat.stores.base import ShelvedVersion
-from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import MESSAGE_COLUMNS, message_from_row
 from memchat.stores.columns import now_text as _now
-from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.dialect import Transaction
 from memchat.tokens import estimate_tokens
 
@@ -183,24 +181,6 @@ def drop_versions(db: Transaction, sid: int, after: Sequence[int | None]) -> int
     return gone
 
 
-def _version_message(row: Sequence[Any]) -> Message:
-    """A row of ``message_versions`` read with ``_VERSION_COLUMNS`` (as ``SQLStore._message``)."""
-    return Message(
-        id=row[0],
-        seq=row[1],
-        role=Role(row[2]),
-        content=row[3],
-        status=Status(row[4]),
-        tokens=row[5],
-        token_method=row[6],
-        usage=Usage.from_dict(json.loads(row[7])) if row[7] else None,
-        model=row[8],
-        created=_parse_time(row[9]),
-        tool_calls=tuple(json.loads(row[10])) if row[10] else None,
-        tool_call_id=row[11],
-    )
-
-
 def _first_turn(messages: Sequence[Message]) -> tuple[Message, ...]:
     """A version's first message and what follows it up to the next user message."""
     end = next((i for i, m in enumerate(messages) if i and m.role is Role.USER), len(messages))
@@ -248,7 +228,7 @@ class VersionRecords:
         )
         grouped: dict[int, list[Message]] = {}
         for r in rows:
-            grouped.setdefault(int(r[-1]), []).append(_version_message(r[:-1]))
+            grouped.setdefault(int(r[-1]), []).append(message_from_row(r[:-1]))
         first = _first_turn(mine)
         listed = [Version(message_id, after, True, first, total - len(first))]
         for head, messages in grouped.items():
@@ -307,7 +287,7 @@ class VersionRecords:
         for r in rows:
             head, after, pinned = int(r[-3]), r[-2], bool(r[-1])
             entry = grouped.setdefault(head, (None if after is None else int(after), [], set()))
-            message = _version_message(r[:-3])
+            message = message_from_row(r[:-3])
             entry[1].append(message)
             if pinned and message.id is not None:
                 entry[2].add(message.id)
