@@ -80,7 +80,15 @@ export async function follow(response, controller) {
       await loadMessages();
       await loadSessions();
       refreshContext();
-    } catch (e) { report(e); }
+    } catch (e) {
+      if (e.status !== 404) report(e);
+      else {  // a new chat's first turn failed: its session was removed with it; the error stays said
+        state.session = null;
+        state.draft = true;
+        syncControls();
+        await loadSessions().catch(() => {});
+      }
+    }
   } else if (!aborted && state.session && state.session.id === session) {
     // cut short with no last word (a dropped connection, a server gone): catch up with the turn
     say(t("stream_lost"));
