@@ -130,19 +130,23 @@ export async function storedSession() {
 
 export async function loadBranches() {
   const nav = $("branches");
-  nav.replaceChildren();
-  const data = await (await api("/api/sessions/" + state.session.id + "/branches")).json();
-  if (data.sessions.length < 2) return;
-  nav.appendChild(document.createTextNode(t("branches_label")));
-  data.sessions.forEach((s, k) => {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = k === 0 ? t("original") : t("fork_n", { n: k });
-    b.title = s.name;
-    if (s.id === state.session.id) b.className = "current";
-    b.addEventListener("click", guarded(() => openSession(s.id)));
-    nav.appendChild(b);
-  });
+  const id = state.session.id;
+  const data = await (await api("/api/sessions/" + id + "/branches")).json();
+  // made whole, then shown at once: two loads at the same time never add their buttons twice
+  const parts = [];
+  if (data.sessions.length >= 2 && state.session && state.session.id === id) {
+    parts.push(document.createTextNode(t("branches_label")));
+    data.sessions.forEach((s, k) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = k === 0 ? t("original") : t("fork_n", { n: k });
+      b.title = s.name;
+      if (s.id === id) b.className = "current";
+      b.addEventListener("click", guarded(() => openSession(s.id)));
+      parts.push(b);
+    });
+  }
+  if (!state.session || state.session.id === id) nav.replaceChildren(...parts);
 }
 
 export function showIncognito() {
