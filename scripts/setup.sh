@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-extras=local,server
-[ "${1:-}" = --dev ] && extras=local,server,postgres,dev
+extras=local,server,mcp,pdf
+[ "${1:-}" = --dev ] && extras=local,server,mcp,pdf,postgres,dev
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi

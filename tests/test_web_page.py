@@ -139,6 +139,42 @@ def test_with_no_chat_open_a_welcome_and_no_action_that_needs_a_chat(page: Any, 
     assert problems(page) == []
 
 
+def test_a_message_sent_while_the_page_is_still_loading_keeps_its_reply(browser: Any, web: WebSite) -> None:
+    """The welcome shows before the page has read the chats; a reader who types then was left
+    with "Replying…" over an empty page: the end of the load closed the new chat and its stream
+    (a CI run hit it through a slow proxy)."""
+    chat(web, "older")
+    context = browser.new_context()
+    page = context.new_page()
+    held: list[Any] = []  # the session list's requests, answered only after the reader has sent
+
+    def route(r: Any) -> None:
+        if r.request.method == "GET" and not held:
+            held.append(r)
+        else:
+            r.continue_()
+
+    try:
+        page.route("**/api/sessions", route)
+        page.goto(web.url + "/")
+        expect(page.locator("#welcome")).to_be_visible()
+        web.fake.script(FakeReply.text("an ", "answer ", "arrives"))
+        send(page, "typed at once")
+        expect(page.locator(".msg.user .body").last).to_have_text("typed at once")
+        for _ in range(100):  # the page asks for the chats after the models
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page's first read of the chats was not held"
+        held[0].continue_()
+        expect(page.locator(".msg.assistant .body").last).to_have_text("an answer arrives")
+        expect(session_button(page, "older")).to_be_visible()
+        expect(page.locator("#title")).not_to_have_text("older")
+        expect(page.locator(".msg.user .body").first).to_have_text("typed at once")
+    finally:
+        context.close()
+
+
 def test_after_delete_nothing_of_the_deleted_chat_is_left(page: Any, web: WebSite) -> None:
     sid = chat(web, "trip", turns=2)
     web.agent.store.fork_session(sid, "trip, take two")

@@ -75,6 +75,9 @@ async function load() {
   loaded = true;
   if (!models.key_configured) say(t("no_key"));
   await sidebar.loadSessions();
+  // the reader began a chat while the page was loading: it stays (opening the last chat, or
+  // the welcome, would take its reply away)
+  if (state.session || state.draft || $("messages").children.length) return;
   const remembered = Number(localStorage.getItem("memchat.session"));
   const known = state.sessions.find((s) => s.id === remembered) || state.sessions[0];
   if (known) await openSession(known.id);
