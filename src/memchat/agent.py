@@ -26,10 +26,12 @@ from collections.abc import (
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
+from memchat.attachments import DEFAULT_LIMIT, IMAGE_TOKENS, accepts_images, fenced, file_text
 from memchat.clock import now
 from memchat.config import CLIENT_TOOLS, LEARN_MODES, TITLE_MODES
 from memchat.domain import (
     DRAFT_ID,
+    Attachment,
     Chunk,
     Memory,
     Message,
@@ -44,9 +46,11 @@ from memchat.domain import (
     Usage,
 )
 from memchat.errors import (
+    AttachmentError,
     BadRequest,
     ContextLengthExceeded,
     ContextTooLong,
+    ImagesNotAccepted,
     MemchatError,
     ProviderError,
     ReplyTooLong,
@@ -107,6 +111,8 @@ CONFIGURABLE = (
     "approve",
     "warm_cache",
     "titles",
+    "vision",
+    "max_attachment",
 )
 #: seconds ``Agent.close`` waits for memories still being learned in the background
 LEARN_FLUSH_SECONDS = 5.0
@@ -145,6 +151,7 @@ class _TurnState:
         *,
         replace: int | None = None,
         question: Message | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> None:
         """``text``: the user's new message; None with ``resume`` — (the model's call of the
         caller's tools, stored as the session's last message; their results) — for a reply that
@@ -167,17 +174,23 @@ class _TurnState:
         #: the message the turn stores (None: a retry, a continuation)
         self.user: Message | None = None
         if text is not None:
-            tokens, method = agent.provider.count_tokens(text)
-            self.user = Message(Role.USER, text, tokens=tokens, token_method=method)
+            # stored with its files described (what later turns, memory and search see)
+            self.user = Message(Role.USER, text, attachments=tuple(attachments))
+            tokens, method = agent.provider.count_tokens(self.user.described)
+            self.user = dataclasses.replace(self.user, tokens=tokens, token_method=method)
         #: the message the model answers, as the plan takes it (a retry's: its stored question)
         self.asked = self.user
         self.exclude: list[int] = []
         #: the stored user message this turn answers (a retry's, or its own once stored)
         self.question_id: int | None = None
         if question is not None:
-            self.asked = dataclasses.replace(question, id=None, seq=None)
+            self.asked = dataclasses.replace(
+                question, id=None, seq=None, attachments=agent.with_data(question.attachments)
+            )
             self.exclude = [question.id] if question.id is not None else []
             self.question_id = question.id
+        if self.asked is not None and self.asked.attachments:  # refused now: nothing stored, nothing sent
+            agent.check_images(self.model, self.asked.attachments)
         self.replace = replace
         self.strategy = agent.memory_for(info)
         #: the caller's own tools (OpenAI schemas in ``options.tools``): their calls go back to it
@@ -187,6 +200,8 @@ class _TurnState:
         if resume is not None:
             self.tools.resume(*resume)
         self.budget = agent._budget_with_tools(self.model, self.tools, self.client_tools)
+        if self.asked is not None and self.asked.attachments:  # sent whole with this turn only
+            self.asked = agent.with_files_counted(self.asked, self.budget.limit)
         #: what the call sends (a new version's: planned once it has begun, ``begin``)
         self.planned: ContextPlan | None = None
         if replace is None:
@@ -734,6 +749,8 @@ class Agent:
         semantic: SemanticIndex | Literal["auto"] | None = "auto",
         client_tools: str = "replace",
         titles: str = "words",
+        vision: bool | None = None,
+        max_attachment: int = DEFAULT_LIMIT,
     ) -> None:
         if memory is not None and memory not in STRATEGIES:
             raise MemchatError(f"unknown memory strategy {memory!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -821,6 +838,10 @@ class Agent:
         #: call the caller did not ask for), ``model`` (the chat model writes one in the background;
         #: the configured interfaces' default, but on the embedded model), ``off``
         self.titles = titles
+        #: the model takes images (None: as the known-models table says; ``attachments.vision``)
+        self.vision = vision
+        #: the largest file a message may carry, in bytes
+        self.max_attachment = max_attachment
 
     def close(self) -> None:
         """Close the provider and the store; memories still being learned get a few seconds. What
@@ -960,6 +981,50 @@ class Agent:
 
     def _count(self, text: str) -> int:
         return self.provider.count_tokens(text)[0]
+
+    # -- attachments --------------------------------------------------------------------
+
+    def takes_images(self, model: str | None = None) -> bool:
+        """Whether ``model`` (the agent's by default) is sent images: the provider, then the
+        ``vision`` setting, then the known-models table decide."""
+        name = model or self.model or self.provider.model
+        return accepts_images(name, override=self.vision, provider=self.provider.accepts_images)
+
+    def check_images(self, model: str, attachments: Sequence[Attachment]) -> None:
+        """``ImagesNotAccepted`` when an image goes to a model that takes text only."""
+        image = next((a for a in attachments if a.is_image), None)
+        if image is not None and not self.takes_images(model):
+            raise ImagesNotAccepted(
+                f"the model {model} takes text only; {image.name} (an image) was not sent", model=model, name=image.name
+            )
+
+    def with_data(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        """Stored attachments with their bytes (a retry sends them again)."""
+        found = []
+        for a in attachments:
+            data = a.data if a.data is not None else self.store.attachment_data(a.sha256)
+            found.append(dataclasses.replace(a, data=data))
+        return tuple(found)
+
+    def with_files_counted(self, message: Message, limit: int) -> Message:
+        """``message`` with the tokens it costs sent whole: its text, each text file fenced (one
+        that alone does not fit ``limit`` is an ``AttachmentError``), ``IMAGE_TOKENS`` per image."""
+        tokens, method = self.provider.count_tokens(message.content)
+        for a in message.attachments:
+            if a.data is None:
+                tokens += self._count(a.description)
+            elif a.is_image:
+                tokens += IMAGE_TOKENS
+            else:
+                cost = self._count(fenced(a.name, file_text(a)))
+                if cost > limit:
+                    raise AttachmentError(
+                        f"{a.name} needs about {cost:,} tokens, more than the {limit:,} the model's context window "
+                        "leaves for messages; attach a part of it",
+                        name=a.name,
+                    )
+                tokens += cost
+        return dataclasses.replace(message, tokens=tokens, token_method=method)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -1363,14 +1428,15 @@ class Agent:
         options: ChatOptions | None = None,
         *,
         replace: int | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> _TurnState:
-        if not text or not text.strip():
+        if (not text or not text.strip()) and not attachments:
             raise MemchatError("the message is empty")
         if isinstance(session, SessionInfo):
             info = session if session.draft else self.store.get_session(session.id)
         else:
             info = self._find(session)  # a new session is a draft until the turn begins
-        return _TurnState(self, info, text, model, options, replace=replace)
+        return _TurnState(self, info, text, model, options, replace=replace, attachments=attachments)
 
     def _results_state(
         self,
@@ -1398,11 +1464,18 @@ class Agent:
         return _TurnState(self, info, None, model, options, resume=(pending, answers))
 
     def stream(
-        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self,
+        session: SessionKey | None,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Turn:
-        """Start a turn and stream its reply (iterate the result for chunks)."""
+        """Start a turn and stream its reply (iterate the result for chunks). ``attachments``:
+        files sent with the message (``memchat.attachments.from_path`` … read and check them)."""
         options = options or self.options
-        return Turn(self._state(session, text, model, options=options), options)
+        return Turn(self._state(session, text, model, options=options, attachments=attachments), options)
 
     def stream_results(
         self,
@@ -1446,10 +1519,16 @@ class Agent:
         return AsyncTurn(lambda: self._results_state(session, results, model, options), options, self.lane)
 
     def ask(
-        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self,
+        session: SessionKey | None,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Reply:
         """One whole turn; returns the reply with its usage."""
-        turn = self.stream(session, text, model=model, options=options)
+        turn = self.stream(session, text, model=model, options=options, attachments=attachments)
         for _ in turn:
             pass
         assert turn.reply is not None
@@ -1532,17 +1611,31 @@ class Agent:
         return self._state(session, text, model, options, replace=message_id)
 
     def astream(
-        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self,
+        session: SessionKey | None,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncTurn:
         """Async twin of ``stream``: ``async for chunk in agent.astream(...)``."""
         options = options or self.options
-        return AsyncTurn(lambda: self._state(session, text, model, options=options), options, self.lane)
+        return AsyncTurn(
+            lambda: self._state(session, text, model, options=options, attachments=attachments), options, self.lane
+        )
 
     async def aask(
-        self, session: SessionKey | None, text: str, *, model: str | None = None, options: ChatOptions | None = None
+        self,
+        session: SessionKey | None,
+        text: str,
+        *,
+        model: str | None = None,
+        options: ChatOptions | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Reply:
         """Async twin of ``ask``."""
-        turn = self.astream(session, text, model=model, options=options)
+        turn = self.astream(session, text, model=model, options=options, attachments=attachments)
         async for _ in turn:
             pass
         assert turn.reply is not None

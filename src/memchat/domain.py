@@ -73,6 +73,41 @@ def _count(value: Any) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the user sent with a message: stored once by the hash of its bytes (``sha256``),
+    named as the user named it. ``data`` is the bytes when they were read (a new message, an
+    export); a message read from a store carries the rest only (``Store.attachment_data``)."""
+
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    data: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    @property
+    def description(self) -> str:
+        """What memory, search and older turns see instead of the bytes."""
+        return f"[attachment: {self.name}, {self.media_type}, {human_size(self.size)}]"
+
+    def to_record(self) -> dict[str, Any]:
+        """The stored reference (``messages.attachments``, JSON): no bytes."""
+        return {"name": self.name, "media_type": self.media_type, "size": self.size, "sha256": self.sha256}
+
+
+def human_size(size: int) -> str:
+    """``532 B``, ``120 KB``, ``3.4 MB`` (1 KB = 1024 bytes)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message of a session. ``id``/``seq``/``created`` belong to the store."""
 
@@ -90,6 +125,16 @@ class Message:
     tool_calls: tuple[dict[str, Any], ...] | None = None
     #: a tool result's call id
     tool_call_id: str | None = None
+    #: files the user sent with it (their bytes stored apart, by hash)
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def described(self) -> str:
+        """The content with a line describing each attachment: what memory and search see."""
+        if not self.attachments:
+            return self.content
+        lines = "\n".join(a.description for a in self.attachments)
+        return f"{self.content}\n{lines}" if self.content else lines
 
     def to_wire(self) -> dict[str, Any]:
         """The OpenAI chat-completions shape of this message."""

@@ -26,6 +26,9 @@
     │   ├── ImageTimeout            the image task did not finish in time
     │   └── ImageDownloadError      a generated image could not be fetched safely
     ├── ImageRequestError           an image request refused before it is sent
+    ├── AttachmentError             a file that cannot be attached (its bytes are not its type…)
+    │   ├── AttachmentTooLarge      over the size limit (``max_attachment``)
+    │   └── ImagesNotAccepted       an image for a model that takes text only
     └── ImageCancelled              the user stopped an image task
 
 Every error has ``kind`` (a stable identifier the interfaces translate) and ``detail``
@@ -173,3 +176,24 @@ class ImageDownloadError(ProviderError):
 
 class ImageCancelled(MemchatError):
     kind = "cancelled"
+
+
+class AttachmentError(MemchatError):
+    """A file that cannot be sent with a message: unreadable, its bytes not the type its name
+    or the caller says, a type memchat does not take, text that does not fit the budget.
+    Raised before anything is stored or sent."""
+
+    kind = "attachment"
+
+
+class AttachmentTooLarge(AttachmentError):
+    """A file over the size limit (``max_attachment``, 20 MB unless configured)."""
+
+    kind = "attachment_too_large"
+
+
+class ImagesNotAccepted(AttachmentError):
+    """An image for a model that takes text only (the embedded model; a model not known or
+    marked to take images: ``vision = true``)."""
+
+    kind = "images_not_accepted"

@@ -119,6 +119,12 @@ add(
         "err.context_too_long": "{detail}",
         "err.unknown_model": "{detail}",
         "err.bad_image_request": "{detail}",
+        "err.attachment": "cannot attach: {detail}",
+        "err.attachment_too_large": "cannot attach {name}: it is {size}, over the limit of {limit} "
+        "(set max_attachment or MEMCHAT_MAX_ATTACHMENT to raise it)",
+        "err.images_not_accepted": "the model {model} takes text only, so {name} (an image) was not sent and "
+        "nothing was stored; use a vision model (e.g. gpt-4o, Qwen/Qwen2.5-VL-72B-Instruct) or mark this one "
+        "with --vision / vision = true",
         "err.image_failed": "the image could not be generated ({detail})",
         "err.image_timeout": "{detail}",
         "err.image_download": "the generated image could not be fetched safely ({detail})",
@@ -159,6 +165,11 @@ add(
         "err.unknown_model": "{provider} 服务商只有 {offered}，没有 {model}；"
         "要用其他模型请换服务商（--provider …，见 memchat models）",
         "err.bad_image_request": "{detail}",
+        "err.attachment": "无法附加文件：{detail}",
+        "err.attachment_too_large": "无法附加 {name}：文件大小 {size}，超过上限 {limit}"
+        "（可用 max_attachment 或 MEMCHAT_MAX_ATTACHMENT 调高）",
+        "err.images_not_accepted": "模型 {model} 只接受文本，图片 {name} 没有发送，也没有保存任何内容；"
+        "请换用视觉模型（如 gpt-4o、Qwen/Qwen2.5-VL-72B-Instruct），或用 --vision / vision = true 标记该模型",
         "err.image_failed": "图片生成失败（{detail}）",
         "err.image_timeout": "{detail}",
         "err.image_download": "无法安全地下载生成的图片（{detail}）",

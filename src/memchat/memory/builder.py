@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from memchat.attachments.content import wire_content
 from memchat.clock import date_line
 from memchat.domain import Memory, MemoryKind, Message, Role, SessionInfo
 from memchat.errors import ContextTooLong
@@ -516,8 +517,10 @@ class MemoryPlanner:
 
 def _entry(m: Message, tokens: int, kind: EntryKind) -> ContextEntry:
     extra: dict[str, object] = {}
+    if m.attachments and kind is EntryKind.NEW:  # the files go whole with their turn only
+        extra["content"] = wire_content(m.content, m.attachments)
     if m.tool_calls:
         extra["tool_calls"] = [dict(c) for c in m.tool_calls]
     if m.tool_call_id is not None:
         extra["tool_call_id"] = m.tool_call_id
-    return ContextEntry(m.role, m.content, tokens, kind=kind, seq=m.seq, extra=extra or None)
+    return ContextEntry(m.role, m.described, tokens, kind=kind, seq=m.seq, extra=extra or None)

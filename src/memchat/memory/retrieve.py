@@ -265,7 +265,7 @@ def _time_order(item: RecallItem) -> tuple[str, int]:
 def _item(
     m: Message, session: str | None, words: Sequence[str], cap: int, count: TextTokens, score: float, why: str
 ) -> RecallItem:
-    body = excerpt(m.content, words, cap, count)
+    body = excerpt(m.described, words, cap, count)
     line = turn_line(m, session, body)
     return RecallItem(
         kind=ItemKind.TURN,

@@ -80,7 +80,7 @@ def summarize(
     lines: list[str] = []
     used = count(summary)
     for m in messages:
-        line = _clip(f"{m.role.value}: {m.content}", room // 2, count)  # one huge message: its beginning
+        line = _clip(f"{m.role.value}: {m.described}", room // 2, count)  # one huge message: its beginning
         cost = count(line) + 1
         if lines and used + cost > room:
             summary = _fold(provider, model, (instructions, extend), summary, lines, reply_tokens, zh, count)

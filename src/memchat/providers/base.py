@@ -59,6 +59,9 @@ class Provider(abc.ABC):
     context_window: int | None = None
     #: whether ``ChatOptions.tools`` is sent to the model (function calling)
     supports_tools: bool = False
+    #: whether the model takes images (``image_url`` content parts): False for a provider that
+    #: takes text only (the embedded model), None to go by the model (``attachments.vision``)
+    accepts_images: bool | None = None
 
     @abc.abstractmethod
     def stream(

@@ -251,6 +251,8 @@ class LocalLlama(Provider):
 
     name = "local"
     fixed_models = True
+    #: a text model: an image is refused before the call (``ImagesNotAccepted``)
+    accepts_images = False
 
     def __init__(
         self,

@@ -365,7 +365,7 @@ class OpenAICompatible(Provider):
         (a context length learned), else one line naming the likely cause and the fix."""
         if probe is not None and not probe.is_success:
             return self._status_error(probe)
-        size = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+        size = sum(estimate_tokens(_text_of(m.get("content"))) for m in messages)
         return StreamError(
             f"the server answered with an empty reply; the conversation (about {size:,} tokens) may be longer "
             "than the server's context window: set --context-window (context_window in config.toml) to its size",
@@ -733,3 +733,10 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's ``content``: a string, or the text parts of a list of parts."""
+    if isinstance(content, list):
+        return " ".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return str(content or "")

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from memchat.domain import Message, Role, Status, Usage
+from memchat.domain import Attachment, Message, Role, Status, Usage
 
 MESSAGE_COLUMNS = (
-    "id, seq, role, content, status, tokens, token_method, usage, model, created, tool_calls, tool_call_id"
+    "id, seq, role, content, status, tokens, token_method, usage, model, created, tool_calls, tool_call_id, attachments"
 )
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -48,4 +48,29 @@ def message_from_row(row: Sequence[Any]) -> Message:
         created=parse_time(row[9]),
         tool_calls=tuple(json.loads(row[10])) if row[10] else None,
         tool_call_id=row[11],
+        attachments=attachments_from_json(row[12]),
     )
+
+
+def attachments_to_json(attachments: Sequence[Attachment]) -> str | None:
+    """``messages.attachments``: the references (name, type, size, hash) in order; the bytes are
+    in the ``attachments`` table, once per owner and hash."""
+    return json.dumps([a.to_record() for a in attachments], ensure_ascii=False) if attachments else None
+
+
+def attachments_from_json(text: str | None) -> tuple[Attachment, ...]:
+    if not text:
+        return ()
+    try:
+        records = json.loads(text)
+    except ValueError:
+        return ()
+    found = []
+    for r in records if isinstance(records, list) else ():
+        if isinstance(r, dict) and isinstance(r.get("sha256"), str):
+            found.append(
+                Attachment(
+                    str(r.get("name") or "file"), str(r.get("media_type") or ""), int(r.get("size") or 0), r["sha256"]
+                )
+            )
+    return tuple(found)

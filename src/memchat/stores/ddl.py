@@ -76,3 +76,18 @@ CREATE TABLE message_versions (
 CREATE INDEX message_versions_after ON message_versions (session_id, after_id);
 CREATE INDEX message_versions_head ON message_versions (head_id, seq);
 """
+
+
+#: the bytes of the files users attach to messages (``stores/sql_attachments.py``): once per owner
+#: and content hash; a message names its files (hash, name, type, size) in ``messages.attachments``
+ATTACHMENTS = """
+CREATE TABLE attachments (
+    owner_id {int} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size {int} NOT NULL,
+    data {blob} NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (owner_id, sha256)
+);
+"""

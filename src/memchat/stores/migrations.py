@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 
 from memchat.stores.counters import sqlite_triggers
-from memchat.stores.ddl import MESSAGE_VERSIONS, SQLITE_TYPES, render
+from memchat.stores.ddl import ATTACHMENTS, MESSAGE_VERSIONS, SQLITE_TYPES, render
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
@@ -498,3 +498,10 @@ def m013_message_versions(db: sqlite3.Connection) -> None:
     as another version of that point of the session, set aside whole in ``message_versions``
     (``stores/ddl.py``) while ``messages`` keeps the version shown."""
     run_script(db, render(MESSAGE_VERSIONS, SQLITE_TYPES))
+
+
+@migration
+def m014_attachments(db: sqlite3.Connection) -> None:
+    """Attachments (issue 18): the bytes of the files sent with messages, once per owner and
+    sha256 (``stores/ddl.py``); ``messages.attachments`` (since m001) names them."""
+    run_script(db, render(ATTACHMENTS, SQLITE_TYPES))

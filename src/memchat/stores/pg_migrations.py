@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memchat.stores.counters import pg_triggers
-from memchat.stores.ddl import MESSAGE_VERSIONS, PG_TYPES, render
+from memchat.stores.ddl import ATTACHMENTS, MESSAGE_VERSIONS, PG_TYPES, render
 
 
 def _word_index(db: Any) -> None:
@@ -274,4 +274,6 @@ PG_MIGRATIONS: list[tuple[str, str | PgMigration]] = [
     ),
     # reply versions (issue 17): SQLite's m013
     ("pg006_message_versions", render(MESSAGE_VERSIONS, PG_TYPES)),
+    # attachments (issue 18): SQLite's m014
+    ("pg007_attachments", render(ATTACHMENTS, PG_TYPES)),
 ]

@@ -20,6 +20,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -39,11 +40,12 @@ from memchat.domain import (
 from memchat.errors import SessionExists, SessionNotFound, StoreError
 from memchat.memory.terms import index_text
 from memchat.stores.base import ImportedVersion, SessionRef
-from memchat.stores.columns import MESSAGE_COLUMNS, message_from_row
+from memchat.stores.columns import MESSAGE_COLUMNS, attachments_to_json, message_from_row
 from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.dialect import Dialect, IntegrityViolation, Transaction
+from memchat.stores.sql_attachments import AttachmentRecords, store_attachments
 from memchat.stores.sql_memories import MemoriesRecords
 from memchat.stores.sql_memory import MemoryRecords, insert_image
 from memchat.stores.sql_turns import TurnRecords, writer_id
@@ -64,7 +66,17 @@ _SESSION_COLUMNS = (
 )
 
 
-class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, VectorRecords, abc.ABC):
+def search_text(msg: Message) -> str | None:
+    """What the word index reads of a message (None: its content): Chinese as bigrams, and the
+    description of its attachments (their names and types are found, never their bytes)."""
+    if not msg.attachments:
+        return index_text(msg.content)
+    names = " ".join(re.sub(r"[\W_]+", " ", a.name) for a in msg.attachments)  # "q3-report.pdf": q3 report pdf
+    text = f"{msg.described}\n{names}"
+    return index_text(text) or text
+
+
+class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, VectorRecords, AttachmentRecords, abc.ABC):
     """Sessions and messages in the database ``dialect`` reaches (``SQLiteStore`` and
     ``PostgresStore`` are the ones to open; they add full-text search)."""
 
@@ -482,14 +494,14 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
         now = _now()
         row = db.execute(
             "INSERT INTO messages (id, session_id, seq, role, content, search_text, status, tokens, token_method, "
-            "usage, model, writer, heartbeat, created, tool_calls, tool_call_id) "
-            f"VALUES ({NEXT_MESSAGE_ID}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "usage, model, writer, heartbeat, created, tool_calls, tool_call_id, attachments) "
+            f"VALUES ({NEXT_MESSAGE_ID}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 sid,
                 self._next_seq(db, sid),
                 Role(msg.role).value,
                 msg.content,
-                index_text(msg.content),
+                search_text(msg),
                 Status(msg.status).value,
                 tokens,
                 method,
@@ -500,8 +512,10 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                 _format_time(msg.created) if msg.created else now,
                 json.dumps(list(msg.tool_calls), ensure_ascii=False) if msg.tool_calls else None,
                 msg.tool_call_id,
+                attachments_to_json(msg.attachments),
             ),
         ).fetchone()
+        store_attachments(db, self.owner, msg.attachments)
         return int(row[0])
 
     def _touch(self, db: Transaction, sid: int) -> None:
@@ -599,8 +613,8 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                 tokens, method = estimate_tokens(m.content), "estimate"
             db.execute(
                 "INSERT INTO message_versions (id, session_id, head_id, after_id, seq, role, content, search_text, "
-                "tool_calls, tool_call_id, status, tokens, token_method, usage, model, created, pinned) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tool_calls, tool_call_id, status, tokens, token_method, usage, model, created, pinned, attachments) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new_id,
                     sid,
@@ -609,7 +623,7 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                     self._next_seq(db, sid),
                     Role(m.role).value,
                     m.content,
-                    index_text(m.content),
+                    search_text(m),
                     json.dumps(list(m.tool_calls), ensure_ascii=False) if m.tool_calls else None,
                     m.tool_call_id,
                     Status(m.status).value,
@@ -619,8 +633,10 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                     m.model,
                     _format_time(m.created) if m.created else _now(),
                     1 if index in version.pins else 0,
+                    attachments_to_json(m.attachments),
                 ),
             )
+            store_attachments(db, self.owner, m.attachments)
             made.append(new_id)
         return made
 

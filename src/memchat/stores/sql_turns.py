@@ -23,10 +23,11 @@ from memchat.domain import Message, Role, SessionKey, Status, Usage
 from memchat.errors import StoreError
 from memchat.memory.terms import index_text
 from memchat.stores.base import TurnHandle
-from memchat.stores.columns import MESSAGE_COLUMNS
+from memchat.stores.columns import MESSAGE_COLUMNS, attachments_from_json
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.dialect import Dialect, Transaction
+from memchat.stores.sql_attachments import drop_unused
 from memchat.stores.sql_versions import settle_streaming, shelve, show
 from memchat.tokens import estimate_tokens
 
@@ -72,6 +73,7 @@ def _pid_alive(pid: int) -> bool:
 class _Host(Protocol):
     """What the mixin needs from ``SQLStore``."""
 
+    owner: int
     _dialect: Dialect
     _writer: str
 
@@ -234,7 +236,13 @@ class TurnRecords:
         try:
             with self._write() as db:
                 ids = [i for i in (None if keep else turn.user_id, turn.assistant_id) if i is not None]
+                held = db.execute(
+                    f"SELECT attachments FROM messages WHERE id IN ({', '.join('?' * len(ids))})", ids
+                ).fetchall()
                 db.execute(f"DELETE FROM messages WHERE id IN ({', '.join('?' * len(ids))})", ids)
+                files = [a.sha256 for (text,) in held for a in attachments_from_json(text)]
+                if files:  # the failed turn's files go with it (unless another message names them)
+                    drop_unused(db, self.owner, files)
                 if turn.shelved is not None and not keep:
                     show(db, turn.session_id, turn.shelved)
         except unreachable:

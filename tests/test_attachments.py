@@ -1,0 +1,216 @@
+"""Attachments (issue 18): files sent with a message, through the core against the loopback model
+server (the exact content parts it receives), the stores (once by hash, per owner), memory (a
+description, never the bytes) and the refusals (size, type by bytes, a text-only model)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attachfiles import pdf, png
+from fakeserver import FakeServer
+from memchat import Agent
+from memchat.attachments import IMAGE_TOKENS, from_bytes, from_data_uri, from_path
+from memchat.domain import Message, Role
+from memchat.errors import AttachmentError, AttachmentTooLarge, ImagesNotAccepted
+from memchat.factory import open_store
+from memchat.i18n import describe_error
+from memchat.providers.openai_compat import OpenAICompatible
+
+
+def data_uri(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def make_agent(fake: FakeServer, tmp_path: Path, model: str = "gpt-4o-mini", **kw: Any) -> Agent:
+    provider = OpenAICompatible(fake.url, api_key="sk-test", model=model, max_retries=0)
+    return Agent(open_store(tmp_path / "a.db"), provider, date_line=False, **kw)
+
+
+# -- the turn: what the model receives -------------------------------------------------------
+
+
+def test_an_image_reaches_a_vision_model_as_an_image_url_part(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    image = png()
+    reply = agent.ask("s", "what colour is this?", attachments=[from_bytes("photo.png", image)])
+    assert reply.text.startswith("echo:")
+    assert fake.chat_requests[-1].messages[-1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what colour is this?"},
+            {"type": "image_url", "image_url": {"url": data_uri(image)}},
+        ],
+    }
+    stored = agent.store.messages("s")[0]
+    assert stored.content == "what colour is this?"  # the bytes are not in the text column
+    assert [(a.name, a.media_type, a.size) for a in stored.attachments] == [("photo.png", "image/png", len(image))]
+    assert agent.store.attachment_data(hashlib.sha256(image).hexdigest()) == image
+
+
+def test_later_turns_carry_the_description_not_the_image_again(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    image = png()
+    agent.ask("s", "look", attachments=[from_bytes("photo.png", image)])
+    agent.ask("s", "and now?")
+    sent = fake.chat_requests[-1].messages
+    assert sent[0] == {"role": "user", "content": f"look\n[attachment: photo.png, image/png, {len(image)} B]"}
+    assert sent[-1] == {"role": "user", "content": "and now?"}
+    assert "base64" not in str(sent)
+
+
+def test_text_files_go_fenced_and_named_and_a_pdf_as_its_text(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, model="fake/text-model")
+    code = tmp_path / "tool.py"
+    code.write_text("def f():\n    return 1\n")
+    files = [from_path(code), from_bytes("report.pdf", pdf("Revenue grew nine percent"))]
+    agent.ask("s", "review", attachments=files)
+    content = fake.chat_requests[-1].messages[-1]["content"]
+    assert content == (
+        "review\n\n```python title=tool.py\ndef f():\n    return 1\n```\n\n"
+        "```text title=report.pdf\nRevenue grew nine percent\n```"
+    )
+    stored = agent.store.messages("s")[0]
+    assert stored.described.splitlines()[1:] == [
+        f"[attachment: tool.py, text/x-python, {code.stat().st_size} B]",
+        f"[attachment: report.pdf, application/pdf, {len(pdf('Revenue grew nine percent'))} B]",
+    ]
+
+
+def test_a_text_only_model_refuses_an_image_before_the_call(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, model="fake/text-model")
+    with pytest.raises(ImagesNotAccepted) as caught:
+        agent.ask("s", "look", attachments=[from_bytes("photo.png", png())])
+    line = describe_error(caught.value)
+    assert "fake/text-model takes text only" in line and "photo.png" in line and "\n" not in line
+    assert fake.chat_requests == []
+    assert agent.store.list_sessions() == []  # nothing stored, not even the session
+
+
+def test_vision_setting_marks_a_model_that_takes_images(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, model="fake/text-model", vision=True)
+    agent.ask("s", "look", attachments=[from_bytes("photo.png", png())])
+    assert fake.chat_requests[-1].messages[-1]["content"][1]["type"] == "image_url"
+
+
+def test_the_embedded_model_takes_text_only(tmp_path: Path) -> None:
+    from memchat.providers.local_llama import LocalLlama
+
+    assert LocalLlama.accepts_images is False
+    agent = Agent(open_store(tmp_path / "a.db"), LocalLlama.__new__(LocalLlama), model="SmolLM2-135M-Instruct")
+    assert not agent.takes_images()
+    agent.vision = True  # a configured vision flag cannot make the embedded model see
+    assert not agent.takes_images()
+
+
+def test_a_file_too_big_for_the_budget_is_one_line(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, model="fake/text-model", context_window=2048)
+    big = ("word " * 6000).encode()
+    with pytest.raises(AttachmentError) as caught:
+        agent.ask("s", "summarize", attachments=[from_bytes("notes.txt", big)])
+    assert "notes.txt needs about" in str(caught.value) and "attach a part of it" in str(caught.value)
+    assert fake.chat_requests == [] and agent.store.list_sessions() == []
+
+
+def test_an_image_is_counted_against_the_budget(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    turn = agent.stream("s", "look", attachments=[from_bytes("photo.png", png())])
+    new = turn.plan.entries[-1]
+    assert new.tokens >= IMAGE_TOKENS and "[attachment: photo.png" in new.content
+    turn.close()
+
+
+def test_a_failed_call_leaves_no_message_and_no_file(fake: FakeServer, tmp_path: Path) -> None:
+    from fakeserver import FakeReply
+
+    agent = make_agent(fake, tmp_path)
+    agent.ask("s", "hello")
+    fake.script(FakeReply.server_error(500))
+    image = png(rgb=(1, 2, 3))
+    with pytest.raises(Exception, match="error"):
+        agent.ask("s", "look", attachments=[from_bytes("photo.png", image)])
+    assert len(agent.store.messages("s")) == 2
+    assert agent.store.attachment_data(hashlib.sha256(image).hexdigest()) is None
+
+
+def test_a_retry_sends_the_image_again(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    image = png()
+    agent.ask("s", "look", attachments=[from_bytes("photo.png", image)])
+    for _ in agent.retry("s"):
+        pass
+    assert fake.chat_requests[-1].messages[-1]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": data_uri(image)},
+    }
+
+
+# -- reading files: size and type by bytes ----------------------------------------------------
+
+
+def test_a_50_mb_file_is_refused_in_one_line_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "video.bin"
+    with big.open("wb") as f:
+        f.truncate(50 * 1024 * 1024)
+    with pytest.raises(AttachmentTooLarge) as caught:
+        from_path(big)
+    assert describe_error(caught.value) == (
+        "cannot attach video.bin: it is 50.0 MB, over the limit of 20.0 MB "
+        "(set max_attachment or MEMCHAT_MAX_ATTACHMENT to raise it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "declared", "says"),
+    [
+        ("photo.png", b"GIF89a" + b"\x00" * 20, None, "photo.png is named as image/png but its bytes are image/gif"),
+        ("photo.png", b"just some text", None, "photo.png is not a image/png file"),
+        ("notes.txt", b"\x00\x01\x02binary", None, "neither text"),
+        ("x", png(), "image/jpeg", "x was sent as image/jpeg but its bytes are image/png"),
+        ("x", b"hello", "image/png", "x was sent as image/png but its bytes are not"),
+        ("latin.txt", "café".encode("latin-1"), None, "neither text"),
+    ],
+)
+def test_bytes_that_are_not_their_type_are_refused(name: str, data: bytes, declared: str | None, says: str) -> None:
+    with pytest.raises(AttachmentError, match=says.replace("(", r"\(")):
+        from_bytes(name, data, declared=declared)
+
+
+def test_types_are_read_from_the_bytes() -> None:
+    assert from_bytes("a.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 10).media_type == "image/jpeg"
+    assert from_bytes("a.webp", b"RIFF\x00\x00\x00\x00WEBPVP8 ").media_type == "image/webp"
+    assert from_bytes("doc", pdf()).media_type == "application/pdf"
+    assert from_bytes("README.md", "# 标题\n".encode()).media_type == "text/markdown"
+    assert from_data_uri(data_uri(png())).name == "image.png"
+
+
+# -- the stores: once by hash, per owner ------------------------------------------------------
+
+
+def test_store_keeps_each_file_once_and_for_its_owner_only(store: Any) -> None:
+    image = png()
+    a = from_bytes("one.png", image)
+    b = from_bytes("two.png", image)  # the same bytes under another name
+    info = store.create_session("s")
+    store.append_messages(info.id, [Message(Role.USER, "first", attachments=(a,))])
+    store.append_messages(info.id, [Message(Role.USER, "second", attachments=(b,))])
+    msgs = store.messages(info.id)
+    assert [[x.name for x in m.attachments] for m in msgs] == [["one.png"], ["two.png"]]
+    assert msgs[0].attachments[0].sha256 == msgs[1].attachments[0].sha256 == hashlib.sha256(image).hexdigest()
+    assert store.attachment_data(a.sha256) == image and store.attachment_type(a.sha256) == "image/png"
+    rows = store._read("SELECT COUNT(*) FROM attachments")
+    assert rows[0][0] == 1
+    other_id, _ = store.add_user("mallory")
+    other = store.for_owner(other_id)
+    assert other.attachment_data(a.sha256) is None and other.attachment_type(a.sha256) is None
+
+
+def test_search_finds_a_message_by_its_file_name(store: Any) -> None:
+    info = store.create_session("s")
+    store.append_messages(info.id, [Message(Role.USER, "see", attachments=(from_bytes("budget-2026.csv", b"a,b\n"),))])
+    hits = store.search_words(["budget"], session=info.id)
+    assert [h.message.content for h in hits] == ["see"]
