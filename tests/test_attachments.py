@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from attachfiles import pdf, png
 from fakeserver import FakeServer
 from memchat import Agent
 from memchat.attachments import IMAGE_TOKENS, from_bytes, from_data_uri, from_path
+from memchat.config import default_db_path
 from memchat.domain import Message, Role
 from memchat.errors import AttachmentError, AttachmentTooLarge, ImagesNotAccepted
 from memchat.factory import open_store
@@ -214,3 +218,84 @@ def test_search_finds_a_message_by_its_file_name(store: Any) -> None:
     store.append_messages(info.id, [Message(Role.USER, "see", attachments=(from_bytes("budget-2026.csv", b"a,b\n"),))])
     hits = store.search_words(["budget"], session=info.id)
     assert [h.message.content for h in hits] == ["see"]
+
+
+# -- memchat ask -a ---------------------------------------------------------------------------
+
+
+def ask(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    full = {**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "memchat.cli.main", "ask", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        env=full,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli_model(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeServer:
+    monkeypatch.setenv("MEMCHAT_PROVIDER", "compat")
+    monkeypatch.setenv("MEMCHAT_BASE_URL", fake.url)
+    monkeypatch.setenv("MEMCHAT_MODEL", "gpt-4o")
+    return fake
+
+
+def test_ask_attach_sends_an_image_and_a_text_file(cli_model: FakeServer, tmp_path: Path) -> None:
+    image, notes = tmp_path / "photo.png", tmp_path / "notes.md"
+    image.write_bytes(png())
+    notes.write_text("# Plan\nship it\n")
+    done = ask("-a", str(image), "--attach", str(notes), "what is this?")
+    assert done.returncode == 0, done.stderr
+    assert cli_model.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "text", "text": "what is this?\n\n```markdown title=notes.md\n# Plan\nship it\n```"},
+        {"type": "image_url", "image_url": {"url": data_uri(png())}},
+    ]
+    with open_store(default_db_path()) as store:
+        stored = store.messages(store.list_sessions()[0].id)[0]
+        assert [a.name for a in stored.attachments] == ["photo.png", "notes.md"]
+
+
+def test_ask_attach_dash_takes_stdin_bytes_as_the_file(cli_model: FakeServer) -> None:
+    done = ask("-a", "-", "describe it", stdin=png())
+    assert done.returncode == 0, done.stderr
+    content = cli_model.chat_requests[-1].messages[-1]["content"]
+    assert content == [
+        {"type": "text", "text": "describe it"},
+        {"type": "image_url", "image_url": {"url": data_uri(png())}},
+    ]
+
+
+def test_ask_attach_refusals_are_one_line_and_store_nothing(cli_model: FakeServer, tmp_path: Path) -> None:
+    fake_png = tmp_path / "cat.png"
+    fake_png.write_text("not a picture")
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(50 * 1024 * 1024)
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    cases = [
+        (ask("-a", str(fake_png), "hi"), "cat.png is not a image/png file"),
+        (ask("-a", str(big), "hi"), "cannot attach big.txt: it is 50.0 MB, over the limit of 20.0 MB"),
+        (ask("-a", str(tmp_path / "missing.txt"), "hi"), "cannot read"),
+        (ask("-a", str(image), "hi", env={"MEMCHAT_MODEL": "fake/text-model"}), "takes text only"),
+    ]
+    for done, says in cases:
+        err = done.stderr.decode()
+        assert done.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert says in err, err
+    assert cli_model.chat_requests == []
+    with open_store(default_db_path()) as store:
+        assert store.list_sessions() == []
+        assert store._read("SELECT COUNT(*) FROM attachments")[0][0] == 0
+
+
+def test_ask_vision_flag_marks_the_model(cli_model: FakeServer, tmp_path: Path) -> None:
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    done = ask("--vision", "-a", str(image), "hi", env={"MEMCHAT_MODEL": "fake/text-model"})
+    assert done.returncode == 0, done.stderr
+    assert cli_model.chat_requests[-1].messages[-1]["content"][1]["type"] == "image_url"

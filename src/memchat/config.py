@@ -52,6 +52,8 @@ _KEYS = (
     "image_base_url",
     "image_api_key",
     "image_model",
+    "vision",
+    "max_attachment",
 )
 #: image providers and their defaults: (base URL, model, the key variable read after MEMCHAT_IMAGE_API_KEY)
 IMAGE_PROVIDERS = {
@@ -66,6 +68,8 @@ _ALSO = {
     "max_steps": int,
     "seed": int,
     "date_line": bool,
+    "vision": bool,
+    "max_attachment": int,
     "memories": bool,
     "tools": list,
     "tool": list,
@@ -229,6 +233,10 @@ class Settings:
     image_base_url: str | None = None
     image_api_key: str | None = field(default=None, repr=False)
     image_model: str | None = None
+    #: the model takes images (None: as the known-models table says; ``attachments/vision.py``)
+    vision: bool | None = None
+    #: the largest file a message may carry, in bytes (``20MB``, ``500KB`` or bytes in config)
+    max_attachment: int = 20 * 1024 * 1024
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -416,7 +424,12 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
     date_value = pick("date_line", "MEMCHAT_DATE_LINE")
     date_line = True if date_value is None else str(date_value).strip().lower() not in _FALSE
     image = _image_settings(pick, env, provider, base_url, api_key, sources)
+    vision_value = pick("vision", "MEMCHAT_VISION")
+    vision = None if vision_value is None else str(vision_value).strip().lower() not in _FALSE
+    max_attachment = _size(pick("max_attachment", "MEMCHAT_MAX_ATTACHMENT"))
     return Settings(
+        vision=vision,
+        max_attachment=max_attachment,
         **image,
         tools=tools,
         tool=tool,
@@ -442,6 +455,19 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         context_window=context_window,
         sources=sources,
     )
+
+
+def _size(value: Any) -> int:
+    """A size in bytes from ``20MB``, ``500 KB``, ``1048576`` (None: the default, 20 MB)."""
+    if value is None:
+        return 20 * 1024 * 1024
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*", str(value).lower())
+    if m is None or float(m.group(1)) <= 0:
+        raise ConfigError(f"max_attachment must be a size such as 20MB or 500KB, not {value!r}")
+    unit = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[(m.group(2) or "").rstrip("ib")[:1]]
+    return int(float(m.group(1)) * unit)
 
 
 def _image_settings(

@@ -120,6 +120,8 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
         long_term=settings.memories,
         learning=settings.learn or ("explicit" if provider.name == "local" else "auto"),
         titles=settings.titles or ("words" if provider.name == "local" else "model"),
+        vision=settings.vision,
+        max_attachment=settings.max_attachment,
         tools=tools,
         enabled_tools=enabled,
         max_steps=settings.max_steps,

@@ -279,6 +279,20 @@ def _define_ask(p: argparse.ArgumentParser) -> None:
         metavar="QUESTION",
         help="the question; '-' or none reads stdin; with text piped in too, that text comes first (as context)",
     )
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        metavar="FILE",
+        help="send FILE with the question (repeatable; '-' takes stdin's bytes): text and code as named "
+        "context, a PDF's text, images for a model that takes them",
+    )
+    p.add_argument(
+        "--vision",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the model takes images (default: as memchat's table of known models says)",
+    )
     _memory_flags(p)
     _long_term_flags(p)
     _tool_flags(p)

@@ -36,10 +36,11 @@ from memchat.cli.output import tool_line
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
     from memchat.agent import Agent
     from memchat.config import Settings
-    from memchat.domain import Reply, SessionInfo
+    from memchat.domain import Attachment, Reply, SessionInfo
     from memchat.service import Conversations
 
 
@@ -98,8 +99,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def _question(args: argparse.Namespace) -> str:
     """The message: the words, stdin, or — words given and text piped in — the piped text (the
-    context) followed by the words (the question), as ``llm`` combines them."""
+    context) followed by the words (the question), as ``llm`` combines them. With ``-a -``
+    stdin is an attachment: the question is the words alone (none: the file alone)."""
     words: list[str] = args.question
+    if "-" in (getattr(args, "attach", None) or ()):
+        if words == ["-"]:
+            raise UsageError(f"ask: {t('cli.stdin_twice')}")
+        return " ".join(words)
     stdin = sys.stdin
     piped = stdin is not None and not stdin.isatty()
     if words == ["-"] or not words:
@@ -115,9 +121,31 @@ def _question(args: argparse.Namespace) -> str:
     return question
 
 
+def _attachments(args: argparse.Namespace, limit: int) -> list[Attachment]:
+    """The files of ``-a``, read and checked before anything is sent (``-`` is stdin's bytes)."""
+    from memchat.attachments import from_bytes, from_path
+    from memchat.attachments.load import too_large
+
+    found = []
+    for path in getattr(args, "attach", None) or ():
+        if path != "-":
+            found.append(from_path(path, limit=limit))
+            continue
+        stream = sys.stdin.buffer if sys.stdin is not None else None
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise too_large("stdin", len(data), limit)
+        first = from_bytes("stdin", data, limit=limit)
+        suffix = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
+        name = "stdin" + suffix.get(first.media_type, ".pdf" if first.media_type == "application/pdf" else ".txt")
+        found.append(from_bytes(name, data, limit=limit))
+    return found
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     text = _question(args)
-    settings = memory_settings(args, system=args.system)
+    settings = memory_settings(args, system=args.system, vision=getattr(args, "vision", None))
+    files = _attachments(args, settings.max_attachment)
     from memchat.service import Conversations
 
     chats = Conversations(
@@ -132,7 +160,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if args.incognito and not chats.agent.is_incognito(info):
             info = chats.set_incognito(info, True)
         # a new session (a draft) is stored with this turn, and removed again if the turn fails
-        code, info = _stream(chats.agent, info, text)
+        code, info = _stream(chats.agent, info, text, files)
         # a summary this turn made due (and the session's title) is written now, after the reply was
         # printed: the next `memchat ask` is another process, which would only find it due again
         # (bounded: what is left is found due, and written, after the next turn's reply)
@@ -166,10 +194,10 @@ def _ask_session(chats: Conversations, args: argparse.Namespace) -> SessionInfo:
     return existing
 
 
-def _stream(agent: Agent, info: SessionInfo, text: str) -> tuple[int, SessionInfo]:
+def _stream(agent: Agent, info: SessionInfo, text: str, files: Sequence[Attachment] = ()) -> tuple[int, SessionInfo]:
     out = sys.stdout
     last = "\n"
-    turn = agent.stream(info, text)
+    turn = agent.stream(info, text, attachments=files)
     try:
         for chunk in turn:
             if chunk.text:
