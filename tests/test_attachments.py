@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_a_50_mb_file_is_refused_in_one_line_before_it_is_read(tmp_path: Path) -
     ("name", "data", "declared", "says"),
     [
         ("photo.png", b"GIF89a" + b"\x00" * 20, None, "photo.png is named as image/png but its bytes are image/gif"),
-        ("photo.png", b"just some text", None, "photo.png is not a image/png file"),
+        ("photo.png", b"just some text", None, "photo.png is not an image/png file"),
         ("notes.txt", b"\x00\x01\x02binary", None, "neither text"),
         ("x", png(), "image/jpeg", "x was sent as image/jpeg but its bytes are image/png"),
         ("x", b"hello", "image/png", "x was sent as image/png but its bytes are not"),
@@ -278,7 +279,7 @@ def test_ask_attach_refusals_are_one_line_and_store_nothing(cli_model: FakeServe
     image = tmp_path / "photo.png"
     image.write_bytes(png())
     cases = [
-        (ask("-a", str(fake_png), "hi"), "cat.png is not a image/png file"),
+        (ask("-a", str(fake_png), "hi"), "cat.png is not an image/png file"),
         (ask("-a", str(big), "hi"), "cannot attach big.txt: it is 50.0 MB, over the limit of 20.0 MB"),
         (ask("-a", str(tmp_path / "missing.txt"), "hi"), "cannot read"),
         (ask("-a", str(image), "hi", env={"MEMCHAT_MODEL": "fake/text-model"}), "takes text only"),
@@ -299,3 +300,157 @@ def test_ask_vision_flag_marks_the_model(cli_model: FakeServer, tmp_path: Path) 
     done = ask("--vision", "-a", str(image), "hi", env={"MEMCHAT_MODEL": "fake/text-model"})
     assert done.returncode == 0, done.stderr
     assert cli_model.chat_requests[-1].messages[-1]["content"][1]["type"] == "image_url"
+
+
+# -- the HTTP API: turns with files, the file served to its owner only, /v1 content parts ----------
+
+
+def sse_events(response: Any) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for frame in response.text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def upload(name: str, data: bytes, kind: str | None = None) -> dict[str, Any]:
+    return {"name": name, "type": kind, "data": base64.b64encode(data).decode()}
+
+
+def test_a_turn_with_an_image_through_the_api_is_sent_stored_and_served(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    agent.vision = True
+    image = png()
+    response = client.post(
+        "/api/sessions/turns", json={"text": "what is it?", "attachments": [upload("cat.png", image, "image/png")]}
+    )
+    assert sse_events(response)[-1][0] == "done", response.text
+    assert fake.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": {"url": data_uri(image)}},
+    ]
+    sid = response.headers["X-Memchat-Session-Id"]
+    first = client.get(f"/api/sessions/{sid}/messages").json()["messages"][0]
+    digest = hashlib.sha256(image).hexdigest()
+    assert first["content"] == "what is it?"
+    assert first["attachments"] == [
+        {"name": "cat.png", "media_type": "image/png", "size": len(image), "sha256": digest,
+         "url": f"/api/attachments/{digest}"}
+    ]  # fmt: skip
+    got = client.get(first["attachments"][0]["url"])
+    assert got.status_code == 200 and got.content == image and got.headers["content-type"] == "image/png"
+    # an image alone (no text) is a message too, in a session that exists
+    again = client.post(f"/api/sessions/{sid}/turns", json={"text": "", "attachments": [upload("b.png", png(3, 3))]})
+    assert sse_events(again)[-1][0] == "done"
+    assert fake.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "image_url", "image_url": {"url": data_uri(png(3, 3))}}
+    ]
+
+
+def test_api_refusals_are_one_line_and_store_nothing(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    cases = [
+        ({"text": "hi", "attachments": [upload("cat.png", b"not a png at all")]}, 400, "cat.png is not an image/png"),
+        ({"text": "hi", "attachments": [upload("x.png", png(), "image/jpeg")]}, 400, "its bytes are image/png"),
+        ({"text": "hi", "attachments": [upload("cat.png", png())]}, 400, "fake/model-a takes text only"),
+        ({"text": "", "attachments": []}, 422, "needs text or a file"),
+    ]
+    for body, status, says in cases:
+        response = client.post("/api/sessions/turns", json=body)
+        assert response.status_code == status, response.text
+        assert says in response.json()["error"]["message"]
+    agent.max_attachment = 1000
+    response = client.post("/api/sessions/turns", json={"text": "hi", "attachments": [upload("a.txt", b"x" * 2000)]})
+    assert response.status_code == 413 and "over the limit" in response.json()["error"]["message"]
+    assert fake.chat_requests == []
+    assert client.get("/api/sessions").json()["sessions"] == []
+    assert agent.store._read("SELECT COUNT(*) FROM attachments")[0][0] == 0
+
+
+def test_another_account_cannot_fetch_an_attachment_by_its_hash(fake: FakeServer, tmp_path: Path) -> None:
+    import httpx
+
+    from memchat.server.app import create_app
+    from serving import Served
+
+    store = open_store(tmp_path / "accounts.db")
+    _, ann_token = store.add_user("ann")
+    _, bob_token = store.add_user("bob")
+    agent = Agent(store, OpenAICompatible(fake.url, api_key="k", model="gpt-4o", max_retries=0), date_line=False)
+    served = Served(create_app(agent))
+    ann = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {ann_token}"}, timeout=10)
+    bob = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {bob_token}"}, timeout=10)
+    try:
+        image = png(rgb=(9, 9, 9))
+        response = ann.post("/api/sessions/turns", json={"text": "mine", "attachments": [upload("me.png", image)]})
+        assert sse_events(response)[-1][0] == "done"
+        url = f"/api/attachments/{hashlib.sha256(image).hexdigest()}"
+        assert ann.get(url).content == image
+        refused = bob.get(url)
+        assert refused.status_code == 404 and refused.json()["error"]["message"] == "no such attachment"
+        assert httpx.get(served.url + url).status_code == 401
+    finally:
+        ann.close()
+        bob.close()
+        served.close()
+        agent.close()
+
+
+def test_v1_image_url_and_file_parts_reach_the_upstream(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    image = png()
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "compare"},
+                    {"type": "image_url", "image_url": {"url": data_uri(image), "detail": "low"}},
+                    {"type": "file", "file": {"filename": "notes.txt", "file_data": base64.b64encode(b"ok").decode()}},
+                ],
+            }
+        ],
+    }
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert fake.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "text", "text": "compare\n\n```text title=notes.txt\nok\n```"},
+        {"type": "image_url", "image_url": {"url": data_uri(image)}},
+    ]
+    name = response.headers["X-Memchat-Session"]
+    assert [a.name for a in agent.store.messages(name)[0].attachments] == ["image.png", "notes.txt"]
+
+
+def test_v1_refuses_what_it_cannot_send(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+
+    def ask_v1(*parts: dict[str, Any], model: str = "gpt-4o") -> Any:
+        content = [{"type": "text", "text": "look"}, *parts]
+        return client.post(
+            "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": content}]}
+        )
+
+    image = {"type": "image_url", "image_url": {"url": data_uri(png())}}
+    cases = [
+        (ask_v1(image, model="fake/model-a"), 400, "takes text only"),
+        (
+            ask_v1({"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/x.png"}}),
+            400,
+            "cannot fetch the image",
+        ),
+        (
+            ask_v1({"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}),
+            400,
+            "is not an image/png file",
+        ),
+        (ask_v1({"type": "file", "file": {"file_id": "file-abc"}}), 400, "file_id is not supported"),
+        (ask_v1({"type": "input_audio", "input_audio": {}}), 400, "memchat takes text, image_url and file parts"),
+    ]
+    for response, status, says in cases:
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert says in error["message"] and "\n" not in error["message"], error
+    assert fake.chat_requests == []
+    assert client.get("/api/sessions").json()["sessions"] == []

@@ -9,6 +9,7 @@ this file that return hostile image URLs and record whoever reaches them."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -97,6 +98,9 @@ def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterat
     assert a.post(f"/api/sessions/{sid}/turns", json={"text": SECRET_TEXT}).status_code == 200
     first = a.get(f"/api/sessions/{sid}/messages").json()["messages"][0]["id"]
     assert a.post(f"/api/sessions/{sid}/pins", json={"message_id": first}).status_code == 200
+    fake.script(FakeReply.text("filed"))  # a file of hers, fetched by its hash
+    filed = {"name": "zebra.txt", "data": base64.b64encode(b"ZEBRA file").decode()}
+    assert a.post(f"/api/sessions/{sid}/turns", json={"text": "keep", "attachments": [filed]}).status_code == 200
     image_server.script(Task(polls=0))
     made = a.post(f"/api/sessions/{sid}/images", json={"prompt": "a ZEBRA"})
     assert made.status_code == 201, made.text
@@ -114,6 +118,7 @@ def world(fake: FakeServer, image_server: ImageServer, tmp_path: Path) -> Iterat
         "image": made.json()["images"][0]["id"],
         "memory": memory.json()["id"],
         "owner_memory": owners.json()["id"],
+        "attachment": hashlib.sha256(b"ZEBRA file").hexdigest(),  # type: ignore[dict-item]
     }
     yield w
     for c in w.clients.values():
@@ -194,6 +199,7 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
         {},
     ),
     ("GET", "/api/images/{image_id}"): ("/api/images/{image}", None, {}),
+    ("GET", "/api/attachments/{sha256}"): ("/api/attachments/{attachment}", None, {}),
     ("GET", "/api/memories"): ("/api/memories?q=ZEBRA", None, {}),
     # the same subject as ann's memory: it would supersede hers if adding looked past the owner
     ("POST", "/api/memories"): ("/api/memories", {"text": "my secret is pwned"}, {}),
@@ -265,7 +271,14 @@ def route_table(app: Any) -> list[tuple[str, str]]:
     return out
 
 
-PLACEHOLDERS = {"{sid}": "session", "{fork}": "fork", "{message}": "message", "{image}": "image", "{memory}": "memory"}
+PLACEHOLDERS = {
+    "{sid}": "session",
+    "{fork}": "fork",
+    "{message}": "message",
+    "{image}": "image",
+    "{memory}": "memory",
+    "{attachment}": "attachment",
+}
 
 
 def fill(key: tuple[str, str], ids: dict[str, int]) -> tuple[str, str, Any, dict[str, str]]:
@@ -373,7 +386,7 @@ def test_every_route_refuses_anonymous_and_wrong_tokens_and_hides_one_users_data
     assert OWNER_MEMORY in w.client("owner").get("/api/memories").text  # the local user's is there to leak
     # the OpenAI endpoint naming ann's session by name gave bob a session of his own, and
     # recalled none of ann's memories into it
-    assert not any(SECRET_TEXT in json.dumps(r.messages) for r in fake.chat_requests[1:])
+    assert not any(SECRET_TEXT in json.dumps(r.messages) for r in fake.chat_requests[2:])  # after ann's two turns
     assert snapshot(w) == before  # ann's data (and the owner's memories) untouched
     campaign.record("security_routes", figures)
 
@@ -414,7 +427,7 @@ def test_the_server_token_alone_guards_every_route_and_the_page_grants_nothing(
     anonymous = httpx.Client(base_url=served.url, timeout=10)
     try:
         sid = owner.post("/api/sessions", json={"name": "mine"}).json()["id"]
-        ids = {"session": sid, "fork": sid, "message": 1, "image": 1, "memory": 1}
+        ids = {"session": sid, "fork": sid, "message": 1, "image": 1, "memory": 1, "attachment": 1}
         table = route_table(served.server.config.app)
         for key in table:
             method, url, body, headers = fill(key, ids)

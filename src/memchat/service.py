@@ -283,6 +283,12 @@ class Sessions:
         """The session named ``name``, created (empty) if there is none."""
         return self._store.find_session(name) or self._store.create_session(name)
 
+    def attachment(self, sha256: str) -> tuple[bytes, str] | None:
+        """The bytes and media type of the owner's attached file with that hash (None: none of theirs)."""
+        kind = self._store.attachment_type(sha256)
+        data = self._store.attachment_data(sha256) if kind is not None else None
+        return (data, kind) if data is not None and kind is not None else None
+
     def images(self, session: SessionKey) -> builtins.list[ImageRecord]:
         """The images kept with ``session``, in the order they were made."""
         if isinstance(session, SessionInfo) and session.draft:

@@ -80,7 +80,7 @@ def media_type(name: str, data: bytes, declared: str | None = None) -> str:
             raise AttachmentError(f"{name} was sent as {wanted} but its bytes are {found}", name=name)
         return found
     if named is not None:
-        raise AttachmentError(f"{name} is not a {named} file (its bytes do not start as one)", name=name)
+        raise AttachmentError(f"{name} is not an {named} file (its bytes do not start as one)", name=name)
     if wanted is not None and (wanted in BINARY_TYPES or wanted.startswith("image/")):
         raise AttachmentError(f"{name} was sent as {wanted} but its bytes are not", name=name)
     if not is_text(data):

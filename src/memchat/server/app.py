@@ -22,7 +22,16 @@ from fastapi import FastAPI
 
 from memchat import __version__
 from memchat.agent import Agent
-from memchat.server import accounts_api, context_api, images_api, memories_api, openai_api, sessions_api, turns_api
+from memchat.server import (
+    accounts_api,
+    attachments_api,
+    context_api,
+    images_api,
+    memories_api,
+    openai_api,
+    sessions_api,
+    turns_api,
+)
 from memchat.server.common import Server
 from memchat.server.errors import COMMON_ERRORS, add_error_handlers
 from memchat.server.fanout import RedisFanout
@@ -119,7 +128,8 @@ def build_api(agent: Agent, *, token: str | None = None, redis_url: str | None =
     app.state.server = Server(agent, runs, token=token)
     add_error_handlers(app)
     app.include_router(turns_api.new_chat)
-    for area in (accounts_api, sessions_api, context_api, turns_api, images_api, memories_api, openai_api):
+    areas = (accounts_api, sessions_api, context_api, turns_api, images_api, attachments_api, memories_api, openai_api)
+    for area in areas:
         app.include_router(area.router)
     add_page(app)
     return app
@@ -133,7 +143,19 @@ def create_app(
     app = build_api(agent, token=token, redis_url=redis_url)
     store = agent.store
     users = store.user_for_token if isinstance(store, Accounts) and store.users() else None
-    return Guard(app, hosts=hosts or ["127.0.0.1", "localhost", "[::1]"], token=token, users=users)
+    return Guard(
+        app,
+        hosts=hosts or ["127.0.0.1", "localhost", "[::1]"],
+        token=token,
+        users=users,
+        max_upload=upload_limit(agent.max_attachment),
+    )
+
+
+def upload_limit(max_attachment: int) -> int:
+    """The largest body of a request that may carry files (a turn, ``/v1/chat/completions``):
+    ``MAX_FILES`` of the largest size, in base64, and room for the rest."""
+    return (max_attachment + 2) // 3 * 4 * attachments_api.MAX_FILES + 1_000_000
 
 
 def turn_runs_of(app: object) -> Runs | None:

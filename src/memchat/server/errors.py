@@ -14,7 +14,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memchat import i18n
-from memchat.errors import MemchatError, MemoryNotFound, ProviderError, SessionExists, SessionNotFound, TurnInProgress
+from memchat.errors import (
+    AttachmentTooLarge,
+    MemchatError,
+    MemoryNotFound,
+    ProviderError,
+    SessionExists,
+    SessionNotFound,
+    TurnInProgress,
+)
 from memchat.server import language  # noqa: F401  (the server's strings: http.*)
 from memchat.server.fanout import FanoutUnavailable
 from memchat.server.runs import Busy
@@ -42,6 +50,7 @@ STATUS: dict[type[Exception], int] = {
     Busy: 409,  # a turn already runs in this session
     TurnInProgress: 409,  # another writer (the REPL, a script) streams a reply there
     BodyTooLarge: 413,
+    AttachmentTooLarge: 413,  # a file over ``max_attachment``
     ProviderError: 502,  # the model or image service failed, not the request
     FanoutUnavailable: 503,  # Redis, shared by the workers, is down
     MemchatError: 400,

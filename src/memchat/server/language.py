@@ -10,6 +10,8 @@ from memchat import i18n
 i18n.add(
     en={
         "http.no_session": "no session {id}",
+        "http.no_attachment": "no such attachment",
+        "http.empty_turn": "a message needs text or a file",
         "http.no_image": "no such image",
         "http.not_found": "not found",
         "http.busy": "a reply is already being generated in this session",
@@ -27,6 +29,8 @@ i18n.add(
     },
     zh={
         "http.no_session": "没有会话 {id}",
+        "http.no_attachment": "没有这个附件",
+        "http.empty_turn": "消息需要文字或文件",
         "http.no_image": "没有这张图片",
         "http.not_found": "找不到",
         "http.busy": "这个会话正在生成回复，请等它结束或先停止",

@@ -21,10 +21,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from memchat import i18n
-from memchat.domain import Role
-from memchat.errors import MemchatError, ProviderError
+from memchat.domain import Attachment, Role
+from memchat.errors import AttachmentError, MemchatError, ProviderError
 from memchat.providers.base import ChatOptions
 from memchat.server.common import CallerChats, TurnRuns
+from memchat.server.content_parts import content_files
+from memchat.server.errors import status_of
 from memchat.server.runs import Busy, Event, Run, planned_memory_use
 
 HEADER = "X-Memchat-Session"
@@ -251,13 +253,19 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         return _error(400, "'messages' must be a non-empty list of messages", "invalid_messages")
     last = messages[-1]
     text = _text(last.get("content"))
+    files: list[Attachment] = []
+    if last.get("role") == "user" and isinstance(last.get("content"), list):
+        try:  # images and files of the new message, read and checked before anything is stored
+            files = await asyncio.to_thread(content_files, last["content"], chats.agent.max_attachment)
+        except AttachmentError as exc:
+            return _error(status_of(exc), i18n.describe_error(exc), exc.kind)
     answers: tuple[int, list[tuple[str, str]]] | None = None
     if last.get("role") == "tool":  # the client ran the tools the model called: the turn goes on
         found = _tool_results(messages)
         if isinstance(found, str):
             return _error(400, found, "invalid_messages")
         answers = found
-    elif last.get("role") != "user" or not text.strip():
+    elif last.get("role") != "user" or not (text.strip() or files):
         return _error(400, "the last message must be the user's new message (or tool results)", "invalid_messages")
     metadata: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     # OpenAI's ``user`` names the end user (a label), not a conversation: it is not a session key
@@ -276,7 +284,10 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
     chosen = dataclasses.replace(chats.agent.options or ChatOptions(), **given) if given else None
     try:  # the session named (created with the system message as its persona), else the one the
         # request's conversation continues (a stateless client sends it all every time)
-        fresh = name is None or chats.find(name) is None  # made for this request: gone if its turn fails
+        existing = chats.find(name) if name is not None else None
+        fresh = existing is None  # made for this request: gone if its turn fails
+        if files:  # an image for a model that takes text only: refused before anything is stored
+            chats.agent.check_images(chats.agent.model_for(existing or chats.draft(), model), files)
         if name is not None:
             info = chats.open(name, persona=persona)
         elif answers is not None:
@@ -296,7 +307,7 @@ async def completions(chats: CallerChats, runs: TurnRuns, request: Request) -> R
         results = answers[1]
         make = lambda: chats.astream_results(info.id, results, model=model, options=chosen)  # noqa: E731
     else:
-        make = lambda: chats.astream(info.id, text, model=model, options=chosen)  # noqa: E731
+        make = lambda: chats.astream(info.id, text, model=model, options=chosen, attachments=files)  # noqa: E731
     try:
         run = await runs.start(info.id, make)
     except Busy:

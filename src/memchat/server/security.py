@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -43,6 +44,9 @@ COOKIE = "memchat_token"
 LOCAL_USER = 1
 #: reachable without a token: liveness, and signing in
 OPEN = {"/api/health", "/api/login"}
+#: the paths whose bodies may carry files (a turn's attachments, ``/v1`` content parts): up to
+#: ``max_upload`` bytes; every other body up to ``max_body``
+UPLOADS = re.compile(r"^(/v1/chat/completions|/api/sessions(/\d+)?/turns)$")
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -55,6 +59,7 @@ class Guard:
         token: str | None = None,
         users: Callable[[str], int | None] | None = None,
         max_body: int = 1_000_000,
+        max_upload: int = 1_000_000,
     ) -> None:
         self.app = app
         self.hosts = {h.lower() for h in hosts}
@@ -62,6 +67,8 @@ class Guard:
         #: a user's token → their id (accounts made with ``memchat users add``); None: no accounts
         self.users = users
         self.max_body = max_body
+        #: the limit of the bodies that may carry files (``UPLOADS``)
+        self.max_upload = max(max_body, max_upload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,13 +102,14 @@ class Guard:
         scope.setdefault("state", {})["user"] = user
         if method in _UNSAFE:
             length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await _refuse(send, 413, "too_large", i18n.t("http.too_large", limit=self.max_body))
+            limit = self.max_upload if UPLOADS.match(path) else self.max_body
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await _refuse(send, 413, "too_large", i18n.t("http.too_large", limit=limit))
                 return
             if length not in (None, "0") and "json" not in headers.get("content-type", "").lower():
                 await _refuse(send, 415, "json_only", i18n.t("http.json_only"))
                 return
-            receive = self._limited(receive, send)
+            receive = self._limited(receive, send, limit)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -119,10 +127,9 @@ class Guard:
             return LOCAL_USER
         return self.users(given) if self.users is not None else None
 
-    def _limited(self, receive: Receive, send: Send) -> Receive:
-        """``receive`` that stops a chunked body once it passes ``max_body``."""
+    def _limited(self, receive: Receive, send: Send, limit: int) -> Receive:
+        """``receive`` that stops a chunked body once it passes ``limit``."""
         seen = 0
-        limit = self.max_body
 
         async def wrapped() -> Message:
             nonlocal seen

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from memchat import i18n
-from memchat.domain import Message, SessionInfo, Version, Versions
+from memchat.domain import Attachment, Message, SessionInfo, Version, Versions
 from memchat.errors import ImportFormatError, StoreError
 from memchat.serialization import snippet_view
 from memchat.server.common import (
@@ -88,6 +88,17 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
     }
 
 
+def attachment_json(a: Attachment) -> dict[str, Any]:
+    """An attached file as the page shows it: its name, type, size and where its bytes are."""
+    return {
+        "name": a.name,
+        "media_type": a.media_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "url": f"/api/attachments/{a.sha256}",
+    }
+
+
 def message_json(m: Message, index: int | None, versions: Versions | None = None) -> dict[str, Any]:
     """A message; ``index`` counts the session's messages from 1 (None: one of a version not
     shown); ``versions``: the message's point has several (``‹ number/count ›``; ``ids``: the
@@ -107,6 +118,8 @@ def message_json(m: Message, index: int | None, versions: Versions | None = None
         out["tool_calls"] = [dict(c) for c in m.tool_calls]
     if m.tool_call_id is not None:
         out["tool_call_id"] = m.tool_call_id
+    if m.attachments:
+        out["attachments"] = [attachment_json(a) for a in m.attachments]
     if versions is not None:
         out["versions"] = {"number": versions.number, "count": versions.count, "ids": list(versions.heads)}
     return out

@@ -14,15 +14,18 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from memchat.domain import SessionInfo
+from memchat import i18n
+from memchat.domain import Attachment, SessionInfo
+from memchat.server.attachments_api import MAX_FILES, Upload, read_uploads
 from memchat.server.common import CallerChats, Id, SessionId, TurnRuns, event_stream, find_session
 from memchat.server.errors import errors
 from memchat.server.runs import Event, Run
+from memchat.service import Conversations
 
 #: a comment line on an idle stream, so proxies and browsers keep it open
 KEEPALIVE = 15.0
@@ -42,15 +45,21 @@ def _turn() -> dict[int | str, dict[str, Any]]:
 Seed = Field(default=None, ge=0, le=2**31 - 1, description="sample with this seed (default: the server's setting)")
 
 
+#: what the ``attachments`` of a turn say in the schema
+FILES = "files sent with the message, base64 (read and checked by their bytes before the turn starts)"
+
+
 class NewTurn(BaseModel):
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str = Field(min_length=0, max_length=MAX_TEXT)
     seed: int | None = Seed
+    attachments: list[Upload] = Field(default_factory=list, max_length=MAX_FILES, description=FILES)
 
 
 class FirstTurn(BaseModel):
     """A new chat's first message, with the settings chosen for the chat before it."""
 
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str = Field(min_length=0, max_length=MAX_TEXT)
+    attachments: list[Upload] = Field(default_factory=list, max_length=MAX_FILES, description=FILES)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     persona: str | None = Field(default=None, max_length=20_000)
     memory: Literal["auto", "full", "window", "summary", "recall"] | None = None
@@ -146,8 +155,9 @@ async def first_turn(chats: CallerChats, runs: TurnRuns, body: FirstTurn) -> Str
         info = chats.draft(body.name, persona=body.persona, incognito=body.incognito)
         return chats.change(info, memory=body.memory, model=body.model)
 
+    files = await _files(chats, body.text, body.attachments)
     info = await asyncio.to_thread(draft)
-    run = await runs.start_new(lambda: chats.astream(info, body.text))
+    run = await runs.start_new(lambda: chats.astream(info, body.text, attachments=files))
     response = sse_response(run)
     response.headers["X-Memchat-Session-Id"] = str(run.session_id)
     return response
@@ -155,9 +165,17 @@ async def first_turn(chats: CallerChats, runs: TurnRuns, body: FirstTurn) -> Str
 
 @router.post("/turns", response_class=Response, responses=_turn())
 async def new_turn(chats: CallerChats, runs: TurnRuns, session_id: SessionId, body: NewTurn) -> StreamingResponse:
+    files = await _files(chats, body.text, body.attachments)
     info = await asyncio.to_thread(find_session, chats, session_id)
-    run = await runs.start(info.id, lambda: chats.astream(info.id, body.text, seed=body.seed))
+    run = await runs.start(info.id, lambda: chats.astream(info.id, body.text, seed=body.seed, attachments=files))
     return sse_response(run)
+
+
+async def _files(chats: Conversations, text: str, uploads: list[Upload]) -> list[Attachment]:
+    """The uploads read and checked (an ``AttachmentError``: 400, too large: 413) before the turn."""
+    if not text.strip() and not uploads:
+        raise HTTPException(422, i18n.t("http.empty_turn"))
+    return await asyncio.to_thread(read_uploads, uploads, chats.agent.max_attachment)
 
 
 @router.post("/edit", response_class=Response, responses=_turn())
