@@ -454,3 +454,59 @@ def test_v1_refuses_what_it_cannot_send(serve: Any, fake: FakeServer) -> None:
         assert says in error["message"] and "\n" not in error["message"], error
     assert fake.chat_requests == []
     assert client.get("/api/sessions").json()["sessions"] == []
+
+
+# -- export, import, db copy: the files go whole --------------------------------------------------
+
+
+def test_export_import_export_is_byte_identical_with_attachments(tmp_path: Path) -> None:
+    from memchat.serialization import export_jsonl, export_markdown, import_jsonl
+
+    source = open_store(tmp_path / "a.db")
+    source.create_session("files")
+    files = (from_bytes("p.png", png()), from_bytes("代码.py", "print('你好')\n".encode()), from_bytes("r.pdf", pdf()))
+    source.append_messages("files", [Message(Role.USER, "three files", attachments=files)])
+    source.append_messages("files", [Message(Role.ASSISTANT, "seen")])
+    first = export_jsonl(source, "files")
+    record = json.loads(first.splitlines()[1])
+    assert [base64.b64decode(a["data"]) for a in record["attachments"]] == [f.data for f in files]
+    target = open_store(tmp_path / "b.db")
+    import_jsonl(target, first)
+    assert export_jsonl(target, "files") == first
+    assert export_markdown(target, "files") == export_markdown(source, "files")
+    assert "📎 p.png (image/png, 73 B)" in export_markdown(target, "files")
+    assert target.attachment_data(files[0].sha256) == png()
+
+
+def test_an_export_whose_file_was_changed_is_refused_in_one_line(tmp_path: Path) -> None:
+    from memchat.errors import ImportFormatError
+    from memchat.serialization import export_jsonl, import_jsonl
+
+    source = open_store(tmp_path / "a.db")
+    source.create_session("files")
+    source.append_messages("files", [Message(Role.USER, "x", attachments=(from_bytes("p.png", png()),))])
+    text = export_jsonl(source, "files")
+    other = base64.b64encode(png(rgb=(0, 0, 0))).decode()
+    forged = text.replace(base64.b64encode(png()).decode(), other)
+    target = open_store(tmp_path / "b.db")
+    with pytest.raises(ImportFormatError, match="does not match its sha256 and size"):
+        import_jsonl(target, forged)
+    assert target.list_sessions() == []
+
+
+def test_db_copy_carries_the_files_to_postgres(tmp_path: Path, pg_url: str) -> None:
+    source = open_store(tmp_path / "a.db")
+    source.create_session("files")
+    source.append_messages("files", [Message(Role.USER, "x", attachments=(from_bytes("p.png", png()),))])
+    source.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "memchat.cli.main", "db", "copy", str(tmp_path / "a.db"), pg_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with open_store(pg_url) as target:
+        stored = target.messages("files")[0]
+        assert [a.name for a in stored.attachments] == ["p.png"]
+        assert target.attachment_data(stored.attachments[0].sha256) == png()

@@ -9,6 +9,7 @@ line on stderr (exit 1, no traceback) and changes nothing in the database."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sqlite3
@@ -25,8 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import campaign
+from attachfiles import pdf, png
 from memchat.cli.main import main
-from memchat.domain import ImageRecord, Message, Role, Status, Summary, Usage
+from memchat.domain import Attachment, ImageRecord, Message, Role, Status, Summary, Usage
 from memchat.factory import open_store
 from memchat.serialization import FORMAT, export_jsonl, export_markdown, import_jsonl
 from memchat.stores.base import Store
@@ -74,6 +76,28 @@ def _message(draw: st.DrawFn) -> Message:
         if role is Role.ASSISTANT and draw(st.booleans())
         else None,
         tool_call_id=draw(_text) if role is Role.TOOL and draw(st.booleans()) else None,
+        attachments=tuple(draw(st.lists(_attachment(), max_size=3))) if role is Role.USER else (),
+    )
+
+
+def _file(name: str, kind: str, data: bytes) -> Attachment:
+    return Attachment(name, kind, len(data), hashlib.sha256(data).hexdigest(), data)
+
+
+@st.composite
+def _attachment(draw: st.DrawFn) -> Attachment:
+    """A file sent with a user message (issue 18): an image, a PDF, or text of any script; the
+    same bytes now and then under two names (stored once)."""
+    text = draw(_text).replace("\x00", "")
+    return draw(
+        st.sampled_from(
+            [
+                _file("photo.png", "image/png", png()),
+                _file(draw(_name).replace("/", "_") + ".txt", "text/plain", text.encode() or b"-"),
+                _file(draw(_name).replace("/", "_") + ".md", "text/markdown", b"# same bytes\n"),
+                _file("report.pdf", "application/pdf", pdf()),
+            ]
+        )
     )
 
 

@@ -12,7 +12,7 @@ import bisect
 import json
 from typing import Any
 
-from memchat.domain import ImageRecord, Role, Status
+from memchat.domain import ImageRecord, Role, Status, human_size
 from memchat.serialization.wire import (
     covered,
     format_time,
@@ -42,6 +42,7 @@ def export_jsonl(store: Store, name: str | int) -> str:
     messages = store.messages(info.id)
     pinned = {p.id for p in store.pins(info.id)}
     seqs = numbers(messages)
+    data = store.attachment_data  # the files go whole, in base64
     lines = [_dump(session_record(info))]
     number = {m.id: i for i, m in enumerate(messages, 1)}  # message id → its number in the file
     shelved = store.shelved_versions(info.id)
@@ -51,11 +52,11 @@ def export_jsonl(store: Store, name: str | int) -> str:
     pending = next(versions, None)
     for m in messages:
         while pending is not None and (pending.messages[0].seq or 0) < (m.seq or 0):
-            lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned)))
+            lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned, data)))
             pending = next(versions, None)
-        lines.append(_dump(message_record(m, pinned=m.id in pinned)))
+        lines.append(_dump(message_record(m, pinned=m.id in pinned, data=data)))
     while pending is not None:
-        lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned)))
+        lines.append(_dump(version_record(pending.messages, number.get(pending.after, 0), pending.pinned, data)))
         pending = next(versions, None)
     for summary in store.summaries(info.id):
         span = covered(seqs, summary.first_seq, summary.last_seq)
@@ -114,6 +115,7 @@ def export_markdown(store: Store, name: str | int) -> str:
         body = m.content.rstrip("\n") if m.content else ("" if m.tool_calls else "*(empty)*")
         calls = [c.get("function") or {} for c in m.tool_calls or ()]
         body += "".join(f"\n\n→ `{fn.get('name')}({fn.get('arguments') or ''})`" for fn in calls)
+        body += "".join(f"\n\n📎 {a.name} ({a.media_type}, {human_size(a.size)})" for a in m.attachments)
         out += [title, "", body.strip("\n"), ""]
         for image in images.get(m.seq or 0, []):
             out += [f"![{_alt(image.prompt)}]({_md_path(image.path)})", ""]

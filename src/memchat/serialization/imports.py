@@ -5,15 +5,19 @@ create the session, its messages, summaries, pins and images in one transaction
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from memchat.domain import ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
-from memchat.errors import ImportFormatError, StoreError
+from memchat.attachments.sniff import media_type
+from memchat.domain import Attachment, ImageRecord, Message, Role, SessionInfo, Status, Summary, Usage
+from memchat.errors import AttachmentError, ImportFormatError, StoreError
 from memchat.memory.plan import STRATEGIES
 from memchat.serialization.wire import FORMAT, ImageLine, MessageRecord, SessionRecord, SummaryRecord, VersionRecord
 from memchat.stores.base import ImportedVersion, Store
@@ -234,7 +238,39 @@ def _message(m: _Line, roles: Sequence[str], statuses: Sequence[str]) -> Message
         created=m.time("created"),
         tool_calls=_tool_calls(m),
         tool_call_id=m.string("tool_call_id"),
+        attachments=_attachments(m),
     )
+
+
+def _attachments(m: _Line) -> tuple[Attachment, ...]:
+    """A message's files: each one's bytes must match its ``sha256`` and ``size``, and be of its
+    type (read from the bytes again: an edited export cannot smuggle a file in as another type)."""
+    raw = m.data.get("attachments")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        m.fail("'attachments' must be a list")
+    found = []
+    for k, a in enumerate(raw):
+        if not isinstance(a, dict):
+            m.fail(f"attachments[{k}] must be an object")
+        name, kind, size, digest, text = (a.get(x) for x in ("name", "media_type", "size", "sha256", "data"))
+        if not (isinstance(name, str) and name and isinstance(kind, str) and isinstance(digest, str)):
+            m.fail(f"attachments[{k}] needs a name, a media_type and a sha256")
+        if isinstance(size, bool) or not isinstance(size, int) or not isinstance(text, str):
+            m.fail(f"attachments[{k}] needs a size and its data (base64)")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            m.fail(f"attachments[{k}] ({name}): the data is not base64")
+        if hashlib.sha256(data).hexdigest() != digest or len(data) != size:
+            m.fail(f"attachments[{k}] ({name}): the data does not match its sha256 and size")
+        try:
+            media_type(name, data, kind)
+        except AttachmentError as exc:
+            m.fail(f"attachments[{k}]: {exc.detail}")
+        found.append(Attachment(name, kind, size, digest, data))
+    return tuple(found)
 
 
 def _version(v: _Line, position: int, roles: Sequence[str], statuses: Sequence[str]) -> ImportedVersion:

@@ -7,12 +7,13 @@ config``."""
 
 from __future__ import annotations
 
+import base64
 import bisect
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
-from memchat.domain import ImageRecord, Message, SessionInfo, Summary, Usage, Versions
+from memchat.domain import Attachment, ImageRecord, Message, SessionInfo, Summary, Usage, Versions
 from memchat.search import Found, Snippet
 
 FORMAT = "memchat/1"
@@ -59,6 +60,19 @@ class MessageRecord(TypedDict):
     #: an assistant message's tool calls (OpenAI shape), and a tool result's call id
     tool_calls: NotRequired[list[dict[str, Any]]]
     tool_call_id: NotRequired[str]
+    #: the files sent with a user message, their bytes in base64 (``AttachmentRecord``)
+    attachments: NotRequired[list[AttachmentRecord]]
+
+
+class AttachmentRecord(TypedDict):
+    """A file of a message in an export: what the message names, and the bytes (base64); an
+    import checks them against ``sha256`` and ``size`` and reads their type again."""
+
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    data: str
 
 
 class VersionRecord(TypedDict):
@@ -300,7 +314,23 @@ def session_record(info: SessionInfo, name: str | None = None) -> SessionRecord:
     )
 
 
-def message_record(msg: Message, *, pinned: bool = False) -> MessageRecord:
+#: the bytes of an attached file by its hash (``Store.attachment_data``), for an export
+FileData = Callable[[str], bytes | None]
+
+
+def attachment_record(a: Attachment, data: FileData | None) -> AttachmentRecord:
+    raw = a.data if a.data is not None else (data(a.sha256) if data is not None else None)
+    return AttachmentRecord(
+        name=a.name,
+        media_type=a.media_type,
+        size=a.size,
+        sha256=a.sha256,
+        data=base64.b64encode(raw).decode("ascii") if raw is not None else "",
+    )
+
+
+def message_record(msg: Message, *, pinned: bool = False, data: FileData | None = None) -> MessageRecord:
+    """``data``: where the bytes of the message's files are read (a store's ``attachment_data``)."""
     record = MessageRecord(
         type="message",
         role=msg.role.value,
@@ -318,14 +348,18 @@ def message_record(msg: Message, *, pinned: bool = False) -> MessageRecord:
         record["tool_calls"] = [dict(c) for c in msg.tool_calls]
     if msg.tool_call_id is not None:
         record["tool_call_id"] = msg.tool_call_id
+    if msg.attachments:
+        record["attachments"] = [attachment_record(a, data) for a in msg.attachments]
     return record
 
 
-def version_record(messages: Sequence[Message], after: int, pinned: Collection[int] = ()) -> VersionRecord:
+def version_record(
+    messages: Sequence[Message], after: int, pinned: Collection[int] = (), data: FileData | None = None
+) -> VersionRecord:
     """A version set aside, following message number ``after`` of the export."""
     records: list[dict[str, Any]] = []
     for m in messages:
-        record: dict[str, Any] = dict(message_record(m, pinned=m.id in pinned))
+        record: dict[str, Any] = dict(message_record(m, pinned=m.id in pinned, data=data))
         del record["type"]
         records.append(record)
     return VersionRecord(type="version", after=after, messages=records)
