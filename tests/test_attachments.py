@@ -510,3 +510,60 @@ def test_db_copy_carries_the_files_to_postgres(tmp_path: Path, pg_url: str) -> N
         stored = target.messages("files")[0]
         assert [a.name for a in stored.attachments] == ["p.png"]
         assert target.attachment_data(stored.attachments[0].sha256) == png()
+
+
+# -- the REPL: /attach ------------------------------------------------------------------------------
+
+
+def repl(agent: Agent, keys: str, *, lang: str = "en") -> str:
+    import io
+
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+    from rich.console import Console
+
+    from memchat import i18n
+    from memchat.cli.repl import run_repl
+    from memchat.config import Settings
+
+    i18n.set_lang(lang)
+    out = io.StringIO()
+    with create_pipe_input() as inp:
+        inp.send_text(keys)
+        inp.close()
+        run_repl(agent, Settings(), console=Console(file=out, width=200, color_system=None), pt_input=inp,
+                 pt_output=DummyOutput(), session="s")  # fmt: skip
+    i18n.set_lang(None)
+    return out.getvalue()
+
+
+def test_repl_attach_sends_files_with_the_next_message_only(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    image, notes = tmp_path / "photo.png", tmp_path / "my notes.txt"
+    image.write_bytes(png())
+    notes.write_text("line one\n")
+    out = repl(
+        agent,
+        f"/attach {image}\n/attach '{notes}'\n/attach\nwhat are these?\nand now?\n/history\n"
+        f"/attach {tmp_path / 'missing.png'}\n/attach {notes}\n/attach clear\n/attach\n",
+    )
+    assert "📎 photo.png (image/png, 73 B) goes with your next message" in out
+    assert "📎 with your next message: photo.png (image/png, 73 B), my notes.txt (text/plain, 9 B)" in out
+    first, second = (r.messages[-1]["content"] for r in fake.chat_requests)
+    assert first == [
+        {"type": "text", "text": "what are these?\n\n```text title=my notes.txt\nline one\n```"},
+        {"type": "image_url", "image_url": {"url": data_uri(png())}},
+    ]
+    assert second == "and now?"  # sent once: the next message goes without them
+    assert "    📎 photo.png (image/png, 73 B)" in out and "    📎 my notes.txt (text/plain, 9 B)" in out
+    assert "cannot read" in out and "attachments dropped" in out and "no files attached" in out
+    assert len(fake.chat_requests) == 2
+
+
+def test_repl_attach_refuses_an_image_for_a_text_model_at_once_in_chinese(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, model="fake/text-model")
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    out = repl(agent, f"/attach {image}\n/attach\n", lang="zh")
+    assert "模型 fake/text-model 只接受文本" in out and "没有附加文件" in out
+    assert fake.chat_requests == []

@@ -27,7 +27,19 @@ from memchat.cli import context_text
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.output import tool_line
 from memchat.cli.repl_strings import t
-from memchat.domain import Chunk, ImageRecord, Memory, Message, Role, SessionInfo, Status, Summary, Version, Versions
+from memchat.domain import (
+    Chunk,
+    ImageRecord,
+    Memory,
+    Message,
+    Role,
+    SessionInfo,
+    Status,
+    Summary,
+    Version,
+    Versions,
+    human_size,
+)
 from memchat.search import Found
 from memchat.serialization import ContextView, covered
 
@@ -321,6 +333,8 @@ class Renderer:
             if mark is not None:  # the point has versions: /versions lists them
                 text.append(" " + t("repl.history_versions", number=mark.number, count=mark.count), style="bold cyan")
             self._numbered(i, text)
+            for a in m.attachments:
+                self.note(t("repl.history_file", name=a.name, type=a.media_type, size=human_size(a.size)))
         for image in pending:
             self._image(image)
 

@@ -261,7 +261,9 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                _run_turn(state, state.chats.stream(info, message))
+                turn = state.chats.stream(info, message, attachments=tuple(state.pending))
+                state.pending.clear()  # sent with this turn (a refusal above keeps them for the next)
+                _run_turn(state, turn)
         except MemchatError as exc:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from memchat.agent import Agent, Turn
 from memchat.cli.cli_strings import t as cli_t
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
-from memchat.domain import ImageRecord, Message, Role, SessionInfo
+from memchat.domain import Attachment, ImageRecord, Message, Role, SessionInfo, human_size
 from memchat.errors import MemchatError
 from memchat.i18n import describe_error
 from memchat.memory.plan import STRATEGIES, ContextPlan
@@ -53,6 +53,8 @@ class ReplState:
     plan: ContextPlan | None = None
     #: why ``plan`` is None (the history does not fit the window with ``full``…)
     plan_error: str | None = None
+    #: files ``/attach`` read for the next message
+    pending: list[Attachment] = field(default_factory=list)
 
     @property
     def agent(self) -> Agent:
@@ -483,6 +485,32 @@ def _incognito(state: ReplState, arg: str) -> Result:
     return None
 
 
+def _attach(state: ReplState, arg: str) -> Result:
+    """``/attach FILE``: read and check FILE now (size, type by its bytes, an image for a model
+    that takes text only), sent with the next message; ``/attach`` lists, ``/attach clear`` drops."""
+    from memchat.attachments import from_path
+
+    path = arg.strip()
+    if len(path) > 1 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1]
+    if path.lower() == "clear":
+        state.pending.clear()
+        state.ui.info(t("repl.attach_cleared"))
+        return None
+    if not path:
+        if not state.pending:
+            state.ui.info(t("repl.attach_none"))
+        else:
+            files = ", ".join(f"{a.name} ({a.media_type}, {human_size(a.size)})" for a in state.pending)
+            state.ui.info(t("repl.attach_list", files=files))
+        return None
+    found = from_path(path, limit=state.agent.max_attachment)
+    state.agent.check_images(state.model, [found])
+    state.pending.append(found)
+    state.ui.info(t("repl.attached", name=found.name, type=found.media_type, size=human_size(found.size)))
+    return None
+
+
 def _exit(state: ReplState, arg: str) -> Result:
     return EXIT
 
@@ -516,6 +544,7 @@ COMMANDS: dict[str, Command] = {
         Command("forget", "/forget ID|TEXT", "required", _forget),
         Command("memories", "/memories [QUERY]", "optional", _memories),
         Command("incognito", "/incognito [on|off]", "optional", _incognito),
+        Command("attach", "/attach [FILE|clear]", "optional", _attach),
         Command("exit", "/exit", "none", _exit),
     )
 }
