@@ -1,6 +1,8 @@
 // The composer: Enter sends, Shift+Enter is a new line, Esc stops (IME composition never sends);
-// "/image …" generates an image into the session, like the REPL; Stop and Regenerate.
+// "/image …" generates an image into the session, like the REPL; Stop and Regenerate; files
+// (the paperclip, a pasted image) go with the message (attach.js).
 import { api } from "./api.js";
+import { hasAttachments, restoreAttachments, shown, takeAttachments, uploads, wireAttach } from "./attach.js";
 import { $, report, say } from "./dom.js";
 import { loadMessages, messageNode } from "./render.js";
 import { firstTurn, storedSession } from "./sessions.js";
@@ -9,16 +11,19 @@ import { follow, regenerate, stop } from "./turns.js";
 
 async function send(text) {
   const box = $("messages");
-  box.appendChild(messageNode({ role: "user", content: text }));
+  const files = takeAttachments();
+  box.appendChild(messageNode({ role: "user", content: text, attachments: shown(files) }));
   const controller = new AbortController();
+  const attachments = uploads(files);
   let response;
   try {
     response = state.session
-      ? await api("/api/sessions/" + state.session.id + "/turns", { method: "POST", body: { text }, signal: controller.signal })
-      : await firstTurn(text, controller.signal);  // a new chat: stored with this message
+      ? await api("/api/sessions/" + state.session.id + "/turns", { method: "POST", body: { text, attachments }, signal: controller.signal })
+      : await firstTurn(text, controller.signal, attachments);  // a new chat: stored with this message
   } catch (e) {
     say(e.message);
     box.lastChild.remove();
+    restoreAttachments(files);  // refused (a file's type, its size, a text-only model): kept to fix
     return false;
   }
   follow(response, controller);
@@ -43,7 +48,7 @@ export function wireComposer() {
   $("composer").addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = input.value;
-    if (!text.trim() || state.streaming) return;
+    if ((!text.trim() && !hasAttachments()) || state.streaming) return;
     input.value = "";
     try {
       await submit(text);
@@ -70,6 +75,7 @@ export function wireComposer() {
     }
     if (!(await send(text))) input.value = text;
   }
+  wireAttach();
   $("stop").addEventListener("click", stop);
   $("regenerate").addEventListener("click", regenerate);
 }

@@ -5,6 +5,7 @@
 (function () {
   const WORDS = {
     en: {
+      attach_file: "Attach a file", attached_files: "Files for the next message", remove_file: "Remove {name}",
       sessions: "Sessions", new_chat: "+ New chat", search: "Search sessions", import: "Import",
       other_language: "中文", theme: "Theme", rename: "Rename", fork: "Fork", delete: "Delete", export: "Export",
       model: "Model", memory: "Memory", branches: "Branches", persona: "Persona", save_persona: "Save persona",
@@ -55,6 +56,7 @@
       session_gone: "That chat no longer exists.", replying: "Replying…", renamed: "Renamed to “{name}”.",
     },
     zh: {
+      attach_file: "附加文件", attached_files: "随下一条消息发送的文件", remove_file: "移除 {name}",
       sessions: "会话", new_chat: "+ 新对话", search: "搜索会话", import: "导入",
       other_language: "English", theme: "主题", rename: "重命名", fork: "复制", delete: "删除", export: "导出",
       model: "模型", memory: "记忆", branches: "分支", persona: "角色", save_persona: "保存角色",

@@ -2,6 +2,7 @@
 // HTML), tool calls, generated images, the "used memories" mark of a reply, the ‹ 2/3 › of a
 // message with versions, the inline editor of a user message, and Retry under a question left
 // without a reply (a turn stopped before its first word).
+import { filesNode } from "./attach.js";
 import { api } from "./api.js";
 import { $, t } from "./dom.js";
 import { atBottom, toBottom } from "./scroll.js";
@@ -171,6 +172,7 @@ export function messageNode(m) {
     who.appendChild(edit);
   }
   div.append(who, body);
+  if (m.attachments && m.attachments.length) div.appendChild(filesNode(m.attachments));
   for (const call of m.tool_calls || []) div.appendChild(toolNode(call.function.name, call.function.arguments));
   return div;
 }

@@ -92,10 +92,11 @@ export async function newSession() {
 
 // the first message of a new chat: the session is made with it (and removed again if the turn
 // fails); the turn's stream is returned for follow()
-export async function firstTurn(text, signal) {
+export async function firstTurn(text, signal, attachments = []) {
   const model = $("model").value;
   const body = {
     text,
+    attachments,
     persona: $("persona").value.trim() ? $("persona").value : null,
     memory: $("memory").value || null,
     model: model && model !== $("model").dataset.default ? model : null,
