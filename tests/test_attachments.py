@@ -567,3 +567,16 @@ def test_repl_attach_refuses_an_image_for_a_text_model_at_once_in_chinese(fake: 
     out = repl(agent, f"/attach {image}\n/attach\n", lang="zh")
     assert "模型 fake/text-model 只接受文本" in out and "没有附加文件" in out
     assert fake.chat_requests == []
+
+
+def test_an_edited_message_keeps_its_files(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    agent.ask("s", "look", attachments=[from_bytes("photo.png", png())])
+    first = agent.store.messages("s")[0]
+    for _ in agent.edit("s", first.id or 0, "look closer"):
+        pass
+    assert fake.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "text", "text": "look closer"},
+        {"type": "image_url", "image_url": {"url": data_uri(png())}},
+    ]
+    assert [a.name for a in agent.store.messages("s")[0].attachments] == ["photo.png"]

@@ -1607,8 +1607,9 @@ class Agent:
     def _edit_state(
         self, session: SessionKey | None, message_id: int, text: str, model: str | None, options: ChatOptions | None
     ) -> _TurnState:
-        self.editable(session, message_id)
-        return self._state(session, text, model, options, replace=message_id)
+        edited = self.editable(session, message_id)  # its files stay with the new text
+        files = self.with_data(edited.attachments)
+        return self._state(session, text, model, options, replace=message_id, attachments=files)
 
     def astream(
         self,
