@@ -31,9 +31,25 @@ def data_uri(data: bytes, media_type: str = "image/png") -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
+#: what a test opened (agents, stores), closed after it (an open socket or database would warn)
+_OPEN: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_what_was_opened() -> Any:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def opened(thing: Any) -> Any:
+    _OPEN.append(thing)
+    return thing
+
+
 def make_agent(fake: FakeServer, tmp_path: Path, model: str = "gpt-4o-mini", **kw: Any) -> Agent:
     provider = OpenAICompatible(fake.url, api_key="sk-test", model=model, max_retries=0)
-    return Agent(open_store(tmp_path / "a.db"), provider, date_line=False, **kw)
+    return opened(Agent(open_store(tmp_path / "a.db"), provider, date_line=False, **kw))
 
 
 # -- the turn: what the model receives -------------------------------------------------------
@@ -106,7 +122,8 @@ def test_the_embedded_model_takes_text_only(tmp_path: Path) -> None:
     from memchat.providers.local_llama import LocalLlama
 
     assert LocalLlama.accepts_images is False
-    agent = Agent(open_store(tmp_path / "a.db"), LocalLlama.__new__(LocalLlama), model="SmolLM2-135M-Instruct")
+    store = opened(open_store(tmp_path / "a.db"))
+    agent = Agent(store, LocalLlama.__new__(LocalLlama), model="SmolLM2-135M-Instruct")
     assert not agent.takes_images()
     agent.vision = True  # a configured vision flag cannot make the embedded model see
     assert not agent.takes_images()
@@ -279,7 +296,7 @@ def test_ask_attach_refusals_are_one_line_and_store_nothing(cli_model: FakeServe
     image = tmp_path / "photo.png"
     image.write_bytes(png())
     cases = [
-        (ask("-a", str(fake_png), "hi"), "cat.png is not an image/png file"),
+        (ask("-a", str(fake_png), "hi"), "cannot attach cat.png: it is not an image/png file"),
         (ask("-a", str(big), "hi"), "cannot attach big.txt: it is 50.0 MB, over the limit of 20.0 MB"),
         (ask("-a", str(tmp_path / "missing.txt"), "hi"), "cannot read"),
         (ask("-a", str(image), "hi", env={"MEMCHAT_MODEL": "fake/text-model"}), "takes text only"),
@@ -351,7 +368,11 @@ def test_a_turn_with_an_image_through_the_api_is_sent_stored_and_served(serve: A
 def test_api_refusals_are_one_line_and_store_nothing(serve: Any, fake: FakeServer) -> None:
     _, client, agent = serve()
     cases = [
-        ({"text": "hi", "attachments": [upload("cat.png", b"not a png at all")]}, 400, "cat.png is not an image/png"),
+        (
+            {"text": "hi", "attachments": [upload("cat.png", b"not a png at all")]},
+            400,
+            "cannot attach cat.png: it is not an image/png",
+        ),
         ({"text": "hi", "attachments": [upload("x.png", png(), "image/jpeg")]}, 400, "its bytes are image/png"),
         ({"text": "hi", "attachments": [upload("cat.png", png())]}, 400, "fake/model-a takes text only"),
         ({"text": "", "attachments": []}, 422, "needs text or a file"),
@@ -462,7 +483,7 @@ def test_v1_refuses_what_it_cannot_send(serve: Any, fake: FakeServer) -> None:
 def test_export_import_export_is_byte_identical_with_attachments(tmp_path: Path) -> None:
     from memchat.serialization import export_jsonl, export_markdown, import_jsonl
 
-    source = open_store(tmp_path / "a.db")
+    source = opened(open_store(tmp_path / "a.db"))
     source.create_session("files")
     files = (from_bytes("p.png", png()), from_bytes("代码.py", "print('你好')\n".encode()), from_bytes("r.pdf", pdf()))
     source.append_messages("files", [Message(Role.USER, "three files", attachments=files)])
@@ -470,7 +491,7 @@ def test_export_import_export_is_byte_identical_with_attachments(tmp_path: Path)
     first = export_jsonl(source, "files")
     record = json.loads(first.splitlines()[1])
     assert [base64.b64decode(a["data"]) for a in record["attachments"]] == [f.data for f in files]
-    target = open_store(tmp_path / "b.db")
+    target = opened(open_store(tmp_path / "b.db"))
     import_jsonl(target, first)
     assert export_jsonl(target, "files") == first
     assert export_markdown(target, "files") == export_markdown(source, "files")
@@ -482,13 +503,13 @@ def test_an_export_whose_file_was_changed_is_refused_in_one_line(tmp_path: Path)
     from memchat.errors import ImportFormatError
     from memchat.serialization import export_jsonl, import_jsonl
 
-    source = open_store(tmp_path / "a.db")
+    source = opened(open_store(tmp_path / "a.db"))
     source.create_session("files")
     source.append_messages("files", [Message(Role.USER, "x", attachments=(from_bytes("p.png", png()),))])
     text = export_jsonl(source, "files")
     other = base64.b64encode(png(rgb=(0, 0, 0))).decode()
     forged = text.replace(base64.b64encode(png()).decode(), other)
-    target = open_store(tmp_path / "b.db")
+    target = opened(open_store(tmp_path / "b.db"))
     with pytest.raises(ImportFormatError, match="does not match its sha256 and size"):
         import_jsonl(target, forged)
     assert target.list_sessions() == []
@@ -580,3 +601,29 @@ def test_an_edited_message_keeps_its_files(fake: FakeServer, tmp_path: Path) -> 
         {"type": "image_url", "image_url": {"url": data_uri(png())}},
     ]
     assert [a.name for a in agent.store.messages("s")[0].attachments] == ["photo.png"]
+
+
+def test_the_embedded_model_refuses_an_image_in_one_line_through_ask(tmp_path: Path) -> None:
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    done = ask("--provider", "local", "-a", str(image), "what is it?")
+    err = done.stderr.decode()
+    assert done.returncode == 1 and err.count("\n") == 1, err
+    assert "the embedded model SmolLM2-135M-Instruct takes text only, so photo.png (an image) was not sent" in err
+    with open_store(default_db_path()) as store:
+        assert store.list_sessions() == []
+
+
+def test_refusals_are_worded_in_chinese_too() -> None:
+    from memchat import i18n
+
+    i18n.set_lang("zh")
+    try:
+        with pytest.raises(AttachmentError) as caught:
+            from_bytes("cat.png", b"GIF89a" + b"\x00" * 8)
+        assert describe_error(caught.value) == "无法附加 cat.png：文件名表明是 image/png，但内容是 image/gif"
+        with pytest.raises(AttachmentTooLarge) as too_big:
+            from_bytes("big.txt", b"x" * 2048, limit=1024)
+        assert describe_error(too_big.value).startswith("无法附加 big.txt：文件大小 2 KB，超过上限 1 KB")
+    finally:
+        i18n.set_lang(None)

@@ -994,8 +994,12 @@ class Agent:
         """``ImagesNotAccepted`` when an image goes to a model that takes text only."""
         image = next((a for a in attachments if a.is_image), None)
         if image is not None and not self.takes_images(model):
+            embedded = self.provider.accepts_images is False
             raise ImagesNotAccepted(
-                f"the model {model} takes text only; {image.name} (an image) was not sent", model=model, name=image.name
+                f"the model {model} takes text only; {image.name} (an image) was not sent",
+                model=model,
+                name=image.name,
+                reason="embedded" if embedded else "",
             )
 
     def with_data(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
@@ -1022,6 +1026,9 @@ class Agent:
                         f"{a.name} needs about {cost:,} tokens, more than the {limit:,} the model's context window "
                         "leaves for messages; attach a part of it",
                         name=a.name,
+                        reason="too_many_tokens",
+                        tokens=f"{cost:,}",
+                        limit=f"{limit:,}",
                     )
                 tokens += cost
         return dataclasses.replace(message, tokens=tokens, token_method=method)

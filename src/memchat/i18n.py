@@ -120,6 +120,22 @@ add(
         "err.unknown_model": "{detail}",
         "err.bad_image_request": "{detail}",
         "err.attachment": "cannot attach: {detail}",
+        "err.images_not_accepted.embedded": "the embedded model {model} takes text only, so {name} (an image) "
+        "was not sent and nothing was stored; use a provider with a vision model (e.g. --provider openai "
+        "--model gpt-4o)",
+        "err.attachment.named_as": "cannot attach {name}: it is named as {named} but its bytes are {found}",
+        "err.attachment.not_named_type": "cannot attach {name}: it is not an {named} file (its bytes do not "
+        "start as one)",
+        "err.attachment.declared": "cannot attach {name}: it was sent as {declared} but its bytes are {found}",
+        "err.attachment.unknown_type": "cannot attach {name}: it is neither text (UTF-8) nor an image (PNG, "
+        "JPEG, GIF, WebP) or a PDF",
+        "err.attachment.declared_not": "cannot attach {name}: it was sent as {declared} but its bytes are not",
+        "err.attachment.empty": "cannot attach {name}: it is empty",
+        "err.attachment.unreadable": "cannot attach {name}: {detail}",
+        "err.attachment.needs_pypdf": "cannot attach {name}: reading a PDF's text needs pypdf: "
+        "pip install 'memchat[pdf]'",
+        "err.attachment.too_many_tokens": "cannot attach {name}: it needs about {tokens} tokens, more than the "
+        "{limit} the model's context window leaves for messages; attach a part of it",
         "err.attachment_too_large": "cannot attach {name}: it is {size}, over the limit of {limit} "
         "(set max_attachment or MEMCHAT_MAX_ATTACHMENT to raise it)",
         "err.images_not_accepted": "the model {model} takes text only, so {name} (an image) was not sent and "
@@ -166,6 +182,18 @@ add(
         "要用其他模型请换服务商（--provider …，见 memchat models）",
         "err.bad_image_request": "{detail}",
         "err.attachment": "无法附加文件：{detail}",
+        "err.images_not_accepted.embedded": "内置模型 {model} 只接受文本，图片 {name} 没有发送，也没有保存任何内容；"
+        "请换用带视觉模型的服务商（如 --provider openai --model gpt-4o）",
+        "err.attachment.named_as": "无法附加 {name}：文件名表明是 {named}，但内容是 {found}",
+        "err.attachment.not_named_type": "无法附加 {name}：它不是 {named} 文件（文件头不符）",
+        "err.attachment.declared": "无法附加 {name}：声明的类型是 {declared}，但内容是 {found}",
+        "err.attachment.unknown_type": "无法附加 {name}：既不是文本（UTF-8），也不是图片（PNG、JPEG、GIF、WebP）或 PDF",
+        "err.attachment.declared_not": "无法附加 {name}：声明的类型是 {declared}，但内容不是",
+        "err.attachment.empty": "无法附加 {name}：文件是空的",
+        "err.attachment.unreadable": "无法附加 {name}：{detail}",
+        "err.attachment.needs_pypdf": "无法附加 {name}：读取 PDF 文本需要 pypdf：pip install 'memchat[pdf]'",
+        "err.attachment.too_many_tokens": "无法附加 {name}：它大约需要 {tokens} 个 token，"
+        "超过了模型上下文窗口留给消息的 {limit}；请只附加其中一部分",
         "err.attachment_too_large": "无法附加 {name}：文件大小 {size}，超过上限 {limit}"
         "（可用 max_attachment 或 MEMCHAT_MAX_ATTACHMENT 调高）",
         "err.images_not_accepted": "模型 {model} 只接受文本，图片 {name} 没有发送，也没有保存任何内容；"
@@ -193,6 +221,9 @@ def describe_error(exc: MemchatError) -> str:
     service = exc.info.get("service")  # a service other than the chat model: its own wording
     if service and f"err.{service}.{exc.kind}" in _CATALOG["en"]:
         key = f"err.{service}.{exc.kind}"
+    reason = exc.info.get("reason")  # a case of its own, worded in each language
+    if isinstance(reason, str) and f"{key}.{reason}" in _CATALOG["en"]:
+        key = f"{key}.{reason}"
     name = exc.info.get("name")
     if isinstance(name, str) and f"{key}.named" in _CATALOG["en"]:  # the name alone, in the user's words
         line = t(f"{key}.named", name=name)

@@ -59,9 +59,8 @@ def pdf_text(name: str, data: bytes) -> str:
         from pypdf import PdfReader
         from pypdf.errors import PyPdfError
     except ImportError:
-        raise AttachmentError(
-            f"reading the text of {name} needs pypdf: pip install 'memchat[pdf]'", name=name
-        ) from None
+        why = f"reading the text of {name} needs pypdf: pip install 'memchat[pdf]'"
+        raise AttachmentError(why, name=name, reason="needs_pypdf") from None
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]

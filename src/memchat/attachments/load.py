@@ -33,7 +33,7 @@ def from_bytes(name: str, data: bytes, *, declared: str | None = None, limit: in
     if len(data) > limit:
         raise too_large(name, len(data), limit)
     if not data:
-        raise AttachmentError(f"{name} is empty", name=name)
+        raise AttachmentError(f"{name} is empty", name=name, reason="empty")
     kind = media_type(name, data, declared)
     return Attachment(name, kind, len(data), hashlib.sha256(data).hexdigest(), data)
 
@@ -50,7 +50,8 @@ def from_path(path: str | Path, *, limit: int = DEFAULT_LIMIT) -> Attachment:
         with p.open("rb") as f:
             data = f.read(limit + 1)
     except OSError as exc:
-        raise AttachmentError(f"cannot read {path}: {exc.strerror or exc}", name=str(path)) from None
+        why = f"cannot read {path}: {exc.strerror or exc}"
+        raise AttachmentError(why, name=str(path), reason="unreadable") from None
     return from_bytes(p.name, data, limit=limit)
 
 

@@ -75,14 +75,19 @@ def media_type(name: str, data: bytes, declared: str | None = None) -> str:
         wanted = None
     if found is not None:
         if named is not None and named != found:
-            raise AttachmentError(f"{name} is named as {named} but its bytes are {found}", name=name)
+            why = f"{name} is named as {named} but its bytes are {found}"
+            raise AttachmentError(why, name=name, reason="named_as", named=named, found=found)
         if wanted is not None and wanted != found and not (wanted == "image/jpg" and found == "image/jpeg"):
-            raise AttachmentError(f"{name} was sent as {wanted} but its bytes are {found}", name=name)
+            why = f"{name} was sent as {wanted} but its bytes are {found}"
+            raise AttachmentError(why, name=name, reason="declared", declared=wanted, found=found)
         return found
     if named is not None:
-        raise AttachmentError(f"{name} is not an {named} file (its bytes do not start as one)", name=name)
+        why = f"{name} is not an {named} file (its bytes do not start as one)"
+        raise AttachmentError(why, name=name, reason="not_named_type", named=named)
     if wanted is not None and (wanted in BINARY_TYPES or wanted.startswith("image/")):
-        raise AttachmentError(f"{name} was sent as {wanted} but its bytes are not", name=name)
+        why = f"{name} was sent as {wanted} but its bytes are not"
+        raise AttachmentError(why, name=name, reason="declared_not", declared=wanted)
     if not is_text(data):
-        raise AttachmentError(f"{name} is neither text (UTF-8) nor an image (PNG, JPEG, GIF, WebP) or a PDF", name=name)
+        why = f"{name} is neither text (UTF-8) nor an image (PNG, JPEG, GIF, WebP) or a PDF"
+        raise AttachmentError(why, name=name, reason="unknown_type")
     return text_type(name)
