@@ -273,8 +273,13 @@ def test_ask_attach_sends_an_image_and_a_text_file(cli_model: FakeServer, tmp_pa
         {"type": "image_url", "image_url": {"url": data_uri(png())}},
     ]
     with open_store(default_db_path()) as store:
-        stored = store.messages(store.list_sessions()[0].id)[0]
+        info = store.list_sessions()[0]
+        stored = store.messages(info.id)[0]
         assert [a.name for a in stored.attachments] == ["photo.png", "notes.md"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "memchat.cli.main", "sessions", "show", info.name], capture_output=True, text=True
+    )
+    assert "    📎 photo.png (image/png, 73 B)\n    📎 notes.md (text/markdown, 15 B)" in shown.stdout, shown
 
 
 def test_ask_attach_dash_takes_stdin_bytes_as_the_file(cli_model: FakeServer) -> None:

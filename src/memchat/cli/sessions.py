@@ -107,6 +107,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         print_json(session_view(info, messages, pinned, history.versions))
         return 0
+    from memchat.domain import human_size
     from memchat.serialization import covered
 
     w = sys.stdout.write
@@ -136,6 +137,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             notes.append(f"version {mark.number} of {mark.count}")
         w(f"\n[{i}] {m.role.value} · {' · '.join(notes)} · {when(m.created)}\n")
         w("    " + m.content.replace("\n", "\n    ") + "\n")
+        for a in m.attachments:
+            w(f"    📎 {a.name} ({a.media_type}, {human_size(a.size)})\n")
     return 0
 
 

@@ -163,6 +163,8 @@ class MessageView(TypedDict):
     content: str
     #: the message's point has several versions: which one this is, of how many
     versions: NotRequired[dict[str, int]]
+    #: the files sent with it: name, media_type, size, sha256 (no bytes)
+    attachments: NotRequired[list[dict[str, Any]]]
 
 
 class SessionView(TypedDict):
@@ -457,6 +459,8 @@ def _message_view(i: int, m: Message, pinned: frozenset[int], versions: Mapping[
     mark = versions.get(m.id or 0)
     if mark is not None:
         view["versions"] = {"number": mark.number, "count": mark.count}
+    if m.attachments:
+        view["attachments"] = [a.to_record() for a in m.attachments]
     return view
 
 
