@@ -632,3 +632,16 @@ def test_refusals_are_worded_in_chinese_too() -> None:
         assert describe_error(too_big.value).startswith("无法附加 big.txt：文件大小 2 KB，超过上限 1 KB")
     finally:
         i18n.set_lang(None)
+
+
+def test_a_summary_sees_the_description_never_the_bytes(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path, memory="summary", context_window=1200)
+    agent.ask("s", "look at this", attachments=[from_bytes("photo.png", png())])
+    for k in range(8):
+        agent.ask("s", f"turn {k} " + "filler words here " * 30)
+        agent.wait_for_summaries(10)
+    assert agent.store.summaries("s"), "no summary was written"
+    asked = [json.dumps(r.messages) for r in fake.chat_requests[1:]]
+    summarizing = [a for a in asked if "look at this" in a]
+    assert summarizing and all("[attachment: photo.png, image/png, 73 B]" in a for a in summarizing)
+    assert not any("base64" in a for a in asked)
