@@ -645,3 +645,23 @@ def test_a_summary_sees_the_description_never_the_bytes(fake: FakeServer, tmp_pa
     summarizing = [a for a in asked if "look at this" in a]
     assert summarizing and all("[attachment: photo.png, image/png, 73 B]" in a for a in summarizing)
     assert not any("base64" in a for a in asked)
+
+
+def test_files_go_when_no_message_names_them_any_more(store: Any) -> None:
+    kept, gone = from_bytes("kept.png", png()), from_bytes("gone.txt", b"bye\n")
+    one = store.create_session("one")
+    two = store.create_session("two")
+    store.append_messages(one.id, [Message(Role.USER, "a", attachments=(kept, gone))])
+    store.append_messages(two.id, [Message(Role.USER, "b", attachments=(kept,))])
+    other_id, _ = store.add_user("ann")
+    theirs = store.for_owner(other_id)
+    theirs.append_messages(theirs.create_session("x").id, [Message(Role.USER, "c", attachments=(gone,))])
+    store.remove_last_turn(one.id)  # /undo
+    assert store.attachment_data(gone.sha256) is None  # no message of this owner names it
+    assert store.attachment_data(kept.sha256) == png()  # session two still does
+    assert theirs.attachment_data(gone.sha256) == b"bye\n"  # the other account's copy stays
+    store.delete_session(two.id)
+    assert store.attachment_data(kept.sha256) is None
+    store.append_messages(one.id, [Message(Role.USER, "again", attachments=(kept,))])
+    store.truncate(one.id, 0)  # /clear
+    assert store.attachment_data(kept.sha256) is None

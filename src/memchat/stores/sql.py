@@ -45,7 +45,7 @@ from memchat.stores.columns import format_time as _format_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.columns import parse_time as _parse_time
 from memchat.stores.dialect import Dialect, IntegrityViolation, Transaction
-from memchat.stores.sql_attachments import AttachmentRecords, store_attachments
+from memchat.stores.sql_attachments import AttachmentRecords, store_attachments, sweep
 from memchat.stores.sql_memories import MemoriesRecords
 from memchat.stores.sql_memory import MemoryRecords, insert_image
 from memchat.stores.sql_turns import TurnRecords, writer_id
@@ -463,6 +463,7 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
         with self._write() as db:
             sid = self._session_id(db, session)
             db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            sweep(db, self.owner)  # its files, unless another session of theirs names them
 
     # -- messages ---------------------------------------------------------------------
 
@@ -545,6 +546,7 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
             cur = db.execute(
                 "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
             )
+            sweep(db, self.owner)
             self._touch(db, sid)
             return cur.rowcount
 
@@ -585,6 +587,8 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
             db.execute(
                 "DELETE FROM messages WHERE session_id = ? AND seq >= ? AND status != 'streaming'", (sid, row[0])
             )
+            if any(m.attachments for m in removed):
+                sweep(db, self.owner)
             self._touch(db, sid)
         return removed
 

@@ -58,3 +58,20 @@ class AttachmentRecords:
         """The media type of this owner's file with that hash (None: no such file of theirs)."""
         rows = self._read("SELECT media_type FROM attachments WHERE owner_id = ? AND sha256 = ?", (self.owner, sha256))
         return str(rows[0][0]) if rows else None
+
+
+def sweep(db: Transaction, owner: int) -> None:
+    """Remove the bytes of ``owner``'s files that no message of theirs names any more (after a
+    session, a turn or the end of a session was deleted). Nothing to do for an owner without files."""
+    if db.execute("SELECT 1 FROM attachments WHERE owner_id = ? LIMIT 1", (owner,)).fetchone() is None:
+        return
+    named = "'%\"' || a.sha256 || '\"%'"
+    db.execute(
+        "DELETE FROM attachments WHERE owner_id = ? AND sha256 IN (SELECT a.sha256 FROM attachments a "
+        "WHERE a.owner_id = ? "
+        f"AND NOT EXISTS (SELECT 1 FROM messages m JOIN sessions s ON s.id = m.session_id "
+        f"WHERE s.owner_id = a.owner_id AND m.attachments LIKE {named}) "
+        f"AND NOT EXISTS (SELECT 1 FROM message_versions v JOIN sessions s ON s.id = v.session_id "
+        f"WHERE s.owner_id = a.owner_id AND v.attachments LIKE {named}))",
+        (owner, owner),
+    )
