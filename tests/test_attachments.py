@@ -665,3 +665,19 @@ def test_files_go_when_no_message_names_them_any_more(store: Any) -> None:
     store.append_messages(one.id, [Message(Role.USER, "again", attachments=(kept,))])
     store.truncate(one.id, 0)  # /clear
     assert store.attachment_data(kept.sha256) is None
+
+
+def test_vision_and_the_size_limit_are_settings(tmp_path: Path) -> None:
+    from memchat.config import resolve
+    from memchat.errors import ConfigError
+
+    assert resolve({}, env={}).vision is None and resolve({}, env={}).max_attachment == 20 * 1024 * 1024
+    chosen = resolve({"vision": True}, env={"MEMCHAT_MAX_ATTACHMENT": "50MB"})
+    assert chosen.vision is True and chosen.max_attachment == 50 * 1024 * 1024
+    assert resolve({}, env={"MEMCHAT_VISION": "off", "MEMCHAT_MAX_ATTACHMENT": "512 KB"}).vision is False
+    with pytest.raises(ConfigError, match="max_attachment must be a size such as 20MB"):
+        resolve({}, env={"MEMCHAT_MAX_ATTACHMENT": "lots"})
+    (tmp_path / "memchat-home").mkdir(exist_ok=True)
+    (tmp_path / "memchat-home" / "config.toml").write_text('vision = true\nmax_attachment = "2MB"\n')
+    from_file = resolve({}, env={"MEMCHAT_HOME": str(tmp_path / "memchat-home")})
+    assert from_file.vision is True and from_file.max_attachment == 2 * 1024 * 1024
