@@ -681,3 +681,19 @@ def test_vision_and_the_size_limit_are_settings(tmp_path: Path) -> None:
     (tmp_path / "memchat-home" / "config.toml").write_text('vision = true\nmax_attachment = "2MB"\n')
     from_file = resolve({}, env={"MEMCHAT_HOME": str(tmp_path / "memchat-home")})
     assert from_file.vision is True and from_file.max_attachment == 2 * 1024 * 1024
+
+
+def test_a_stateless_v1_client_resending_an_image_keeps_one_session(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    image = {"type": "image_url", "image_url": {"url": data_uri(png())}}
+    first = [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}]
+    body = {"model": "gpt-4o", "messages": first, "stream": True}
+    streamed = client.post("/v1/chat/completions", json=body)
+    assert streamed.status_code == 200 and "data: [DONE]" in streamed.text
+    reply = agent.store.messages(agent.store.list_sessions()[0].id)[1].content
+    again = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "and its colour?"}]
+    assert client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": again}).status_code == 200
+    assert len(agent.store.list_sessions()) == 1
+    sent = fake.chat_requests[-1].messages
+    assert sent[-3] == {"role": "user", "content": "what is it?\n[attachment: image.png, image/png, 73 B]"}
+    assert sent[-1] == {"role": "user", "content": "and its colour?"}
