@@ -697,3 +697,14 @@ def test_a_stateless_v1_client_resending_an_image_keeps_one_session(serve: Any, 
     sent = fake.chat_requests[-1].messages
     assert sent[-3] == {"role": "user", "content": "what is it?\n[attachment: image.png, image/png, 73 B]"}
     assert sent[-1] == {"role": "user", "content": "and its colour?"}
+
+
+def test_a_pdf_without_pypdf_names_the_extra(fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pypdf", None)  # as if memchat[pdf] were not installed
+    agent = make_agent(fake, tmp_path, model="fake/text-model")
+    with pytest.raises(AttachmentError) as caught:
+        agent.ask("s", "summarize", attachments=[from_bytes("report.pdf", pdf())])
+    assert describe_error(caught.value) == (
+        "cannot attach report.pdf: reading a PDF's text needs pypdf: pip install 'memchat[pdf]'"
+    )
+    assert fake.chat_requests == [] and agent.store.list_sessions() == []
