@@ -708,3 +708,15 @@ def test_a_pdf_without_pypdf_names_the_extra(fake: FakeServer, tmp_path: Path, m
         "cannot attach report.pdf: reading a PDF's text needs pypdf: pip install 'memchat[pdf]'"
     )
     assert fake.chat_requests == [] and agent.store.list_sessions() == []
+
+
+def test_a_message_of_files_alone_starts_a_new_chat(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    reply = agent.ask(None, "", attachments=[from_bytes("photo.png", png())])
+    (info,) = agent.store.list_sessions()
+    assert reply.session == info.name and info.label
+    assert fake.chat_requests[-1].messages[-1]["content"] == [
+        {"type": "image_url", "image_url": {"url": data_uri(png())}}
+    ]
+    with pytest.raises(Exception, match="the message is empty"):
+        agent.ask(None, "  ")
