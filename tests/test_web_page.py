@@ -146,31 +146,29 @@ def test_a_message_sent_while_the_page_is_still_loading_keeps_its_reply(browser:
     chat(web, "older")
     context = browser.new_context()
     page = context.new_page()
-    held: list[Any] = []  # the session list's requests, answered only after the reader has sent
+    held: list[tuple[Any, Any]] = []  # the chat lists asked for, answered as they were then, later
 
-    def route(r: Any) -> None:
-        if r.request.method == "GET" and not held:
-            held.append(r)
+    def hold(route: Any) -> None:
+        if route.request.method == "GET":
+            held.append((route, route.fetch()))
         else:
-            r.continue_()
+            route.continue_()
 
     try:
-        page.route("**/api/sessions", route)
+        page.route("**/api/sessions", hold)
         page.goto(web.url + "/")
         expect(page.locator("#welcome")).to_be_visible()
-        web.fake.script(FakeReply.text("an ", "answer ", "arrives"))
+        web.fake.script(FakeReply.text("an ", "answer ", "arrives ", "slowly", delay=0.4))
         send(page, "typed at once")
-        expect(page.locator(".msg.user .body").last).to_have_text("typed at once")
-        for _ in range(100):  # the page asks for the chats after the models
-            if held:
-                break
-            page.wait_for_timeout(50)
+        expect(page.locator(".msg.assistant .body").last).to_contain_text("an")
         assert held, "the page's first read of the chats was not held"
-        held[0].continue_()
-        expect(page.locator(".msg.assistant .body").last).to_have_text("an answer arrives")
-        expect(session_button(page, "older")).to_be_visible()
-        expect(page.locator("#title")).not_to_have_text("older")
+        for route, response in held:  # the first says "no chats": it was read before this one began
+            route.fulfill(response=response)
+        page.unroute("**/api/sessions")
+        expect(page.locator(".msg.assistant .body").last).to_have_text("an answer arrives slowly")
         expect(page.locator(".msg.user .body").first).to_have_text("typed at once")
+        expect(page.locator("#welcome")).to_be_hidden()
+        expect(session_button(page, "older")).to_be_visible()
     finally:
         context.close()
 
