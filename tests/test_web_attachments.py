@@ -83,3 +83,26 @@ def test_a_pasted_image_and_a_refusal_that_keeps_the_files(page: Any, site: tupl
     assert fake.chat_requests == [] and agent.store.list_sessions() == []
     page.problems[:] = [p for p in page.problems if "400" not in p]  # the refused request's console line
     assert page.problems == []
+
+
+def test_files_dropped_on_the_message_box_are_attached(page: Any, site: tuple[str, FakeServer, Agent]) -> None:
+    _, fake, _ = site
+    page.evaluate(
+        """() => {
+          const data = new DataTransfer();
+          data.items.add(new File(["def f():\\n    return 1\\n"], "tool.py", { type: "text/x-python" }));
+          const box = document.getElementById("composer");
+          box.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+          box.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+        }"""
+    )
+    sync_api.expect(page.locator("#attachments .chip")).to_contain_text("tool.py (")
+    page.fill("#input", "review")
+    page.press("#input", "Enter")
+    sync_api.expect(page.locator(".msg.assistant .body").last).to_contain_text("echo:", timeout=10000)
+    assert fake.chat_requests[-1].messages[-1]["content"] == (
+        "review\n\n```python title=tool.py\ndef f():\n    return 1\n```"
+    )
+    page.reload()
+    sync_api.expect(page.locator(".msg.user .files a.file")).to_have_text("📎 tool.py (22 B)", timeout=5000)
+    assert page.problems == []

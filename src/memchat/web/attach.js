@@ -1,5 +1,5 @@
-// Files sent with the next message: the paperclip opens a file picker, a pasted image is taken
-// too; each pending file is a chip (an image's thumbnail, or its name) with × to remove it. They
+// Files sent with the next message: the paperclip opens a file picker, a pasted image and files
+// dropped on the message box are taken too; each pending file is a chip (an image's thumbnail, or its name) with × to remove it. They
 // go in the turn's JSON body as base64 (POST …/turns "attachments"); the server checks their
 // bytes, size and the model (an image for a text-only model is refused in one line).
 import { $, t } from "./dom.js";
@@ -86,6 +86,16 @@ export function wireAttach() {
   picker.addEventListener("change", async () => {
     await add([...picker.files]);
     picker.value = "";
+  });
+  const composer = $("composer");  // files dropped on the message box come along too
+  composer.addEventListener("dragover", (event) => {
+    if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) event.preventDefault();
+  });
+  composer.addEventListener("drop", async (event) => {
+    const files = [...(event.dataTransfer ? event.dataTransfer.files : [])];
+    if (!files.length) return;
+    event.preventDefault();
+    await add(files);
   });
   $("input").addEventListener("paste", async (event) => {
     const files = [...(event.clipboardData ? event.clipboardData.files : [])].filter(isImage);
