@@ -720,3 +720,25 @@ def test_a_message_of_files_alone_starts_a_new_chat(fake: FakeServer, tmp_path: 
     ]
     with pytest.raises(Exception, match="the message is empty"):
         agent.ask(None, "  ")
+
+
+def test_the_repl_toolbar_counts_the_files_waiting(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memchat.cli.repl import PromptReader
+
+    seen: list[str] = []
+    original = PromptReader.read
+
+    def read(reader: PromptReader, prompt: str) -> str:
+        toolbar = reader.session.bottom_toolbar
+        assert callable(toolbar)
+        seen.append(toolbar())
+        return original(reader, prompt)
+
+    monkeypatch.setattr(PromptReader, "read", read)
+    agent = make_agent(fake, tmp_path)
+    image = tmp_path / "photo.png"
+    image.write_bytes(png())
+    repl(agent, f"/attach {image}\nlook\n")
+    assert seen[1].endswith(" · 📎 1 ") and "📎" not in seen[2]

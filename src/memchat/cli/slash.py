@@ -90,14 +90,16 @@ class ReplState:
             self.plan, self.plan_error = None, describe_error(exc)
 
     def toolbar(self) -> str:
-        """The bottom toolbar: session · strategy · used/budget tokens of the next call."""
+        """The bottom toolbar: session · strategy · used/budget tokens of the next call (· the
+        files ``/attach`` holds for the next message)."""
+        files = t("repl.toolbar_files", count=len(self.pending)) if self.pending else ""
         name, strategy = self.session.label or t("repl.new_chat"), self.strategy
         if self.plan is None:
             key = "repl.toolbar_unknown" if self.plan_error is None else "repl.toolbar_over"
-            return t(key, session=name, strategy=strategy)
+            return t(key, session=name, strategy=strategy) + files
         used, limit = self.plan.tokens, self.plan.budget.limit
         percent = round(100 * used / limit) if limit > 0 else 100
-        return t(
+        line = t(
             "repl.toolbar",
             session=name,
             strategy=self.plan.strategy,
@@ -105,6 +107,7 @@ class ReplState:
             limit=f"{limit:,}",
             percent=percent,
         )
+        return line + files
 
     def new_session(self, name: str | None) -> SessionInfo:
         """Start a new chat (a draft, stored with its first message) and make it current."""
