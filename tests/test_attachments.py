@@ -742,3 +742,14 @@ def test_the_repl_toolbar_counts_the_files_waiting(
     image.write_bytes(png())
     repl(agent, f"/attach {image}\nlook\n")
     assert seen[1].endswith(" · 📎 1 ") and "📎" not in seen[2]
+
+
+def test_an_aborted_turn_takes_its_file_unless_another_message_names_it(store: Any) -> None:
+    shared, alone = from_bytes("shared.png", png()), from_bytes("alone.txt", b"only here\n")
+    info = store.create_session("s")
+    store.append_messages(info.id, [Message(Role.USER, "earlier", attachments=(shared,))])
+    turn = store.begin_turn(info.id, Message(Role.USER, "now", attachments=(shared, alone)))
+    assert store.attachment_data(alone.sha256) == b"only here\n"  # written with the question
+    store.abort_turn(turn)
+    assert [m.content for m in store.messages(info.id)] == ["earlier"]
+    assert store.attachment_data(alone.sha256) is None and store.attachment_data(shared.sha256) == png()
