@@ -753,3 +753,14 @@ def test_an_aborted_turn_takes_its_file_unless_another_message_names_it(store: A
     store.abort_turn(turn)
     assert [m.content for m in store.messages(info.id)] == ["earlier"]
     assert store.attachment_data(alone.sha256) is None and store.attachment_data(shared.sha256) == png()
+
+
+def test_only_the_routes_that_carry_files_take_big_bodies(serve: Any, fake: FakeServer) -> None:
+    _, client, agent = serve()
+    agent.vision = True
+    big = png() + os.urandom(1_500_000)  # a PNG of 1.5 MB
+    response = client.post("/api/sessions/turns", json={"text": "big", "attachments": [upload("big.png", big)]})
+    assert sse_events(response)[-1][0] == "done", response.text[:300]
+    assert fake.chat_requests[-1].messages[-1]["content"][1]["image_url"]["url"] == data_uri(big)
+    refused = client.post("/api/sessions", json={"name": "x", "persona": "p" * 1_500_000})
+    assert refused.status_code == 413
