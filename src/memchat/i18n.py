@@ -131,6 +131,8 @@ add(
         "JPEG, GIF, WebP) or a PDF",
         "err.attachment.declared_not": "cannot attach {name}: it was sent as {declared} but its bytes are not",
         "err.attachment.empty": "cannot attach {name}: it is empty",
+        "err.attachment.bad_base64": "cannot attach {name}: its data is not valid base64",
+        "err.attachment.bad_uri": "cannot attach {name}: a data URI must be data:<type>;base64,<data>",
         "err.attachment.unreadable": "cannot attach {name}: {detail}",
         "err.attachment.needs_pypdf": "cannot attach {name}: reading a PDF's text needs pypdf: "
         "pip install 'memchat[pdf]'",
@@ -190,6 +192,8 @@ add(
         "err.attachment.unknown_type": "无法附加 {name}：既不是文本（UTF-8），也不是图片（PNG、JPEG、GIF、WebP）或 PDF",
         "err.attachment.declared_not": "无法附加 {name}：声明的类型是 {declared}，但内容不是",
         "err.attachment.empty": "无法附加 {name}：文件是空的",
+        "err.attachment.bad_base64": "无法附加 {name}：数据不是有效的 base64",
+        "err.attachment.bad_uri": "无法附加 {name}：data URI 的格式应为 data:<类型>;base64,<数据>",
         "err.attachment.unreadable": "无法附加 {name}：{detail}",
         "err.attachment.needs_pypdf": "无法附加 {name}：读取 PDF 文本需要 pypdf：pip install 'memchat[pdf]'",
         "err.attachment.too_many_tokens": "无法附加 {name}：它大约需要 {tokens} 个 token，"

@@ -62,7 +62,7 @@ def from_base64(name: str, text: str, *, declared: str | None = None, limit: int
     try:
         data = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise AttachmentError(f"{name or 'the file'} is not valid base64", name=name or "file") from None
+        raise AttachmentError(f"{name or 'the file'} is not valid base64", name=name or "file", reason="bad_base64") from None
     return from_bytes(name, data, declared=declared, limit=limit)
 
 
@@ -70,7 +70,7 @@ def from_data_uri(uri: str, name: str | None = None, *, limit: int = DEFAULT_LIM
     """An attachment from a ``data:[type][;base64],…`` URI."""
     m = _DATA_URI.match(uri.strip()[: limit * 2])
     if m is None or not m.group(3):
-        raise AttachmentError("a data URI must be data:<type>;base64,<data>", name=name or "file")
+        raise AttachmentError("a data URI must be data:<type>;base64,<data>", name=name or "file", reason="bad_uri")
     declared = m.group(1)
     if not name:
         ext = (declared or "").split("/")[-1].replace("jpeg", "jpg").replace("+xml", "")
