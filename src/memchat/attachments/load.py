@@ -62,7 +62,8 @@ def from_base64(name: str, text: str, *, declared: str | None = None, limit: int
     try:
         data = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise AttachmentError(f"{name or 'the file'} is not valid base64", name=name or "file", reason="bad_base64") from None
+        shown = name or "file"
+        raise AttachmentError(f"{shown} is not valid base64", name=shown, reason="bad_base64") from None
     return from_bytes(name, data, declared=declared, limit=limit)
 
 
