@@ -18,7 +18,7 @@ import pytest
 from attachfiles import pdf, png
 from fakeserver import FakeServer
 from memchat import Agent
-from memchat.attachments import IMAGE_TOKENS, from_bytes, from_data_uri, from_path
+from memchat.attachments import IMAGE_TOKENS, from_bytes, from_data_uri, from_path, image_tokens
 from memchat.config import default_db_path
 from memchat.domain import Message, Role
 from memchat.errors import AttachmentError, AttachmentTooLarge, ImagesNotAccepted
@@ -142,7 +142,7 @@ def test_an_image_is_counted_against_the_budget(fake: FakeServer, tmp_path: Path
     agent = make_agent(fake, tmp_path)
     turn = agent.stream("s", "look", attachments=[from_bytes("photo.png", png())])
     new = turn.plan.entries[-1]
-    assert new.tokens >= IMAGE_TOKENS and "[attachment: photo.png" in new.content
+    assert new.tokens >= image_tokens(png()) == 85 + 170 and "[attachment: photo.png" in new.content
     turn.close()
 
 
@@ -764,3 +764,23 @@ def test_only_the_routes_that_carry_files_take_big_bodies(serve: Any, fake: Fake
     assert fake.chat_requests[-1].messages[-1]["content"][1]["image_url"]["url"] == data_uri(big)
     refused = client.post("/api/sessions", json={"name": "x", "persona": "p" * 1_500_000})
     assert refused.status_code == 413
+
+
+def test_an_images_cost_follows_openais_tile_rule() -> None:
+    import struct
+
+    def png_of(width: int, height: int) -> bytes:  # the header is all the rule reads
+        return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height) + b"\x08\x02"
+
+    def jpeg_of(width: int, height: int) -> bytes:
+        app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
+        sof = b"\xff\xc0" + struct.pack(">HBHH", 17, 8, height, width) + b"\x03" + b"\x00" * 9
+        return b"\xff\xd8" + app0 + sof
+
+    assert image_tokens(png_of(512, 512)) == 85 + 170  # one tile
+    assert image_tokens(png_of(1024, 1024)) == 85 + 170 * 4  # shorter side to 768: 2 × 2 tiles
+    assert image_tokens(png_of(4096, 2048)) == 85 + 170 * 6  # into 2048, then 1536 × 768: 3 × 2
+    assert image_tokens(jpeg_of(800, 600)) == 85 + 170 * 4
+    assert image_tokens(b"GIF89a" + struct.pack("<HH", 100, 100)) == 85 + 170
+    assert image_tokens(b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (1023).to_bytes(3, "little") * 2) == 85 + 680
+    assert image_tokens(b"\xff\xd8\xff") == IMAGE_TOKENS  # no size to read

@@ -26,7 +26,7 @@ from collections.abc import (
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
-from memchat.attachments import DEFAULT_LIMIT, IMAGE_TOKENS, accepts_images, fenced, file_text
+from memchat.attachments import DEFAULT_LIMIT, accepts_images, fenced, file_text, image_tokens
 from memchat.clock import now
 from memchat.config import CLIENT_TOOLS, LEARN_MODES, TITLE_MODES
 from memchat.domain import (
@@ -1012,13 +1012,13 @@ class Agent:
 
     def with_files_counted(self, message: Message, limit: int) -> Message:
         """``message`` with the tokens it costs sent whole: its text, each text file fenced (one
-        that alone does not fit ``limit`` is an ``AttachmentError``), ``IMAGE_TOKENS`` per image."""
+        that alone does not fit ``limit`` is an ``AttachmentError``), each image by its size (``image_tokens``)."""
         tokens, method = self.provider.count_tokens(message.content)
         for a in message.attachments:
             if a.data is None:
                 tokens += self._count(a.description)
             elif a.is_image:
-                tokens += IMAGE_TOKENS
+                tokens += image_tokens(a.data)
             else:
                 cost = self._count(fenced(a.name, file_text(a)))
                 if cost > limit:

@@ -16,9 +16,6 @@ from typing import Any
 from memchat.domain import Attachment
 from memchat.errors import AttachmentError
 
-#: what one image is counted as against the token budget (OpenAI's tile formula gives 85–1,105
-#: for a detail=auto image up to 2048 px; most vision models land near this)
-IMAGE_TOKENS = 800
 _LANGUAGES = {
     ".py": "python",
     ".js": "javascript",
