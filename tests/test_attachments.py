@@ -784,3 +784,11 @@ def test_an_images_cost_follows_openais_tile_rule() -> None:
     assert image_tokens(b"GIF89a" + struct.pack("<HH", 100, 100)) == 85 + 170
     assert image_tokens(b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (1023).to_bytes(3, "little") * 2) == 85 + 680
     assert image_tokens(b"\xff\xd8\xff") == IMAGE_TOKENS  # no size to read
+
+
+def test_a_call_with_an_image_does_not_teach_the_token_estimate(fake: FakeServer, tmp_path: Path) -> None:
+    agent = make_agent(fake, tmp_path)
+    agent.ask("s", "look", attachments=[from_bytes("photo.png", png())])
+    assert agent.store.calibration("gpt-4o-mini") is None  # the server's count of an image is its own
+    agent.ask("s", "and a plain question")
+    assert agent.store.calibration("gpt-4o-mini") is not None

@@ -384,7 +384,9 @@ class _TurnState:
             tokens, method = self.agent.provider.count_tokens(text + (json.dumps(self.handed) if self.handed else ""))
         store = self.agent.store
         first = self.first_usage
-        if first is not None and first.prompt_tokens and status is Status.COMPLETE:
+        images = self.asked is not None and any(a.is_image for a in self.asked.attachments)
+        if first is not None and first.prompt_tokens and status is Status.COMPLETE and not images:
+            # (a call with an image is not learned from: its cost is the tile rule's, not text's)
             if self.agent.provider.count_tokens("calibration")[1] == "estimate":
                 self.agent._memory.learn(self.model, first.prompt_tokens, self.plan)
         msg = store.finish_turn(
