@@ -388,7 +388,7 @@ def _long_term_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
-    """``--tools``, ``--tool``, ``--max-steps``, ``--timezone``, ``--no-date`` (and ``--yes``)."""
+    """``--tools``, ``--tool``, ``--mcp``, ``--max-steps``, ``--timezone``, ``--no-date`` (and ``--yes``)."""
     g = p.add_argument_group("tools")
     g.add_argument(
         "--tools",
@@ -401,6 +401,13 @@ def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
         action="append",
         metavar="MODULE:FUNCTION",
         help="add your own tool: a typed Python function (repeatable)",
+    )
+    g.add_argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="MCP servers of config.toml to use: names (repeatable or comma-separated), 'all' or 'none' "
+        "(default: those not marked enabled = false; env MEMCHAT_MCP)",
     )
     g.add_argument("--max-steps", dest="max_steps", type=int, metavar="N", help="tool rounds per turn (default 8)")
     g.add_argument("--timezone", metavar="ZONE", help="IANA time zone for the date (default: the system's)")
