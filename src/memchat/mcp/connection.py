@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,6 +15,8 @@ from memchat.mcp_config import MCPServerConfig
 
 #: seconds the transport gets to stop (stdio: stdin closed, then SIGTERM, then SIGKILL)
 STOP_WAIT = 10.0
+#: seconds a server gets to start at least (its ``timeout`` when longer)
+START_TIMEOUT = 20.0
 #: pages of a listing read at most (a server whose cursor never ends cannot hang the start)
 MAX_PAGES = 50
 
@@ -40,12 +43,12 @@ class Connection:
         self._stop = asyncio.Event()
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._serve(ready, self._stop), name=f"mcp-{self.config.name}")
-        try:
-            await asyncio.wait_for(asyncio.shield(ready), self.config.timeout)
+        try:  # starting may take longer than a call (a Python server imports the SDK: seconds)
+            await asyncio.wait_for(asyncio.shield(ready), max(self.config.timeout, START_TIMEOUT))
         except BaseException as exc:
             await self.stop()
             self.state = "failed"
-            self.error = describe(exc, self.config.timeout)
+            self.error = describe(exc, max(self.config.timeout, START_TIMEOUT))
             raise
         self.state = "running"
         self.error = ""
@@ -62,7 +65,7 @@ class Connection:
                 await stack.enter_async_context(session)
                 await session.initialize()
                 caps = session.server_capabilities
-                self.tools = await _all_pages(session.list_tools, "tools")
+                self.tools = await _list_tools(session)
                 offers = (caps.resources, caps.prompts) if caps is not None else (None, None)
                 self.resources = await _all_pages(session.list_resources, "resources") if offers[0] else []
                 self.prompts = await _all_pages(session.list_prompts, "prompts") if offers[1] else []
@@ -133,6 +136,49 @@ class Connection:
 def _open_log(path: Path) -> TextIO:
     path.parent.mkdir(parents=True, exist_ok=True)
     return open(path, "a", encoding="utf-8")  # closed by the connection's exit stack
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A tool of a listing the SDK refused: its name (if any) and why."""
+
+    name: str
+    why: str
+
+
+async def _list_tools(session: Any) -> list[Any]:
+    """The server's tools. The SDK refuses a whole listing when one tool in it is malformed (an
+    inputSchema that is not an object schema): then the listing is read again as it came, and
+    each tool taken or marked ``Malformed`` on its own, so one bad tool does not cost the others."""
+    from pydantic import ValidationError
+
+    try:
+        return await _all_pages(session.list_tools, "tools")
+    except ValidationError:
+        pass
+    from mcp.types import Tool as MCPTool
+
+    found: list[Any] = []
+    cursor = None
+    for _ in range(MAX_PAGES):
+        opts: dict[str, Any] = {}
+        session._stamp({"method": "tools/list"}, opts)  # the protocol version header, as the SDK sends
+        raw = await session._dispatcher.send_raw_request("tools/list", {"cursor": cursor} if cursor else None, opts)
+        for item in raw.get("tools") or []:
+            name = item.get("name") if isinstance(item, dict) else None
+            try:
+                found.append(MCPTool.model_validate(item))
+            except ValidationError as exc:
+                found.append(Malformed(str(name or ""), " ".join(str(exc).split())[:200]))
+        cursor = raw.get("nextCursor")
+        if not cursor:
+            break
+    from mcp.types import ListToolsResult
+
+    # the SDK checks a call's result against the tool's listed output schema, listing again when
+    # it has not seen the tool: it is given the good ones, so it does not list (and fail) again
+    session._absorb_tool_listing(ListToolsResult(tools=[t for t in found if isinstance(t, MCPTool)]), complete=True)
+    return found
 
 
 async def _all_pages(method: Any, field: str) -> list[Any]:

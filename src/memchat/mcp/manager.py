@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from memchat.errors import ConfigError
-from memchat.mcp.connection import STOP_WAIT, Connection, describe
+from memchat.mcp.connection import STOP_WAIT, Connection, Malformed, describe
 from memchat.mcp.names import function_name, sanitise
 from memchat.mcp.results import attachment, call_text, resource_text
 from memchat.mcp.strings import t
@@ -168,8 +168,10 @@ class MCPManager:
         for item in conn.tools:
             name = getattr(item, "name", None)
             schema = getattr(item, "input_schema", None)
-            why = ""
-            if not isinstance(name, str) or not name.strip():
+            why = item.why if isinstance(item, Malformed) else ""
+            if why:
+                pass
+            elif not isinstance(name, str) or not name.strip():
                 why = t("mcp.why_no_name")
             elif not isinstance(schema, dict) or schema.get("type") != "object":
                 why = t("mcp.why_schema")
