@@ -8,7 +8,12 @@ import json
 import sys
 
 TOOLS = [
-    {"name": "ok", "description": "fine", "inputSchema": {"type": "object", "properties": {}}},
+    {
+        "name": "ok",
+        "description": "fine",
+        "inputSchema": {"type": "object", "properties": {}},
+        "annotations": {"readOnlyHint": True},
+    },
     {"name": "bad_schema", "description": "malformed", "inputSchema": {"type": "string"}},
     {"name": "bad_array", "description": "malformed", "inputSchema": {"type": "array", "items": {}}},
     {"name": "", "description": "no name", "inputSchema": {"type": "object"}},

@@ -51,7 +51,7 @@ def make() -> MCPServer:
         except BaseException:
             marker = os.environ.get("MCP_TEST_MARKER")
             if marker:
-                Path(marker).write_text("cancelled")
+                Path(marker).write_text("cancelled")  # noqa: ASYNC240
             raise
         return "woke up"
 

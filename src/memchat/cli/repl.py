@@ -261,7 +261,7 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                _run_turn(state, state.chats.stream(info, message))
+                _run_turn(state, state.chats.stream(info, state.with_attached(message)))
         except MemchatError as exc:
             state.ui.error(i18n.describe_error(exc))
         except KeyboardInterrupt:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from memchat.agent import Agent, Turn
 from memchat.cli.cli_strings import t as cli_t
+from memchat.cli.mcp_cmd import mcp_command
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
 from memchat.domain import ImageRecord, Message, Role, SessionInfo
@@ -53,6 +54,16 @@ class ReplState:
     plan: ContextPlan | None = None
     #: why ``plan`` is None (the history does not fit the window with ``full``…)
     plan_error: str | None = None
+    #: context for the next message (``/mcp attach``): put before it, then forgotten
+    attached: list[str] = field(default_factory=list)
+
+    def with_attached(self, message: str) -> str:
+        """``message`` after the context attached for it (which is then used up)."""
+        if not self.attached:
+            return message
+        text = "\n\n".join([*self.attached, message])
+        self.attached = []
+        return text
 
     @property
     def agent(self) -> Agent:
@@ -508,6 +519,7 @@ COMMANDS: dict[str, Command] = {
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),
         Command("tools", "/tools [LIST|none|all]", "optional", _tools),
+        Command("mcp", "/mcp [attach SERVER URI]", "optional", mcp_command),
         Command("image", "/image PROMPT", "required", _image),
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),
