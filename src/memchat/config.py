@@ -435,6 +435,8 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
         items = mcp_value if isinstance(mcp_value, list | tuple) else [mcp_value]
         mcp = tuple(n.strip() for item in map(str, items) for n in item.split(",") if n.strip())
     mcp_servers: tuple[MCPServerConfig, ...] = file.get("mcp", ())
+    if mcp_servers:
+        sources["mcp_servers"] = "config"
     if mcp is not None:
         from memchat.mcp_config import choose
 
