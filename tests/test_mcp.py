@@ -446,6 +446,9 @@ def test_the_http_server_lists_mcp_tools_and_a_turn_uses_one(fake: FakeServer, t
         with httpx.Client(base_url=served.url, timeout=30) as client:
             tools = client.get("/api/models").json()["tools"]
             assert "time__get_current_time" in tools and "now" in tools
+            (server,) = client.get("/api/mcp").json()["servers"]
+            assert server["name"] == "time" and server["state"] == "running"
+            assert {t["name"] for t in server["tools"]} == {"time__get_current_time", "time__convert_time"}
             fake.script(
                 FakeReply.calls(("time__get_current_time", '{"timezone": "Asia/Tokyo"}')), FakeReply.text("Tokyo.")
             )
