@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -225,6 +226,21 @@ def test_stopping_a_turn_cancels_the_running_mcp_call(
     asyncio.run(stop_during_the_call())
     assert wait_until(marker.exists, 10) and marker.read_text() == "cancelled"
     assert time.monotonic() - began < 20  # not the server's 30 s timeout
+
+
+def test_a_server_that_died_while_idle_is_restarted_before_the_next_call(
+    make_agent: Callable[..., tuple[Agent, MCPManager]],
+) -> None:
+    _, manager = make_agent(tricky())
+    pid = int(manager.call("tricky", "pid", {}))
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: gone(pid), 10)  # reaped by the SDK's transport
+    assert manager.call("tricky", "echo", {"text": "again"}) == "echo: again"
+    assert int(manager.call("tricky", "pid", {})) != pid
+    assert [line for line in manager.lines if "'tricky'" in line] == [
+        "MCP server 'tricky' stopped: RuntimeError: the connection closed; it is restarted at its next use",
+        "MCP server 'tricky' had stopped: restarted it",
+    ]
 
 
 def test_closing_the_agent_stops_every_server_process(

@@ -122,6 +122,11 @@ class Connection:
         if self.state == "running":
             self.state = "stopped"
 
+    def closed(self) -> bool:
+        """Whether the connection ended while nothing was asked (the server process exited)."""
+        dispatcher = getattr(self.session, "_dispatcher", None)
+        return self.state == "running" and bool(getattr(dispatcher, "_closed", False))
+
     async def alive(self) -> bool:
         """Whether the server still answers (a ping within a few seconds)."""
         if self.session is None:

@@ -256,6 +256,8 @@ class MCPManager:
 
     async def _call(self, conn: Connection, tool: str, arguments: dict[str, Any]) -> str:
         name, timeout = conn.config.name, conn.config.timeout
+        if conn.closed():  # it stopped since its last call: restarted before this one is sent
+            await self._crashed(conn, RuntimeError("the connection closed"))
         await self._ensure(conn)
         session = conn.session
         if conn.state != "running" or session is None:
