@@ -112,7 +112,10 @@ def test_what_time_is_it_in_tokyo_through_the_reference_time_server(
     # the tool schemas are paid for in the budget, MCP ones included
     loop = agent._tool_loop(agent.session("s"))
     assert "time__get_current_time" in loop.schema_text()
-    assert agent._budget_with_tools("fake/tools", loop).tools > 0
+    builtin_only = agent._tool_loop(agent.session("s"))
+    builtin_only.tools = {k: v for k, v in builtin_only.tools.items() if not k.startswith("time__")}
+    with_mcp = agent._budget_with_tools("fake/tools", loop).tools
+    assert with_mcp > agent._budget_with_tools("fake/tools", builtin_only).tools > 0
 
 
 def test_the_time_servers_tools_are_read_only_so_they_run_without_asking(
@@ -475,3 +478,16 @@ def test_the_http_server_lists_mcp_tools_and_a_turn_uses_one(fake: FakeServer, t
     finally:
         served.close()
         agent.close()
+
+
+def test_the_lines_speak_chinese_too(tmp_path: Path) -> None:
+    from memchat import i18n
+
+    i18n.set_lang("zh")
+    manager = MCPManager([MCPServerConfig("missing", command=str(tmp_path / "no-such-server"))])
+    try:
+        assert manager.tools() == []
+        (line,) = manager.lines
+        assert line.startswith("MCP 服务器 'missing' 未能启动：") and "其工具不可用" in line
+    finally:
+        manager.close()
