@@ -238,6 +238,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
     p.add_argument("--no-migrate", dest="no_migrate", action="store_true", help="refuse a stale database schema")
     p.add_argument("--workers", type=int, default=1, help="server processes (more than one needs MEMCHAT_REDIS_URL)")
+    p.add_argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="MCP servers of config.toml to use: names, 'all' or 'none' (default: the enabled ones; env MEMCHAT_MCP)",
+    )
 
     from memchat.cli import users
 

@@ -75,12 +75,8 @@ def _agent(settings: Settings) -> Agent:
     agent: Agent = make_agent(settings)
     for source in agent.tools.sources:  # an MCP server that fails or restarts: one line on stderr
         if hasattr(source, "report"):
-            source.report = _to_stderr
+            source.report = err
     return agent
-
-
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
