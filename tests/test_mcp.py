@@ -491,3 +491,41 @@ def test_the_lines_speak_chinese_too(tmp_path: Path) -> None:
         assert line.startswith("MCP 服务器 'missing' 未能启动：") and "其工具不可用" in line
     finally:
         manager.close()
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_serve_shares_its_mcp_servers_and_stops_them_on_ctrl_c(fake: FakeServer) -> None:
+    from serving import serve_process
+
+    write_config(
+        f"[mcp.servers.tricky]\ncommand = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(str(HERE / 'mcp_servers.py'))}]\nenabled = false\n"
+    )
+    env = {**os.environ, "MEMCHAT_PROVIDER": "compat", "MEMCHAT_BASE_URL": fake.url}
+    proc, url = serve_process(env, "--mcp", "tricky")
+    started: list[int] = []
+    try:
+        assert children(proc.pid) == []  # nothing started before it is needed
+        (server,) = httpx.get(url + "/api/mcp", timeout=30).json()["servers"]
+        assert server["state"] == "running" and "tricky__echo" in {t["name"] for t in server["tools"]}
+        started = children(proc.pid)
+        assert len(started) == 1
+        httpx.get(url + "/api/models", timeout=30)  # another request: the same server process
+        assert children(proc.pid) == started
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert started and wait_until(lambda: gone(started[0]), 10)  # Ctrl-C: the server's child is gone too
