@@ -243,11 +243,16 @@ class MCPManager:
         """Call ``tool`` of ``server`` (its own name): the result's text; ``ToolError`` when the
         server says the call failed, times out, stopped, or the turn was cancelled meanwhile."""
         conn = self._connection(server)
+        if self._closed:
+            raise ToolError(f"the call of {tool} was not made: memchat has closed its MCP servers")
         future = asyncio.run_coroutine_threadsafe(self._call(conn, tool, arguments), self._ready_loop())
         while True:
             try:
                 return str(future.result(POLL))
             except concurrent.futures.TimeoutError:
+                if self._closed:  # closed meanwhile: its loop is gone, the call will not finish
+                    future.cancel()
+                    raise ToolError(f"the call of {tool} was cut: memchat is closing its MCP servers") from None
                 if context is not None and context.cancelled.is_set():
                     future.cancel()  # the call's task is cancelled: the SDK tells the server
                     raise ToolError(f"the call of {tool} was cancelled") from None
