@@ -47,6 +47,19 @@ async def _together(coros: list[Any]) -> None:
     await asyncio.gather(*coros)
 
 
+def _unusable(item: Any, name: Any, schema: Any, server: str, taken: set[str]) -> str:
+    """Why a listed tool cannot be offered ("" when it can)."""
+    if isinstance(item, Malformed):
+        return item.why
+    if not isinstance(name, str) or not name.strip():
+        return t("mcp.why_no_name")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return t("mcp.why_schema")
+    if function_name(server, name) in taken:
+        return t("mcp.why_duplicate", name=function_name(server, name))
+    return ""
+
+
 @dataclass(frozen=True)
 class ToolInfo:
     """An MCP tool as offered: the name the model calls, the server's own name, and whether it
@@ -168,15 +181,7 @@ class MCPManager:
         for item in conn.tools:
             name = getattr(item, "name", None)
             schema = getattr(item, "input_schema", None)
-            why = item.why if isinstance(item, Malformed) else ""
-            if why:
-                pass
-            elif not isinstance(name, str) or not name.strip():
-                why = t("mcp.why_no_name")
-            elif not isinstance(schema, dict) or schema.get("type") != "object":
-                why = t("mcp.why_schema")
-            elif function_name(server.name, name) in taken:
-                why = t("mcp.why_duplicate", name=function_name(server.name, name))
+            why = _unusable(item, name, schema, server.name, taken)
             if why:
                 self._say("mcp.tool_skipped", server=server.name, tool=str(name), why=why)
                 continue
