@@ -529,3 +529,22 @@ def test_serve_shares_its_mcp_servers_and_stops_them_on_ctrl_c(fake: FakeServer)
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     assert started and wait_until(lambda: gone(started[0]), 10)  # Ctrl-C: the server's child is gone too
+
+
+def test_ctrl_c_during_an_mcp_call_cancels_it_and_keeps_the_question(
+    fake: FakeServer, make_agent: Callable[..., tuple[Agent, MCPManager]], tmp_path: Path
+) -> None:
+    import threading
+
+    marker = tmp_path / "cancelled"
+    agent, _ = make_agent(tricky(env={"MCP_TEST_MARKER": str(marker)}))
+    fake.script(FakeReply.calls({"id": "c_hang", "name": "tricky__hang", "arguments": "{}"}), FakeReply.text("x"))
+    turn = agent.stream("s", "wait")
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        for chunk in turn:
+            if chunk.tool_call is not None:  # the call runs next: Ctrl-C a second into it
+                threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    assert wait_until(marker.exists, 10) and marker.read_text() == "cancelled"
+    assert time.monotonic() - began < 20
+    assert [m.role.value for m in agent.store.messages("s")] == ["user"]  # the question stays (/retry)
