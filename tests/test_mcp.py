@@ -415,7 +415,7 @@ def test_a_server_that_fails_to_start_is_one_line_on_stderr_and_the_answer_comes
     assert proc.stderr.count("MCP server 'broken' did not start") == 1
 
 
-def test_repl_mcp_lists_servers_tools_resources_prompts_and_attaches_a_resource(
+def test_repl_mcp_lists_servers_tools_resources_prompts_and_attaches_a_resource_or_a_prompt(
     fake: FakeServer, make_agent: Callable[..., tuple[Agent, MCPManager]]
 ) -> None:
     from prompt_toolkit.input import create_pipe_input
@@ -426,10 +426,13 @@ def test_repl_mcp_lists_servers_tools_resources_prompts_and_attaches_a_resource(
     from memchat.config import Settings
 
     agent, _ = make_agent(tricky(env={"SECRET_TOKEN": "hunter2"}))
-    fake.script(FakeReply.text("Read it."))
+    fake.script(FakeReply.text("Read it."), FakeReply.text("Fine."))
     out = io.StringIO()
     with create_pipe_input() as inp:
-        inp.send_text("/mcp\n/mcp attach tricky note://hello\nwhat does it say?\n")
+        inp.send_text(
+            "/mcp\n/mcp attach tricky note://hello\nwhat does it say?\n"
+            "/mcp prompt tricky summarise text\n/mcp prompt tricky summarise text=a_poem\nnow\n"
+        )
         inp.close()
         run_repl(
             agent,
@@ -444,8 +447,11 @@ def test_repl_mcp_lists_servers_tools_resources_prompts_and_attaches_a_resource(
     assert "tool tricky__shout (asks first)" in shown
     assert "resource note://hello (hello)" in shown and "prompt summarise: Summarise a text." in shown
     assert "SECRET_TOKEN=***" in shown and "hunter2" not in shown
-    sent = fake.chat_requests[-1].messages[-1]["content"]
+    sent = fake.chat_requests[0].messages[-1]["content"]
     assert sent == "tricky: note://hello\n```\nHello from the note resource.\n```\n\nwhat does it say?"
+    # /mcp prompt: KEY=VALUE arguments; the prompt's text goes before the next message
+    assert "usage: /mcp prompt SERVER NAME [KEY=VALUE …]" in shown
+    assert fake.chat_requests[1].messages[-1]["content"] == "Summarise: a_poem\n\nnow"
 
 
 def test_the_http_server_lists_mcp_tools_and_a_turn_uses_one(fake: FakeServer, tmp_path: Path) -> None:

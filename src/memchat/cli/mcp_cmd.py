@@ -1,6 +1,7 @@
 """``/mcp`` in the REPL: the MCP servers of this run (state, tools, resources, prompts; env and
-header values shown as ***), and ``/mcp attach SERVER URI``: a resource's text goes before the
-next message, as named, fenced context."""
+header values shown as ***), ``/mcp attach SERVER URI``: a resource's text goes before the next
+message, as named, fenced context, and ``/mcp prompt SERVER NAME [KEY=VALUE …]``: a prompt's text
+goes before it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def mcp_command(state: ReplState, arg: str) -> Result:
         text = found.attach(words[1], words[2].strip())  # a ConfigError is one line (the loop says it)
         state.attached.append(text)
         state.ui.info(t("repl.mcp_attached", uri=words[2].strip(), server=words[1], chars=len(text)))
+        return None
+    if words and words[0].lower() == "prompt":
+        parts = arg.split()[1:]
+        pairs = [p.split("=", 1) for p in parts[2:]]
+        if len(parts) < 2 or any(len(p) != 2 for p in pairs):
+            state.ui.error(t("repl.mcp_prompt_usage"))
+            return None
+        text = found.prompt(parts[0], parts[1], dict(pairs))
+        state.attached.append(text)
+        state.ui.info(t("repl.mcp_attached", uri=parts[1], server=parts[0], chars=len(text)))
         return None
     if words:
         state.ui.error(t("repl.mcp_usage"))

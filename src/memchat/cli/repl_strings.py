@@ -146,9 +146,11 @@ add(
         "repl.help.incognito": "show or set incognito: nothing learned from this session, nothing recalled into it",
         "repl.help.exit": "leave",
         "repl.help.mcp": "the MCP servers: their state, tools, resources and prompts; "
-        "/mcp attach SERVER URI puts a resource before your next message",
+        "/mcp attach SERVER URI puts a resource before your next message, "
+        "/mcp prompt SERVER NAME [KEY=VALUE …] a prompt",
         "repl.mcp_none": "no MCP server is in use (add [mcp.servers.NAME] to config.toml; --mcp chooses)",
-        "repl.mcp_usage": "usage: /mcp, or /mcp attach SERVER URI",
+        "repl.mcp_usage": "usage: /mcp, /mcp attach SERVER URI, or /mcp prompt SERVER NAME [KEY=VALUE …]",
+        "repl.mcp_prompt_usage": "usage: /mcp prompt SERVER NAME [KEY=VALUE …] (see /mcp for the prompts)",
         "repl.mcp_attach_usage": "usage: /mcp attach SERVER URI (see /mcp for the resources)",
         "repl.mcp_attached": "{uri} of {server} ({chars} characters) goes before your next message",
         "repl.mcp_server": "{name} · {transport} · {state}",
@@ -305,9 +307,11 @@ add(
         "repl.help.memories": "memchat 记住的关于你的事（或与 QUERY 匹配的记忆）",
         "repl.help.incognito": "查看或设置无痕模式：不从本会话学习，也不向本会话调入记忆",
         "repl.help.exit": "退出",
-        "repl.help.mcp": "MCP 服务器：状态、工具、资源和提示；/mcp attach 服务器 URI 把一个资源放在你的下一条消息之前",
+        "repl.help.mcp": "MCP 服务器：状态、工具、资源和提示；/mcp attach 服务器 URI 把一个资源、"
+        "/mcp prompt 服务器 名称 [键=值 …] 把一个提示放在你的下一条消息之前",
         "repl.mcp_none": "没有在用的 MCP 服务器（在 config.toml 中添加 [mcp.servers.名称]；--mcp 选择）",
-        "repl.mcp_usage": "用法：/mcp，或 /mcp attach 服务器 URI",
+        "repl.mcp_usage": "用法：/mcp、/mcp attach 服务器 URI，或 /mcp prompt 服务器 名称 [键=值 …]",
+        "repl.mcp_prompt_usage": "用法：/mcp prompt 服务器 名称 [键=值 …]（提示见 /mcp）",
         "repl.mcp_attach_usage": "用法：/mcp attach 服务器 URI（资源见 /mcp）",
         "repl.mcp_attached": "{server} 的 {uri}（{chars} 个字符）会放在你的下一条消息之前",
         "repl.mcp_server": "{name} · {transport} · {state}",

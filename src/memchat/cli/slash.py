@@ -519,7 +519,7 @@ COMMANDS: dict[str, Command] = {
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),
         Command("tools", "/tools [LIST|none|all]", "optional", _tools),
-        Command("mcp", "/mcp [attach SERVER URI]", "optional", mcp_command),
+        Command("mcp", "/mcp [attach SERVER URI | prompt SERVER NAME …]", "optional", mcp_command),
         Command("image", "/image PROMPT", "required", _image),
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),

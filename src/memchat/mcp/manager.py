@@ -25,7 +25,7 @@ from typing import Any
 from memchat.errors import ConfigError
 from memchat.mcp.connection import STOP_WAIT, Connection, Malformed, describe
 from memchat.mcp.names import function_name, sanitise
-from memchat.mcp.results import attachment, call_text, resource_text
+from memchat.mcp.results import attachment, call_text, prompt_text, resource_text
 from memchat.mcp.strings import t
 from memchat.mcp_config import MCPServerConfig
 from memchat.tools.base import Tool, ToolContext, ToolError
@@ -332,20 +332,27 @@ class MCPManager:
 
     def read_resource(self, server: str, uri: str) -> str:
         """The text of a resource (``ConfigError``, one line, when it cannot be read)."""
+        return resource_text(self._ask(server, uri, lambda session: session.read_resource(uri)))
+
+    def prompt(self, server: str, name: str, arguments: dict[str, str] | None = None) -> str:
+        """The text of a prompt of ``server``, filled with ``arguments`` (``ConfigError`` when it fails)."""
+        return prompt_text(self._ask(server, name, lambda session: session.get_prompt(name, arguments or None)))
+
+    def _ask(self, server: str, what: str, request: Callable[[Any], Any]) -> Any:
+        """The answer to one request of ``server``'s session (a read, a prompt), within its timeout."""
         conn = self._connection(server)
         self.start()
         if conn.state != "running" or conn.session is None:
             raise ConfigError(t("mcp.not_running", server=server, error=conn.error or conn.state))
 
-        async def read() -> Any:
-            return await asyncio.wait_for(conn.session.read_resource(uri), conn.config.timeout)
+        async def ask() -> Any:
+            return await asyncio.wait_for(request(conn.session), conn.config.timeout)
 
         try:
-            return resource_text(self._run(read(), conn.config.timeout + 1))
+            return self._run(ask(), conn.config.timeout + 1)
         except Exception as exc:
-            raise ConfigError(
-                t("mcp.read_failed", server=server, uri=uri, error=describe(exc, conn.config.timeout))
-            ) from None
+            why = describe(exc, conn.config.timeout)
+            raise ConfigError(t("mcp.read_failed", server=server, uri=what, error=why)) from None
 
     def attach(self, server: str, uri: str) -> str:
         """A resource as named, fenced context to put before a message."""

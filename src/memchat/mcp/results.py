@@ -1,5 +1,6 @@
 """What an MCP call or read gives back, as text: the model sees a call's text content joined
-(an error result says it is one; an image or audio is a short note), the user a resource's text."""
+(an error result says it is one; an image or audio is a short note), the user a resource's or a
+prompt's text."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def resource_text(result: Any) -> str:
         text = getattr(item, "text", None)
         parts.append(str(text) if text is not None else f"[{item.uri}: {item.mime_type or 'binary'} data not shown]")
     return "\n".join(parts)
+
+
+def prompt_text(result: Any) -> str:
+    """The text of a ``GetPromptResult``: its messages' text, one paragraph each."""
+    return "\n\n".join(t for t in (_content_text(m.content) for m in result.messages or ()) if t)
 
 
 def attachment(server: str, uri: str, text: str) -> str:
