@@ -30,6 +30,8 @@ CORE = [
     "memchat.tools",
     "memchat.tools.builtin",
     "memchat.tools.loop",
+    "memchat.tools.source",
+    "memchat.mcp_config",
     "memchat.images",
     "memchat.images.base",
 ]
@@ -52,6 +54,9 @@ FORBIDDEN = [
     "memchat.images.modelscope_async",
     "memchat.images.openai_images",
     "memchat.images.download",
+    "memchat.mcp",
+    "mcp",
+    "httpx2",
 ]
 
 
@@ -107,8 +112,20 @@ ADAPTERS = (
     "memchat.images.openai_images",
     "memchat.images.download",
     "memchat.images.http",
+    "memchat.mcp",
 )
-THIRD_PARTY_EDGE = ("rich", "prompt_toolkit", "fastapi", "starlette", "uvicorn", "httpx", "openai", "llama_cpp")
+THIRD_PARTY_EDGE = (
+    "rich",
+    "prompt_toolkit",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "httpx2",
+    "openai",
+    "llama_cpp",
+    "mcp",
+)
 
 
 def _module_name(path: Path) -> str:

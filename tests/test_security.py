@@ -160,6 +160,7 @@ SAMPLES: dict[tuple[str, str], tuple[str, Any, dict[str, str]]] = {
     ("GET", "/api/health"): ("/api/health", None, {}),
     ("POST", "/api/login"): ("/api/login", {"token": "wrong-token"}, {}),
     ("GET", "/api/models"): ("/api/models", None, {}),
+    ("GET", "/api/mcp"): ("/api/mcp", None, {}),
     ("GET", "/api/sessions"): ("/api/sessions?q=ZEBRA", None, {}),
     ("POST", "/api/sessions"): ("/api/sessions", {"name": "own"}, {}),
     ("POST", "/api/sessions/import"): ("/api/sessions/import", {"text": "not an export"}, {}),

@@ -427,6 +427,7 @@ class _TurnState:
         return self.turn.user_id if self.turn is not None else None
 
     def abort(self) -> None:
+        self.tools.cancel()
         if self.turn is not None:
             self.agent.store.abort_turn(self.turn)
             self.turn = None
@@ -438,6 +439,7 @@ class _TurnState:
         """Keep what streamed as ``interrupted`` (``stopped`` when the user asked, see
         ``AsyncTurn.stop``); with nothing streamed, keep the question without a reply (a retry
         shows again the reply it was replacing)."""
+        self.tools.cancel()
         if self.turn is None:
             return
         if self.parts:
@@ -859,6 +861,7 @@ class Agent:
         self.warming.wait(UPKEEP_CLOSE_WAIT)
         if self.semantic is not None:
             self.semantic.cancel(self.store)  # the index serves other agents too: it stays open
+        self.tools.close()  # tool sources (MCP servers) stop: no child process outlives the agent
         self.provider.close()
         self.store.close()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from memchat.errors import ConfigError
+from memchat.mcp_config import MCPServerConfig, has_secrets, parse_servers
 from memchat.presets import LOCAL, PRESETS, Preset
 
 APP = "memchat"
@@ -54,6 +55,7 @@ _KEYS = (
     "image_model",
     "vision",
     "max_attachment",
+    "mcp",
 )
 #: image providers and their defaults: (base URL, model, the key variable read after MEMCHAT_IMAGE_API_KEY)
 IMAGE_PROVIDERS = {
@@ -237,6 +239,10 @@ class Settings:
     vision: bool | None = None
     #: the largest file a message may carry, in bytes (``20MB``, ``500KB`` or bytes in config)
     max_attachment: int = 20 * 1024 * 1024
+    #: the MCP servers of the config file (``[mcp.servers.NAME]``), and which this run uses
+    #: (None: the enabled ones; see ``memchat.mcp_config``)
+    mcp_servers: tuple[MCPServerConfig, ...] = ()
+    mcp: tuple[str, ...] | None = None
     #: where each value came from: flag, env, config, default
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -257,6 +263,8 @@ class Settings:
             if f.name == "sources":
                 continue
             value = getattr(self, f.name)
+            if f.name == "mcp_servers":
+                value = ", ".join(f"{s.name} ({s.transport}: {s.target()})" for s in value) or None
             shown = mask(value) if f.name in ("api_key", "image_api_key") else ("" if value is None else str(value))
             rows.append((f.name, shown, self.sources.get(f.name, "default")))
         rows.append(("config_file", str(config_path()), "-"))
@@ -280,7 +288,9 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    secret = next((k for k in ("api_key", "image_api_key") if k in data), None)
+    secret: str | None = next((k for k in ("api_key", "image_api_key") if k in data), None)
+    if secret is None and has_secrets(data.get("mcp")):
+        secret = "MCP server's env or headers"
     if secret and os.name == "posix":
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
@@ -291,6 +301,9 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
     for key, value in data.items():
+        if key == "mcp":
+            data[key] = parse_servers(value, path)
+            continue
         _check_type(path, key, value)
     return data
 
@@ -427,7 +440,21 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
     vision_value = pick("vision", "MEMCHAT_VISION")
     vision = None if vision_value is None else str(vision_value).strip().lower() not in _FALSE
     max_attachment = _size(pick("max_attachment", "MEMCHAT_MAX_ATTACHMENT"))
+    mcp_value = pick("mcp", "MEMCHAT_MCP") if "mcp" in flags or env.get("MEMCHAT_MCP") else None
+    mcp: tuple[str, ...] | None = None
+    if mcp_value is not None:
+        items = mcp_value if isinstance(mcp_value, list | tuple) else [mcp_value]
+        mcp = tuple(n.strip() for item in map(str, items) for n in item.split(",") if n.strip())
+    mcp_servers: tuple[MCPServerConfig, ...] = file.get("mcp", ())
+    if mcp_servers:
+        sources["mcp_servers"] = "config"
+    if mcp is not None:
+        from memchat.mcp_config import choose
+
+        choose(mcp_servers, mcp)  # an unknown server's name: one line now, before anything starts
     return Settings(
+        mcp_servers=mcp_servers,
+        mcp=mcp,
         vision=vision,
         max_attachment=max_attachment,
         **image,

@@ -13,6 +13,7 @@ from memchat.providers.base import ChatOptions, Provider
 if TYPE_CHECKING:
     from memchat.agent import Agent
     from memchat.images.base import ImageGenerator
+    from memchat.mcp import MCPManager
     from memchat.memory.semantic import SemanticIndex
     from memchat.providers.windows import WindowBook
     from memchat.stores.base import Store
@@ -86,6 +87,9 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
     tools = ToolRegistry(builtin_tools())
     for spec in settings.tool:  # the user's own tools: a bad spec is a one-line error before anything opens
         tools.add(load_tool(spec))
+    mcp = make_mcp(settings)  # nothing starts yet: an MCP server starts at its first use
+    if mcp is not None:
+        tools.add_source(mcp)
     zone = timezone(settings.timezone)
     provider = make_provider(settings)  # before the store: a bad setting must not create a database
     if "model" in settings.sources and provider.fixed_models and settings.model not in provider.list_models():
@@ -134,6 +138,21 @@ def make_agent(settings: Settings, store: Store | None = None) -> Agent:
     agent.images = make_image_generator(settings)  # for the generate_image tool and /image
     agent.images_dir = images_dir()
     return agent
+
+
+def make_mcp(settings: Settings) -> MCPManager | None:
+    """The MCP servers this run uses (``[mcp.servers.*]`` and ``--mcp``/``MEMCHAT_MCP``), or None.
+    Nothing starts here: each server starts when a turn first offers tools (or at ``/mcp``)."""
+    from memchat.mcp_config import choose
+
+    chosen = choose(settings.mcp_servers, settings.mcp)
+    if not chosen:
+        return None
+    from memchat.config import cache_dir
+    from memchat.mcp import MCPManager, require_sdk
+
+    require_sdk()
+    return MCPManager(chosen, log_dir=cache_dir() / "mcp")
 
 
 def make_semantic_index(settings: Settings) -> SemanticIndex | None:

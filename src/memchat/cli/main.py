@@ -238,6 +238,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--allow-host", action="append", metavar="NAME", help="another Host name to answer as")
     p.add_argument("--no-migrate", dest="no_migrate", action="store_true", help="refuse a stale database schema")
     p.add_argument("--workers", type=int, default=1, help="server processes (more than one needs MEMCHAT_REDIS_URL)")
+    p.add_argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="MCP servers of config.toml to use: names, 'all' or 'none' (default: the enabled ones; env MEMCHAT_MCP)",
+    )
 
     from memchat.cli import users
 
@@ -402,7 +408,7 @@ def _long_term_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
-    """``--tools``, ``--tool``, ``--max-steps``, ``--timezone``, ``--no-date`` (and ``--yes``)."""
+    """``--tools``, ``--tool``, ``--mcp``, ``--max-steps``, ``--timezone``, ``--no-date`` (and ``--yes``)."""
     g = p.add_argument_group("tools")
     g.add_argument(
         "--tools",
@@ -415,6 +421,13 @@ def _tool_flags(p: argparse.ArgumentParser, *, approval: bool = True) -> None:
         action="append",
         metavar="MODULE:FUNCTION",
         help="add your own tool: a typed Python function (repeatable)",
+    )
+    g.add_argument(
+        "--mcp",
+        action="append",
+        metavar="NAME",
+        help="MCP servers of config.toml to use: names (repeatable or comma-separated), 'all' or 'none' "
+        "(default: those not marked enabled = false; env MEMCHAT_MCP)",
     )
     g.add_argument("--max-steps", dest="max_steps", type=int, metavar="N", help="tool rounds per turn (default 8)")
     g.add_argument("--timezone", metavar="ZONE", help="IANA time zone for the date (default: the system's)")

@@ -261,7 +261,7 @@ def _loop(state: slash.ReplState, reader: LineReader) -> None:
                 if command.startswith("//"):
                     message = message.lstrip()[1:]
                 info = state.refresh()
-                turn = state.chats.stream(info, message, attachments=tuple(state.pending))
+                turn = state.chats.stream(info, state.with_attached(message), attachments=tuple(state.pending))
                 state.pending.clear()  # sent with this turn (a refusal above keeps them for the next)
                 _run_turn(state, turn)
         except MemchatError as exc:

@@ -36,13 +36,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from memchat.factory import make_agent
 
     token = os.environ.get("MEMCHAT_SERVER_TOKEN") or None
-    settings = settings_for(args)
+    settings = settings_for(args, mcp=getattr(args, "mcp", None))
     store = None
     if args.no_migrate:  # several servers on one database: migrations are run once, on purpose
         from memchat.factory import open_store
 
         store = open_store(settings.db, migrate=False)
     agent = make_agent(settings, store=store)
+    for source in agent.tools.sources:  # an MCP server that fails or restarts: one line on stderr
+        if hasattr(source, "report"):
+            source.report = err
     accounts = isinstance(agent.store, Accounts) and bool(agent.store.users())
     if not _loopback(args.host) and not token and not accounts:
         agent.close()
@@ -69,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 **({"MEMCHAT_BASE_URL": settings.base_url} if settings.base_url else {}),
                 **({"MEMCHAT_MODEL": settings.model} if "model" in settings.sources else {}),
                 **({"MEMCHAT_NO_MIGRATE": "1"} if args.no_migrate else {}),
+                **({"MEMCHAT_MCP": ",".join(settings.mcp)} if settings.mcp is not None else {}),
             }
         )
         err(f"serving on http://{shown}:{args.port}/ with {args.workers} workers (Ctrl-C to stop)")

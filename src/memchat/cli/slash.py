@@ -19,6 +19,7 @@ from typing import Final, Literal
 
 from memchat.agent import Agent, Turn
 from memchat.cli.cli_strings import t as cli_t
+from memchat.cli.mcp_cmd import mcp_command
 from memchat.cli.render import Renderer
 from memchat.cli.repl_strings import t
 from memchat.domain import Attachment, ImageRecord, Message, Role, SessionInfo, human_size
@@ -55,6 +56,16 @@ class ReplState:
     plan_error: str | None = None
     #: files ``/attach`` read for the next message
     pending: list[Attachment] = field(default_factory=list)
+    #: context for the next message (``/mcp attach``): put before it, then forgotten
+    attached: list[str] = field(default_factory=list)
+
+    def with_attached(self, message: str) -> str:
+        """``message`` after the context attached for it (which is then used up)."""
+        if not self.attached:
+            return message
+        text = "\n\n".join([*self.attached, message])
+        self.attached = []
+        return text
 
     @property
     def agent(self) -> Agent:
@@ -539,6 +550,7 @@ COMMANDS: dict[str, Command] = {
         Command("model", "/model [NAME]", "optional", _model),
         Command("memory", "/memory [STRATEGY]", "optional", _memory),
         Command("tools", "/tools [LIST|none|all]", "optional", _tools),
+        Command("mcp", "/mcp [attach SERVER URI | prompt SERVER NAME …]", "optional", mcp_command),
         Command("image", "/image PROMPT", "required", _image),
         Command("pin", "/pin [N]", "optional", _pin),
         Command("unpin", "/unpin N", "required", _unpin),

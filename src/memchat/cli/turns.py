@@ -61,6 +61,7 @@ def memory_settings(args: argparse.Namespace, **extra: object) -> Settings:
         learn=getattr(args, "learn", None),
         tools=getattr(args, "tools", None),
         tool=getattr(args, "tool", None),
+        mcp=getattr(args, "mcp", None),
         max_steps=getattr(args, "max_steps", None),
         seed=getattr(args, "seed", None),
         timezone=getattr(args, "timezone", None),
@@ -73,6 +74,9 @@ def _agent(settings: Settings) -> Agent:
     from memchat.factory import make_agent
 
     agent: Agent = make_agent(settings)
+    for source in agent.tools.sources:  # an MCP server that fails or restarts: one line on stderr
+        if hasattr(source, "report"):
+            source.report = err
     return agent
 
 

@@ -62,3 +62,32 @@ def models(agent: CallerAgent) -> dict[str, Any]:
         "tools": agent.tools.names(),
         "images": agent.images is not None,
     }
+
+
+@router.get("/mcp")
+def mcp_servers(agent: CallerAgent) -> dict[str, Any]:
+    """The MCP servers of this server (started on first use): state, tools, resources, prompts.
+    Env and header values are never sent (``***``)."""
+    shown: list[dict[str, Any]] = []
+    for source in agent.tools.sources:
+        servers = getattr(source, "servers", None)
+        if servers is None:
+            continue
+        for s in servers():
+            shown.append(
+                {
+                    "name": s.name,
+                    "transport": s.transport,
+                    "state": s.state,
+                    "error": s.error,
+                    "env": s.env,
+                    "headers": s.headers,
+                    "tools": [
+                        {"name": t.function, "server_name": t.name, "description": t.description, "asks": t.approval}
+                        for t in s.tools
+                    ],
+                    "resources": [{"uri": uri, "name": name} for uri, name in s.resources],
+                    "prompts": [{"name": name, "description": text} for name, text in s.prompts],
+                }
+            )
+    return {"servers": shown}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -22,6 +23,10 @@ from memchat.domain import SessionInfo
 
 #: seconds a tool may run before its call is answered with a timeout error
 DEFAULT_TIMEOUT = 30.0
+
+
+class ToolError(Exception):
+    """A tool's own failure, told to the model as it is (``error: <message>``)."""
 
 
 @dataclass
@@ -42,6 +47,8 @@ class ToolContext:
     memories: Any = None
     #: what tools report back beyond their text (e.g. saved image files)
     artifacts: list[Any] = field(default_factory=list)
+    #: set when the turn is interrupted (Ctrl-C, Stop): a tool that can cancel its work does
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def now(self) -> datetime:
         from memchat.clock import now

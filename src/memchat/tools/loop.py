@@ -58,6 +58,10 @@ class ToolLoop:
         """The tool schemas as sent (for the budget: they take room in the context)."""
         return json.dumps([t.schema() for t in self.tools.values()], ensure_ascii=False) if self.tools else ""
 
+    def cancel(self) -> None:
+        """The turn ends early (interrupted, stopped, failed): a tool still running is told so."""
+        self.context.cancelled.set()
+
     def drop(self, reason: str) -> None:
         """The provider refused ``tools``: go on without them."""
         self.tools = {}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from memchat.domain import ToolCall, ToolResult
-from memchat.tools.base import Tool, ToolContext
+from memchat.tools.base import Tool, ToolContext, ToolError
 
 #: a result longer than this is cut (the model's context is precious)
 MAX_RESULT_CHARS = 16_000
@@ -46,11 +46,17 @@ def run_call(tools: Mapping[str, Tool], call: ToolCall, context: ToolContext) ->
     if isinstance(result, BaseException):
         if isinstance(result, TimeoutError):
             return ToolResult(call, f"error: the tool did not finish within {found.timeout:g} s", True, seconds)
+        if isinstance(result, ToolError):
+            return ToolResult(call, _cut(f"error: {result}"), True, seconds)
         return ToolResult(call, f"error: {type(result).__name__}: {result}", True, seconds)
     text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    return ToolResult(call, _cut(text), False, seconds)
+
+
+def _cut(text: str) -> str:
     if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f" … [cut: {len(text):,} characters]"
-    return ToolResult(call, text, False, seconds)
+        return text[:MAX_RESULT_CHARS] + f" … [cut: {len(text):,} characters]"
+    return text
 
 
 def _call_with_timeout(found: Tool, args: dict[str, Any]) -> Any:
@@ -104,7 +110,7 @@ def _check(schema: Mapping[str, Any], value: Any, where: str) -> str:
     if value is None:
         return ""  # optional parameters may be null
     kind = schema.get("type")
-    if kind in _TYPES:
+    if isinstance(kind, str) and kind in _TYPES:  # a list of types (an MCP server's schema): not checked
         ok = isinstance(value, _TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
         if not ok:
             return (
