@@ -19,6 +19,7 @@
 //   theme.js     auto, light or dark
 //   context.js   the context panel and token gauge
 //   memories.js  "What memchat remembers"
+//   tools.js     the Tools panel: memchat's own tools and each MCP server's
 // i18n.js and markdown.js are classic scripts loaded before this one (window.memchatI18n,
 // window.memchatMarkdown).
 import { api } from "./api.js";
@@ -36,6 +37,7 @@ import { closeSession, loadBranches, newSession, openSession, showChoices, wireS
 import * as sidebar from "./sidebar.js";
 import { state } from "./state.js";
 import { theme, wireTheme } from "./theme.js";
+import { loadTools, wireTools } from "./tools.js";
 import { chooseVersion, editMessage, regenerate } from "./turns.js";
 
 // the calls that go from a lower module up to a higher one
@@ -100,6 +102,7 @@ function start() {
     if (state.session) render.loadMessages().then(loadBranches).catch(report);
     sidebar.loadSessions().catch(report);
     if ($("memories-panel").open) loadMemories();
+    if ($("tools-panel").open) loadTools();
   });
   wireOffline();
   wireScroll();
@@ -111,6 +114,7 @@ function start() {
   wireContext();
   wireControls();
   wireMemories();
+  wireTools();
   onBack(catchUp);
   window.addEventListener("unhandledrejection", (event) => report(event.reason));  // a last net: said, never silent
   load().catch(report);
