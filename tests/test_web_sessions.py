@@ -72,6 +72,10 @@ def test_new_chat_stores_nothing_until_the_first_message(page: Any, site: tuple[
     assert agent.store.list_sessions() == [] and "/api/sessions" not in page.posts
     send(page, "Where is the treasure buried?")
     expect(page.locator(".msg.assistant .body").last).to_have_text("echo: Where is the treasure buried?")
+    # the last words show before the reply is stored: the turn has ended once the page has read
+    # the chat back (its message then has its Edit button)
+    expect(page.locator("#stop")).to_be_disabled()
+    expect(page.locator("#messages .msg.user:not(:has(button))")).to_have_count(0)
     [info] = agent.store.list_sessions()
     assert info.persona == "Answer like a pirate." and info.message_count == 2
     assert fake.chat_requests[-1].messages[0] == {"role": "system", "content": "Answer like a pirate."}
