@@ -151,3 +151,57 @@ def test_two_servers_take_turns_in_one_session_and_lose_nothing(
         with fresh() as c:
             stored = c.get(f"{url}/api/sessions/{sid}/messages").json()["messages"]
         assert [m["content"] for m in stored] == said  # every turn once, in order, on both
+
+
+def test_a_stop_reaches_a_worker_that_missed_the_published_request(fake_server: FakeServer, tmp_path: Path) -> None:
+    """A published stop reaches only the subscribers of that moment (a worker resubscribing after a
+    dropped connection, or one whose listener died, misses it): the request also waits in Redis,
+    and the worker running the turn reads it with the next event it shares. Here worker A runs a
+    turn and listens to nothing; worker B is asked to stop it."""
+    import asyncio
+    import uuid
+
+    from memchat.agent import Agent
+    from memchat.factory import open_store
+    from memchat.providers.openai_compat import OpenAICompatible
+    from memchat.server.fanout import RedisFanout
+    from memchat.server.runs import Runs
+
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable at {REDIS}")
+    fake_server.reset()
+    fake_server.script(FakeReply.text(*[f"w{k} " for k in range(200)], delay=0.05))  # 10 s if not stopped
+    provider = OpenAICompatible(fake_server.url, api_key="k", model="fake/model-a", max_retries=0)
+    agent = Agent(open_store(tmp_path / "db.sqlite"), provider, date_line=False)
+    namespace = uuid.uuid4().hex  # this test's own keys and channel
+
+    async def scenario() -> tuple[bool, str, float]:
+        a = Runs(fanout=RedisFanout(REDIS, worker="a", namespace=namespace))
+        b = Runs(fanout=RedisFanout(REDIS, worker="b", namespace=namespace))
+        session = agent.store.create_session("shared")
+        run = await a.start(session.id, lambda: agent.astream(session.id, "count"))
+        async for event in run.follow():  # the reply has begun
+            if event.kind == "delta":
+                break
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        said = await b.stop(session.id)
+        async for _ in run.follow(len(run.events)):  # to the turn's end
+            pass
+        took = loop.time() - began
+        await a.fanout.close()
+        await b.fanout.close()
+        return said, run.events[-1].data["status"], took
+
+    try:
+        said, status, took = asyncio.run(scenario())
+    finally:
+        agent.close()
+        fake_server.reset()
+    assert said is True
+    assert status == "stopped" and took < 5  # stopped at A's next word, not at the reply's end (10 s)

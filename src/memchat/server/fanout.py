@@ -3,13 +3,16 @@
 The worker that runs a turn claims the session (``SET NX``), appends each event to the session's
 Redis stream, and releases the claim when the turn ends; any worker replays and follows a turn
 with ``XRANGE``/``XREAD``, so ``GET …/stream?after=N`` works wherever the load balancer sends it.
-Stop requests are published; the worker running the turn stops it."""
+Stop requests are published, and also left in a key the running worker reads with each event it
+appends (a published message reaches only the subscribers of that moment); the worker running the
+turn stops it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -38,6 +41,9 @@ CLAIM_SECONDS = 3600
 #: how long one blocking read waits before the follower looks again
 BLOCK_MS = 15_000
 STOP_CHANNEL = "memchat:stop"
+log = logging.getLogger("memchat.server")
+#: how long a stop request waits in its key for the running worker's next event
+STOP_SECONDS = 30
 
 
 class RedisFanout:
@@ -56,11 +62,14 @@ class RedisFanout:
     def _claim_key(self, session_id: int) -> str:
         return f"memchat:{self._ns}:busy:{session_id}"
 
+    def _stop_key(self, session_id: int) -> str:
+        return f"memchat:{self._ns}:stop:{session_id}"
+
     async def claim(self, session_id: int) -> bool:
         """This worker runs the session's next turn (False: one runs elsewhere)."""
         got = await _answer(self._redis.set(self._claim_key(session_id), self.worker, nx=True, ex=CLAIM_SECONDS))
-        if got:
-            await _answer(self._redis.delete(self._stream(session_id)))  # event ids start again at 1
+        if got:  # event ids start again at 1; a stop asked of an earlier turn is not this one's
+            await _answer(self._redis.delete(self._stream(session_id), self._stop_key(session_id)))
         return bool(got)
 
     async def release(self, session_id: int) -> None:
@@ -70,13 +79,19 @@ class RedisFanout:
     async def running(self, session_id: int) -> bool:
         return bool(await _answer(self._redis.exists(self._claim_key(session_id))))
 
-    async def publish(self, session_id: int, event: Event) -> None:
+    async def publish(self, session_id: int, event: Event) -> bool:
+        """Append ``event`` to the session's stream; whether a stop of the turn was asked (read in
+        the same round trip)."""
         fields: dict[Any, Any] = {
             "id": event.id,
             "kind": event.kind,
             "data": json.dumps(event.data, ensure_ascii=False),
         }
-        await _answer(self._redis.xadd(self._stream(session_id), fields, maxlen=10_000, approximate=True))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(self._stream(session_id), fields, maxlen=10_000, approximate=True)
+        pipe.exists(self._stop_key(session_id))
+        _, stop = await _answer(pipe.execute())
+        return bool(stop)
 
     async def has_events(self, session_id: int) -> bool:
         return bool(await _answer(self._redis.exists(self._stream(session_id))))
@@ -99,7 +114,10 @@ class RedisFanout:
                 return  # nothing more will come (the worker died, or the turn ended long ago)
 
     async def request_stop(self, session_id: int) -> None:
-        await _answer(self._redis.publish(f"{STOP_CHANNEL}:{self._ns}", str(session_id)))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._stop_key(session_id), "1", ex=STOP_SECONDS)
+        pipe.publish(f"{STOP_CHANNEL}:{self._ns}", str(session_id))
+        await _answer(pipe.execute())
 
     async def listen(self, on_stop: Callable[[int], Awaitable[Any]]) -> None:
         """Run ``on_stop(session_id)`` for every stop request (from any worker), in the
@@ -116,6 +134,9 @@ class RedisFanout:
                             with contextlib.suppress(ValueError):
                                 await on_stop(int(message["data"]))
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    await asyncio.sleep(1.0)
+                except Exception:  # anything else ends this subscription, never the listening
+                    log.exception("memchat: the stop listener failed; subscribing again")
                     await asyncio.sleep(1.0)
 
         self._listener = asyncio.get_running_loop().create_task(loop())

@@ -45,14 +45,20 @@ class Run:
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     #: why the turn is being ended from outside, if it is ("shutdown": the server is stopping)
     ending: str | None = None
+    #: called once when another worker asked to stop this turn (seen as an event was shared)
+    on_stop_request: Callable[[], Any] | None = None
 
     async def add(self, kind: str, data: dict[str, Any]) -> None:
         event = Event(len(self.events) + 1, kind, data)
         if self.fanout is not None:
             try:
-                await self.fanout.publish(self.session_id, event)
+                stop = await self.fanout.publish(self.session_id, event)
             except MemchatError:  # Redis went away: this worker's own readers still get the turn
                 self.fanout = None
+            else:
+                if stop and not self.done and self.on_stop_request is not None:
+                    self.on_stop_request()
+                    self.on_stop_request = None
         self.events.append(event)
         if kind in ("done", "error"):
             self.done = True
@@ -117,6 +123,14 @@ class Runs:
         self._images_of = images_of
         #: several workers: turns claimed and their events shared through Redis
         self.fanout = fanout
+        #: stops asked by another worker and seen in a turn's events (kept until they are done)
+        self._stopping: set[asyncio.Task[bool]] = set()
+
+    def _stop_later(self, session_id: int) -> None:
+        """Stop the session's turn from a task of its own (the turn's task cannot await itself)."""
+        task = asyncio.get_running_loop().create_task(self.stop_local(session_id))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def get(self, session_id: int) -> Run | None:
         return self._active.get(session_id) or self._finished.get(session_id)
@@ -127,6 +141,7 @@ class Runs:
         if self.fanout is not None and not await self.fanout.claim(session_id):
             raise Busy  # another worker runs a turn in this session
         run = Run(session_id, make_turn(), fanout=self.fanout)
+        run.on_stop_request = lambda: self._stop_later(session_id)
         self._active[session_id] = run
         try:  # the question is stored before the answer starts: a reply streaming from another
             await run.turn.begin()  # process (the REPL, a script, a host without Redis) is a 409
@@ -152,6 +167,7 @@ class Runs:
         if self.fanout is not None:
             await self.fanout.claim(session.id)  # a new session: no other worker runs a turn in it
         run = Run(session.id, turn, fanout=self.fanout)
+        run.on_stop_request = lambda: self._stop_later(session.id)
         self._active[session.id] = run
         run.task = asyncio.get_running_loop().create_task(self._drive(run))
         return run
