@@ -662,7 +662,14 @@ class AsyncTurn:
             await self._saved()
             await self._lane.run(st.interrupt)
             raise
-        except (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt):
+        except asyncio.CancelledError:  # stopped: the checkpoint being written goes first, as for finish
+            try:
+                await self._saved()
+            except BaseException:  # cancelled again, or the checkpoint failed: keep the turn anyway
+                pass
+            st.interrupt()
+            raise
+        except (GeneratorExit, KeyboardInterrupt):
             st.interrupt()
             raise
         except BaseException:
