@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
+import sys
+import textwrap
 import time
 from typing import Any
 
@@ -311,6 +314,31 @@ def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows
 
 
 @needs_model
+def test_the_reply_stays_cached_when_the_recalled_block_before_it_changes(provider: LocalLlama) -> None:
+    """Recall follows the question (SmolLM2's layout ``recall_apart``), so the next prompt holds
+    the question and the reply, then the new message and a new recalled block, but not the old
+    recalled block that stood between them in the cache. The reply — usually shorter than a
+    window's moved run — is moved, not evaluated again: a turn evaluates only what is new."""
+    model = LocalLlama()  # the same loaded model (and cache) as ``provider``
+    persona = {"role": "system", "content": PERSONA}
+    chat = _long_chat(6)
+    question = {"role": "user", "content": "Write three sentences about the Danube river and its cities."}
+    recalled = {"role": "system", "content": "[Recalled] The user once took a boat from Vienna to Budapest."}
+    options = ChatOptions(max_tokens=40, temperature=0)
+    reply = "".join(c.text or "" for c in model.stream([persona, *chat, question, recalled], options=options))
+    answer = {"role": "assistant", "content": reply}
+    assert len(model.prompt_tokens([answer])) - len(model.prompt_tokens([])) > 20  # a reply worth keeping
+
+    new = {"role": "user", "content": "Which of those cities is the largest?"}
+    recalled_now = {"role": "system", "content": "[Recalled] Turn 3 was about the number 21."}
+    turn = [persona, *chat, question, answer, new, recalled_now]
+    text, evaluated = _call(model, turn)
+    assert text.strip()
+    fresh = len(model.prompt_tokens(turn)) - len(model.prompt_tokens([persona, *chat, question, answer]))
+    assert evaluated <= fresh + 8  # the new message and the new recall, not the reply again
+
+
+@needs_model
 def test_a_regenerated_reply_differs_unless_a_seed_is_set(provider: LocalLlama) -> None:
     # issue 17: the embedded model sampled every reply with seed 0, so /retry gave the same text
     question = "Name an animal and tell me one thing about it."
@@ -392,3 +420,55 @@ def test_prompt_longer_than_the_window_is_a_clear_error() -> None:
     with pytest.raises(ContextLengthExceeded, match="context window is 128"):
         agent.ask("long", "hello " * 300)
     assert agent.store.messages(agent.session("long").id) == []  # the failed turn left no trace
+
+
+_EXIT_WHILE_WORKING = textwrap.dedent(
+    """
+    import sys, threading, time
+    from memchat.errors import ProviderError
+    from memchat.providers.local_llama import LocalLlama
+    from memchat.providers.base import ChatOptions
+
+    model = LocalLlama()
+    llama = model.llama
+    if sys.argv[1] == "warming":  # the next turn's cache warmed after a reply (evaluation steps)
+        chat = [{"role": "system", "content": "You are concise."}]
+        for k in range(120):
+            chat.append({"role": "user", "content": f"Turn {k}: a fact about the number {k * 7} and a river, please."})
+            chat.append({"role": "assistant", "content": f"{k * 7} is a number; the Danube crosses ten countries."})
+        threading.Thread(target=lambda: model.prefill(chat), daemon=True).start()
+        while llama.n_tokens < 200:
+            time.sleep(0.01)
+    else:  # a summary being written on upkeep's own context (generation)
+        started = threading.Event()
+
+        def summarise():
+            messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+            try:
+                for _ in model.for_upkeep().stream(messages, options=ChatOptions(max_tokens=2000, temperature=0.8)):
+                    started.set()
+            except ProviderError:  # stopped at the exit: what memory upkeep catches
+                pass
+
+        threading.Thread(target=summarise, daemon=True).start()
+        assert started.wait(120), "no token"
+    print("exiting while the model works", flush=True)
+    """
+)
+
+
+@needs_model
+@pytest.mark.parametrize(("work", "runs"), [("warming", 8), ("summary", 1)])
+def test_the_process_exits_cleanly_while_upkeep_uses_the_model(work: str, runs: int) -> None:
+    """Memory upkeep still warming the next turn's cache or writing a summary in the background
+    when the process ends (``memchat ask`` exits, a bench finishes): it stops at its next step or
+    token and the models are freed before the interpreter's teardown — exit status 0. Before,
+    the warming thread took the model again after the exit had freed it: SIGSEGV after the last
+    line printed (most runs)."""
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT_WHILE_WORKING, work], capture_output=True, text=True, timeout=300
+        )
+        assert "exiting while the model works" in done.stdout
+        assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+        assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ other passages in the index's background worker, so a turn never waits behind a 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import threading
@@ -94,5 +95,9 @@ def semantic_index() -> VectorIndex | None:
         return None
     with _shared_lock:
         if not _shared:
-            _shared.append(VectorIndex(LocalEmbedder()))
+            index = VectorIndex(LocalEmbedder())
+            # its worker (a daemon) ends its batch and stops before the interpreter's teardown: no
+            # thread may still be inside the engine's C code when the process ends
+            atexit.register(index.close)
+            _shared.append(index)
         return _shared[0]

@@ -20,17 +20,22 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-#: a run shorter than this is not worth moving (evaluating it costs less than the bookkeeping)
+#: a run shorter than this is not moved (the tokens it would keep could be a common phrase found
+#: in another context) unless it ends the cache (``moved_run``)
 MIN_RUN = 64
-#: tokens that identify where a cached run continues in the new prompt
+#: tokens that identify where a cached run continues in the new prompt (and the shortest run moved)
 GRAM = 16
 
 
 def moved_run(cached: Sequence[int], prompt: Sequence[int], start: int) -> tuple[int, int, int] | None:
-    """The longest run ``cached[j:j+k] == prompt[i:i+k]`` with ``j, i >= start`` and
-    ``k >= MIN_RUN`` that saves more than it costs (``i - start``, the new tokens to evaluate
-    before it, stay below ``k``), as ``(j, i, k)``; None when there is none."""
-    if len(cached) - start < MIN_RUN or len(prompt) - start < MIN_RUN:
+    """The longest run ``cached[j:j+k] == prompt[i:i+k]`` with ``j, i >= start`` that saves more
+    than it costs (``i - start``, the new tokens to evaluate before it, stay below ``k``), as
+    ``(j, i, k)``; None when there is none. A run is at least ``MIN_RUN`` tokens, or at least
+    ``GRAM`` when it is the end of the cache: the reply just generated, which the next prompt
+    still holds whole when only what followed its question changed (recall placed after the
+    question: the old recalled block leaves, the reply stays — ~60 tokens at 5,000 tokens of
+    context cost a second to evaluate again)."""
+    if len(cached) - start < GRAM or len(prompt) - start < GRAM:
         return None
     where: dict[tuple[int, ...], list[int]] = {}
     for i in range(start, len(prompt) - GRAM + 1, 1):
@@ -44,7 +49,8 @@ def moved_run(cached: Sequence[int], prompt: Sequence[int], start: int) -> tuple
             k = GRAM
             while j + k < len(cached) and i + k < len(prompt) and cached[j + k] == prompt[i + k]:
                 k += 1
-            if k >= MIN_RUN and i - start < k and (best is None or k > best[2]):
+            long_enough = k >= MIN_RUN or j + k == len(cached)
+            if long_enough and i - start < k and (best is None or k > best[2]):
                 best = (j, i, k)
             longest = max(longest, k)
         if best is not None and best[0] + best[2] >= len(cached):

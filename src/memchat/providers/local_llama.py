@@ -89,6 +89,9 @@ class _Loaded:
     later_system: bool | None = None
     #: prompt tokens per second of the latest turn that evaluated enough to tell (None: none yet)
     rate: float | None = None
+    #: freed (``unload_models``, the process's exit): a thread that takes the lock after that
+    #: must not touch it (it would evaluate on freed memory: SIGSEGV)
+    closed: bool = False
 
 
 _MODELS: dict[tuple[str, int, bool], _Loaded] = {}
@@ -103,14 +106,24 @@ BACKGROUND_STEP = 64
 RATE_MIN_TOKENS = 16
 
 
+#: seconds the process's exit waits for a thread to leave the model (it stops within a step)
+EXIT_WAIT = 30.0
+
+
+class Exiting(ProviderError):
+    """The process is exiting: generation stopped between two tokens (or evaluation steps)."""
+
+
 class _Turns:
     """How many turns are using the embedded model (or waiting for it) in this process:
     background work (memory upkeep on its own context, warming the turns' cache) runs only
-    while there are none, so a reply never waits on it."""
+    while there are none, so a reply never waits on it. ``stop()`` (at the process's exit)
+    makes every generation end at its next token."""
 
     def __init__(self) -> None:
         self._active = 0
         self._idle = threading.Condition()
+        self.stopping = False
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -132,9 +145,20 @@ class _Turns:
         return self._active
 
     def wait_idle(self) -> None:
+        """Until no turn runs; ``Exiting`` once the process exits."""
         with self._idle:
-            while self._active:
+            while self._active and not self.stopping:
                 self._idle.wait()
+        self.check()
+
+    def check(self) -> None:
+        if self.stopping:
+            raise Exiting("the process is exiting: generation stopped")
+
+    def stop(self) -> None:
+        with self._idle:
+            self.stopping = True
+            self._idle.notify_all()
 
 
 TURNS = _Turns()
@@ -230,20 +254,33 @@ def unload_models() -> None:
         _MODELS.clear()
     for loaded in models:
         with loaded.lock:
+            loaded.closed = True
             loaded.llama.close()
 
 
+#: models a thread still used at exit: never freed (freeing them under it would crash the process)
+_KEPT_AT_EXIT: list[Any] = []
+
+
 def _free_at_exit() -> None:
+    """At the process's exit: stop every generation at its next token (a daemon thread writing a
+    summary, a turn of a server being shut down), wait for each model to be left, and free it
+    while llama_cpp still exists. No thread may still be inside llama.cpp when the process ends:
+    the C libraries' own teardown would crash under it (SIGSEGV after the last line printed)."""
+    TURNS.stop()
     with _LOAD_LOCK:
         models = list(_MODELS.values())
         _MODELS.clear()
+    deadline = time.monotonic() + EXIT_WAIT
     for loaded in models:
-        # a daemon thread may still be generating: never wait for it at exit
-        if loaded.lock.acquire(timeout=1.0):
+        if loaded.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
+                loaded.closed = True
                 loaded.llama.close()
             finally:
                 loaded.lock.release()
+        else:  # still in use after a step's time: never freed under the thread using it
+            _KEPT_AT_EXIT.append(loaded)
 
 
 class LocalLlama(Provider):
@@ -320,9 +357,11 @@ class LocalLlama(Provider):
         probe = self.prompt_tokens([*messages, {"role": "user", "content": "\u2063"}])
         target = rendered[: _common(rendered, probe)]  # what the next turn's prompt starts with
         while True:
-            if TURNS.busy or not loaded.lock.acquire(blocking=False):
+            if TURNS.busy or TURNS.stopping or not loaded.lock.acquire(blocking=False):
                 return False
             try:
+                if loaded.closed:  # freed meanwhile (the process is exiting)
+                    return False
                 llama = loaded.llama
                 done = min(_common(llama._input_ids[: llama.n_tokens].tolist(), target), len(target))
                 if done >= len(target):
@@ -330,7 +369,9 @@ class LocalLlama(Provider):
                 if self.shift_cache:
                     with TURNS.active():  # as evaluation steps: upkeep's context waits meanwhile
                         # a step at a time; a turn that wants the model stops it, the cache as it was
-                        moved = reuse_moved(llama, target, step=BACKGROUND_STEP, stop=lambda: TURNS.count > 1)[0]
+                        moved = reuse_moved(
+                            llama, target, step=BACKGROUND_STEP, stop=lambda: TURNS.count > 1 or TURNS.stopping
+                        )[0]
                     if moved:
                         continue  # the turns still sent are moved, not evaluated again
                     if TURNS.busy:
@@ -406,6 +447,8 @@ class LocalLlama(Provider):
             extra["grammar"] = grammar
 
         with loaded.lock:  # one generation at a time per model
+            if loaded.closed:  # freed while this call waited (the process is exiting)
+                raise Exiting("the process is exiting: the model was freed")
             llama = loaded.llama
             before = _prompt_eval(llama)
             start = time.perf_counter()
@@ -423,7 +466,9 @@ class LocalLlama(Provider):
                 while True:
                     try:
                         if self.background:
-                            TURNS.wait_idle()
+                            TURNS.wait_idle()  # gives way to turns; Exiting at the process's exit
+                        else:
+                            TURNS.check()
                         if parts is None:
                             parts = llama.create_completion(
                                 prompt=prompt,
@@ -559,7 +604,7 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
     cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
     if shift:
         TURNS.wait_idle()
-        reuse_moved(llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy)
+        reuse_moved(llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy or TURNS.stopping)
     while True:
         TURNS.wait_idle()
         done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)
