@@ -289,6 +289,60 @@ def test_summary_is_written_after_the_reply_and_covers_the_evicted_turns() -> No
     assert len(store.summaries("s")) == 2  # the old one is kept, as a record
 
 
+class Warmed(Exact):
+    """An ``Exact`` with a cache to warm, as the embedded model has: ``prefill`` records the
+    context's beginning it is given and says whether it got through (``warms``)."""
+
+    def __init__(self, *args: Any, warms: bool, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.warms = warms
+        self.prefilled: list[list[WireMessage]] = []
+
+    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+        self.prefilled.append(list(messages))
+        return self.warms
+
+
+@pytest.mark.parametrize("warms", [True, False])
+def test_a_new_summary_is_used_once_the_models_cache_holds_it(warms: bool) -> None:
+    """Issue 16: on the embedded model the first turn to use a new summary evaluated it and all
+    after it again (16 s at 7,000 tokens). Turns now go on with the summary the model's cache
+    holds until warming between turns got the new one in; when the user types faster than that,
+    the turn after ``ADOPT_AFTER`` of them uses it anyway. The budget holds meanwhile."""
+    from memchat.agent import ADOPT_AFTER
+
+    store = open_store(":memory:")
+    store.create_session("s", persona=PERSONA)
+    provider = Warmed(default="Noted.", summary="Ada lives in Lisbon.", warms=warms)
+    agent = Agent(store=store, provider=provider, memory="summary", context_window=1024, date_line=False)
+    limit = agent.budget_for("scripted-model").limit
+
+    def turn(k: int) -> ContextPlan:
+        plan = chat(agent, [filler(k)])[-1]
+        agent.warming.wait()  # the cache warmed between turns (or not: ``warms``)
+        return plan
+
+    for k in range(60):
+        turn(k)
+        if store.summaries("s"):
+            break
+    else:
+        pytest.fail("no summary was ever written")
+    head = SUMMARY_HEAD.split("(")[0]
+    if warms:  # warmed before the next message: that turn uses it
+        assert any(head in str(m["content"]) for m in provider.prefilled[-1])
+        plan = turn(100)
+        assert head in system_text(provider.main_calls()[-1]) and plan.tokens <= limit
+        return
+    for k in range(ADOPT_AFTER):  # never warmed: the summary the cache holds (none), the budget kept
+        plan = turn(100 + k)
+        assert head not in system_text(provider.main_calls()[-1]) and plan.tokens <= limit
+        assert any("the model's cache holds the newest summary" in note for note in plan.notes), plan.notes
+        assert plan.needs_summary is None  # written already: not due again
+    plan = turn(200)
+    assert head in system_text(provider.main_calls()[-1]) and plan.tokens <= limit
+
+
 def test_the_summarizers_prompt_is_chunked_to_fit_half_the_window() -> None:
     window = 1024
     agent, provider, store = setup("summary", window, summary="a short summary")

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -118,6 +119,9 @@ CONFIGURABLE = (
 LEARN_FLUSH_SECONDS = 5.0
 #: seconds ``close`` gives a memory upkeep job already running to end (a daemon: never joined)
 UPKEEP_CLOSE_WAIT = 2.0
+#: turns that go on with the summary the embedded model's cache holds while a newer one is
+#: evaluated into it between turns; the next pays for it (the user types faster than it warms)
+ADOPT_AFTER = 3
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
@@ -224,7 +228,7 @@ class _TurnState:
     def _make_plan(self, exclude: Sequence[int] = (), *, summarize: bool = True) -> ContextPlan:
         plan = self.agent._plan(
             self.info, self.asked, self.strategy, self.budget, self.model,
-            exclude=[*self.exclude, *exclude], summarize=summarize,
+            exclude=[*self.exclude, *exclude], summarize=summarize, summary_until=self.agent._summary_until(self.info),
         )  # fmt: skip
         plan.notes.extend(self.tools.notes)
         return plan
@@ -813,6 +817,10 @@ class Agent:
         self._memory = MemoryPlanner(store, provider.count_tokens, self.semantic)
         #: session id → (failed summaries in a row, turns left before the next try)
         self._summary_backoff: dict[int, tuple[int, int]] = {}
+        #: on a model that keeps its KV cache (the embedded one): session → (the last message of
+        #: the summary the turns use, turns since a newer one was written): ``_summary_until``
+        self._adopted: dict[tuple[str, int], tuple[int, int]] = {}
+        self._adopt_lock = threading.Lock()
         #: memory upkeep (summaries, the next call planned ahead) in one background thread,
         #: shared with this agent's twins
         self.upkeep = Upkeep()
@@ -1242,6 +1250,7 @@ class Agent:
             today=self.today(),
             long_term=memories,
             layout=self._layout(),
+            summary_until=self._summary_until(info),  # what the turn would use
         )
         if plan.needs_summary is not None and self.upkeep.pending(self._upkeep_key(info)):
             first, last = plan.needs_summary
@@ -1260,10 +1269,12 @@ class Agent:
         exclude: list[int],
         summarize: bool = True,
         recall: bool = True,
+        summary_until: int | None = None,
     ) -> ContextPlan:
-        """Plan a call; when a summary is due, write it first (a failure falls back to the window).
-        Without ``summarize`` no summary is written: the turns it would fold are left out. Without
-        ``recall`` nothing is searched (its room is kept: memory upkeep planning ahead)."""
+        """Plan a call; a summary that is due is written after the turn, by memory upkeep (the
+        turns it would fold are left out meanwhile: ``summarize`` only says so in the notes).
+        Without ``recall`` nothing is searched (its room is kept: memory upkeep planning ahead).
+        ``summary_until``: the newest summary the model's cache holds (``_summary_until``)."""
 
         memories, others = self._long_term(info)
 
@@ -1281,9 +1292,19 @@ class Agent:
                 long_term=memories,
                 layout=self._layout(),
                 recall=recall,
+                summary_until=summary_until,
             )
 
         plan = make(False)  # never written on the reply's path: memory upkeep writes it after the turn
+        if plan.needs_summary is not None and summary_until is not None:
+            newest = self.store.latest_summary(info.id)
+            if newest is not None and newest.last_seq > summary_until:  # written: not due, only not used yet
+                first, last = plan.needs_summary
+                plan.needs_summary = None
+                plan.notes.append(
+                    f"messages {first}–{last} are left out until the model's cache holds the newest summary "
+                    "(in the background, between turns)"
+                )
         if plan.needs_summary is not None and summarize:
             first, last = plan.needs_summary
             failures, _ = self._summary_backoff.get(info.id, (0, 0))
@@ -1314,6 +1335,7 @@ class Agent:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content
         key = self._upkeep_key(info)
+        self._count_waiting(info)
         if self.warm_cache and _prefills(self.provider):  # its own lane: never behind a summary being written
             self.warming.submit(key, lambda: self._warm_next(info, model, budget, text))
         self.upkeep.submit(key, lambda: self._keep_up(info, model, budget, text))
@@ -1362,6 +1384,10 @@ class Agent:
             info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
         )
         if plan.needs_summary is not None:
+            if self.warm_cache and _prefills(self.provider):  # before it is stored: turns keep this one
+                used = self.store.latest_summary(info.id)
+                with self._adopt_lock:
+                    self._adopted.setdefault(self._upkeep_key(info), (used.last_seq if used else 0, 0))
             try:
                 self.summarize(info, plan.needs_summary, model=model, window=budget.window)
             except ProviderError:
@@ -1381,11 +1407,47 @@ class Agent:
         """Warm the model's cache with the next call's beginning — everything before the new
         message and what recall adds — planned ahead (the window moves now when the next turn
         would overflow it). A local model only; a no-op elsewhere."""
+        newest = self.store.latest_summary(info.id)
         plan = self._plan(
             info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
         )
         head = [e for e in plan.entries if e.kind not in ("recall", "new")]
-        self.provider.prefill([e.to_wire() for e in head])
+        if self.provider.prefill([e.to_wire() for e in head]) and newest is not None:
+            with self._adopt_lock:  # the cache holds the newest summary's layout: the next turn uses it
+                key = self._upkeep_key(info)
+                if key in self._adopted:
+                    self._adopted[key] = (max(newest.last_seq, self._adopted[key][0]), 0)
+
+    def _summary_until(self, info: SessionInfo) -> int | None:
+        """The newest summary a turn uses, as its last message (None: the newest there is).
+
+        On a model that keeps the conversation in its KV cache (the embedded one), a summary
+        memory upkeep has just written changes the context's beginning: the first turn to use
+        it would evaluate it and everything after it again while the user waits (16 s at 7,000
+        tokens). So turns go on with the summary the cache holds — the turns the new one folds
+        are left out meanwhile, the budget holds — while warming evaluates the new layout into
+        the cache between turns (``_warm_next``); after ``ADOPT_AFTER`` turns without a pause
+        long enough for it, a turn uses the new one anyway."""
+        with self._adopt_lock:
+            found = self._adopted.get(self._upkeep_key(info))
+        if found is None or found[1] >= ADOPT_AFTER:
+            return None
+        return found[0]
+
+    def _count_waiting(self, info: SessionInfo) -> None:
+        """A turn ended while a newer summary waits to be warmed: one more turn waited (the one
+        that used it after ``ADOPT_AFTER`` makes it the one the cache holds)."""
+        key = self._upkeep_key(info)
+        with self._adopt_lock:
+            found = self._adopted.get(key)
+        if found is None:
+            return
+        newest = self.store.latest_summary(info.id)
+        if newest is None or newest.last_seq <= found[0]:
+            return
+        with self._adopt_lock:
+            until, waited = self._adopted.get(key, found)
+            self._adopted[key] = (newest.last_seq, 0) if waited >= ADOPT_AFTER else (until, waited + 1)
 
     def wait_for_summaries(self, timeout: float | None = None) -> bool:
         """Wait until memory upkeep (summaries) is done, or ``timeout`` seconds passed."""

@@ -161,8 +161,12 @@ class MemoryPlanner:
         long_term: bool = False,
         layout: Layout = Layout.SINGLE,
         recall: bool = True,
+        summary_until: int | None = None,
     ) -> ContextPlan:
-        """``today``: when given, a line with the date follows the persona (models cannot know it).
+        """``summary_until``: use the newest summary ending at or before that message (0: none)
+        rather than the newest of all (the embedded model's cache does not hold a newer one's
+        layout yet: ``Agent._summary_until``). ``today``: when given, a line with the date
+        follows the persona (models cannot know it).
         ``recall_all``: recall also searches the user's other sessions; ``long_term``: the
         user's long-term memories go with the call (both off in an incognito session).
         ``layout``: where recall goes (the provider's ``system_layout``); without ``recall`` the
@@ -238,6 +242,9 @@ class MemoryPlanner:
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
+        if summary is not None and summary_until is not None and summary.last_seq > summary_until:
+            earlier = [s for s in self.store.summaries(info.id) if s.last_seq <= summary_until]
+            summary = earlier[-1] if earlier else None
         use_recall = strategy in ("recall", "auto") and new is not None
         pins = self.store.pins(info.id)
         pinned_ids = {p.id for p in pins}
