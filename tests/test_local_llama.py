@@ -22,6 +22,7 @@ from memchat.config import resolve
 from memchat.domain import Chunk, Role, Status
 from memchat.errors import ConfigError, ContextLengthExceeded
 from memchat.factory import make_provider, open_store
+from memchat.memory.budget import RECALL_SECONDS
 from memchat.providers import llama_cache, local_llama
 from memchat.providers.base import ChatOptions
 from memchat.providers.local_llama import LocalLlama
@@ -218,7 +219,7 @@ def test_conversation_carries_history_and_reuses_the_kv_cache(provider: LocalLla
     # the model measured how fast it evaluates prompts: recall (new every turn) is sized to it
     rate = provider.prompt_rate()
     assert rate is not None and rate > 0
-    assert agent.budget_for(provider.model).recall_cap == int(rate * 2)
+    assert agent.budget_for(provider.model).recall_cap == int(rate * RECALL_SECONDS)
 
     stored = agent.store.messages(agent.session("chat").id)
     assert [m.role for m in stored] == [Role.USER, Role.ASSISTANT] * 3

@@ -590,7 +590,7 @@ def test_a_model_that_evaluates_prompts_slowly_gets_a_short_recall() -> None:
     question = "What is the lighthouse keeper called?"
     free = agent.context("s", question)
     assert agent.budget_for("scripted-model").recall_cap is None  # it says nothing of its speed
-    provider.prompt_rate = lambda: 40.0  # type: ignore[method-assign]
+    provider.prompt_rate = lambda: 160.0  # type: ignore[method-assign]
     assert agent.budget_for("scripted-model").recall_cap == 80
     slow = agent.context("s", question)
     recall = next(s for s in slow.sections if s.kind == "recall")

@@ -68,8 +68,11 @@ def context_window(
     return told or known or provider_default or DEFAULT_WINDOW
 
 
-#: a recall block (new every turn) may take what the model evaluates in this many seconds
-RECALL_SECONDS = 2.0
+#: a recall block (new every turn, so evaluated every turn) may take what the model evaluates in
+#: this many seconds: on the embedded model at 7,000 tokens of context, 2 s held every reply's
+#: first word back by 2 s once recall began (issue 16's 200-turn run); half a second of it is
+#: one or two recalled snippets on a long chat, more on a short one (the rate is faster there)
+RECALL_SECONDS = 0.5
 
 
 def recall_cap(prompt_rate: float | None) -> int | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 #: a run shorter than this is not moved (the tokens it would keep could be a common phrase found
@@ -60,7 +61,12 @@ def moved_run(cached: Sequence[int], prompt: Sequence[int], start: int) -> tuple
 
 
 def reuse_moved(
-    llama: Any, prompt: Sequence[int], *, step: int | None = None, stop: Callable[[], bool] | None = None
+    llama: Any,
+    prompt: Sequence[int],
+    *,
+    step: int | None = None,
+    stop: Callable[[], bool] | None = None,
+    step_lock: AbstractContextManager[Any] | None = None,
 ) -> tuple[int, int]:
     """Make ``llama``'s cache hold ``prompt``'s beginning up to the end of the longest cached run
     it still contains (see the module), so that ``generate`` evaluates only what follows:
@@ -69,7 +75,8 @@ def reuse_moved(
 
     New tokens before the run are evaluated first, as sequence 1 (which shares the prefix's
     cells), ``step`` tokens at a time; when ``stop()`` says so between two steps, they are
-    dropped and the cache is left as it was. Only then is the run moved and are they given to
+    dropped and the cache is left as it was (``step_lock`` is held for each step: background
+    work lets a turn that starts wait for the step in flight). Only then is the run moved and are they given to
     sequence 0 (llama.cpp accepts a batch of a sequence only at the position after its last
     one, and the moved run sits beyond them). A context made with one sequence
     (``two_sequences`` not used) moves a run only where nothing new precedes it."""
@@ -96,7 +103,9 @@ def reuse_moved(
     if i > start and llama_cpp.llama_n_seq_max(ctx.ctx) < 2:
         return 0, 0
     try:
-        if i > start and not _evaluate_apart(llama, prompt[start:i], start, step or llama.n_batch, stop):
+        if i > start and not _evaluate_apart(
+            llama, prompt[start:i], start, step or llama.n_batch, stop, step_lock or contextlib.nullcontext()
+        ):
             return 0, 0
         if not ctx.kv_cache_seq_rm(0, start, j):
             return 0, 0
@@ -117,7 +126,14 @@ def reuse_moved(
     return k, i - start
 
 
-def _evaluate_apart(llama: Any, tokens: Sequence[int], at: int, step: int, stop: Callable[[], bool] | None) -> bool:
+def _evaluate_apart(
+    llama: Any,
+    tokens: Sequence[int],
+    at: int,
+    step: int,
+    stop: Callable[[], bool] | None,
+    step_lock: AbstractContextManager[Any],
+) -> bool:
     """Evaluate ``tokens`` at positions ``at…`` as sequence 1, which sees the prefix before
     ``at`` (sequence 0's cells there, shared) and nothing of sequence 0 after it; ``step``
     tokens per batch. False when ``stop()`` said so between two batches (the caller drops
@@ -141,7 +157,8 @@ def _evaluate_apart(llama: Any, tokens: Sequence[int], at: int, step: int, stop:
             batch.n_seq_id[x] = 1
             batch.logits[x] = False
         batch.logits[len(part) - 1] = True
-        llama._ctx.decode(llama._batch)
+        with step_lock:
+            llama._ctx.decode(llama._batch)
     return True
 
 

@@ -124,6 +124,9 @@ class _Turns:
         self._active = 0
         self._idle = threading.Condition()
         self.stopping = False
+        #: held by background work for each evaluation step or token: a turn that starts lets
+        #: the one in flight end before it computes (two thread pools on two cores halve both)
+        self.step = threading.Lock()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -414,6 +417,8 @@ class LocalLlama(Provider):
             yield from self._stream(messages, options)
             return
         with TURNS.active():
+            with TURNS.step:  # a background step in flight ends first; no new one starts now
+                pass
             yield from self._stream(messages, options)
 
     def _stream(self, messages: Sequence[WireMessage], options: ChatOptions | None) -> Iterator[Chunk]:
@@ -480,7 +485,11 @@ class LocalLlama(Provider):
                                 stream=True,
                                 **extra,
                             )
-                        part = next(parts)
+                        if self.background:
+                            with TURNS.step:
+                                part = next(parts)
+                        else:
+                            part = next(parts)
                     except StopIteration:
                         break
                     except ValueError as exc:
@@ -604,7 +613,9 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
     cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
     if shift:
         TURNS.wait_idle()
-        reuse_moved(llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy or TURNS.stopping)
+        reuse_moved(
+            llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy or TURNS.stopping, step_lock=TURNS.step
+        )
     while True:
         TURNS.wait_idle()
         done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)
@@ -612,7 +623,8 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
             return
         llama.n_tokens = done
         try:
-            llama.eval(prompt[done : min(done + BACKGROUND_STEP, len(prompt) - 1)])
+            with TURNS.step:
+                llama.eval(prompt[done : min(done + BACKGROUND_STEP, len(prompt) - 1)])
         except (ValueError, RuntimeError):
             return  # create_completion evaluates what is left, and says what is wrong
 
