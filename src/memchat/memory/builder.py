@@ -72,14 +72,14 @@ Counter = Callable[[str], tuple[int, str]]
 def _headings(lang_zh: bool) -> dict[str, str]:
     if lang_zh:
         return {
-            "summary": "【之前对话的摘要（第 {first}–{last} 条消息）】",
+            "summary": "【之前对话的摘要】",
             "pinned": "【置顶消息】",
             "recall": "【可能相关的早先消息（按需检索）】",
             "memories": "【你对用户的长期记忆（跨会话；[m编号] 可用于 remember/forget 工具）】",
             "relevant": "【与这条消息相关的长期记忆】",
         }
     return {
-        "summary": "[Summary of the earlier conversation (messages {first}–{last})]",
+        "summary": "[Summary of the earlier conversation]",
         "pinned": "[Pinned messages]",
         "recall": "[Earlier messages that may be relevant (retrieved for this message)]",
         "memories": "[What you remember about the user from earlier chats ([mN]: an id for the remember/forget tools)]",
@@ -253,7 +253,7 @@ class MemoryPlanner:
         sections: list[Section] = list(head)
         summary_section = None
         if summary is not None:
-            text = heads["summary"].format(first=summary.first_seq, last=summary.last_seq) + "\n" + summary.content
+            text = heads["summary"] + "\n" + summary.content  # no numbers: extended, it stays a prefix
             summary_section = Section(
                 SectionKind.SUMMARY, text, text_tokens(text), note=f"messages {summary.first_seq}-{summary.last_seq}"
             )
