@@ -64,6 +64,7 @@ def _lock_free(provider: LocalLlama) -> bool:
 def _perf_prompt_evals(provider: LocalLlama) -> int:
     """Prompt tokens llama.cpp itself counts as evaluated (its own perf counter)."""
     assert llama_cpp is not None
+    llama_cpp.llama_synchronize(provider.llama.ctx)  # the counts of the last batch are added then
     return int(llama_cpp.llama_perf_context(provider.llama.ctx).n_p_eval)
 
 
@@ -292,7 +293,8 @@ def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows
         assert evaluated > kept
 
     # background work (warming the cache) evaluates what is new a step at a time and gives way to
-    # a turn between two steps: stopped, it leaves the cache exactly as it was
+    # a turn between two steps: stopped, it leaves the turns' cache exactly as it was, keeps what
+    # it evaluated beside it through the turn, and the next call goes on from there
     if shift:
         longer = {"role": "system", "content": summary["content"] + " They also talked about Kyoto in April." * 4}
         before_ids = model.llama.input_ids[: model.llama.n_tokens].tolist()
@@ -306,6 +308,15 @@ def test_turns_still_sent_stay_cached_when_the_window_moves_or_the_summary_grows
         stopped = llama_cache.reuse_moved(model.llama, prompt, step=4, stop=a_turn_wants_the_model)
         assert stopped == (0, 0) and asked == [1]  # after the first step
         assert model.llama.input_ids[: model.llama.n_tokens].tolist() == before_ids
+        assert llama_cache.apart_size(model.llama) == 4
+
+        text, _ = _call(model, [*grown, {"role": "assistant", "content": "Rome."}, last])  # the turn
+        assert text.strip() and llama_cache.apart_size(model.llama) == 4
+        before = _perf_prompt_evals(model)
+        moved, new_tokens = llama_cache.reuse_moved(model.llama, prompt, step=4)
+        assert moved > 0 and new_tokens > 8
+        assert new_tokens - 5 <= _perf_prompt_evals(model) - before <= new_tokens - 4  # not the first 4 again
+        assert llama_cache.apart_size(model.llama) == 0
 
     # the cache is one sequence again, position for position what llama-cpp-python believes it holds
     memory = model.llama._ctx.memory

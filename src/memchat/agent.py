@@ -121,7 +121,7 @@ LEARN_FLUSH_SECONDS = 5.0
 UPKEEP_CLOSE_WAIT = 2.0
 #: turns that go on with the summary the embedded model's cache holds while a newer one is
 #: evaluated into it between turns; the next pays for it (the user types faster than it warms)
-ADOPT_AFTER = 3
+ADOPT_AFTER = 5
 #: one summary folds at most this many context windows of the newest messages it is due
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall

@@ -17,8 +17,10 @@ the local model's KV cache (nothing stored, nothing another provider sees).
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 #: a run shorter than this is not moved (the tokens it would keep could be a common phrase found
@@ -74,9 +76,10 @@ def reuse_moved(
     (``(0, 0)``: nothing done, the cache is as it was).
 
     New tokens before the run are evaluated first, as sequence 1 (which shares the prefix's
-    cells), ``step`` tokens at a time; when ``stop()`` says so between two steps, they are
-    dropped and the cache is left as it was (``step_lock`` is held for each step: background
-    work lets a turn that starts wait for the step in flight). Only then is the run moved and are they given to
+    cells), ``step`` tokens at a time, holding ``step_lock`` for each step (background work lets
+    a turn that starts wait for the step in flight); when ``stop()`` says so between two steps,
+    sequence 0 is left as it was and what sequence 1 got stays for the next call
+    (``_evaluate_apart``). Only then is the run moved and are they given to
     sequence 0 (llama.cpp accepts a batch of a sequence only at the position after its last
     one, and the moved run sits beyond them). A context made with one sequence
     (``two_sequences`` not used) moves a run only where nothing new precedes it."""
@@ -102,10 +105,14 @@ def reuse_moved(
         return 0, 0
     if i > start and llama_cpp.llama_n_seq_max(ctx.ctx) < 2:
         return 0, 0
+    if i > start and n + (i - start) > llama.n_ctx():  # no free cells for them beside the cache
+        return 0, 0
+    stopped = False
     try:
         if i > start and not _evaluate_apart(
             llama, prompt[start:i], start, step or llama.n_batch, stop, step_lock or contextlib.nullcontext()
         ):
+            stopped = True  # what was evaluated stays for the next call (``_evaluate_apart``)
             return 0, 0
         if not ctx.kv_cache_seq_rm(0, start, j):
             return 0, 0
@@ -119,11 +126,42 @@ def reuse_moved(
         llama.n_tokens = start
         return 0, 0
     finally:
-        if i > start:
-            llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+        if i > start and not stopped:
+            drop_apart(llama)
     llama.input_ids[start : i + k] = prompt[start : i + k]
     llama.n_tokens = i + k
     return k, i - start
+
+
+@dataclass(slots=True)
+class _Apart:
+    """What sequence 1 holds between calls: ``done``, evaluated at positions ``at…`` after
+    ``prefix`` (sequence 0's tokens before ``at`` then)."""
+
+    at: int
+    prefix: list[int]
+    done: list[int] = field(default_factory=list)
+
+
+#: per ``Llama``: the tokens evaluated apart by a call that was stopped (warming between turns
+#: gives way to every turn; the next call goes on from there instead of starting over)
+_APART: weakref.WeakKeyDictionary[Any, _Apart] = weakref.WeakKeyDictionary()
+
+
+def apart_size(llama: Any) -> int:
+    """Cells sequence 1 holds beside the cache (a stopped warming's progress)."""
+    kept = _APART.get(llama)
+    return len(kept.done) if kept is not None else 0
+
+
+def drop_apart(llama: Any) -> None:
+    """Free sequence 1's cells (a turn that needs them, or a warming made useless)."""
+    import llama_cpp
+
+    _APART.pop(llama, None)
+    memory = llama._ctx.memory
+    if memory is not None:
+        llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
 
 
 def _evaluate_apart(
@@ -136,16 +174,28 @@ def _evaluate_apart(
 ) -> bool:
     """Evaluate ``tokens`` at positions ``at…`` as sequence 1, which sees the prefix before
     ``at`` (sequence 0's cells there, shared) and nothing of sequence 0 after it; ``step``
-    tokens per batch. False when ``stop()`` said so between two batches (the caller drops
-    sequence 1)."""
+    tokens per batch. False when ``stop()`` said so between two batches: what was evaluated
+    stays in sequence 1, and a later call for the same tokens after the same prefix goes on
+    from there (the turns in between use sequence 0 only, past it). Checked against llama.cpp
+    before it is trusted: a turn that cut the cache before it removed its cells too."""
     import llama_cpp
 
     memory = llama._ctx.memory
-    llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
-    llama_cpp.llama_memory_seq_cp(memory, 0, 1, 0, at)
+    kept = _APART.get(llama)
+    if not (
+        kept is not None
+        and kept.at == at
+        and list(tokens[: len(kept.done)]) == kept.done
+        and [int(t) for t in llama.input_ids[:at].tolist()] == kept.prefix
+        and llama_cpp.llama_memory_seq_pos_min(memory, 1) == 0
+        and llama_cpp.llama_memory_seq_pos_max(memory, 1) == at + len(kept.done) - 1
+    ):
+        llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+        llama_cpp.llama_memory_seq_cp(memory, 0, 1, 0, at)
+        kept = _APART[llama] = _Apart(at, [int(t) for t in llama.input_ids[:at].tolist()])
     batch = llama._batch.batch
     step = max(1, min(step, llama.n_batch))
-    for first in range(0, len(tokens), step):
+    for first in range(len(kept.done), len(tokens), step):
         if first and stop is not None and stop():
             return False
         part = tokens[first : first + step]
@@ -159,6 +209,7 @@ def _evaluate_apart(
         batch.logits[len(part) - 1] = True
         with step_lock:
             llama._ctx.decode(llama._batch)
+        kept.done.extend(int(t) for t in part)
     return True
 
 

