@@ -100,12 +100,16 @@ def main() -> int:
             "evaluated": stats.evaluated_tokens if stats else None,
             "summaries": summaries,
             "upkeep_pending": agent.upkeep_pending(session),
+            "moved": getattr(stats, "moved_tokens", 0),
+            "apart": getattr(stats, "apart_tokens", 0),
+            "summary": next((s.note for s in turn.plan.sections if s.kind == "summary"), ""),
         }
         rows.append(row)
         print(
             f"turn {row['turn']:>3}  TTFT {row['ttft']:6.2f} s  reply {row['reply_s']:6.2f} s  "
             f"prompt {row['prompt_tokens']}  evaluated {row['evaluated']}  summaries {summaries}"
-            f"{'  (upkeep running)' if row['upkeep_pending'] else ''}",
+            f"{'  (upkeep running)' if row['upkeep_pending'] else ''}"
+            f"  [summary {row['summary'] or '-'}, moved {row['moved']}, apart {row['apart']}]",
             flush=True,
         )
         time.sleep(args.think)

@@ -484,3 +484,17 @@ def test_the_process_exits_cleanly_while_upkeep_uses_the_model(work: str, runs: 
         assert "exiting while the model works" in done.stdout
         assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr
+
+
+def test_background_steps_are_sized_to_the_measured_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn that starts waits for the background step in flight: at 7,000 tokens of context a
+    64-token step took 0.7 s, so steps are what the model evaluates in about 0.15 s."""
+    turns = local_llama._Loaded(llama=None, formatter=None, eos="", lock=local_llama.threading.Lock())
+    monkeypatch.setattr(local_llama, "_MODELS", {("m.gguf", 8192, False): turns})
+    assert local_llama._background_step() == local_llama.BACKGROUND_STEP  # not measured yet
+    turns.rate = 90.0  # tokens/s, a long context
+    assert local_llama._background_step() == int(90.0 * local_llama.STEP_SECONDS)
+    turns.rate = 5.0
+    assert local_llama._background_step() == 8
+    turns.rate = 3000.0
+    assert local_llama._background_step() == local_llama.BACKGROUND_STEP

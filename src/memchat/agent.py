@@ -1409,8 +1409,9 @@ class Agent:
         would overflow it). A local model only; a no-op elsewhere."""
         newest = self.store.latest_summary(info.id)
         plan = self._plan(
-            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False
-        )
+            info, self._proxy(text), self.memory_for(info), budget, model, exclude=[], summarize=False, recall=False,
+            summary_until=newest.last_seq if newest is not None else 0,  # exactly the one adopted if it gets through
+        )  # fmt: skip
         head = [e for e in plan.entries if e.kind not in ("recall", "new")]
         if self.provider.prefill([e.to_wire() for e in head]) and newest is not None:
             with self._adopt_lock:  # the cache holds the newest summary's layout: the next turn uses it

@@ -70,6 +70,10 @@ class GenerationStats:
     ttft: float | None
     seconds: float
     finish_reason: str | None
+    #: cached tokens moved to new positions for this call (the window moved, the summary grew)
+    moved_tokens: int = 0
+    #: tokens a stopped warming had evaluated beside the cache when this call began
+    apart_tokens: int = 0
 
     @property
     def evaluated_tokens(self) -> int:
@@ -97,9 +101,21 @@ class _Loaded:
 _MODELS: dict[tuple[str, int, bool], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
 
-#: tokens evaluated per step by background work (memory upkeep, warming the cache): between two
-#: steps it gives way to a turn, which so waits at most one step (tens of milliseconds)
+#: tokens evaluated per step by background work (memory upkeep, warming the cache) at most:
+#: between two steps it gives way to a turn, which so waits at most one step
 BACKGROUND_STEP = 64
+#: seconds a step of background evaluation may take, at the model's measured prompt rate (a 64-token
+#: step took 0.7 s at 7,000 tokens of context: the turn that started then waited that long)
+STEP_SECONDS = 0.15
+
+
+def _background_step() -> int:
+    """Tokens per background step: ``STEP_SECONDS`` of evaluation at the turns' latest measured
+    prompt rate (slower as the context grows), 8–``BACKGROUND_STEP``."""
+    rates = [m.rate for key, m in list(_MODELS.items()) if not key[2] and m.rate]
+    if not rates:
+        return BACKGROUND_STEP
+    return max(8, min(BACKGROUND_STEP, int(min(rates) * STEP_SECONDS)))
 
 
 #: a turn that evaluates fewer prompt tokens does not tell the model's prompt rate
@@ -373,7 +389,7 @@ class LocalLlama(Provider):
                     with TURNS.active():  # as evaluation steps: upkeep's context waits meanwhile
                         # a step at a time; a turn that wants the model stops it, the cache as it was
                         moved = reuse_moved(
-                            llama, target, step=BACKGROUND_STEP, stop=lambda: TURNS.count > 1 or TURNS.stopping
+                            llama, target, step=_background_step(), stop=lambda: TURNS.count > 1 or TURNS.stopping
                         )[0]
                     if moved:
                         continue  # the turns still sent are moved, not evaluated again
@@ -381,7 +397,7 @@ class LocalLlama(Provider):
                         return False  # a turn came: it moves them itself (the cache is as it was)
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
-                    llama.eval(target[done : done + BACKGROUND_STEP])
+                    llama.eval(target[done : done + _background_step()])
             except (ValueError, RuntimeError):
                 return False
             finally:
@@ -458,7 +474,8 @@ class LocalLlama(Provider):
             before = _prompt_eval(llama)
             start = time.perf_counter()
             # the turns still there after the window moved or the summary grew: moved, not evaluated again
-            _, evaluated = reuse_moved(llama, prompt) if self.shift_cache and not self.background else (0, 0)
+            apart = apart_size(llama)
+            moved, evaluated = reuse_moved(llama, prompt) if self.shift_cache and not self.background else (0, 0)
             if apart_size(llama) and len(prompt) + max_tokens + apart_size(llama) > n_ctx:
                 drop_apart(llama)  # a stopped warming's cells: this turn needs the room
             reused = int(llama.longest_token_prefix(llama._input_ids[: llama.n_tokens].tolist(), prompt)) - evaluated
@@ -526,6 +543,8 @@ class LocalLlama(Provider):
                 ttft=ttft,
                 seconds=time.perf_counter() - start,
                 finish_reason=finish,
+                moved_tokens=moved,
+                apart_tokens=apart,
             )
         yield Chunk(usage=Usage(len(prompt), completion), finish_reason=finish or "stop")
 
@@ -612,11 +631,11 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
 
 def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
     """Evaluate all but the last token of ``prompt`` (``create_completion`` then finds the prefix
-    cached), ``BACKGROUND_STEP`` tokens at a time, each only while no turn runs."""
+    cached), ``_background_step()`` tokens at a time, each only while no turn runs."""
     if shift:
         TURNS.wait_idle()
         reuse_moved(
-            llama, prompt[:-1], step=BACKGROUND_STEP, stop=lambda: TURNS.busy or TURNS.stopping, step_lock=TURNS.step
+            llama, prompt[:-1], step=_background_step(), stop=lambda: TURNS.busy or TURNS.stopping, step_lock=TURNS.step
         )
     while True:
         TURNS.wait_idle()
@@ -626,7 +645,7 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
         llama.n_tokens = done
         try:
             with TURNS.step:
-                llama.eval(prompt[done : min(done + BACKGROUND_STEP, len(prompt) - 1)])
+                llama.eval(prompt[done : min(done + _background_step(), len(prompt) - 1)])
         except (ValueError, RuntimeError):
             return  # create_completion evaluates what is left, and says what is wrong
 
