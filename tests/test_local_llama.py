@@ -498,3 +498,19 @@ def test_background_steps_are_sized_to_the_measured_speed(monkeypatch: pytest.Mo
     assert local_llama._background_step() == 8
     turns.rate = 3000.0
     assert local_llama._background_step() == local_llama.BACKGROUND_STEP
+
+
+@needs_model
+def test_warming_a_layout_the_turns_do_not_use_yet_never_overwrites_their_cache(provider: LocalLlama) -> None:
+    """A new summary waits to be adopted while the turns still send the old one: warming its
+    layout goes beside the cache or not at all. (It once evaluated over a full cache it could
+    not add to, and the next turn, still on the old layout, evaluated 7,543 tokens again.)"""
+    model = LocalLlama()
+    persona = {"role": "system", "content": PERSONA}
+    _call(model, [persona, *_long_chat(10), {"role": "user", "content": "And the Rhine?"}])
+    before = model.llama.input_ids[: model.llama.n_tokens].tolist()
+    other = [{"role": "system", "content": "A different persona entirely."}, {"role": "user", "content": "Hello."}]
+    assert not model.prefill(other, keep=True)
+    assert model.llama.input_ids[: model.llama.n_tokens].tolist() == before
+    assert model.prefill(other)  # a layout the next turn uses: evaluated over the old one
+    assert model.llama.n_tokens < len(before)

@@ -304,9 +304,11 @@ class Warmed(Exact):
         super().__init__(*args, **kw)
         self.warms = warms
         self.prefilled: list[list[WireMessage]] = []
+        self.kept: list[bool] = []
 
-    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+    def prefill(self, messages: Sequence[WireMessage], *, keep: bool = False) -> bool:
         self.prefilled.append(list(messages))
+        self.kept.append(keep)
         return self.warms
 
 
@@ -341,6 +343,7 @@ def test_a_new_summary_is_used_once_the_models_cache_holds_it(warms: bool) -> No
         plan = turn(100)
         assert head in system_text(provider.main_calls()[-1]) and plan.tokens <= limit
         return
+    assert provider.kept[-1]  # warmed beside what the turns still send, never over it
     for k in range(ADOPT_AFTER):  # never warmed: the summary the cache holds (none), the budget kept
         plan = turn(100 + k)
         assert head not in system_text(provider.main_calls()[-1]) and plan.tokens <= limit

@@ -1413,7 +1413,9 @@ class Agent:
             summary_until=newest.last_seq if newest is not None else 0,  # exactly the one adopted if it gets through
         )  # fmt: skip
         head = [e for e in plan.entries if e.kind not in ("recall", "new")]
-        if self.provider.prefill([e.to_wire() for e in head]) and newest is not None:
+        until = self._summary_until(info)
+        waiting = until is not None and newest is not None and newest.last_seq > until  # turns still send the old
+        if self.provider.prefill([e.to_wire() for e in head], keep=waiting) and newest is not None:
             with self._adopt_lock:  # the cache holds the newest summary's layout: the next turn uses it
                 key = self._upkeep_key(info)
                 if key in self._adopted:

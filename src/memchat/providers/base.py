@@ -139,9 +139,11 @@ class Provider(abc.ABC):
         that the first turn does not pay for it; a server calls it as it starts. Nothing here."""
         return None
 
-    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+    def prefill(self, messages: Sequence[WireMessage], *, keep: bool = False) -> bool:
         """Prepare the model for a next call that starts with ``messages`` (a local model
-        evaluates them into its cache ahead of time; remote APIs need nothing). Whether it did."""
+        evaluates them into its cache ahead of time; remote APIs need nothing). Whether it did.
+        ``keep``: what the cache holds now is what the next turns still send (``messages`` is a
+        layout they will use later): never overwrite it, only add beside it."""
         return False
 
     def prompt_rate(self) -> float | None:

@@ -118,6 +118,12 @@ def _background_step() -> int:
     return max(8, min(BACKGROUND_STEP, int(min(rates) * STEP_SECONDS)))
 
 
+#: KV cells beyond the window: a new summary's tokens are evaluated beside a full cache (as
+#: llama.cpp's sequence 1) before they replace what it folds; without the room, warming a summary
+#: that came when the window was full had nowhere to go and evaluated over the turns' cache
+#: (the 200-turn run's turn 200: 7,543 tokens again, 58 s). Positions stay within the window.
+APART_ROOM = 1024
+
 #: a turn that evaluates fewer prompt tokens does not tell the model's prompt rate
 RATE_MIN_TOKENS = 16
 
@@ -232,7 +238,7 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, backgrou
             with two_sequences():  # the cache keeps moved turns (providers/llama_cache.py)
                 llama = llama_cpp.Llama(
                     model_path=str(path),
-                    n_ctx=n_ctx,
+                    n_ctx=n_ctx + APART_ROOM,  # cells: the window, and room beside it (llama_cache)
                     n_threads=threads,
                     n_threads_batch=threads,
                     verbose=verbose,
@@ -365,10 +371,13 @@ class LocalLlama(Provider):
             self._upkeep = twin
         return self._upkeep
 
-    def prefill(self, messages: Sequence[WireMessage]) -> bool:
+    def prefill(self, messages: Sequence[WireMessage], *, keep: bool = False) -> bool:
         """Evaluate ``messages`` into the turns' KV cache ahead of the next turn (after memory
         upkeep changed the context's beginning), step by step, stopping as soon as a turn wants
-        the model: the next turn then evaluates only its new message. Whether it got through."""
+        the model: the next turn then evaluates only its new message. Whether it got through.
+        ``keep``: the turns still send what the cache holds: the new tokens go beside it (moved
+        into place only once all are evaluated), never over it — when that cannot be done (no
+        run to move), nothing is done."""
         if self.background or not messages:
             return False
         loaded = self._loaded()
@@ -395,6 +404,8 @@ class LocalLlama(Provider):
                         continue  # the turns still sent are moved, not evaluated again
                     if TURNS.busy:
                         return False  # a turn came: it moves them itself (the cache is as it was)
+                if keep and llama.n_tokens - done > _background_step():
+                    return False  # it would evaluate over what the next turns still send
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
                     llama.eval(target[done : done + _background_step()])
@@ -476,7 +487,7 @@ class LocalLlama(Provider):
             # the turns still there after the window moved or the summary grew: moved, not evaluated again
             apart = apart_size(llama)
             moved, evaluated = reuse_moved(llama, prompt) if self.shift_cache and not self.background else (0, 0)
-            if apart_size(llama) and len(prompt) + max_tokens + apart_size(llama) > n_ctx:
+            if apart_size(llama) and len(prompt) + max_tokens + apart_size(llama) > int(llama.n_ctx()):
                 drop_apart(llama)  # a stopped warming's cells: this turn needs the room
             reused = int(llama.longest_token_prefix(llama._input_ids[: llama.n_tokens].tolist(), prompt)) - evaluated
             reused = max(0, min(reused, len(prompt) - 1)) if prompt else 0  # generate() replays one token
