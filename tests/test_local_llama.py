@@ -498,6 +498,12 @@ def test_background_steps_are_sized_to_the_measured_speed(monkeypatch: pytest.Mo
     assert local_llama._background_step() == 8
     turns.rate = 3000.0
     assert local_llama._background_step() == local_llama.BACKGROUND_STEP
+    # upkeep's own context (a summary's shorter prompt) at its own speed once measured
+    upkeep = local_llama._Loaded(llama=None, formatter=None, eos="", lock=local_llama.threading.Lock())
+    turns.rate = 90.0
+    assert local_llama._background_step(upkeep) == int(90.0 * local_llama.STEP_SECONDS)
+    upkeep.rate = 250.0
+    assert local_llama._background_step(upkeep) == int(250.0 * local_llama.STEP_SECONDS)
 
 
 @needs_model

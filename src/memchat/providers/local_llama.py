@@ -109,10 +109,14 @@ BACKGROUND_STEP = 64
 STEP_SECONDS = 0.15
 
 
-def _background_step() -> int:
-    """Tokens per background step: ``STEP_SECONDS`` of evaluation at the turns' latest measured
-    prompt rate (slower as the context grows), 8–``BACKGROUND_STEP``."""
-    rates = [m.rate for key, m in list(_MODELS.items()) if not key[2] and m.rate]
+def _background_step(loaded: _Loaded | None = None) -> int:
+    """Tokens per background step on ``loaded``'s context: ``STEP_SECONDS`` of evaluation at its
+    latest measured prompt rate (slower as its context grows; upkeep's summaries run on a shorter
+    one than the turns), else the turns', 8–``BACKGROUND_STEP``."""
+    if loaded is not None and loaded.rate:
+        rates = [loaded.rate]
+    else:
+        rates = [m.rate for key, m in list(_MODELS.items()) if not key[2] and m.rate]
     if not rates:
         return BACKGROUND_STEP
     return max(8, min(BACKGROUND_STEP, int(min(rates) * STEP_SECONDS)))
@@ -398,17 +402,17 @@ class LocalLlama(Provider):
                     with TURNS.active():  # as evaluation steps: upkeep's context waits meanwhile
                         # a step at a time; a turn that wants the model stops it, the cache as it was
                         moved = reuse_moved(
-                            llama, target, step=_background_step(), stop=lambda: TURNS.count > 1 or TURNS.stopping
+                            llama, target, step=_background_step(loaded), stop=lambda: TURNS.count > 1 or TURNS.stopping
                         )[0]
                     if moved:
                         continue  # the turns still sent are moved, not evaluated again
                     if TURNS.busy:
                         return False  # a turn came: it moves them itself (the cache is as it was)
-                if keep and llama.n_tokens - done > _background_step():
+                if keep and llama.n_tokens - done > _background_step(loaded):
                     return False  # it would evaluate over what the next turns still send
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
-                    llama.eval(target[done : done + _background_step()])
+                    llama.eval(target[done : done + _background_step(loaded)])
             except (ValueError, RuntimeError):
                 return False
             finally:
@@ -497,7 +501,7 @@ class LocalLlama(Provider):
             parts: Iterator[Any] | None = None
             try:
                 if self.background:  # the prompt, a step at a time, each while no turn runs
-                    _evaluate_in_steps(llama, prompt, self.shift_cache)
+                    _evaluate_in_steps(llama, prompt, self.shift_cache, _background_step(loaded))
                 while True:
                     try:
                         if self.background:
@@ -545,8 +549,7 @@ class LocalLlama(Provider):
             evaluated = max(0, int(llama.n_tokens) - len(prompt))
             completion = evaluated + 1 if finish == "length" else evaluated
             completion = max(completion, pieces)
-            if not self.background:
-                loaded.rate = _rate(before, _prompt_eval(llama)) or loaded.rate
+            loaded.rate = _rate(before, _prompt_eval(llama)) or loaded.rate  # upkeep's context: its own
             self.last_stats = GenerationStats(
                 prompt_tokens=len(prompt),
                 reused_tokens=reused,
@@ -640,14 +643,12 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
+def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool, step: int) -> None:
     """Evaluate all but the last token of ``prompt`` (``create_completion`` then finds the prefix
-    cached), ``_background_step()`` tokens at a time, each only while no turn runs."""
+    cached), ``step`` tokens at a time, each only while no turn runs."""
     if shift:
         TURNS.wait_idle()
-        reuse_moved(
-            llama, prompt[:-1], step=_background_step(), stop=lambda: TURNS.busy or TURNS.stopping, step_lock=TURNS.step
-        )
+        reuse_moved(llama, prompt[:-1], step=step, stop=lambda: TURNS.busy or TURNS.stopping, step_lock=TURNS.step)
     while True:
         TURNS.wait_idle()
         done = _common(llama._input_ids[: llama.n_tokens].tolist(), prompt)
@@ -656,7 +657,7 @@ def _evaluate_in_steps(llama: Any, prompt: list[int], shift: bool) -> None:
         llama.n_tokens = done
         try:
             with TURNS.step:
-                llama.eval(prompt[done : min(done + _background_step(), len(prompt) - 1)])
+                llama.eval(prompt[done : min(done + step, len(prompt) - 1)])
         except (ValueError, RuntimeError):
             return  # create_completion evaluates what is left, and says what is wrong
 
