@@ -221,6 +221,24 @@ def _quiet() -> None:
     logging.getLogger(_LLAMA_LOGGER).setLevel(logging.CRITICAL)
 
 
+@contextlib.contextmanager
+def _kept_quiet(verbose: bool) -> Iterator[None]:
+    """While a ``Llama`` is made: it sets llama.cpp's log level to ERROR, and llama-cpp-python maps
+    llama.cpp's warnings to ERROR (its table predates ggml's renumbering), so a warning such as
+    ``n_ctx_seq (9216) > n_ctx_train (8192)`` (the room beside the window: ``APART_ROOM``) reached
+    every user's terminal. Not verbose, the level stays where ``_quiet`` put it."""
+    made: Any = importlib.import_module("llama_cpp.llama")
+    if verbose:
+        yield
+        return
+    default = made.set_verbose
+    made.set_verbose = lambda verbose: None
+    try:
+        yield
+    finally:
+        made.set_verbose = default
+
+
 def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, background: bool = False) -> _Loaded:
     """The model at ``path`` with an ``n_ctx`` context, loaded once per process; ``background``:
     a second context of the same weights (mapped once) for memory upkeep, so that the turns'
@@ -239,7 +257,7 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, backgrou
             _quiet()
         threads = n_threads or os.cpu_count() or 1
         try:
-            with two_sequences():  # the cache keeps moved turns (providers/llama_cache.py)
+            with two_sequences(), _kept_quiet(verbose):  # the cache keeps moved turns (providers/llama_cache.py)
                 llama = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=n_ctx + APART_ROOM,  # cells: the window, and room beside it (llama_cache)
