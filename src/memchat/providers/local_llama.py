@@ -294,6 +294,12 @@ def _load(path: Path, n_ctx: int, n_threads: int | None, verbose: bool, backgrou
         return loaded
 
 
+def _close(loaded: _Loaded) -> None:
+    """Free ``loaded``'s model (its lock held): a thread that takes the lock later sees ``closed``."""
+    loaded.closed = True
+    loaded.llama.close()
+
+
 def unload_models() -> None:
     """Free every loaded model (they load again on next use)."""
     with _LOAD_LOCK:
@@ -301,8 +307,7 @@ def unload_models() -> None:
         _MODELS.clear()
     for loaded in models:
         with loaded.lock:
-            loaded.closed = True
-            loaded.llama.close()
+            _close(loaded)
 
 
 #: models a thread still used at exit: never freed (freeing them under it would crash the process)
@@ -322,8 +327,7 @@ def _free_at_exit() -> None:
     for loaded in models:
         if loaded.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             try:
-                loaded.closed = True
-                loaded.llama.close()
+                _close(loaded)
             finally:
                 loaded.lock.release()
         else:  # still in use after a step's time: never freed under the thread using it
