@@ -24,7 +24,7 @@ from memchat.memory.summarize import EXTEND, INSTRUCTIONS, summary_reply_tokens
 from memchat.providers.base import ChatOptions, WireMessage
 from memchat.stores.sqlite import SQLiteStore
 from memchat.testing import Script, ScriptedProvider
-from memchat.tokens import MESSAGE_OVERHEAD, estimate_tokens
+from memchat.tokens import MESSAGE_OVERHEAD, RATIO_BOUNDS, estimate_tokens
 
 PERSONA = "You are a terse assistant."
 #: no message numbers: a summary extended keeps its text, so the prompt's beginning stays what the
@@ -699,6 +699,31 @@ def test_exact_counts_are_never_calibrated() -> None:
     chat(agent, [filler(k) for k in range(5)])
     assert store.calibration("scripted-model") is None
 
+
+
+class Tenfold(ScriptedProvider):
+    """A server whose reported prompt size is far beyond any real tokenizer's (10× the estimate)."""
+
+    def stream(
+        self, messages: Sequence[WireMessage], *, model: str | None = None, options: ChatOptions | None = None
+    ) -> Iterator[Chunk]:
+        real = sum(10 * estimate_tokens(str(m["content"])) for m in messages)
+        for chunk in super().stream(messages, model=model, options=options):
+            if chunk.usage is not None:
+                chunk = Chunk(finish_reason=chunk.finish_reason, usage=Usage(real, 0))
+            yield chunk
+
+
+def test_a_report_beyond_the_bounds_is_not_written_again_every_turn() -> None:
+    store = open_store(":memory:")
+    store.create_session("s", persona=PERSONA)
+    agent = Agent(store=store, provider=Tenfold(default="Noted."), memory="window", context_window=8192)
+    chat(agent, [filler(k) for k in range(12)])  # the ratio settles at the upper bound
+    assert store.calibration("scripted-model") == pytest.approx(RATIO_BOUNDS[1], rel=0.02)
+    samples = lambda: store._read("SELECT samples FROM calibration")[0][0]  # noqa: E731
+    before = samples()
+    chat(agent, [filler(100 + k) for k in range(5)])
+    assert samples() == before, "a report clamped to the bound was written again every turn"
 
 # -- the tail cache and other writers ------------------------------------------------------------------
 

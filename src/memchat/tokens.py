@@ -12,6 +12,9 @@ import re
 
 #: tokens a chat template adds around each message (role markers, separators)
 MESSAGE_OVERHEAD = 4
+#: the bounds of a calibration ratio (real tokens per estimated token): a report outside them
+#: (a server that counts oddly, an image's tiles) is taken as the bound
+RATIO_BOUNDS = (0.5, 3.0)
 
 
 #: characters that cost about one token each: CJK radicals … unified ideographs and kana,

@@ -44,6 +44,7 @@ from memchat.memory.summarize import summary_reply_tokens
 from memchat.memory.tail import TailCache
 from memchat.memory.turns import SanitizedTail, sanitize, turn_starts, with_new
 from memchat.stores.base import Store
+from memchat.tokens import RATIO_BOUNDS
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class MemoryPlanner:
         """Fold a provider's reported prompt size into the model's calibration."""
         if plan.raw_estimate <= 0 or reported_prompt_tokens <= 0:
             return
-        observed = reported_prompt_tokens / plan.raw_estimate
+        observed = min(max(reported_prompt_tokens / plan.raw_estimate, RATIO_BOUNDS[0]), RATIO_BOUNDS[1])
         with self._lock:
             current = self._ratios.get(model)
         if current is not None and abs(observed - current) <= RATIO_STEP * current:

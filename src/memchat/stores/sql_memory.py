@@ -21,6 +21,7 @@ from memchat.errors import StoreError
 from memchat.stores.columns import MESSAGE_COLUMNS, format_time, parse_time
 from memchat.stores.columns import now_text as _now
 from memchat.stores.dialect import Transaction
+from memchat.tokens import RATIO_BOUNDS
 
 #: sessions whose turns may be recalled into others (an incognito session's may not);
 #: settings are stored as ``json.dumps(..., sort_keys=True)``, which writes ``"incognito": true``
@@ -28,7 +29,6 @@ NOT_INCOGNITO = "s.settings NOT LIKE '%\"incognito\": true%'"
 
 #: weight of a new observation in the calibration's moving average
 _CALIBRATION_ALPHA = 0.3
-_RATIO_BOUNDS = (0.5, 3.0)
 #: matches read per search term (newest first): the cost of a search is bounded by the terms,
 #: not by the length of the history
 PER_TERM = 64
@@ -275,7 +275,7 @@ class MemoryRecords:
 
     def record_calibration(self: _Host, model: str, observed: float) -> float:
         """Fold one observation (reported prompt tokens ÷ estimated) into the model's ratio."""
-        observed = min(max(observed, _RATIO_BOUNDS[0]), _RATIO_BOUNDS[1])
+        observed = min(max(observed, RATIO_BOUNDS[0]), RATIO_BOUNDS[1])
         with self._write() as db:
             row = db.execute("SELECT ratio, samples FROM calibration WHERE model = ?", (model,)).fetchone()
             if row is None:
