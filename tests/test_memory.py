@@ -700,7 +700,6 @@ def test_exact_counts_are_never_calibrated() -> None:
     assert store.calibration("scripted-model") is None
 
 
-
 class Tenfold(ScriptedProvider):
     """A server whose reported prompt size is far beyond any real tokenizer's (10× the estimate)."""
 
@@ -724,6 +723,7 @@ def test_a_report_beyond_the_bounds_is_not_written_again_every_turn() -> None:
     before = samples()
     chat(agent, [filler(100 + k) for k in range(5)])
     assert samples() == before, "a report clamped to the bound was written again every turn"
+
 
 # -- the tail cache and other writers ------------------------------------------------------------------
 

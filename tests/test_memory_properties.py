@@ -587,7 +587,10 @@ class OtherWriters(RuleBasedStateMachine):
                 plans = []
                 for planner in (self.planner, fresh):
                     try:
-                        plans.append(planner.plan(info, new, strategy=strategy, budget=budget, model=MODEL).wire())
+                        plan = planner.plan(info, new, strategy=strategy, budget=budget, model=MODEL)
+                        # what it sends, and what it counts (the cached planner reuses its sums)
+                        plans.append((plan.wire(), [(e.kind, e.tokens) for e in plan.entries], plan.raw_estimate))
+                        assert plan.raw_estimate == round(plan.tokens / planner.ratio(MODEL))
                     except ContextTooLong:
                         plans.append(None)  # type: ignore[arg-type]
                 assert plans[0] == plans[1], f"{strategy}: the cached planner sends something else"

@@ -32,7 +32,7 @@ from memchat.errors import (
     StreamError,
 )
 from memchat.factory import open_store
-from memchat.providers.base import ChatOptions
+from memchat.providers.base import ChatOptions, StoredWire
 from memchat.providers.openai_compat import OpenAICompatible
 from memchat.providers.sse import Event, SSEDecoder
 
@@ -97,6 +97,22 @@ def test_request_body_is_exact(fake: FakeServer, provider: OpenAICompatible) -> 
     }
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert req.headers["content-type"] == "application/json"
+
+
+def test_a_callers_messages_changed_between_calls_are_sent_as_they_are_now(
+    fake: FakeServer, provider: OpenAICompatible
+) -> None:
+    """Stored messages' JSON is kept between calls (``StoredWire``); a caller's own dicts are
+    encoded every call, so changing one in place is never sent stale."""
+    history = [StoredWire(role="user", content="kept"), StoredWire(role="assistant", content="ok")]
+    mine = {"role": "user", "content": "first"}
+    list(provider.stream([*history, mine]))
+    mine["content"] = "changed, 改了"
+    list(provider.stream([*history, mine]))
+    assert fake.last.body["messages"] == [*history, {"role": "user", "content": "changed, 改了"}]
+    list(provider.stream([{"role": "system", "content": "else"}, *history[1:]], options=ChatOptions(seed=3)))
+    assert fake.last.body["messages"] == [{"role": "system", "content": "else"}, {"role": "assistant", "content": "ok"}]
+    assert fake.last.body["seed"] == 3
 
 
 def test_options_model_override_and_extra_body(fake: FakeServer) -> None:

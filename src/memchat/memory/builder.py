@@ -21,7 +21,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from memchat.attachments.content import wire_content
 from memchat.clock import date_line
 from memchat.domain import Memory, MemoryKind, Message, Role, SessionInfo
 from memchat.errors import ContextTooLong
@@ -38,6 +37,7 @@ from memchat.memory.plan import (
     SectionKind,
     Strategy,
 )
+from memchat.memory.prefix import SentPrefix, extend, make_entry
 from memchat.memory.retrieve import memory_item, recall_turns, relevant_memories
 from memchat.memory.semantic import SemanticIndex
 from memchat.memory.summarize import summary_reply_tokens
@@ -66,6 +66,8 @@ RATIO_STEP = 0.01
 
 #: entries of stored messages kept for reuse (beyond it the memo starts again)
 ENTRIES_KEPT = 50_000
+#: sessions whose last call's messages are kept for the next (beyond it the memo starts again)
+PREFIXES_KEPT = 1_000
 
 Counter = Callable[[str], tuple[int, str]]
 
@@ -118,6 +120,8 @@ class MemoryPlanner:
         #: per stored message id: (the message object the tail cache holds, the calibration
         #: ratio, its entry), made once and reused every turn while both are the same
         self._entries: dict[int, tuple[Message, float, ContextEntry]] = {}
+        #: per session: the stored messages its last call sent, with their entries (O(new) per turn)
+        self._prefixes: dict[int, SentPrefix] = {}
 
     # -- token arithmetic -------------------------------------------------------------
 
@@ -222,7 +226,9 @@ class MemoryPlanner:
 
         if strategy == "full":
             messages = history if new is None else with_new(history, new)
-            cost = sum(msg_tokens(m) + ov for m in messages)
+            sent = self._prefixes.get(info.id)  # the last call's messages: only the rest is counted
+            cost = sent.tokens_of(messages, ratio, msg_tokens) if sent else sum(msg_tokens(m) for m in messages)
+            cost += ov * len(messages)
             system = persona_cost + ov if head else 0
             if not complete or system + cost > limit:
                 raise ContextTooLong(
@@ -233,13 +239,14 @@ class MemoryPlanner:
             full_sections = list(head)
             if recall and new is not None and (recall_all or long_term):
                 used = system + cost
+                # only the other sessions are searched (all of this one is sent): nothing to exclude
                 section = self._recall(
-                    info, new, None, {m.id for m in messages}, limit - used - ov, False, recall_all,
+                    info, new, None, set(), limit - used - ov, False, recall_all,
                     state, always, heads, text_tokens, zh, today,
                 )  # fmt: skip
                 if section is not None:
                     full_sections.append(section)
-            self._assemble(plan, full_sections, messages, new, msg_tokens, ratio, layout)
+            self._assemble(info.id, plan, full_sections, messages, new, msg_tokens, ratio, layout)
             return plan
 
         summary = self.store.latest_summary(info.id) if strategy in ("summary", "auto") else None
@@ -336,7 +343,7 @@ class MemoryPlanner:
             if section is not None:
                 sections.append(section)
         plan.omitted = len(history) - len(verbatim) + (0 if complete else 1)
-        self._assemble(plan, sections, messages, new, msg_tokens, ratio, layout)
+        self._assemble(info.id, plan, sections, messages, new, msg_tokens, ratio, layout)
         return plan
 
     @staticmethod
@@ -480,6 +487,7 @@ class MemoryPlanner:
 
     def _assemble(
         self,
+        session_id: int,
         plan: ContextPlan,
         sections: list[Section],
         messages: Sequence[Message],
@@ -498,37 +506,33 @@ class MemoryPlanner:
         apart = layout is Layout.RECALL_APART
         leading = [s for s in sections if not (apart and s.kind == "recall")]
         recalled = [s for s in sections if apart and s.kind == "recall"]
+        system = 0
         if leading:
             text = "\n\n".join(s.text for s in leading)
-            tokens = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)
+            system = sum(s.tokens for s in leading) + SEAM * (len(leading) - 1)
             kind = EntryKind.PERSONA if [x.kind for x in leading] == ["persona"] else EntryKind.SYSTEM
-            plan.entries.append(ContextEntry(Role.SYSTEM, text, tokens, kind=kind))
-        for m in messages:
+            plan.entries.append(ContextEntry(Role.SYSTEM, text, system, kind=kind))
+
+        def make(m: Message) -> ContextEntry:
             if m is new or m.id is None:
-                plan.entries.append(_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM))
-                continue
+                return make_entry(m, msg_tokens(m), EntryKind.NEW if m is new else EntryKind.VERBATIM)
             kept = self._entries.get(m.id)
             if kept is not None and kept[0] is m and kept[1] == ratio:  # the very message (the tail cache's)
-                entry = kept[2]
-            else:
-                if len(self._entries) > ENTRIES_KEPT:
-                    self._entries.clear()
-                entry = _entry(m, msg_tokens(m), EntryKind.VERBATIM)
-                self._entries[m.id] = (m, ratio, entry)
-            plan.entries.append(entry)
+                return kept[2]
+            if len(self._entries) > ENTRIES_KEPT:
+                self._entries.clear()
+            entry = make_entry(m, msg_tokens(m), EntryKind.VERBATIM)
+            self._entries[m.id] = (m, ratio, entry)
+            return entry
+
+        entries, tokens, sent = extend(self._prefixes.get(session_id), messages, new, ratio, make)
+        if len(self._prefixes) > PREFIXES_KEPT and session_id not in self._prefixes:
+            self._prefixes.clear()
+        self._prefixes[session_id] = sent
+        plan.entries.extend(entries)
         # after the new message: the next call's history has that message, not this recall, so
         # its cache stays valid up to the new message (before it, each turn would evaluate the
         # previous recall's place again: the whole block and everything after it)
         plan.entries.extend(ContextEntry(Role.SYSTEM, s.text, s.tokens, kind=EntryKind.RECALL) for s in recalled)
-        plan.raw_estimate = round(plan.tokens / ratio)
-
-
-def _entry(m: Message, tokens: int, kind: EntryKind) -> ContextEntry:
-    extra: dict[str, object] = {}
-    if m.attachments and kind is EntryKind.NEW:  # the files go whole with their turn only
-        extra["content"] = wire_content(m.content, m.attachments)
-    if m.tool_calls:
-        extra["tool_calls"] = [dict(c) for c in m.tool_calls]
-    if m.tool_call_id is not None:
-        extra["tool_call_id"] = m.tool_call_id
-    return ContextEntry(m.role, m.described, tokens, kind=kind, seq=m.seq, extra=extra or None)
+        total = system + tokens + sum(s.tokens for s in recalled) + plan.budget.overhead * len(plan.entries)
+        plan.raw_estimate = round(total / ratio)  # plan.tokens, without another pass over the entries

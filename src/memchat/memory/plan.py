@@ -18,6 +18,7 @@ from typing import Any
 
 from memchat.domain import Role
 from memchat.memory.budget import Budget
+from memchat.providers.base import StoredWire
 from memchat.tokens import MESSAGE_OVERHEAD
 
 
@@ -90,7 +91,7 @@ class ContextEntry:
         """The message as the API takes it (the same dict every time: read it, do not change it)."""
         wire = self.wire_cache
         if wire is None:
-            wire = {"role": self.role.value, "content": self.content}
+            wire = StoredWire(role=self.role.value, content=self.content)
             if self.extra:
                 wire.update(self.extra)
             object.__setattr__(self, "wire_cache", wire)

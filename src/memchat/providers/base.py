@@ -19,6 +19,14 @@ from memchat.tokens import MESSAGE_OVERHEAD, estimate_tokens
 WireMessage = dict[str, Any]
 
 
+class StoredWire(dict[str, Any]):
+    """A wire message that is made once and sent unchanged call after call (a stored message's,
+    ``ContextEntry.to_wire``): a provider may keep its encoding by the object's identity. Nobody
+    changes one once made; a caller's own dicts are plain ``dict`` and are encoded every call."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ChatOptions:
     """Per-call generation options, passed through to the provider."""

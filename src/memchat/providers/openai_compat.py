@@ -38,7 +38,7 @@ from memchat.errors import (
     ServerError,
     StreamError,
 )
-from memchat.providers.base import ChatOptions, Provider, WireMessage
+from memchat.providers.base import ChatOptions, Provider, StoredWire, WireMessage
 from memchat.providers.http_errors import status_error
 from memchat.providers.sse import Event, SSEDecoder
 from memchat.providers.windows import WindowBook, ask_server, window_in_error
@@ -56,8 +56,16 @@ MAX_BACKOFF = 8.0
 #: connections alive between turns
 MAX_STREAMS = 100
 
+#: stored messages' JSON kept for the next call (``StoredWire``); beyond it the memo starts again
+ENCODED_KEPT = 20_000
+
 #: what this process learned of servers' windows (a factory may give a provider a book kept on disk)
 _PROCESS_WINDOWS = WindowBook()
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
 
 #: close() called inside the loop schedules aclose(); keep the tasks alive until they finish
 _CLOSING: set[asyncio.Task[None]] = set()
@@ -129,6 +137,8 @@ class OpenAICompatible(Provider):
         if self._api_key:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
         self._lock = threading.Lock()
+        #: id → (a ``StoredWire`` message, its JSON): a stored message is encoded once, not every turn
+        self._encoded: dict[int, tuple[WireMessage, bytes]] = {}
         self._client: httpx.Client | None = None
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]] = {}
         #: streams open at once per event loop (``MAX_STREAMS``), and their semaphores
@@ -238,7 +248,7 @@ class OpenAICompatible(Provider):
         chosen = model or self.model
         if chosen:
             body["model"] = chosen
-        body["messages"] = list(messages)
+        body["messages"] = []  # its place among the keys: encoded apart (``_messages_json``)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         if options is not None:
@@ -253,7 +263,28 @@ class OpenAICompatible(Provider):
                         body[key] = getattr(options, key)
         if self.extra_body:
             body.update(self.extra_body)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        if "messages" in (self.extra_body or {}):  # the caller's own, as sent before
+            return _dumps(body)
+        head, tail = _dumps(body).split(b'"messages":[]', 1)
+        return head + b'"messages":' + self._messages_json(messages) + tail
+
+    def _messages_json(self, messages: Sequence[WireMessage]) -> bytes:
+        """The messages as a JSON array. A ``StoredWire`` (a stored message, sent again every turn)
+        is encoded once and its bytes reused; with the whole history each turn, encoding it again
+        was the largest part of a turn's own time (~1.5 ms at 2,000 messages)."""
+        memo = self._encoded
+        if len(memo) > ENCODED_KEPT:
+            memo.clear()
+        parts = []
+        for m in messages:
+            if type(m) is not StoredWire:
+                parts.append(_dumps(m))
+                continue
+            kept = memo.get(id(m))
+            if kept is None or kept[0] is not m:  # (the memo holds the message: its id is not reused)
+                kept = memo[id(m)] = (m, _dumps(m))
+            parts.append(kept[1])
+        return b"[" + b",".join(parts) + b"]"
 
     def _request(
         self, client: httpx.Client | httpx.AsyncClient, method: str, path: str, content: bytes | None
