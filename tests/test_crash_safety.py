@@ -36,6 +36,7 @@ import campaign
 from fakeserver import FakeServer
 from memchat.domain import Role, Status
 from memchat.factory import open_store
+from memchat.stores.sqlite import SQLiteStore
 from serving import serve_process
 
 pytestmark = [pytest.mark.campaign, pytest.mark.slow]
@@ -169,6 +170,9 @@ def audit(db: str, told_done: dict[str, bool]) -> dict[str, int]:
     """Open the database as the next process would (which recovers it), then count the faults."""
     corrupt = 0
     if not db.startswith("postgres"):
+        with open_store(db) as store:  # the index changes the killed turns queued, applied (as by a search)
+            assert isinstance(store, SQLiteStore)
+            store.settle_search()
         raw = sqlite3.connect(db)
         corrupt += raw.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
         corrupt += len(raw.execute("PRAGMA foreign_key_check").fetchall())

@@ -613,6 +613,7 @@ def test_a_model_that_evaluates_prompts_slowly_gets_a_short_recall() -> None:
 def test_context_shows_what_the_next_call_sends_and_writes_nothing() -> None:
     agent, provider, store = setup("auto", 1024)
     chat(agent, [filler(k) for k in range(40)])
+    store.settle_search()  # the turns' index changes (a search, as /context's recall, applies them first)
     before = "\n".join(store._dialect.connection.iterdump())
     plan = agent.context("s", "What did I say first?")
     assert "\n".join(store._dialect.connection.iterdump()) == before

@@ -67,11 +67,12 @@ from memchat.memories.service import MemoryService
 from memchat.memory.budget import Budget, context_window, recall_cap
 from memchat.memory.builder import MemoryPlanner
 from memchat.memory.plan import STRATEGIES, ContextEntry, ContextPlan, Layout
+from memchat.memory.quiet import QuietWorker
 from memchat.memory.semantic import SemanticIndex, default_index
 from memchat.memory.summarize import summarize
 from memchat.memory.upkeep import Upkeep
 from memchat.providers.base import ChatOptions, Provider
-from memchat.stores.base import Store, TurnHandle
+from memchat.stores.base import SearchBacklog, Store, TurnHandle
 from memchat.titles import first_words, is_generated_name, model_title
 from memchat.tokens import MESSAGE_OVERHEAD
 from memchat.tools.base import Tool, ToolContext
@@ -126,6 +127,15 @@ ADOPT_AFTER = 5
 #: (an imported or long-unsummarized history would take a local model minutes); what is
 #: older stays reachable by recall
 FOLD_WINDOWS = 2
+
+
+#: search-index changes applied per step when the turns leave room (``SearchBacklog``)
+SEARCH_STEP = 100
+
+
+def _settle_step(store: SearchBacklog) -> bool:
+    """One step of bringing ``store``'s search indexes up to date; whether more is left."""
+    return store.settle_search(SEARCH_STEP) >= SEARCH_STEP
 
 
 def _prefills(provider: Provider) -> bool:
@@ -826,6 +836,13 @@ class Agent:
         self.upkeep = Upkeep()
         #: warming the model's cache for the next turn: a lane of its own
         self.warming = Upkeep()
+        #: the search indexes' backlog (SQLite) applied once the turns leave room, off the reply's
+        #: path (shared with this agent's twins: one database)
+        self._settler = (
+            QuietWorker(functools.partial(_settle_step, store), name="memchat-search")
+            if isinstance(store, SearchBacklog)
+            else None
+        )
         #: the async turns' blocking work (planning, the database), their starts first (shared
         #: with this agent's twins: one server's turns queue in one lane)
         self.lane = Lane("memchat-turns")
@@ -871,6 +888,8 @@ class Agent:
             self._learner.close()
         self.upkeep.close()  # what waits is done by the next process (its first turn finds it due)
         self.warming.close()
+        if self._settler is not None:
+            self._settler.close()  # what is not indexed yet is by the next search, first
         # a job already running gets a moment to end before its provider closes under it
         self.upkeep.wait(UPKEEP_CLOSE_WAIT)
         self.warming.wait(UPKEEP_CLOSE_WAIT)
@@ -1331,6 +1350,8 @@ class Agent:
         the model's cache with the context's new beginning — so the next turn waits on none of it.
         The first exchange of a session gives it its title (``_title``)."""
         self._title(state)
+        if self._settler is not None:  # the turn's messages into the search indexes, when there is room
+            self._settler.notice()
         if self.memory_for(state.info) not in ("summary", "auto") or state.user is None:
             return
         info, model, budget, text = state.info, state.model, state.budget, state.user.content

@@ -359,6 +359,16 @@ class Migrating(Protocol):
         ...
 
 
+@runtime_checkable
+class SearchBacklog(Protocol):
+    """A store whose search indexes follow the messages after the turn rather than within it
+    (SQLite: ``search_backlog``); every search brings them up to date first."""
+
+    def settle_search(self, limit: int | None = None) -> int:
+        """Apply the queued index changes, ``limit`` at most (None: all); how many were applied."""
+        ...
+
+
 class SessionRef:
     """A session bound to its store: read and edit one conversation's messages.
 

@@ -37,6 +37,9 @@ _WORD_STATS: weakref.WeakKeyDictionary[object, tuple[int, float]] = weakref.Weak
 SHORT_TERM_SPAN = 4_000
 #: indexed trigrams a two-character term expands to, at most (the most frequent ones)
 EXPANSIONS = 48
+#: queued index changes applied per transaction (``settle_search``): a deleted session's
+#: thousands of messages never hold the write lock for long at once
+SETTLE_BATCH = 500
 
 
 def _phrase(term: str) -> str:
@@ -67,6 +70,39 @@ class SQLiteStore(SQLStore):
 
     # -- search: FTS5 ---------------------------------------------------------------------
 
+    def settle_search(self, limit: int | None = None) -> int:
+        """Apply the full-text indexes' backlog (m015: what changes to messages queued for them),
+        oldest first, ``limit`` changes per transaction (None: all of it); how many were applied.
+        Memory upkeep calls it after a turn; every search calls it first, so a search always sees
+        every settled message. Cheap when there is nothing to do (one indexed read)."""
+        applied = 0
+        while self._read("SELECT 1 FROM search_backlog LIMIT 1"):
+            with self._write() as db:
+                rows = db.execute(
+                    "SELECT n, message_id, old_content, old_words, new_content, new_words FROM search_backlog "
+                    "ORDER BY n LIMIT ?",
+                    (limit or SETTLE_BATCH,),
+                ).fetchall()
+                for _, mid, old_content, old_words, new_content, new_words in rows:
+                    if old_content is not None:
+                        db.execute(
+                            "INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', ?, ?)",
+                            (mid, old_content),
+                        )
+                        db.execute(
+                            "INSERT INTO messages_words (messages_words, rowid, words) VALUES ('delete', ?, ?)",
+                            (mid, old_words),
+                        )
+                    if new_content is not None:
+                        db.execute("INSERT INTO messages_fts (rowid, content) VALUES (?, ?)", (mid, new_content))
+                        db.execute("INSERT INTO messages_words (rowid, words) VALUES (?, ?)", (mid, new_words))
+                if rows:
+                    db.execute("DELETE FROM search_backlog WHERE n <= ?", (rows[-1][0],))
+            applied += len(rows)
+            if limit is not None:
+                break
+        return applied
+
     def search(
         self,
         terms: Sequence[str],
@@ -87,6 +123,7 @@ class SQLiteStore(SQLStore):
         short_terms = [t for t in terms if 0 < len(t) < 3]
         if not long_terms and not short_terms:
             return []
+        self.settle_search()
         cols = ", ".join("m." + c.strip() for c in MESSAGE_COLUMNS.split(","))
         scope, params = self._scope(session, before_seq, exclude_session)
         found: dict[int, SearchHit] = {}
@@ -154,6 +191,7 @@ class SQLiteStore(SQLStore):
             return []
         if session is None and not self.has_other_sessions(exclude_session):
             return []  # the user has no other session with messages: nothing to search
+        self.settle_search()
         n, average = self._word_stats()
         span = ""
         span_params: list[Any] = []
