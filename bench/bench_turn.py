@@ -10,13 +10,18 @@ streaming a fixed 4-chunk reply), at H = 0, 100 and 1,000 prior turns, it times:
   of one session in one process; the history grows by one turn per sample, as in a real chat);
 - ``floor``: bare httpx + json: post the whole history, read the SSE stream, append the reply
   (what any client must do; no storage);
+- ``same``: the floor sending what the library sends besides the history — its system message
+  (persona and date line) and its four tool schemas (~2.4 KB the server also parses each turn);
 - ``openai``: the official openai SDK doing the same as the floor;
 - ``memchat ask``: the whole CLI process (start, load the session, call, store, exit).
 
 Then the embedded model (SmolLM2-135M via llama-cpp-python): time to first token at turns 1
 and 20 of one conversation, which shows whether the KV cache of the shared prefix is reused.
 
-Prints median milliseconds. Targets: library ≤ 1.2× floor at every H (issue 16); ``memchat ask`` ≤ 200 ms
+Cells are taken in ``--rounds`` alternating rounds (floor, same, library) and the median of the
+rounds' medians is printed: this machine's speed drifts between seconds, and a ratio of two cells
+taken minutes apart measured the drift. Prints median milliseconds. Targets: library ≤ 1.2× floor
+at every H (issue 16); ``memchat ask`` ≤ 200 ms
 at H=100; embedded TTFT at turn 20 ≤ 1.5× turn 1.
 """
 
@@ -70,16 +75,22 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def bench_library(url: str, db: Path, h: int, n: int) -> float:
+def bench_library(url: str, db: Path, h: int, n: int) -> tuple[float, dict[str, Any]]:
+    """The median turn, and the body of the last request (what the ``same`` floor sends too)."""
     from memchat import Agent, OpenAICompatible
     from memchat.stores.sqlite import SQLiteStore
 
+    class Recording(OpenAICompatible):
+        last = b""
+
+        def _payload(self, *args: Any, **kwargs: Any) -> bytes:
+            self.last = super()._payload(*args, **kwargs)
+            return self.last
+
     seed_db(db, "lib", h)
+    provider = Recording(base_url=url, model="bench")
     # the whole history every turn, as the floor sends it (memory "full", a window that holds it)
-    agent = Agent(
-        store=SQLiteStore(db), provider=OpenAICompatible(base_url=url, model="bench"), memory="full",
-        context_window=10_000_000,
-    )  # fmt: skip
+    agent = Agent(store=SQLiteStore(db), provider=provider, memory="full", context_window=10_000_000)
     agent.ask("lib", "warm up")
     samples = []
     for i in range(n):
@@ -87,7 +98,7 @@ def bench_library(url: str, db: Path, h: int, n: int) -> float:
         agent.ask("lib", f"question {i}")
         samples.append(time.perf_counter() - t)
     agent.close()
-    return median_ms(samples)
+    return median_ms(samples), json.loads(provider.last)
 
 
 def _read_sse_text(lines: Any) -> str:
@@ -104,16 +115,19 @@ def _read_sse_text(lines: Any) -> str:
     return "".join(parts)
 
 
-def bench_floor(url: str, h: int, n: int) -> float:
+def bench_floor(url: str, h: int, n: int, like: dict[str, Any] | None = None) -> float:
+    """``like``: a library request whose system message and tools the floor sends too."""
     import httpx
 
-    msgs = [{"role": "system", "content": "You are a concise assistant."}, *history(h)]
+    system = like["messages"][0]["content"] if like else "You are a concise assistant."
+    extra = {"tools": like["tools"]} if like and like.get("tools") else {}
+    msgs = [{"role": "system", "content": system}, *history(h)]
     client = httpx.Client(base_url=url)
     samples = []
     for i in range(n + 1):
         t = time.perf_counter()
         msgs.append({"role": "user", "content": f"question {i}"})
-        body = {"model": "bench", "messages": msgs, "stream": True, "stream_options": {"include_usage": True}}
+        body = {"model": "bench", "messages": msgs, "stream": True, "stream_options": {"include_usage": True}, **extra}
         with client.stream("POST", "/chat/completions", json=body) as resp:
             resp.raise_for_status()
             text = _read_sse_text(resp.iter_lines())
@@ -188,6 +202,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20, help="measured turns per cell (library, floor, openai)")
     parser.add_argument("--procs", type=int, default=10, help="measured `memchat ask` processes per H")
     parser.add_argument("--skip-local", action="store_true", help="skip the embedded-model TTFT")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of floor, same and library")
+    parser.add_argument("--skip-cli", action="store_true", help="skip the openai SDK and `memchat ask` columns")
     args = parser.parse_args()
 
     # as an install does: compiled bytecode, so processes do not recompile memchat each start
@@ -202,13 +218,20 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"loopback server {url}; median ms per turn ({args.turns} turns, {args.procs} processes)")
-            print(f"{'H':>6} {'floor':>9} {'library':>9} {'lib/floor':>10} {'openai':>9} {'memchat ask':>12}")
+            head = f"{'H':>6} {'floor':>8} {'same':>8} {'library':>8} {'lib/floor':>10} {'lib/same':>9}"
+            print(head + f" {'openai':>9} {'memchat ask':>12}")
             for h in HISTORIES:
-                floor = bench_floor(url, h, args.turns)
-                lib = bench_library(url, Path(tmp) / f"lib{h}.db", h, args.turns)
-                sdk = bench_openai(url, h, args.turns)
-                cli = bench_cli(url, Path(tmp) / "home", h, args.procs)
-                print(f"{h:>6} {floor:>9.2f} {lib:>9.2f} {lib / floor:>9.2f}x {sdk:>9.2f} {cli:>12.1f}", flush=True)
+                floors, sames, libs = [], [], []
+                for r in range(args.rounds):
+                    floors.append(bench_floor(url, h, args.turns))
+                    lib, like = bench_library(url, Path(tmp) / f"lib{h}-{r}.db", h, args.turns)
+                    sames.append(bench_floor(url, h, args.turns, like))
+                    libs.append(lib)
+                floor, same, lib = (statistics.median(x) for x in (floors, sames, libs))
+                sdk = bench_openai(url, h, args.turns) if not args.skip_cli else float("nan")
+                cli = bench_cli(url, Path(tmp) / "home", h, args.procs) if not args.skip_cli else float("nan")
+                line = f"{h:>6} {floor:>8.2f} {same:>8.2f} {lib:>8.2f} {lib / floor:>9.2f}x {lib / same:>8.2f}x"
+                print(line + f" {sdk:>9.2f} {cli:>12.1f}", flush=True)
     finally:
         server.terminate()
         server.wait()

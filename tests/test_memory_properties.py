@@ -290,6 +290,7 @@ def test_every_plan_keeps_the_invariants(
 ) -> None:
     world = make_world(events, persona, pin_picks, summary, ratio, in_flight, other)
     store = world.store
+    store.settle_search()  # the index changes queued by the writes (a search applies them first)
     before = snapshot(store)
     # a retry plans without the turn it replaces (the last user message and what follows it)
     users = [k for k, m in enumerate(world.stored) if m.role is Role.USER]
