@@ -846,8 +846,11 @@ def play_recall(server: RecallServer, script: Script, strategy: str, db: Path, s
                 row.kinds.append(fact.kind)
                 row.missed.append(fact.value)
             continue
-        sent = server.server.last.messages  # the turn's call (a summary call comes before it)
-        assert not server.is_summary_request(sent)
+        # the turn's call: the newest that is not a summary (memory upkeep writes those after the
+        # turn, in the background, so one may already have followed it)
+        sent = next(
+            r.messages for r in reversed(server.server.chat_requests) if not server.is_summary_request(r.messages)
+        )
         row.tokens.append(turn.plan.tokens)
         if fact is not None:
             row.request_tokens.append(
