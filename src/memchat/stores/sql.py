@@ -132,6 +132,10 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def _bulk_written(self) -> None:
+        """An import or a fork has just written many messages: what the engine defers per message
+        (SQLite's search backlog) is done now, by the bulk write, not by the next turn."""
+
     def _write(self) -> contextlib.AbstractContextManager[Transaction]:
         """One write transaction (``Dialect.write``)."""
         return self._dialect.write()
@@ -457,6 +461,7 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                 "UPDATE sessions SET last_seq = (SELECT COUNT(*) FROM messages WHERE session_id = ?) WHERE id = ?",
                 (sid, sid),
             )
+        self._bulk_written()
         return self.get_session(sid)
 
     def delete_session(self, session: SessionKey) -> None:
@@ -711,4 +716,5 @@ class SQLStore(TurnRecords, VersionRecords, MemoryRecords, MemoriesRecords, Vect
                 insert_image(db, sid, im, seqs[im.after_seq - 1] if im.after_seq else 0)
             updated = _format_time(info.updated) if info.updated else _now()
             db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (updated, sid))
+        self._bulk_written()
         return self.get_session(sid)

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memchat.domain import ImageRecord, Memory, Message, SearchHit, SessionInfo, SessionKey, Summary
+from memchat.domain import Memory, SearchHit, SessionKey
 from memchat.memory.terms import fts_query
-from memchat.stores.base import ImportedVersion
 from memchat.stores.columns import MESSAGE_COLUMNS
 from memchat.stores.sql import LOCAL_USER as LOCAL_USER
 from memchat.stores.sql import SQLStore
@@ -69,27 +68,8 @@ class SQLiteStore(SQLStore):
                 return cls(url[len(prefix) :] or ":memory:", migrate=migrate)
         return cls(url, migrate=migrate)
 
-    def import_session(
-        self,
-        info: SessionInfo,
-        messages: Sequence[Message],
-        *,
-        summaries: Sequence[Summary] = (),
-        pins: Sequence[int] = (),
-        images: Sequence[ImageRecord] = (),
-        versions: Sequence[ImportedVersion] = (),
-    ) -> SessionInfo:
-        """As ``SQLStore.import_session``, and the imported messages indexed for search now: a bulk
-        write's indexing belongs to it, not to the first turn that searches (0.6 s at 20,000)."""
-        made = super().import_session(info, messages, summaries=summaries, pins=pins, images=images, versions=versions)
-        self.settle_search()
-        return made
-
-    def fork_session(self, session: SessionKey, new_name: str | None = None, *, at: int | None = None) -> SessionInfo:
-        """As ``SQLStore.fork_session``, the copied messages indexed for search now (as an import)."""
-        made = super().fork_session(session, new_name, at=at)
-        self.settle_search()
-        return made
+    def _bulk_written(self) -> None:
+        self.settle_search()  # an import's indexing is its own (the first search after 20,000 took 0.6 s)
 
     # -- search: FTS5 ---------------------------------------------------------------------
 
