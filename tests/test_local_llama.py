@@ -520,3 +520,32 @@ def test_warming_a_layout_the_turns_do_not_use_yet_never_overwrites_their_cache(
     assert model.llama.input_ids[: model.llama.n_tokens].tolist() == before
     assert model.prefill(other)  # a layout the next turn uses: evaluated over the old one
     assert model.llama.n_tokens < len(before)
+
+
+@needs_model
+def test_the_prompt_rate_does_not_count_the_pause_before_a_turn(provider: LocalLlama) -> None:
+    """llama.cpp books a batch's time when the context next synchronizes: the batch warming
+    evaluated before the user's pause was booked in the next turn, pause included (the rate fell
+    to ~4 tokens/s in a REPL after a few long replies, and recall got 1 token)."""
+    options = ChatOptions(max_tokens=8)
+    history: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are brief."},
+        {"role": "user", "content": "Name three rivers in Europe, please, with the countries they cross."},
+    ]
+    reply = "".join(c.text or "" for c in provider.stream(history, options=options))
+    history += [
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "And three long rivers in Asia, with their lengths in kilometres?"},
+    ]
+    honest = provider.prompt_rate()
+    assert honest is not None
+    assert provider.prefill(history)  # warming between turns: evaluated, its logits never read
+    time.sleep(2.0)  # the user reads
+    asked = [
+        *history,
+        {"role": "assistant", "content": "Sure."},
+        {"role": "user", "content": "Which of them is the longest, and how long is it?"},
+    ]
+    list(provider.stream(asked, options=options))
+    rate = provider.prompt_rate()
+    assert rate is not None and rate > honest / 3, (honest, rate)

@@ -643,9 +643,16 @@ class LocalLlama(Provider):
 
 
 def _prompt_eval(llama: Any) -> tuple[int, float]:
-    """llama.cpp's own running count of prompt tokens evaluated, and the milliseconds it took."""
+    """llama.cpp's own running count of prompt tokens evaluated, and the milliseconds it took.
+
+    llama.cpp books a batch's time when the context next synchronizes (when logits are read):
+    a batch that warming evaluated before the user's pause was booked at the next turn's first
+    sample, pause included, and the measured rate fell to 4 tokens/s after a few long replies
+    (recall then got 1 token, background steps 8). Synchronized first, the batches before the
+    turn are booked before it, not in it."""
     import llama_cpp
 
+    llama_cpp.llama_synchronize(llama.ctx)
     perf = llama_cpp.llama_perf_context(llama.ctx)
     return int(perf.n_p_eval), float(perf.t_p_eval_ms)
 
