@@ -38,7 +38,7 @@ class QuietWorker:
         self._closed = False
 
     def notice(self) -> None:
-        """A turn ended (or began): there may be work, and a turn may follow at once."""
+        """A turn ended: there may be work, and another turn may follow at once."""
         with self._cond:
             if self._closed:
                 return

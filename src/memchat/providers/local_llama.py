@@ -407,6 +407,7 @@ class LocalLlama(Provider):
         if self.background or not messages:
             return False
         loaded = self._loaded()
+        step = _background_step(loaded)  # its rate moves with the turns, not during this
         rendered = self.prompt_tokens(messages)
         probe = self.prompt_tokens([*messages, {"role": "user", "content": "\u2063"}])
         target = rendered[: _common(rendered, probe)]  # what the next turn's prompt starts with
@@ -423,18 +424,16 @@ class LocalLlama(Provider):
                 if self.shift_cache:
                     with TURNS.active():  # as evaluation steps: upkeep's context waits meanwhile
                         # a step at a time; a turn that wants the model stops it, the cache as it was
-                        moved = reuse_moved(
-                            llama, target, step=_background_step(loaded), stop=lambda: TURNS.count > 1 or TURNS.stopping
-                        )[0]
+                        moved = reuse_moved(llama, target, step=step, stop=lambda: TURNS.count > 1 or TURNS.stopping)[0]
                     if moved:
                         continue  # the turns still sent are moved, not evaluated again
                     if TURNS.busy:
                         return False  # a turn came: it moves them itself (the cache is as it was)
-                if keep and llama.n_tokens - done > _background_step(loaded):
+                if keep and llama.n_tokens - done > step:
                     return False  # it would evaluate over what the next turns still send
                 llama.n_tokens = done  # eval() drops the cache beyond it
                 with TURNS.active():  # upkeep on the other context waits meanwhile (2 cores, not 4 threads)
-                    llama.eval(target[done : done + _background_step(loaded)])
+                    llama.eval(target[done : done + step])
             except (ValueError, RuntimeError):
                 return False
             finally:

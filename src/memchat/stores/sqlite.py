@@ -76,8 +76,9 @@ class SQLiteStore(SQLStore):
     def settle_search(self, limit: int | None = None) -> int:
         """Apply the full-text indexes' backlog (m015: what changes to messages queued for them),
         oldest first, ``limit`` changes per transaction (None: all of it); how many were applied.
-        Memory upkeep calls it after a turn; every search calls it first, so a search always sees
-        every settled message. Cheap when there is nothing to do (one indexed read)."""
+        The agent's ``QuietWorker`` calls it when the turns leave room, an import or a fork at its
+        end, and a search first whenever what waits could be found (``_settle_for``), so a search
+        always sees every settled message. Cheap when there is nothing to do (one indexed read)."""
         applied = 0
         while self._read("SELECT 1 FROM search_backlog LIMIT 1"):
             with self._write() as db:
